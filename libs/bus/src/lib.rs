@@ -1,0 +1,113 @@
+//! Bashu's bus: every NATS subject, stream, consumer and header lives here, with the typed
+//! publish (awaiting acks, idempotency keys, trace context) and the durable consume (ack after
+//! success, bounded retries, dead letters) that every service uses. Services never format a
+//! subject string themselves.
+
+mod consume;
+mod error;
+mod events;
+mod inspect;
+pub mod headers;
+mod subjects;
+mod topology;
+
+pub use async_nats;
+pub use consume::{DeadLetter, Delivery, Failure, Handler};
+pub use error::{Error, Result};
+pub use events::{Event, Route};
+pub use subjects::Subjects;
+pub use topology::{ConsumerSpec, DEAD_LETTERS, FEEDS, INGEST_BUCKET, REGISTRY_BUCKET, Retry, RetryConfig, STORIES, Topology};
+
+use async_nats::{HeaderMap, jetstream};
+use bytes::Bytes;
+use futures::future::try_join_all;
+
+/// A connection to the bus with its names. Cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    subjects: Subjects,
+    topology: Topology,
+}
+
+/// What JetStream said about a stored publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The stream's sequence number of the message.
+    pub sequence: u64,
+    /// True when the `Nats-Msg-Id` had been seen inside the duplicate window: nothing new stored.
+    pub duplicate: bool,
+}
+
+impl Bus {
+    /// A bus over an established connection.
+    pub fn new(client: async_nats::Client, subjects: Subjects, topology: Topology) -> Self {
+        let js = jetstream::new(client.clone());
+        Self { client, js, subjects, topology }
+    }
+
+    /// Connects to `url` (one or several comma-separated servers), retrying until the server is
+    /// up and reconnecting forever after, as a service should.
+    pub async fn connect(url: &str, name: &str, subjects: Subjects, topology: Topology) -> Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .retry_on_initial_connect()
+            .connect(url)
+            .await
+            .map_err(|e| Error::nats(format!("connect to {url}"), e))?;
+        Ok(Self::new(client, subjects, topology))
+    }
+
+    /// The names on this bus.
+    pub fn subjects(&self) -> &Subjects {
+        &self.subjects
+    }
+
+    /// The underlying core NATS client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The underlying JetStream context.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// True while the client is connected to a server.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Publishes one event and waits for JetStream to store it.
+    pub async fn publish<E: Event>(&self, event: &E) -> Result<Published> {
+        let mut published = self.publish_all(std::slice::from_ref(event)).await?;
+        Ok(published.remove(0))
+    }
+
+    /// Publishes every event with all acknowledgements in flight at once, then waits for all of
+    /// them. Returns in the order given; fails if any publish failed (re-publishing the whole set
+    /// is harmless: each event carries its idempotency key).
+    pub async fn publish_all<E: Event>(&self, events: &[E]) -> Result<Vec<Published>> {
+        let mut pending = Vec::with_capacity(events.len());
+        for event in events {
+            let route = event.route(&self.subjects)?;
+            let mut headers = HeaderMap::new();
+            headers.insert(headers::MSG_ID, route.msg_id.as_str());
+            headers.insert(headers::EVENT_TYPE, E::TYPE);
+            headers::inject_trace_context(&mut headers);
+            let payload = Bytes::from(event.encode_to_vec());
+            let ack = self
+                .js
+                .publish_with_headers(route.subject.clone(), headers, payload)
+                .await
+                .map_err(|e| Error::nats(format!("publish to {}", route.subject), e))?;
+            pending.push(async move {
+                ack.await
+                    .map(|ack| Published { sequence: ack.sequence, duplicate: ack.duplicate })
+                    .map_err(|e| Error::nats(format!("ack of {}", route.subject), e))
+            });
+        }
+        try_join_all(pending).await
+    }
+}

@@ -1,0 +1,139 @@
+//! Every subject, stream, consumer and bucket name, with the optional isolation prefix.
+
+use crate::{Error, Result};
+
+/// Names on the bus. With a prefix `t1`, subject `bashu.story.submitted.511083` becomes
+/// `t1.bashu.story.submitted.511083` and stream `STORIES` becomes `T1_STORIES`, so parallel tests
+/// (or two deployments sharing one NATS account) never see each other's traffic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subjects {
+    subject_prefix: String,
+    name_prefix: String,
+}
+
+impl Subjects {
+    /// Names with the given prefix; an empty prefix gives the production names.
+    pub fn new(prefix: &str) -> Result<Self> {
+        if prefix.is_empty() {
+            return Ok(Self::default());
+        }
+        if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || prefix.len() > 32 {
+            return Err(Error::InvalidToken { what: "prefix", value: prefix.to_owned() });
+        }
+        Ok(Self { subject_prefix: format!("{prefix}."), name_prefix: format!("{}_", prefix.to_ascii_uppercase()) })
+    }
+
+    fn subject(&self, rest: &str) -> String {
+        format!("{}bashu.{rest}", self.subject_prefix)
+    }
+
+    /// The name of a stream, key-value bucket or object store, prefixed.
+    pub(crate) fn name(&self, base: &str) -> String {
+        format!("{}{base}", self.name_prefix)
+    }
+
+    /// `bashu.story.submitted.<origin>`: ingest accepted a story version.
+    pub fn story_submitted(&self, origin: &str) -> Result<String> {
+        Ok(self.subject(&format!("story.submitted.{}", token(origin)?)))
+    }
+
+    /// `bashu.story.decided.<origin>`: moderation decided on a story version.
+    pub fn story_decided(&self, origin: &str) -> Result<String> {
+        Ok(self.subject(&format!("story.decided.{}", token(origin)?)))
+    }
+
+    /// `bashu.story.published.<origin>`: distribution placed a version in its audience's feeds.
+    pub fn story_published(&self, origin: &str) -> Result<String> {
+        Ok(self.subject(&format!("story.published.{}", token(origin)?)))
+    }
+
+    /// `bashu.story.receipt.<county>`: a county confirms it has a story version.
+    pub fn story_receipt(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("story.receipt.{}", token(county)?)))
+    }
+
+    /// `bashu.feed.<county>.story`: a story version in a county's feed.
+    pub fn feed_story(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("feed.{}.story", token(county)?)))
+    }
+
+    /// `bashu.feed.<county>.>`: everything in one county's feed.
+    pub fn feed_of(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("feed.{}.>", token(county)?)))
+    }
+
+    /// `bashu.dlq.<consumer>`: messages a consumer gave up on.
+    pub fn dead_letter(&self, consumer: &str) -> Result<String> {
+        Ok(self.subject(&format!("dlq.{}", token(consumer)?)))
+    }
+
+    /// `bashu.story.published.>`: every publication record.
+    pub fn all_story_published(&self) -> String {
+        self.subject("story.published.>")
+    }
+
+    /// The county of a feed subject (`bashu.feed.<county>.<kind>`), if it is one.
+    pub fn feed_county<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        let rest = subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.feed.")?;
+        rest.split('.').next()
+    }
+
+    pub(crate) fn all_story_events(&self) -> String {
+        self.subject("story.>")
+    }
+
+    /// `bashu.story.submitted.>`: every submission.
+    pub fn all_story_submitted(&self) -> String {
+        self.subject("story.submitted.>")
+    }
+
+    pub(crate) fn all_story_decided(&self) -> String {
+        self.subject("story.decided.>")
+    }
+
+    /// `bashu.feed.>`: every county's feed.
+    pub fn all_feeds(&self) -> String {
+        self.subject("feed.>")
+    }
+
+    pub(crate) fn all_dead_letters(&self) -> String {
+        self.subject("dlq.>")
+    }
+}
+
+/// A subject token: non-empty, no `.`, `*`, `>` or white space, at most 64 bytes.
+fn token(value: &str) -> Result<&str> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid { Ok(value) } else { Err(Error::InvalidToken { what: "subject token", value: value.to_owned() }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_names_have_no_prefix() {
+        let s = Subjects::new("").unwrap();
+        assert_eq!(s.story_submitted("511083").unwrap(), "bashu.story.submitted.511083");
+        assert_eq!(s.feed_of("500153").unwrap(), "bashu.feed.500153.>");
+        assert_eq!(s.name("STORIES"), "STORIES");
+    }
+
+    #[test]
+    fn prefix_isolates_subjects_and_names() {
+        let s = Subjects::new("t42").unwrap();
+        assert_eq!(s.feed_story("500153").unwrap(), "t42.bashu.feed.500153.story");
+        assert_eq!(s.name("FEEDS"), "T42_FEEDS");
+    }
+
+    #[test]
+    fn wildcards_and_dots_are_refused_in_tokens() {
+        let s = Subjects::default();
+        for bad in ["", "5001.53", "*", ">", "a b", "500153>"] {
+            assert!(s.feed_story(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Subjects::new("a.b").is_err());
+    }
+}

@@ -1,0 +1,292 @@
+//! Streams, key-value buckets and durable consumers: their configuration and their creation.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, DeliverPolicy, pull},
+    kv,
+    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
+};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::{Bus, Error, Result};
+
+/// The story life-cycle events: submitted, decided, published, receipts. Also the ledger.
+pub const STORIES: &str = "STORIES";
+/// Every county's feed; one durable consumer per county.
+pub const FEEDS: &str = "FEEDS";
+/// Messages a consumer gave up on, with the reason in a header.
+pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
+/// Alliances and partnerships (key-value bucket).
+pub const REGISTRY_BUCKET: &str = "REGISTRY";
+/// Ingest's durable record of every accepted story version (key-value bucket).
+pub const INGEST_BUCKET: &str = "INGEST_ACCEPTED";
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Settings that differ between a laptop and a production cluster.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    /// Stream replicas: 1 on a single server, 3 on a production cluster.
+    pub replicas: usize,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Self { replicas: 1 }
+    }
+}
+
+/// How a durable consumer retries.
+#[derive(Clone, Debug)]
+pub struct Retry {
+    /// How long the server waits for an ack before it redelivers (a crashed handler's message
+    /// comes back after this).
+    pub ack_wait: Duration,
+    /// Handler attempts before the message goes to the dead-letter stream.
+    pub max_deliver: u32,
+    /// Delay before attempt n+1 after attempt n failed (the last entry repeats).
+    pub backoff: Vec<Duration>,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 5,
+            backoff: vec![Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(30)],
+        }
+    }
+}
+
+/// [`Retry`] as it appears in a configuration file (milliseconds).
+#[derive(Clone, Debug, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// See [`Retry::ack_wait`].
+    pub ack_wait_ms: u64,
+    /// See [`Retry::max_deliver`].
+    pub max_deliver: u32,
+    /// See [`Retry::backoff`].
+    pub backoff_ms: Vec<u64>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let retry = Retry::default();
+        Self {
+            ack_wait_ms: retry.ack_wait.as_millis() as u64,
+            max_deliver: retry.max_deliver,
+            backoff_ms: retry.backoff.iter().map(|d| d.as_millis() as u64).collect(),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// Checks the values make sense.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.ack_wait_ms < 100 {
+            return Err("ack_wait_ms must be at least 100".into());
+        }
+        if !(1..=1000).contains(&self.max_deliver) {
+            return Err("max_deliver must be between 1 and 1000".into());
+        }
+        Ok(())
+    }
+}
+
+impl From<&RetryConfig> for Retry {
+    fn from(config: &RetryConfig) -> Self {
+        Self {
+            ack_wait: Duration::from_millis(config.ack_wait_ms),
+            max_deliver: config.max_deliver,
+            backoff: config.backoff_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+        }
+    }
+}
+
+impl Retry {
+    pub(crate) fn delay_after(&self, attempt: u32) -> Duration {
+        let index = (attempt.max(1) as usize - 1).min(self.backoff.len().saturating_sub(1));
+        self.backoff.get(index).copied().unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// A durable pull consumer: which stream, which name, which subjects.
+#[derive(Clone, Debug)]
+pub struct ConsumerSpec {
+    pub(crate) stream: String,
+    pub(crate) durable: String,
+    pub(crate) filter: String,
+    pub(crate) retry: Retry,
+}
+
+impl ConsumerSpec {
+    /// The durable name.
+    pub fn durable(&self) -> &str {
+        &self.durable
+    }
+
+    /// The stream it reads.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    pub(crate) fn config(&self) -> pull::Config {
+        pull::Config {
+            durable_name: Some(self.durable.clone()),
+            filter_subject: self.filter.clone(),
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: self.retry.ack_wait,
+            // One more than the handler's attempts: if the process dies during the last attempt,
+            // the server still hands the message back once, and it is dead-lettered then.
+            max_deliver: i64::from(self.retry.max_deliver) + 1,
+            max_ack_pending: 1_000,
+            ..Default::default()
+        }
+    }
+}
+
+impl Bus {
+    fn stream_configs(&self) -> Vec<stream::Config> {
+        let s = &self.subjects;
+        let base = stream::Config {
+            retention: RetentionPolicy::Limits,
+            storage: StorageType::File,
+            discard: DiscardPolicy::Old,
+            num_replicas: self.topology.replicas,
+            ..Default::default()
+        };
+        vec![
+            stream::Config {
+                name: s.name(STORIES),
+                description: Some("story life-cycle events (the ledger)".into()),
+                subjects: vec![s.all_story_events()],
+                max_age: 400 * DAY,
+                // Resubmissions from a county's CMS come back within a day.
+                duplicate_window: DAY,
+                ..base.clone()
+            },
+            stream::Config {
+                name: s.name(FEEDS),
+                description: Some("every county's feed".into()),
+                subjects: vec![s.all_feeds()],
+                max_age: 90 * DAY,
+                // Longer than any redelivery of distribution's input (ack_wait x max_deliver).
+                duplicate_window: Duration::from_secs(3600),
+                ..base.clone()
+            },
+            stream::Config {
+                name: s.name(DEAD_LETTERS),
+                description: Some("messages consumers gave up on, with the reason".into()),
+                subjects: vec![s.all_dead_letters()],
+                max_age: 30 * DAY,
+                duplicate_window: Duration::from_secs(3600),
+                ..base
+            },
+        ]
+    }
+
+    /// Creates or updates every stream and bucket. Every service calls this at start-up; it is
+    /// idempotent, and it is the only place streams are defined.
+    pub async fn provision(&self) -> Result<()> {
+        for config in self.stream_configs() {
+            let name = config.name.clone();
+            self.js
+                .create_or_update_stream(config)
+                .await
+                .map_err(|e| Error::nats(format!("create stream {name}"), e))?;
+        }
+        self.registry_bucket().await?;
+        self.ingest_bucket().await?;
+        Ok(())
+    }
+
+    async fn bucket(&self, base: &str, history: i64) -> Result<kv::Store> {
+        let bucket = self.subjects.name(base);
+        self.js
+            .create_or_update_key_value(kv::Config {
+                bucket: bucket.clone(),
+                history,
+                storage: StorageType::File,
+                num_replicas: self.topology.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::nats(format!("create bucket {bucket}"), e))
+    }
+
+    /// Alliances and partnerships.
+    pub async fn registry_bucket(&self) -> Result<kv::Store> {
+        self.bucket(REGISTRY_BUCKET, 10).await
+    }
+
+    /// Ingest's idempotency records.
+    pub async fn ingest_bucket(&self) -> Result<kv::Store> {
+        self.bucket(INGEST_BUCKET, 1).await
+    }
+
+    /// Moderation reads every submitted story.
+    pub fn moderation_consumer(&self, retry: Retry) -> ConsumerSpec {
+        ConsumerSpec {
+            stream: self.subjects.name(STORIES),
+            durable: "moderation".into(),
+            filter: self.subjects.all_story_submitted(),
+            retry,
+        }
+    }
+
+    /// Distribution reads every moderation decision.
+    pub fn distribution_consumer(&self, retry: Retry) -> ConsumerSpec {
+        ConsumerSpec {
+            stream: self.subjects.name(STORIES),
+            durable: "distribution".into(),
+            filter: self.subjects.all_story_decided(),
+            retry,
+        }
+    }
+
+    /// A county's own feed consumer, `feed-<code>`, which the county reads and acks.
+    pub fn county_feed_consumer(&self, county: &str) -> Result<ConsumerSpec> {
+        Ok(ConsumerSpec {
+            stream: self.subjects.name(FEEDS),
+            durable: format!("feed-{county}"),
+            filter: self.subjects.feed_of(county)?,
+            // A county's consumer never gives up: the county must get everything, late or not.
+            retry: Retry { ack_wait: Duration::from_secs(30), max_deliver: u32::MAX - 1, backoff: vec![] },
+        })
+    }
+
+    /// Creates or updates the feed consumer of every given county, a few at a time.
+    pub async fn provision_county_feeds<'a>(&self, counties: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let feeds = self
+            .js
+            .get_stream(self.subjects.name(FEEDS))
+            .await
+            .map_err(|e| Error::nats("get stream FEEDS", e))?;
+        let specs = counties.into_iter().map(|c| self.county_feed_consumer(c)).collect::<Result<Vec<_>>>()?;
+        futures::stream::iter(specs)
+            .map(|spec| {
+                let feeds = &feeds;
+                async move {
+                    let mut config = spec.config();
+                    config.max_deliver = -1;
+                    feeds
+                        .create_consumer(config)
+                        .await
+                        .map_err(|e| Error::nats(format!("create consumer {}", spec.durable), e))
+                }
+            })
+            .buffer_unordered(16)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+    }
+
+    /// The JetStream stream handle of a stream named by its base name (`STORIES`, `FEEDS`, ...).
+    pub async fn stream(&self, base: &str) -> Result<jetstream::stream::Stream> {
+        let name = self.subjects.name(base);
+        self.js.get_stream(&name).await.map_err(|e| Error::nats(format!("get stream {name}"), e))
+    }
+}

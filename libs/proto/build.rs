@@ -1,0 +1,34 @@
+//! Compiles `proto/` with protox (no system protoc) into prost messages, tonic services and
+//! pbjson serde impls (the canonical proto3 JSON mapping).
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let files = [
+        "bashu/story/v1/story.proto",
+        "bashu/story/v1/events.proto",
+        "bashu/alert/v1/alert.proto",
+        "bashu/registry/v1/registry.proto",
+        "bashu/ingest/v1/ingest_service.proto",
+        "bashu/admin/v1/registry_service.proto",
+    ];
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+
+    let descriptors = protox::compile(files, [&proto_root])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    let descriptor_bytes = descriptors.encode_to_vec();
+    fs::write(out_dir.join("bashu_descriptor.bin"), &descriptor_bytes)?;
+
+    tonic_prost_build::configure()
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .compile_fds(descriptors)?;
+
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptor_bytes)?
+        .build(&[".bashu"])?;
+    Ok(())
+}

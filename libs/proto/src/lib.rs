@@ -1,0 +1,88 @@
+//! Rust types for Bashu's event contract (`proto/`): prost messages, tonic services and the
+//! canonical proto3 JSON mapping (serde, through pbjson).
+
+/// The encoded `FileDescriptorSet` of every Bashu `.proto` file, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bashu_descriptor.bin"));
+
+/// Re-exported so that users name one timestamp type.
+pub use pbjson_types::Timestamp;
+
+macro_rules! generated {
+    ($file:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $file, ".rs"));
+        include!(concat!(env!("OUT_DIR"), "/", $file, ".serde.rs"));
+    };
+}
+
+/// Generated code; documented in the `.proto` files.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod story {
+    /// `bashu.story.v1`: the canonical story and its life-cycle events.
+    pub mod v1 {
+        generated!("bashu.story.v1");
+    }
+}
+
+/// Generated code; documented in the `.proto` files.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod alert {
+    /// `bashu.alert.v1`: CAP 1.2 alerts and their per-county events.
+    pub mod v1 {
+        generated!("bashu.alert.v1");
+    }
+}
+
+/// Generated code; documented in the `.proto` files.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod registry {
+    /// `bashu.registry.v1`: counties, alliances, partnerships.
+    pub mod v1 {
+        generated!("bashu.registry.v1");
+    }
+}
+
+/// Generated code; documented in the `.proto` files.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod ingest {
+    /// `bashu.ingest.v1`: the story submission API.
+    pub mod v1 {
+        generated!("bashu.ingest.v1");
+    }
+}
+
+/// Generated code; documented in the `.proto` files.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod admin {
+    /// `bashu.admin.v1`: the operators' API.
+    pub mod v1 {
+        generated!("bashu.admin.v1");
+    }
+}
+
+/// Timestamps from and to wall-clock time.
+pub mod time {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use pbjson_types::Timestamp;
+
+    /// The current time as a protobuf timestamp.
+    pub fn now() -> Timestamp {
+        from_system_time(SystemTime::now())
+    }
+
+    /// A wall-clock time as a protobuf timestamp.
+    pub fn from_system_time(t: SystemTime) -> Timestamp {
+        let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        Timestamp {
+            seconds: since_epoch.as_secs() as i64,
+            nanos: since_epoch.subsec_nanos() as i32,
+        }
+    }
+
+    /// A protobuf timestamp as a wall-clock time; `None` when it is out of range.
+    pub fn to_system_time(t: &Timestamp) -> Option<SystemTime> {
+        let seconds = u64::try_from(t.seconds).ok()?;
+        let nanos = u32::try_from(t.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+        UNIX_EPOCH.checked_add(Duration::new(seconds, nanos))
+    }
+}

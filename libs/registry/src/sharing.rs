@@ -1,0 +1,245 @@
+//! Alliances and bilateral partnerships: stored in the registry key-value bucket, read through
+//! a live view that follows every change without a restart.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, RwLock},
+};
+
+use async_nats::jetstream::kv::{self, Operation};
+use bashu_bus::Bus;
+use bashu_proto::registry::v1::{Alliance, Partnership};
+use futures::StreamExt;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::{Counties, Error, Result};
+
+const ALLIANCE_KEY: &str = "alliance.";
+const PARTNERSHIP_KEY: &str = "partnership.";
+
+/// Every alliance and partnership at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct SharingGraph {
+    alliances: BTreeMap<String, Alliance>,
+    partnerships: BTreeMap<String, Partnership>,
+}
+
+impl SharingGraph {
+    /// An alliance by id.
+    pub fn alliance(&self, id: &str) -> Option<&Alliance> {
+        self.alliances.get(id)
+    }
+
+    /// Every alliance, by id.
+    pub fn alliances(&self) -> impl Iterator<Item = &Alliance> {
+        self.alliances.values()
+    }
+
+    /// Every partnership.
+    pub fn partnerships(&self) -> impl Iterator<Item = &Partnership> {
+        self.partnerships.values()
+    }
+
+    /// The bilateral partners of a county.
+    pub fn partners_of<'a>(&'a self, county: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.partnerships.values().filter_map(move |p| {
+            if p.county_a == county {
+                Some(p.county_b.as_str())
+            } else if p.county_b == county {
+                Some(p.county_a.as_str())
+            } else {
+                None
+            }
+        })
+    }
+
+    fn apply(&mut self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let corrupt = |source| Error::Corrupt { key: key.to_owned(), source };
+        if let Some(id) = key.strip_prefix(ALLIANCE_KEY) {
+            match value {
+                Some(bytes) => {
+                    self.alliances.insert(id.to_owned(), Alliance::decode(bytes).map_err(corrupt)?);
+                }
+                None => {
+                    self.alliances.remove(id);
+                }
+            }
+        } else if let Some(pair) = key.strip_prefix(PARTNERSHIP_KEY) {
+            match value {
+                Some(bytes) => {
+                    self.partnerships.insert(pair.to_owned(), Partnership::decode(bytes).map_err(corrupt)?);
+                }
+                None => {
+                    self.partnerships.remove(pair);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A live, cheaply cloned view of the sharing graph.
+#[derive(Clone, Debug, Default)]
+pub struct SharingView {
+    current: Arc<RwLock<Arc<SharingGraph>>>,
+}
+
+impl SharingView {
+    /// The graph as it is now.
+    pub fn current(&self) -> Arc<SharingGraph> {
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut SharingGraph) -> Result<()>) -> Result<()> {
+        let mut guard = self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = (**guard).clone();
+        change(&mut next)?;
+        *guard = Arc::new(next);
+        Ok(())
+    }
+}
+
+/// Reads and writes alliances and partnerships, validating them against the counties.
+#[derive(Clone)]
+pub struct SharingStore {
+    kv: kv::Store,
+    counties: Arc<Counties>,
+}
+
+impl SharingStore {
+    /// Opens the registry bucket on `bus`.
+    pub async fn open(bus: &Bus, counties: Arc<Counties>) -> Result<Self> {
+        Ok(Self { kv: bus.registry_bucket().await?, counties })
+    }
+
+    fn current_code(&self, field: String, code: &str) -> Result<String> {
+        self.counties
+            .resolve(code)
+            .map(|r| r.county.code.clone())
+            .map_err(|e| Error::Invalid { field, reason: e.to_string() })
+    }
+
+    /// Validates and stores an alliance (old member codes become current ones, repeats are
+    /// dropped). Returns what was stored.
+    pub async fn put_alliance(&self, alliance: Alliance) -> Result<Alliance> {
+        let valid_id = !alliance.id.is_empty()
+            && alliance.id.len() <= 32
+            && alliance.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid_id {
+            return Err(Error::Invalid { field: "id".into(), reason: "1-32 of a-z, 0-9 and -".into() });
+        }
+        if alliance.name.trim().is_empty() {
+            return Err(Error::Invalid { field: "name".into(), reason: "required".into() });
+        }
+        let mut members = BTreeSet::new();
+        for (i, code) in alliance.members.iter().enumerate() {
+            members.insert(self.current_code(format!("members[{i}]"), code)?);
+        }
+        if members.len() < 2 {
+            return Err(Error::Invalid { field: "members".into(), reason: "an alliance needs at least two counties".into() });
+        }
+        let stored = Alliance { members: members.into_iter().collect(), ..alliance };
+        self.put(format!("{ALLIANCE_KEY}{}", stored.id), stored.encode_to_vec()).await?;
+        Ok(stored)
+    }
+
+    /// Removes an alliance.
+    pub async fn delete_alliance(&self, id: &str) -> Result<()> {
+        self.kv
+            .delete(format!("{ALLIANCE_KEY}{id}"))
+            .await
+            .map_err(|e| Error::Store { operation: "delete", source: e.into() })
+    }
+
+    /// Validates and stores a bilateral partnership. Returns what was stored (codes current,
+    /// the lower code first).
+    pub async fn put_partnership(&self, partnership: Partnership) -> Result<Partnership> {
+        let a = self.current_code("county_a".into(), &partnership.county_a)?;
+        let b = self.current_code("county_b".into(), &partnership.county_b)?;
+        if a == b {
+            return Err(Error::Invalid { field: "county_b".into(), reason: "a county cannot partner itself".into() });
+        }
+        let (county_a, county_b) = if a < b { (a, b) } else { (b, a) };
+        let stored = Partnership { county_a, county_b, note: partnership.note };
+        self.put(format!("{PARTNERSHIP_KEY}{}.{}", stored.county_a, stored.county_b), stored.encode_to_vec()).await?;
+        Ok(stored)
+    }
+
+    async fn put(&self, key: String, value: Vec<u8>) -> Result<()> {
+        self.kv
+            .put(key, value.into())
+            .await
+            .map(drop)
+            .map_err(|e| Error::Store { operation: "put", source: e.into() })
+    }
+
+    /// Reads the whole graph once.
+    pub async fn load(&self) -> Result<SharingGraph> {
+        let mut graph = SharingGraph::default();
+        let mut keys = self.kv.keys().await.map_err(|e| Error::Store { operation: "list keys", source: e.into() })?;
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| Error::Store { operation: "list keys", source: e.into() })?;
+            let value = self.kv.get(&key).await.map_err(|e| Error::Store { operation: "get", source: e.into() })?;
+            graph.apply(&key, value.as_deref())?;
+        }
+        Ok(graph)
+    }
+
+    /// A view that is loaded now and then follows every change until `shutdown`.
+    pub async fn watch(&self, shutdown: CancellationToken) -> Result<SharingView> {
+        // Watch first, then load: a change made during the load is seen by the watch too.
+        let mut changes = self.kv.watch_all().await.map_err(|e| Error::Store { operation: "watch", source: e.into() })?;
+        let view = SharingView::default();
+        let graph = self.load().await?;
+        view.update(|current| {
+            *current = graph;
+            Ok(())
+        })?;
+        let live = view.clone();
+        tokio::spawn(async move {
+            loop {
+                let change = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    change = changes.next() => change,
+                };
+                match change {
+                    Some(Ok(entry)) => {
+                        let value = matches!(entry.operation, Operation::Put).then_some(entry.value.as_ref());
+                        if let Err(error) = live.update(|graph| graph.apply(&entry.key, value)) {
+                            warn!(key = %entry.key, error = %error, "registry change ignored");
+                        }
+                    }
+                    Some(Err(error)) => warn!(error = %error, "registry watch error"),
+                    None => return,
+                }
+            }
+        });
+        Ok(view)
+    }
+}
+
+/// The demo seed of `make run` and the tests: three bilateral partnerships named in the founding
+/// study, and an example Fujiang (涪江) river alliance. The alliance is an example, not a record:
+/// no public member list exists.
+pub async fn demo_seed(store: &SharingStore) -> Result<()> {
+    for (a, b, note) in [
+        ("511083", "500153", "隆昌市–荣昌区: joint production across the border"),
+        ("500113", "510115", "巴南区–温江区: bilateral agreement"),
+        ("500103", "510105", "渝中区–青羊区: bilateral agreement"),
+    ] {
+        store.put_partnership(Partnership { county_a: a.into(), county_b: b.into(), note: note.into() }).await?;
+    }
+    store
+        .put_alliance(Alliance {
+            id: "fujiang".into(),
+            name: "涪江流域融媒联盟 (Fujiang river media alliance)".into(),
+            members: ["510727", "510781", "510703", "510704", "510722", "510981", "510903", "500152", "500151", "500117"]
+                .map(String::from)
+                .to_vec(),
+            note: "example, not a record: no public member list was found".into(),
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! Tracing for every Bashu process: `tracing` with an OpenTelemetry layer, so that spans carry
+//! W3C trace ids that `bashu-bus` propagates through NATS headers.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Keeps the tracer provider alive; flushes and shuts it down when dropped, which `main` does last.
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown();
+    }
+}
+
+/// Installs the global subscriber: an env-filter (`filter`, in `RUST_LOG` syntax), log lines to
+/// stderr, and an OpenTelemetry layer so that spans have trace ids. No exporter is configured
+/// here, so nothing leaves the process.
+pub fn init(service: &'static str, filter: &str, format: LogFormat) -> TelemetryGuard {
+    let provider = SdkTracerProvider::builder()
+        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service).build())
+        .build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("bashu"));
+    let fmt = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed(),
+    };
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second call (several services in one test process) keeps the first subscriber.
+    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
+    TelemetryGuard { provider }
+}

@@ -1,0 +1,75 @@
+//! Bashu admin: the operators' gRPC API. In this slice, reading the registry: counties (with
+//! old-code lookup), alliances and partnerships.
+
+use std::sync::Arc;
+
+use bashu_proto::admin::v1::{
+    GetCountyRequest, GetCountyResponse, ListAlliancesRequest, ListAlliancesResponse, ListCountiesRequest,
+    ListCountiesResponse, ListPartnershipsRequest, ListPartnershipsResponse,
+    registry_service_server::{RegistryService, RegistryServiceServer},
+};
+use bashu_registry::{Counties, SharingView};
+use tonic::{Request, Response, Status};
+
+/// The admin service.
+#[derive(Clone)]
+pub struct Admin {
+    counties: Arc<Counties>,
+    sharing: SharingView,
+}
+
+impl Admin {
+    /// Builds the service over the registry.
+    pub fn build(counties: Arc<Counties>, sharing: SharingView) -> Self {
+        Self { counties, sharing }
+    }
+
+    /// The gRPC `bashu.admin.v1.RegistryService`.
+    pub fn registry_service(&self) -> RegistryServiceServer<Self> {
+        RegistryServiceServer::new(self.clone())
+    }
+}
+
+/// Registry errors as gRPC statuses (the one place this mapping is made).
+fn to_status(error: &bashu_registry::Error) -> Status {
+    use bashu_registry::Error;
+    match error {
+        Error::MalformedCode { .. } | Error::Invalid { .. } => Status::invalid_argument(error.to_string()),
+        Error::UnknownCode { .. } => Status::not_found(error.to_string()),
+        Error::Store { .. } | Error::Bus(_) => Status::unavailable(error.to_string()),
+        Error::BuiltinData { .. } | Error::Corrupt { .. } => Status::internal(error.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl RegistryService for Admin {
+    async fn get_county(&self, request: Request<GetCountyRequest>) -> Result<Response<GetCountyResponse>, Status> {
+        let code = request.into_inner().code;
+        let resolved = self.counties.resolve(&code).map_err(|e| to_status(&e))?;
+        Ok(Response::new(GetCountyResponse {
+            county: Some(resolved.county.clone()),
+            resolved_from: resolved.resolved_from.unwrap_or_default().to_owned(),
+        }))
+    }
+
+    async fn list_counties(&self, request: Request<ListCountiesRequest>) -> Result<Response<ListCountiesResponse>, Status> {
+        let within = request.into_inner().within;
+        if !(within.is_empty() || (matches!(within.len(), 2 | 4) && within.bytes().all(|b| b.is_ascii_digit()))) {
+            return Err(Status::invalid_argument("within: empty, a 2-digit province or a 4-digit prefecture code"));
+        }
+        Ok(Response::new(ListCountiesResponse { counties: self.counties.within(&within).cloned().collect() }))
+    }
+
+    async fn list_alliances(&self, _: Request<ListAlliancesRequest>) -> Result<Response<ListAlliancesResponse>, Status> {
+        Ok(Response::new(ListAlliancesResponse { alliances: self.sharing.current().alliances().cloned().collect() }))
+    }
+
+    async fn list_partnerships(
+        &self,
+        _: Request<ListPartnershipsRequest>,
+    ) -> Result<Response<ListPartnershipsResponse>, Status> {
+        Ok(Response::new(ListPartnershipsResponse {
+            partnerships: self.sharing.current().partnerships().cloned().collect(),
+        }))
+    }
+}

@@ -1,0 +1,136 @@
+//! The binary's configuration: defaults, then a TOML file, then `BASHU_` environment variables
+//! (`__` for nesting, e.g. `BASHU_HTTP__LISTEN=0.0.0.0:8080`), then validation.
+
+use std::{net::SocketAddr, path::Path};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use serde::Deserialize;
+
+/// Everything the binary can be told.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The NATS connection.
+    pub nats: NatsConfig,
+    /// The HTTP listener (ingest's HTTP API, health).
+    pub http: ListenConfig,
+    /// The gRPC listener (ingest, admin).
+    pub grpc: GrpcConfig,
+    /// The registry.
+    pub registry: RegistryConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Ingest's settings.
+    pub ingest: bashu_ingest::Config,
+    /// Moderation's settings.
+    pub moderation: bashu_moderation::Config,
+    /// Distribution's settings.
+    pub distribution: bashu_distribution::Config,
+}
+
+/// How to reach NATS.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// One or several comma-separated server URLs.
+    pub url: String,
+    /// A prefix for every subject and stream name (empty in production; used to isolate tests).
+    pub prefix: String,
+    /// Stream replicas: 1 for a single server, 3 for a production cluster.
+    pub replicas: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self { url: "nats://127.0.0.1:4222".into(), prefix: String::new(), replicas: 1 }
+    }
+}
+
+/// An HTTP listen address.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// Address and port; port 0 picks a free one.
+    pub listen: SocketAddr,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+    }
+}
+
+/// The gRPC listen address.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// Address and port; port 0 picks a free one.
+    pub listen: SocketAddr,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 50051)) }
+    }
+}
+
+/// Registry settings.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Writes the demo partnerships and the example Fujiang alliance at start-up (dev only).
+    pub seed_demo: bool,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `RUST_LOG`-style filter.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { filter: "info".into(), format: "text".into() }
+    }
+}
+
+impl Config {
+    /// Loads the layers; `file` is optional.
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(format!("configuration file {} does not exist", file.display()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment.merge(Env::prefixed("BASHU_").split("__")).extract().map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nats.url.trim().is_empty() {
+            return Err("nats.url is empty".into());
+        }
+        if !(1..=5).contains(&self.nats.replicas) {
+            return Err("nats.replicas must be between 1 and 5".into());
+        }
+        bashu_bus::Subjects::new(&self.nats.prefix).map_err(|e| format!("nats.prefix: {e}"))?;
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err("log.format must be text or json".into());
+        }
+        self.ingest.validate()?;
+        self.moderation.validate()?;
+        self.distribution.validate()?;
+        Ok(())
+    }
+}

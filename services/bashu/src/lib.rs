@@ -1,0 +1,220 @@
+//! The one Bashu binary's library: configuration, and [`System`], which starts any set of
+//! Bashu's services in one process behind one HTTP and one gRPC listener (as `bashu --target all`
+//! does locally and one target per pod does in Kubernetes). Tests start it in-process.
+
+pub mod config;
+pub mod demo;
+
+use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
+
+use axum::{Router, http::StatusCode, routing::get};
+use bashu_bus::{Bus, Subjects, Topology};
+use bashu_registry::{Counties, SharingStore, SharingView};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{error, info};
+
+pub use config::Config;
+
+/// A service the binary can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// Story submission (HTTP and gRPC).
+    Ingest,
+    /// Moderation decisions.
+    Moderation,
+    /// Audience resolution and county feeds.
+    Distribution,
+    /// The operators' gRPC API.
+    Admin,
+}
+
+impl Target {
+    /// Every target, as `--target all` runs them.
+    pub const ALL: [Target; 4] = [Target::Ingest, Target::Moderation, Target::Distribution, Target::Admin];
+
+    fn name(self) -> &'static str {
+        match self {
+            Target::Ingest => "ingest",
+            Target::Moderation => "moderation",
+            Target::Distribution => "distribution",
+            Target::Admin => "admin",
+        }
+    }
+}
+
+/// Parses `all` or a comma-separated list such as `ingest,moderation`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Targets(pub Vec<Target>);
+
+impl FromStr for Targets {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        let mut targets = Vec::new();
+        for name in value.split(',').map(str::trim) {
+            match name {
+                "all" => targets.extend(Target::ALL),
+                other => targets.push(
+                    *Target::ALL
+                        .iter()
+                        .find(|t| t.name() == other)
+                        .ok_or_else(|| format!("unknown target {other:?}: all, ingest, moderation, distribution, admin"))?,
+                ),
+            }
+        }
+        targets.sort();
+        targets.dedup();
+        Ok(Targets(targets))
+    }
+}
+
+/// Why the system could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bus failed (connection, provisioning).
+    #[error(transparent)]
+    Bus(#[from] bashu_bus::Error),
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] bashu_registry::Error),
+    /// Ingest could not be built.
+    #[error(transparent)]
+    Ingest(#[from] bashu_ingest::Error),
+    /// A listener could not be bound.
+    #[error("cannot listen on {address}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running set of services.
+pub struct System {
+    /// Where the HTTP listener is bound.
+    pub http_addr: SocketAddr,
+    /// Where the gRPC listener is bound.
+    pub grpc_addr: SocketAddr,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl System {
+    /// Connects, provisions the bus, loads the registry and starts `targets`. Everything stops
+    /// when `shutdown` is cancelled; [`System::stopped`] waits for that.
+    pub async fn start(config: &Config, targets: &[Target], shutdown: CancellationToken) -> Result<Self, Error> {
+        let subjects = Subjects::new(&config.nats.prefix)?;
+        let topology = Topology { replicas: config.nats.replicas };
+        let connect = |name: &'static str| Bus::connect(&config.nats.url, name, subjects.clone(), topology.clone());
+
+        let control = connect("bashu-control").await?;
+        control.provision().await?;
+        let counties = Arc::new(Counties::builtin()?);
+        let store = SharingStore::open(&control, counties.clone()).await?;
+        if config.registry.seed_demo {
+            bashu_registry::demo_seed(&store).await?;
+            info!("demo registry seed written");
+        }
+        let sharing = store.watch(shutdown.clone()).await?;
+
+        let tracker = TaskTracker::new();
+        let mut http = Router::new();
+        let mut grpc = tonic::service::Routes::default();
+        for &target in targets {
+            // Each service has a connection of its own, as it would in its own pod.
+            let bus = connect(target.name()).await?;
+            match target {
+                Target::Ingest => {
+                    let ingest = bashu_ingest::Ingest::build(config.ingest.clone(), bus, counties.clone(), sharing.clone()).await?;
+                    http = http.merge(ingest.http_router());
+                    grpc = grpc.add_service(ingest.grpc_service());
+                }
+                Target::Moderation => {
+                    let moderation = bashu_moderation::Moderation::build(config.moderation.clone(), bus);
+                    spawn_service(&tracker, "moderation", moderation.run(shutdown.clone()));
+                }
+                Target::Distribution => {
+                    let distribution =
+                        bashu_distribution::Distribution::build(config.distribution.clone(), bus, counties.clone(), sharing.clone())
+                            .await?;
+                    spawn_service(&tracker, "distribution", distribution.run(shutdown.clone()));
+                }
+                Target::Admin => {
+                    grpc = grpc.add_service(bashu_admin::Admin::build(counties.clone(), sharing.clone()).registry_service());
+                }
+            }
+            info!(target = target.name(), "service started");
+        }
+
+        let http_addr = serve_http(&tracker, config.http.listen, http.merge(health_routes(control, sharing)), shutdown.clone()).await?;
+        let grpc_addr = serve_grpc(&tracker, config.grpc.listen, grpc, shutdown.clone()).await?;
+        tracker.close();
+        info!(%http_addr, %grpc_addr, "bashu ready");
+        Ok(Self { http_addr, grpc_addr, tracker, shutdown })
+    }
+
+    /// Waits until every task has stopped after shutdown, or `grace` has passed; true if all stopped.
+    pub async fn stopped(&self, grace: Duration) -> bool {
+        self.shutdown.cancelled().await;
+        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+    }
+}
+
+fn spawn_service<F>(tracker: &TaskTracker, name: &'static str, run: F)
+where
+    F: Future<Output = Result<(), bashu_bus::Error>> + Send + 'static,
+{
+    tracker.spawn(async move {
+        if let Err(error) = run.await {
+            error!(service = name, error = %error, "service stopped with an error");
+        }
+    });
+}
+
+fn health_routes(bus: Bus, _sharing: SharingView) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/readyz",
+        get(move || {
+            let connected = bus.is_connected();
+            async move {
+                if connected { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "nats not connected") }
+            }
+        }),
+    )
+}
+
+async fn serve_http(tracker: &TaskTracker, address: SocketAddr, router: Router, shutdown: CancellationToken) -> Result<SocketAddr, Error> {
+    let listener = TcpListener::bind(address).await.map_err(|source| Error::Listen { address, source })?;
+    let bound = listener.local_addr().map_err(|source| Error::Listen { address, source })?;
+    tracker.spawn(async move {
+        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        if let Err(error) = served {
+            error!(error = %error, "http server failed");
+        }
+    });
+    Ok(bound)
+}
+
+async fn serve_grpc(
+    tracker: &TaskTracker,
+    address: SocketAddr,
+    routes: tonic::service::Routes,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, Error> {
+    let listener = TcpListener::bind(address).await.map_err(|source| Error::Listen { address, source })?;
+    let bound = listener.local_addr().map_err(|source| Error::Listen { address, source })?;
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tracker.spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            error!(error = %error, "grpc server failed");
+        }
+    });
+    Ok(bound)
+}

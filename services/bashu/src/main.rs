@@ -1,0 +1,104 @@
+//! `bashu`: runs any set of Bashu's services (`--target all`, or one per pod), or the demo.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use bashu::{Config, System, Targets, demo};
+use bashu_telemetry::LogFormat;
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for a configuration error (EX_CONFIG is 78; 64, EX_USAGE, is what operators grep for here).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "bashu", version, about = "The Chengdu–Chongqing county newsroom bus")]
+struct Cli {
+    /// Which services to run: `all`, or a comma-separated list of ingest, moderation, distribution, admin.
+    #[arg(long, default_value = "all")]
+    target: Targets,
+    /// A TOML configuration file; `BASHU_*` environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Seconds in-flight work may take to finish after SIGTERM.
+    #[arg(long, default_value_t = 20)]
+    grace_seconds: u64,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Submits demo stories over HTTP and prints what arrives in some counties' feeds.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("bashu: configuration error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    // The demo prints its own lines; only warnings from the libraries underneath.
+    let default_filter = if cli.command.is_some() { "warn".to_owned() } else { config.log.filter.clone() };
+    let filter = std::env::var("RUST_LOG").unwrap_or(default_filter);
+    let format = if config.log.format == "json" { LogFormat::Json } else { LogFormat::Text };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let _telemetry = runtime.block_on(async { bashu_telemetry::init("bashu", &filter, format) });
+    let code = runtime.block_on(async {
+        match cli.command {
+            Some(Command::Demo(args)) => match demo::run(args, &config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("bashu demo: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            None => serve(&cli.target, &config, Duration::from_secs(cli.grace_seconds)).await,
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn serve(targets: &Targets, config: &Config, grace: Duration) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let system = match System::start(config, &targets.0, shutdown.clone()).await {
+        Ok(system) => system,
+        Err(error) => {
+            tracing::error!(error = %error, "bashu could not start");
+            return ExitCode::FAILURE;
+        }
+    };
+    if system.stopped(grace).await {
+        tracing::info!("bashu stopped");
+        ExitCode::SUCCESS
+    } else {
+        tracing::warn!(grace_seconds = grace.as_secs(), "in-flight work did not finish within the grace period");
+        ExitCode::FAILURE
+    }
+}
+
+/// The first SIGINT or SIGTERM starts a graceful shutdown; a second one exits at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    for received in 0.. {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if received > 0 {
+            eprintln!("bashu: second signal, exiting now");
+            std::process::exit(130);
+        }
+        tracing::info!("shutting down: finishing in-flight work");
+        shutdown.cancel();
+    }
+}

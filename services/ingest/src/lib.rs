@@ -1,0 +1,119 @@
+//! Bashu ingest: accepts a county's story (canonical JSON over HTTP, protobuf over gRPC),
+//! validates and normalises it (old county codes resolved, defaults filled), answers a
+//! resubmission with its first result, and publishes `StorySubmitted` for moderation.
+
+mod error;
+mod grpc;
+mod http;
+mod validate;
+
+use std::sync::Arc;
+
+use async_nats::jetstream::kv;
+use bashu_bus::Bus;
+use bashu_proto::{
+    ingest::v1::SubmitStoryResponse,
+    story::v1::{Story, StorySubmitted},
+};
+use bashu_registry::{Counties, SharingView};
+use prost::Message;
+use serde::Deserialize;
+use tracing::info;
+
+pub use error::{Error, FieldError, Result};
+
+/// Ingest's settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Largest accepted request body, in bytes (HTTP 413 above it).
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { max_body_bytes: 1024 * 1024 }
+    }
+}
+
+impl Config {
+    /// Checks the settings make sense.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err("ingest.max_body_bytes must be between 1 KiB and 64 MiB".into());
+        }
+        Ok(())
+    }
+}
+
+/// The ingest service: cheap to clone, shared by its HTTP and gRPC front ends.
+#[derive(Clone)]
+pub struct Ingest {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    bus: Bus,
+    counties: Arc<Counties>,
+    sharing: SharingView,
+    accepted: kv::Store,
+}
+
+impl Ingest {
+    /// Builds the service on a provisioned bus.
+    pub async fn build(config: Config, bus: Bus, counties: Arc<Counties>, sharing: SharingView) -> Result<Self> {
+        let accepted = bus.ingest_bucket().await?;
+        Ok(Self { inner: Arc::new(Inner { config, bus, counties, sharing, accepted }) })
+    }
+
+    /// The HTTP routes (`POST /v1/stories`).
+    pub fn http_router(&self) -> axum::Router {
+        http::router(self.clone())
+    }
+
+    /// The gRPC `bashu.ingest.v1.IngestService`.
+    pub fn grpc_service(&self) -> bashu_proto::ingest::v1::ingest_service_server::IngestServiceServer<grpc::IngestApi> {
+        grpc::service(self.clone())
+    }
+
+    /// Validates, normalises and accepts one story version. A version accepted before is
+    /// answered with its first result, marked `duplicate`, and nothing is published again.
+    #[tracing::instrument(name = "ingest.submit", skip_all, fields(story_id = %story.id, version = story.version, origin = %story.origin_county))]
+    pub async fn submit(&self, story: Story, input_format: &str) -> Result<SubmitStoryResponse> {
+        let inner = &self.inner;
+        let normalised = validate::normalise(story, &inner.counties, &inner.sharing.current(), std::time::SystemTime::now())
+            .map_err(Error::Invalid)?;
+        let story = normalised.story;
+        let key = format!("{}.{}.{}", story.origin_county, story.id, story.version);
+
+        if let Some(earlier) = inner.accepted.get(&key).await.map_err(Error::store)? {
+            let mut response = SubmitStoryResponse::decode(earlier).map_err(Error::store)?;
+            response.duplicate = true;
+            return Ok(response);
+        }
+        let mut response = SubmitStoryResponse {
+            story_id: story.id.clone(),
+            version: story.version,
+            duplicate: false,
+            resolved_codes: normalised.resolved_codes.clone(),
+        };
+        let event = StorySubmitted {
+            story: Some(story),
+            received_at: Some(bashu_proto::time::now()),
+            resolved_codes: normalised.resolved_codes,
+            input_format: input_format.to_owned(),
+        };
+        let published = inner.bus.publish(&event).await?;
+        // Recorded after the publish: a crash in between leaves the stream's duplicate window
+        // (a day) to catch the county's retry.
+        inner.accepted.put(&key, response.encode_to_vec().into()).await.map_err(Error::store)?;
+        response.duplicate = published.duplicate;
+        info!(duplicate = published.duplicate, "story accepted");
+        Ok(response)
+    }
+
+    fn max_body_bytes(&self) -> usize {
+        self.inner.config.max_body_bytes
+    }
+}
