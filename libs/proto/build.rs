@@ -27,8 +27,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(descriptors)?;
 
-    pbjson_build::Builder::new()
-        .register_descriptors(&descriptor_bytes)?
-        .build(&[".bashu"])?;
+    pbjson_build::Builder::new().register_descriptors(&descriptor_bytes)?.build(&[".bashu"])?;
     Ok(())
 }

@@ -93,7 +93,12 @@ pub struct DeadLetter {
 impl Bus {
     /// Runs a durable consumer until `shutdown` is cancelled. Messages are handled one at a time
     /// in stream order; the one in hand when shutdown comes is finished and acked first.
-    pub async fn consume<E: Event, H: Handler<E>>(&self, spec: ConsumerSpec, handler: H, shutdown: CancellationToken) -> Result<()> {
+    pub async fn consume<E: Event, H: Handler<E>>(
+        &self,
+        spec: ConsumerSpec,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<()> {
         while !shutdown.is_cancelled() {
             let consumer = match self.open_consumer(&spec).await {
                 Ok(consumer) => consumer,
@@ -198,7 +203,14 @@ impl Bus {
         }
     }
 
-    async fn dead_letter(&self, spec: &ConsumerSpec, message: &Message, sequence: u64, attempts: u64, reason: &str) -> Result<()> {
+    async fn dead_letter(
+        &self,
+        spec: &ConsumerSpec,
+        message: &Message,
+        sequence: u64,
+        attempts: u64,
+        reason: &str,
+    ) -> Result<()> {
         let mut headers = HeaderMap::new();
         if let Some(original) = &message.headers {
             for (name, values) in original.iter() {

@@ -76,11 +76,7 @@ impl Event for StoryDelivery {
         let story = story(Self::TYPE, self.story.as_ref())?;
         Ok(Route {
             subject: subjects.feed_story(&self.county)?,
-            msg_id: format!(
-                "feed.{}.{}",
-                self.county,
-                story_key(&story.origin_county, &story.id, story.version)
-            ),
+            msg_id: format!("feed.{}.{}", self.county, story_key(&story.origin_county, &story.id, story.version)),
         })
     }
 }

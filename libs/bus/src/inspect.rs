@@ -42,8 +42,8 @@ impl Bus {
         while (events.len() as u64) < total {
             let Some(message) = messages.next().await else { break };
             let message = message.map_err(|e| Error::nats(format!("read {filter}"), e))?;
-            let event = E::decode(message.payload.clone())
-                .map_err(|e| Error::nats(format!("decode {}", E::TYPE), e))?;
+            let event =
+                E::decode(message.payload.clone()).map_err(|e| Error::nats(format!("decode {}", E::TYPE), e))?;
             events.push(event);
         }
         Ok(events)

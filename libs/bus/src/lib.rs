@@ -6,8 +6,8 @@
 mod consume;
 mod error;
 mod events;
-mod inspect;
 pub mod headers;
+mod inspect;
 mod subjects;
 mod topology;
 
@@ -16,7 +16,9 @@ pub use consume::{DeadLetter, Delivery, Failure, Handler};
 pub use error::{Error, Result};
 pub use events::{Event, Route};
 pub use subjects::Subjects;
-pub use topology::{ConsumerSpec, DEAD_LETTERS, FEEDS, INGEST_BUCKET, REGISTRY_BUCKET, Retry, RetryConfig, STORIES, Topology};
+pub use topology::{
+    ConsumerSpec, DEAD_LETTERS, FEEDS, INGEST_BUCKET, REGISTRY_BUCKET, Retry, RetryConfig, STORIES, Topology,
+};
 
 use async_nats::{HeaderMap, jetstream};
 use bytes::Bytes;
@@ -50,10 +52,15 @@ impl Bus {
     /// Connects to `url` (one or several comma-separated servers), retrying until the server is
     /// up and reconnecting forever after, as a service should.
     pub async fn connect(url: &str, name: &str, subjects: Subjects, topology: Topology) -> Result<Self> {
+        let servers = url
+            .split(',')
+            .map(|server| server.trim().parse::<async_nats::ServerAddr>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::nats(format!("parse server list {url}"), e))?;
         let client = async_nats::ConnectOptions::new()
             .name(name)
             .retry_on_initial_connect()
-            .connect(url)
+            .connect(servers)
             .await
             .map_err(|e| Error::nats(format!("connect to {url}"), e))?;
         Ok(Self::new(client, subjects, topology))

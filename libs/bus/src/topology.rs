@@ -261,11 +261,8 @@ impl Bus {
 
     /// Creates or updates the feed consumer of every given county, a few at a time.
     pub async fn provision_county_feeds<'a>(&self, counties: impl IntoIterator<Item = &'a str>) -> Result<()> {
-        let feeds = self
-            .js
-            .get_stream(self.subjects.name(FEEDS))
-            .await
-            .map_err(|e| Error::nats("get stream FEEDS", e))?;
+        let feeds =
+            self.js.get_stream(self.subjects.name(FEEDS)).await.map_err(|e| Error::nats("get stream FEEDS", e))?;
         let specs = counties.into_iter().map(|c| self.county_feed_consumer(c)).collect::<Result<Vec<_>>>()?;
         futures::stream::iter(specs)
             .map(|spec| {

@@ -73,10 +73,7 @@ pub mod time {
     /// A wall-clock time as a protobuf timestamp.
     pub fn from_system_time(t: SystemTime) -> Timestamp {
         let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        Timestamp {
-            seconds: since_epoch.as_secs() as i64,
-            nanos: since_epoch.subsec_nanos() as i32,
-        }
+        Timestamp { seconds: since_epoch.as_secs() as i64, nanos: since_epoch.subsec_nanos() as i32 }
     }
 
     /// A protobuf timestamp as a wall-clock time; `None` when it is out of range.

@@ -138,7 +138,10 @@ impl SharingStore {
             members.insert(self.current_code(format!("members[{i}]"), code)?);
         }
         if members.len() < 2 {
-            return Err(Error::Invalid { field: "members".into(), reason: "an alliance needs at least two counties".into() });
+            return Err(Error::Invalid {
+                field: "members".into(),
+                reason: "an alliance needs at least two counties".into(),
+            });
         }
         let stored = Alliance { members: members.into_iter().collect(), ..alliance };
         self.put(format!("{ALLIANCE_KEY}{}", stored.id), stored.encode_to_vec()).await?;
@@ -168,11 +171,7 @@ impl SharingStore {
     }
 
     async fn put(&self, key: String, value: Vec<u8>) -> Result<()> {
-        self.kv
-            .put(key, value.into())
-            .await
-            .map(drop)
-            .map_err(|e| Error::Store { operation: "put", source: e.into() })
+        self.kv.put(key, value.into()).await.map(drop).map_err(|e| Error::Store { operation: "put", source: e.into() })
     }
 
     /// Reads the whole graph once.
@@ -190,7 +189,8 @@ impl SharingStore {
     /// A view that is loaded now and then follows every change until `shutdown`.
     pub async fn watch(&self, shutdown: CancellationToken) -> Result<SharingView> {
         // Watch first, then load: a change made during the load is seen by the watch too.
-        let mut changes = self.kv.watch_all().await.map_err(|e| Error::Store { operation: "watch", source: e.into() })?;
+        let mut changes =
+            self.kv.watch_all().await.map_err(|e| Error::Store { operation: "watch", source: e.into() })?;
         let view = SharingView::default();
         let graph = self.load().await?;
         view.update(|current| {
@@ -235,9 +235,11 @@ pub async fn demo_seed(store: &SharingStore) -> Result<()> {
         .put_alliance(Alliance {
             id: "fujiang".into(),
             name: "涪江流域融媒联盟 (Fujiang river media alliance)".into(),
-            members: ["510727", "510781", "510703", "510704", "510722", "510981", "510903", "500152", "500151", "500117"]
-                .map(String::from)
-                .to_vec(),
+            members: [
+                "510727", "510781", "510703", "510704", "510722", "510981", "510903", "500152", "500151", "500117",
+            ]
+            .map(String::from)
+            .to_vec(),
             note: "example, not a record: no public member list was found".into(),
         })
         .await?;

@@ -86,12 +86,8 @@ impl NatsServer {
             .stdout(Stdio::null())
             .stderr(log);
         if let Some(cluster) = &self.cluster {
-            let routes = cluster
-                .routes
-                .iter()
-                .map(|port| format!("nats://127.0.0.1:{port}"))
-                .collect::<Vec<_>>()
-                .join(",");
+            let routes =
+                cluster.routes.iter().map(|port| format!("nats://127.0.0.1:{port}")).collect::<Vec<_>>().join(",");
             command
                 .args(["--server_name", &cluster.server_name])
                 .args(["--cluster_name", &cluster.name])
@@ -203,7 +199,12 @@ impl NatsCluster {
     pub async fn connect(&self) -> async_nats::Client {
         async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
-            .connect(self.urls().join(","))
+            .connect(
+                self.urls()
+                    .iter()
+                    .map(|url| url.parse::<async_nats::ServerAddr>().expect("node url"))
+                    .collect::<Vec<_>>(),
+            )
             .await
             .expect("connect to the test cluster")
     }

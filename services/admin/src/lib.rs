@@ -52,7 +52,10 @@ impl RegistryService for Admin {
         }))
     }
 
-    async fn list_counties(&self, request: Request<ListCountiesRequest>) -> Result<Response<ListCountiesResponse>, Status> {
+    async fn list_counties(
+        &self,
+        request: Request<ListCountiesRequest>,
+    ) -> Result<Response<ListCountiesResponse>, Status> {
         let within = request.into_inner().within;
         if !(within.is_empty() || (matches!(within.len(), 2 | 4) && within.bytes().all(|b| b.is_ascii_digit()))) {
             return Err(Status::invalid_argument("within: empty, a 2-digit province or a 4-digit prefecture code"));
@@ -60,7 +63,10 @@ impl RegistryService for Admin {
         Ok(Response::new(ListCountiesResponse { counties: self.counties.within(&within).cloned().collect() }))
     }
 
-    async fn list_alliances(&self, _: Request<ListAlliancesRequest>) -> Result<Response<ListAlliancesResponse>, Status> {
+    async fn list_alliances(
+        &self,
+        _: Request<ListAlliancesRequest>,
+    ) -> Result<Response<ListAlliancesResponse>, Status> {
         Ok(Response::new(ListAlliancesResponse { alliances: self.sharing.current().alliances().cloned().collect() }))
     }
 

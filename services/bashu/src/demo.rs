@@ -59,7 +59,8 @@ fn demo_stories(run: u64) -> Vec<serde_json::Value> {
 /// Runs the demo.
 pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     let counties = Counties::builtin()?;
-    let bus = Bus::connect(&config.nats.url, "bashu-demo", Subjects::new(&config.nats.prefix)?, Topology::default()).await?;
+    let bus =
+        Bus::connect(&config.nats.url, "bashu-demo", Subjects::new(&config.nats.prefix)?, Topology::default()).await?;
     let names: HashMap<String, String> = counties.all().iter().map(|c| (c.code.clone(), c.name.clone())).collect();
 
     let mut readers = Vec::new();
@@ -84,7 +85,11 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
         let response = http.post(format!("{}/v1/stories", args.http)).json(story).send().await?;
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
-        println!("submitted {:<28} from {} → HTTP {status} {body}", story["id"].as_str().unwrap_or(""), story["originCounty"]);
+        println!(
+            "submitted {:<28} from {} → HTTP {status} {body}",
+            story["id"].as_str().unwrap_or(""),
+            story["originCounty"]
+        );
     }
     let bad = json!({"id": "demo-bad", "version": 1, "originCounty": "999999", "headline": "", "body": "x", "category": "CATEGORY_OTHER", "sharing": {"partners": true}});
     let response = http.post(format!("{}/v1/stories", args.http)).json(&bad).send().await?;
@@ -103,7 +108,12 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn read_feed(bus: Bus, consumer: PullConsumer, county: String, names: HashMap<String, String>) -> anyhow::Result<()> {
+async fn read_feed(
+    bus: Bus,
+    consumer: PullConsumer,
+    county: String,
+    names: HashMap<String, String>,
+) -> anyhow::Result<()> {
     let mut messages = consumer.messages().await?;
     while let Some(message) = messages.next().await {
         let message = message.map_err(|e| anyhow::anyhow!(e))?;

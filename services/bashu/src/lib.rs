@@ -55,12 +55,9 @@ impl FromStr for Targets {
         for name in value.split(',').map(str::trim) {
             match name {
                 "all" => targets.extend(Target::ALL),
-                other => targets.push(
-                    *Target::ALL
-                        .iter()
-                        .find(|t| t.name() == other)
-                        .ok_or_else(|| format!("unknown target {other:?}: all, ingest, moderation, distribution, admin"))?,
-                ),
+                other => targets.push(*Target::ALL.iter().find(|t| t.name() == other).ok_or_else(|| {
+                    format!("unknown target {other:?}: all, ingest, moderation, distribution, admin")
+                })?),
             }
         }
         targets.sort();
@@ -128,7 +125,9 @@ impl System {
             let bus = connect(target.name()).await?;
             match target {
                 Target::Ingest => {
-                    let ingest = bashu_ingest::Ingest::build(config.ingest.clone(), bus, counties.clone(), sharing.clone()).await?;
+                    let ingest =
+                        bashu_ingest::Ingest::build(config.ingest.clone(), bus, counties.clone(), sharing.clone())
+                            .await?;
                     http = http.merge(ingest.http_router());
                     grpc = grpc.add_service(ingest.grpc_service());
                 }
@@ -137,19 +136,26 @@ impl System {
                     spawn_service(&tracker, "moderation", moderation.run(shutdown.clone()));
                 }
                 Target::Distribution => {
-                    let distribution =
-                        bashu_distribution::Distribution::build(config.distribution.clone(), bus, counties.clone(), sharing.clone())
-                            .await?;
+                    let distribution = bashu_distribution::Distribution::build(
+                        config.distribution.clone(),
+                        bus,
+                        counties.clone(),
+                        sharing.clone(),
+                    )
+                    .await?;
                     spawn_service(&tracker, "distribution", distribution.run(shutdown.clone()));
                 }
                 Target::Admin => {
-                    grpc = grpc.add_service(bashu_admin::Admin::build(counties.clone(), sharing.clone()).registry_service());
+                    grpc = grpc
+                        .add_service(bashu_admin::Admin::build(counties.clone(), sharing.clone()).registry_service());
                 }
             }
             info!(target = target.name(), "service started");
         }
 
-        let http_addr = serve_http(&tracker, config.http.listen, http.merge(health_routes(control, sharing)), shutdown.clone()).await?;
+        let http_addr =
+            serve_http(&tracker, config.http.listen, http.merge(health_routes(control, sharing)), shutdown.clone())
+                .await?;
         let grpc_addr = serve_grpc(&tracker, config.grpc.listen, grpc, shutdown.clone()).await?;
         tracker.close();
         info!(%http_addr, %grpc_addr, "bashu ready");
@@ -180,13 +186,22 @@ fn health_routes(bus: Bus, _sharing: SharingView) -> Router {
         get(move || {
             let connected = bus.is_connected();
             async move {
-                if connected { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "nats not connected") }
+                if connected {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "nats not connected")
+                }
             }
         }),
     )
 }
 
-async fn serve_http(tracker: &TaskTracker, address: SocketAddr, router: Router, shutdown: CancellationToken) -> Result<SocketAddr, Error> {
+async fn serve_http(
+    tracker: &TaskTracker,
+    address: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, Error> {
     let listener = TcpListener::bind(address).await.map_err(|source| Error::Listen { address, source })?;
     let bound = listener.local_addr().map_err(|source| Error::Listen { address, source })?;
     tracker.spawn(async move {

@@ -85,7 +85,8 @@ async fn serve(targets: &Targets, config: &Config, grace: Duration) -> ExitCode 
 
 /// The first SIGINT or SIGTERM starts a graceful shutdown; a second one exits at once.
 async fn watch_signals(shutdown: CancellationToken) {
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
         tracing::error!("cannot install signal handlers");
         return;
     };

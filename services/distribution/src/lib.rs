@@ -42,7 +42,12 @@ struct State {
 
 impl Distribution {
     /// Builds the service and makes sure every county's feed consumer exists.
-    pub async fn build(config: Config, bus: Bus, counties: Arc<Counties>, sharing: SharingView) -> Result<Self, bashu_bus::Error> {
+    pub async fn build(
+        config: Config,
+        bus: Bus,
+        counties: Arc<Counties>,
+        sharing: SharingView,
+    ) -> Result<Self, bashu_bus::Error> {
         bus.provision_county_feeds(counties.all().iter().map(|c| c.code.as_str())).await?;
         Ok(Self { config, state: Arc::new(State { bus, counties, sharing }) })
     }

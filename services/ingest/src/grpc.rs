@@ -20,7 +20,10 @@ pub(crate) fn service(ingest: Ingest) -> IngestServiceServer<IngestApi> {
 
 #[tonic::async_trait]
 impl IngestService for IngestApi {
-    async fn submit_story(&self, request: Request<SubmitStoryRequest>) -> Result<Response<SubmitStoryResponse>, Status> {
+    async fn submit_story(
+        &self,
+        request: Request<SubmitStoryRequest>,
+    ) -> Result<Response<SubmitStoryResponse>, Status> {
         let story = request
             .into_inner()
             .story

@@ -82,8 +82,9 @@ impl Ingest {
     #[tracing::instrument(name = "ingest.submit", skip_all, fields(story_id = %story.id, version = story.version, origin = %story.origin_county))]
     pub async fn submit(&self, story: Story, input_format: &str) -> Result<SubmitStoryResponse> {
         let inner = &self.inner;
-        let normalised = validate::normalise(story, &inner.counties, &inner.sharing.current(), std::time::SystemTime::now())
-            .map_err(Error::Invalid)?;
+        let normalised =
+            validate::normalise(story, &inner.counties, &inner.sharing.current(), std::time::SystemTime::now())
+                .map_err(Error::Invalid)?;
         let story = normalised.story;
         let key = format!("{}.{}.{}", story.origin_county, story.id, story.version);
 

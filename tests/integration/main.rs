@@ -1,0 +1,7 @@
+//! Bashu's end-to-end tests, one binary, every test against a real nats-server of its own.
+
+mod bus_contract;
+mod distribution_faults;
+mod nats_harness;
+mod registry;
+mod story_flow;

@@ -1,0 +1,48 @@
+//! The test harness itself: a server restarted on the same port and store keeps its streams,
+//! and a three-node cluster keeps an R3 stream through a node's death.
+
+use bashu_bus::{Bus, Subjects, Topology};
+use bashu_proto::story::v1::{Story, StorySubmitted};
+use bashu_test_support::{NatsCluster, NatsServer};
+
+fn submitted(id: &str) -> StorySubmitted {
+    StorySubmitted {
+        story: Some(Story { id: id.into(), version: 1, origin_county: "511083".into(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+async fn stored(bus: &Bus) -> u64 {
+    bus.subject_counts(bashu_bus::STORIES, &bus.subjects().all_story_submitted()).await.unwrap().values().sum()
+}
+
+#[tokio::test]
+async fn a_killed_server_restarted_on_its_store_keeps_what_it_acknowledged() {
+    let mut nats = NatsServer::start().await;
+    let bus = Bus::new(nats.connect().await, Subjects::default(), Topology::default());
+    bus.provision().await.unwrap();
+    bus.publish_all(&[submitted("a"), submitted("b")]).await.unwrap();
+
+    nats.kill();
+    nats.restart().await;
+    // The same client reconnects by itself.
+    bashu_tests::eventually("the client is reconnected", || async { bus.is_connected() }).await;
+    assert_eq!(stored(&bus).await, 2);
+}
+
+#[tokio::test]
+async fn an_r3_stream_survives_the_death_of_one_node() {
+    let mut cluster = NatsCluster::start().await;
+    let bus = Bus::new(cluster.connect().await, Subjects::default(), Topology { replicas: 3 });
+    bashu_tests::eventually("the cluster accepts R3 streams", || async { bus.provision().await.is_ok() }).await;
+    bus.publish_all(&[submitted("a"), submitted("b"), submitted("c")]).await.unwrap();
+
+    cluster.nodes[0].kill();
+    bashu_tests::eventually("a publish succeeds without node 1", || async {
+        bus.publish(&submitted("d")).await.is_ok()
+    })
+    .await;
+    assert_eq!(stored(&bus).await, 4);
+    cluster.nodes[0].restart().await;
+    bashu_tests::eventually("node 1 is back", || async { stored(&bus).await == 4 }).await;
+}

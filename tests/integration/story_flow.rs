@@ -1,0 +1,129 @@
+//! A story from submission to the receiving counties' feeds.
+
+use std::collections::BTreeMap;
+
+use bashu_bus::FEEDS;
+use bashu_proto::{
+    ingest::v1::{SubmitStoryRequest, ingest_service_client::IngestServiceClient},
+    story::v1::{Category, SharingPolicy, Story, StoryDelivery},
+};
+use bashu_tests::{FUJIANG, TestSystem, eventually, story_json};
+use serde_json::json;
+
+#[tokio::test]
+async fn partner_story_reaches_the_partner_once_and_nobody_else() {
+    let t = TestSystem::start().await;
+    let (status, answer) = t.post_story(&story_json("lc-1", "511083", json!({"partners": true}))).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["storyId"], "lc-1");
+
+    eventually("the story is published", || async { t.published_count().await == 1 }).await;
+    assert_eq!(t.feed_counts().await, BTreeMap::from([("500153".to_string(), 1)]));
+
+    let feed = t.bus.subjects().feed_of("500153").unwrap();
+    let delivered: Vec<StoryDelivery> = t.bus.read_all(FEEDS, &feed).await.unwrap();
+    let story = delivered[0].story.as_ref().unwrap();
+    assert_eq!(
+        (story.id.as_str(), story.origin_county.as_str(), delivered[0].county.as_str()),
+        ("lc-1", "511083", "500153")
+    );
+    assert_eq!(story.language, "zh-CN", "defaults are filled in by ingest");
+}
+
+#[tokio::test]
+async fn alliance_story_reaches_exactly_the_other_nine_members() {
+    let t = TestSystem::start().await;
+    let (status, answer) = t.post_story(&story_json("fc-1", "510703", json!({"alliances": ["fujiang"]}))).await;
+    assert_eq!(status, 202, "{answer}");
+
+    eventually("the story is published", || async { t.published_count().await == 1 }).await;
+    let expected: BTreeMap<String, u64> =
+        FUJIANG.iter().filter(|c| **c != "510703").map(|c| (c.to_string(), 1)).collect();
+    assert_eq!(expected.len(), 9);
+    assert_eq!(t.feed_counts().await, expected);
+}
+
+#[tokio::test]
+async fn the_same_id_and_version_submitted_twice_is_delivered_once() {
+    let t = TestSystem::start().await;
+    let story = story_json("lc-dup", "511083", json!({"partners": true}));
+    let (first, _) = t.post_story(&story).await;
+    let (second, answer) = t.post_story(&story).await;
+    assert_eq!((first, second), (202, 200));
+    assert_eq!(answer["duplicate"], true);
+
+    // A second story behind the duplicate: once it is published, the duplicate would have been too.
+    t.post_story(&story_json("lc-after", "511083", json!({"partners": true}))).await;
+    eventually("both distinct stories are published", || async { t.published_count().await == 2 }).await;
+    assert_eq!(t.submitted_count().await, 2);
+    assert_eq!(t.feed_counts().await, BTreeMap::from([("500153".to_string(), 2)]));
+}
+
+#[tokio::test]
+async fn a_malformed_body_gets_400_naming_the_field_and_nothing_is_published() {
+    let t = TestSystem::start().await;
+    let cases = [
+        (r#"{"id":"x","version":1,"sharing":{"partners":"yes"}}"#.as_bytes().to_vec(), "sharing.partners"),
+        (r#"{"id":"x","version":"one"}"#.as_bytes().to_vec(), "version"),
+        (r#"{"id":"x","category":"CATEGORY_GOSSIP"}"#.as_bytes().to_vec(), "category"),
+        (b"{\"id\":\"\xff\xfe\"}".to_vec(), "id"),
+        (b"not json".to_vec(), ""),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = t.post_raw(body.clone(), "application/json").await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["code"], "malformed_body");
+        assert_eq!(answer["error"]["fields"][0]["field"], field, "{answer}");
+        assert!(!answer["error"]["fields"][0]["reason"].as_str().unwrap().is_empty());
+    }
+
+    let mut invalid = story_json("lc-bad", "999999", json!({"partners": true}));
+    invalid["headline"] = json!("");
+    let (status, answer) = t.post_story(&invalid).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"]["code"], "invalid_story");
+    let fields: Vec<&str> =
+        answer["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["originCounty", "headline"]);
+
+    let (status, answer) = t.post_raw(b"{}".to_vec(), "text/plain").await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
+    let huge = json!({"id": "big", "body": "x".repeat(2 * 1024 * 1024)}).to_string().into_bytes();
+    let (status, answer) = t.post_raw(huge, "application/json").await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("body_too_large")));
+
+    assert_eq!(t.submitted_count().await, 0, "a refused submission publishes nothing");
+}
+
+#[tokio::test]
+async fn grpc_submission_is_accepted_and_an_old_origin_code_is_resolved() {
+    let t = TestSystem::start().await;
+    let mut client = IngestServiceClient::connect(t.grpc_endpoint()).await.unwrap();
+    let story = Story {
+        id: "grpc-1".into(),
+        version: 1,
+        origin_county: "511028".into(),
+        headline: "旧代码投稿".into(),
+        body: "正文".into(),
+        category: Category::Livelihood as i32,
+        sharing: Some(SharingPolicy { partners: true, ..Default::default() }),
+        ..Default::default()
+    };
+    let answer = client.submit_story(SubmitStoryRequest { story: Some(story.clone()) }).await.unwrap().into_inner();
+    assert!(!answer.duplicate);
+    assert_eq!(answer.resolved_codes.len(), 1);
+    assert_eq!(
+        (answer.resolved_codes[0].given.as_str(), answer.resolved_codes[0].resolved.as_str()),
+        ("511028", "511083")
+    );
+
+    let refused = client
+        .submit_story(SubmitStoryRequest { story: Some(Story { headline: String::new(), ..story }) })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("headline: required"), "{}", refused.message());
+
+    eventually("the story is published", || async { t.published_count().await == 1 }).await;
+    assert_eq!(t.feed_counts().await, BTreeMap::from([("500153".to_string(), 1)]));
+}
