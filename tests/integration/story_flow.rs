@@ -127,3 +127,28 @@ async fn grpc_submission_is_accepted_and_an_old_origin_code_is_resolved() {
     eventually("the story is published", || async { t.published_count().await == 1 }).await;
     assert_eq!(t.feed_counts().await, BTreeMap::from([("500153".to_string(), 1)]));
 }
+
+/// The trace id of a stored message's `traceparent` header (`00-<trace>-<span>-<flags>`).
+async fn trace_id(t: &TestSystem, stream: &str, subject: &str) -> String {
+    let message = t.bus.stream(stream).await.unwrap().get_last_raw_message_by_subject(subject).await.unwrap();
+    let header =
+        message.headers.get(bashu_bus::headers::TRACEPARENT).expect("a traceparent header").as_str().to_owned();
+    let parts: Vec<&str> = header.split('-').collect();
+    assert_eq!(parts.len(), 4, "{header}");
+    parts[1].to_owned()
+}
+
+#[tokio::test]
+async fn one_story_is_one_trace_from_ingest_to_the_county_feed() {
+    let _telemetry = bashu_telemetry::init("test", "warn", bashu_telemetry::LogFormat::Text);
+    let t = TestSystem::start().await;
+    t.post_story(&story_json("traced-1", "511083", json!({"partners": true}))).await;
+    eventually("the story is published", || async { t.published_count().await == 1 }).await;
+
+    let subjects = t.bus.subjects();
+    let submitted = trace_id(&t, bashu_bus::STORIES, &subjects.story_submitted("511083").unwrap()).await;
+    let decided = trace_id(&t, bashu_bus::STORIES, &subjects.story_decided("511083").unwrap()).await;
+    let delivered = trace_id(&t, FEEDS, &subjects.feed_story("500153").unwrap()).await;
+    assert_ne!(submitted, "0".repeat(32));
+    assert_eq!((&decided, &delivered), (&submitted, &submitted));
+}

@@ -3,7 +3,8 @@
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::{EnvFilter, Layer, filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,20 +27,25 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber: an env-filter (`filter`, in `RUST_LOG` syntax), log lines to
-/// stderr, and an OpenTelemetry layer so that spans have trace ids. No exporter is configured
-/// here, so nothing leaves the process.
+/// Installs the global subscriber: log lines to stderr filtered by `filter` (`RUST_LOG` syntax),
+/// and an OpenTelemetry layer that records Bashu's own spans whatever the log filter says, so
+/// trace context keeps flowing through NATS headers when logs are quiet. No exporter is
+/// configured here, so nothing leaves the process.
 pub fn init(service: &'static str, filter: &str, format: LogFormat) -> TelemetryGuard {
     let provider = SdkTracerProvider::builder()
         .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service).build())
         .build();
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("bashu"));
-    let fmt = match format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed(),
-    };
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("bashu"))
+        .with_filter(Targets::new().with_target("bashu", LevelFilter::INFO));
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter).boxed(),
+        LogFormat::Json => {
+            tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(filter).boxed()
+        }
+    };
     // A second call (several services in one test process) keeps the first subscriber.
-    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
+    let _ = tracing_subscriber::registry().with(fmt).with(otel).try_init();
     TelemetryGuard { provider }
 }
