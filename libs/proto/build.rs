@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bashu/registry/v1/registry.proto",
         "bashu/ingest/v1/ingest_service.proto",
         "bashu/admin/v1/registry_service.proto",
+        "bashu/alert/v1/alert_service.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
 

@@ -13,7 +13,7 @@ use bashu_proto::{
     ingest::v1::{SubmitStoryRequest, ingest_service_client::IngestServiceClient},
     story::v1::{Category, SharingPolicy, Story, StoryDelivery},
 };
-use bashu_registry::{Counties, SharingStore};
+use bashu_registry::{Counties, RegistryStore};
 use bashu_tests::{FUJIANG, TestSystem, eventually};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,7 @@ async fn start_distribution(t: &TestSystem) -> (tokio::task::JoinHandle<()>, Can
     let bus = Bus::connect(&t.nats.url(), "distribution", subjects, Topology::default()).await.unwrap();
     let counties = Arc::new(Counties::builtin().unwrap());
     let shutdown = CancellationToken::new();
-    let sharing = SharingStore::open(&bus, counties.clone()).await.unwrap().watch(shutdown.clone()).await.unwrap();
+    let sharing = RegistryStore::open(&bus, counties.clone()).await.unwrap().watch(shutdown.clone()).await.unwrap();
     let distribution = Distribution::build(t.config.distribution.clone(), bus, counties, sharing).await.unwrap();
     let run = distribution.run(shutdown.clone());
     (tokio::spawn(async move { run.await.unwrap() }), shutdown)

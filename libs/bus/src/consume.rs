@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
-use crate::{Bus, ConsumerSpec, DEAD_LETTERS, Error, Event, Result, headers};
+use crate::{Bus, ConsumerSpec, DEAD_LETTERS, Error, Incoming, Result, headers};
 
 /// One consumed event.
 #[derive(Debug)]
@@ -93,7 +93,7 @@ pub struct DeadLetter {
 impl Bus {
     /// Runs a durable consumer until `shutdown` is cancelled. Messages are handled one at a time
     /// in stream order; the one in hand when shutdown comes is finished and acked first.
-    pub async fn consume<E: Event, H: Handler<E>>(
+    pub async fn consume<E: Incoming, H: Handler<E>>(
         &self,
         spec: ConsumerSpec,
         handler: H,
@@ -147,7 +147,7 @@ impl Bus {
             .map_err(|e| Error::nats(format!("create consumer {}", spec.durable), e))
     }
 
-    async fn process<E: Event, H: Handler<E>>(&self, spec: &ConsumerSpec, handler: &H, message: Message) {
+    async fn process<E: Incoming, H: Handler<E>>(&self, spec: &ConsumerSpec, handler: &H, message: Message) {
         let (stream_sequence, attempt) = match message.info() {
             Ok(info) => (info.stream_sequence, info.delivered.max(1) as u64),
             Err(error) => {
@@ -164,14 +164,15 @@ impl Bus {
             // The process died during the last attempt; the server handed it back once more.
             Err(Failure::Permanent(format!("gave up after {max_deliver} attempts (the last one did not finish)")))
         } else {
-            match E::decode(message.payload.clone()) {
+            let event_type = message.headers.as_ref().and_then(|h| h.get(headers::EVENT_TYPE)).map(|v| v.as_str());
+            match E::decode_incoming(event_type, message.payload.clone()) {
                 Ok(event) => {
                     handler
                         .handle(Delivery { event, subject: subject.clone(), stream_sequence, attempt })
                         .instrument(span.clone())
                         .await
                 }
-                Err(error) => Err(Failure::Permanent(format!("undecodable {}: {error}", E::TYPE))),
+                Err(error) => Err(Failure::Permanent(format!("undecodable {}: {error}", E::NAME))),
             }
         };
 

@@ -1,6 +1,10 @@
 //! Each event type bound to its subject and idempotency key, so no service formats either.
 
-use bashu_proto::story::v1::{ModerationDecision, Story, StoryDelivery, StoryPublished, StoryReceipt, StorySubmitted};
+use bashu_proto::{
+    alert::v1::{AlertAcknowledgement, AlertDelivery, AlertEscalation, AlertIssued, AlertReceipt},
+    story::v1::{ModerationDecision, Story, StoryDelivery, StoryPublished, StoryReceipt, StorySubmitted},
+};
+use bytes::Bytes;
 
 use crate::{Error, Result, Subjects};
 
@@ -20,6 +24,60 @@ pub trait Event: prost::Message + Default + Send + Sync + 'static {
 
     /// The subject and idempotency key of this event.
     fn route(&self, subjects: &Subjects) -> Result<Route>;
+}
+
+/// What a consumer can decode: one event type, or an enum of several told apart by the
+/// `Bashu-Type` header.
+pub trait Incoming: Sized + Send + 'static {
+    /// What it is called in a dead letter's reason.
+    const NAME: &'static str;
+
+    /// Decodes a payload; `event_type` is the `Bashu-Type` header, when there is one.
+    fn decode_incoming(event_type: Option<&str>, payload: Bytes) -> std::result::Result<Self, String>;
+}
+
+impl<E: Event> Incoming for E {
+    const NAME: &'static str = E::TYPE;
+
+    fn decode_incoming(_: Option<&str>, payload: Bytes) -> std::result::Result<Self, String> {
+        E::decode(payload).map_err(|e| e.to_string())
+    }
+}
+
+/// An event that also goes out live on core NATS.
+pub trait LiveEvent: Event {
+    /// Its core NATS subject.
+    fn live_subject(&self, subjects: &Subjects) -> Result<String>;
+}
+
+/// Everything in the alert ledger, as the alert tracker reads it.
+#[derive(Debug)]
+pub enum AlertTrackingEvent {
+    /// An accepted alert.
+    Issued(AlertIssued),
+    /// A county's system has it.
+    Receipt(AlertReceipt),
+    /// A person at a county confirmed it.
+    Acknowledged(AlertAcknowledgement),
+    /// An escalation step was taken.
+    Escalated(AlertEscalation),
+}
+
+impl Incoming for AlertTrackingEvent {
+    const NAME: &'static str = "alert ledger event";
+
+    fn decode_incoming(event_type: Option<&str>, payload: Bytes) -> std::result::Result<Self, String> {
+        fn decode<E: Event>(payload: Bytes) -> std::result::Result<E, String> {
+            E::decode(payload).map_err(|e| e.to_string())
+        }
+        match event_type {
+            Some(AlertIssued::TYPE) => decode(payload).map(Self::Issued),
+            Some(AlertReceipt::TYPE) => decode(payload).map(Self::Receipt),
+            Some(AlertAcknowledgement::TYPE) => decode(payload).map(Self::Acknowledged),
+            Some(AlertEscalation::TYPE) => decode(payload).map(Self::Escalated),
+            other => Err(format!("unexpected event type {other:?}")),
+        }
+    }
 }
 
 fn story<'a>(event: &'static str, story: Option<&'a Story>) -> Result<&'a Story> {
@@ -88,6 +146,64 @@ impl Event for StoryReceipt {
         Ok(Route {
             subject: subjects.story_receipt(&self.county)?,
             msg_id: format!("receipt.{}.{}", self.county, story_key(&self.origin_county, &self.story_id, self.version)),
+        })
+    }
+}
+
+impl Event for AlertIssued {
+    const TYPE: &'static str = "bashu.alert.v1.AlertIssued";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        Ok(Route { subject: subjects.alert_issued(&self.desk_id)?, msg_id: format!("alert.issued.{}", self.alert_key) })
+    }
+}
+
+impl Event for AlertDelivery {
+    const TYPE: &'static str = "bashu.alert.v1.AlertDelivery";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        Ok(Route {
+            subject: subjects.alert_feed(&self.county)?,
+            msg_id: format!("alert.feed.{}.{}.{}", self.county, self.alert_key, self.resend),
+        })
+    }
+}
+
+impl LiveEvent for AlertDelivery {
+    fn live_subject(&self, subjects: &Subjects) -> Result<String> {
+        subjects.alert_live(&self.county)
+    }
+}
+
+impl Event for AlertReceipt {
+    const TYPE: &'static str = "bashu.alert.v1.AlertReceipt";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        Ok(Route {
+            subject: subjects.alert_receipt(&self.county)?,
+            msg_id: format!("alert.receipt.{}.{}", self.county, self.alert_key),
+        })
+    }
+}
+
+impl Event for AlertAcknowledgement {
+    const TYPE: &'static str = "bashu.alert.v1.AlertAcknowledgement";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        Ok(Route {
+            subject: subjects.alert_ack(&self.county)?,
+            msg_id: format!("alert.ack.{}.{}", self.county, self.alert_key),
+        })
+    }
+}
+
+impl Event for AlertEscalation {
+    const TYPE: &'static str = "bashu.alert.v1.AlertEscalation";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        Ok(Route {
+            subject: subjects.alert_escalated(&self.county)?,
+            msg_id: format!("alert.escalated.{}.{}.{}", self.chain_key, self.county, self.step),
         })
     }
 }

@@ -14,10 +14,11 @@ mod topology;
 pub use async_nats;
 pub use consume::{DeadLetter, Delivery, Failure, Handler};
 pub use error::{Error, Result};
-pub use events::{Event, Route};
+pub use events::{AlertTrackingEvent, Event, Incoming, LiveEvent, Route};
 pub use subjects::Subjects;
 pub use topology::{
-    ConsumerSpec, DEAD_LETTERS, FEEDS, INGEST_BUCKET, REGISTRY_BUCKET, Retry, RetryConfig, STORIES, Topology,
+    ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, ConsumerSpec, DEAD_LETTERS, FEEDS, INGEST_BUCKET, REGISTRY_BUCKET, Retry,
+    RetryConfig, STORIES, Topology,
 };
 
 use async_nats::{HeaderMap, jetstream};
@@ -116,5 +117,21 @@ impl Bus {
             });
         }
         try_join_all(pending).await
+    }
+
+    /// Publishes events on core NATS, without storage or acknowledgement (the live alert path),
+    /// then flushes. Whoever needs them durably also gets them through JetStream.
+    pub async fn publish_live_all<E: LiveEvent>(&self, events: &[E]) -> Result<()> {
+        for event in events {
+            let subject = event.live_subject(&self.subjects)?;
+            let mut headers = HeaderMap::new();
+            headers.insert(headers::EVENT_TYPE, E::TYPE);
+            headers::inject_trace_context(&mut headers);
+            self.client
+                .publish_with_headers(subject.clone(), headers, Bytes::from(event.encode_to_vec()))
+                .await
+                .map_err(|e| Error::nats(format!("publish to {subject}"), e))?;
+        }
+        self.client.flush().await.map_err(|e| Error::nats("flush", e))
     }
 }

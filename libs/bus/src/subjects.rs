@@ -62,6 +62,55 @@ impl Subjects {
         Ok(self.subject(&format!("feed.{}.>", token(county)?)))
     }
 
+    /// `bashu.alert.issued.<desk>`: an accepted alert, stored once.
+    pub fn alert_issued(&self, desk: &str) -> Result<String> {
+        Ok(self.subject(&format!("alert.issued.{}", token(desk)?)))
+    }
+
+    /// `bashu.alert.live.<county>`: the live (core NATS) alert delivery to a county.
+    pub fn alert_live(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("alert.live.{}", token(county)?)))
+    }
+
+    /// `bashu.alert.feed.<county>`: the durable alert delivery to a county.
+    pub fn alert_feed(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("alert.feed.{}", token(county)?)))
+    }
+
+    /// `bashu.alert.receipt.<county>`: a county's system has an alert.
+    pub fn alert_receipt(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("alert.receipt.{}", token(county)?)))
+    }
+
+    /// `bashu.alert.ack.<county>`: a person at a county confirmed an alert.
+    pub fn alert_ack(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("alert.ack.{}", token(county)?)))
+    }
+
+    /// `bashu.alert.escalated.<county>`: an escalation step for a county.
+    pub fn alert_escalated(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("alert.escalated.{}", token(county)?)))
+    }
+
+    /// `bashu.alert.issued.>`: every accepted alert.
+    pub fn all_alert_issued(&self) -> String {
+        self.subject("alert.issued.>")
+    }
+
+    /// `bashu.alert.feed.>`: every county's durable alert feed.
+    pub fn all_alert_feeds(&self) -> String {
+        self.subject("alert.feed.>")
+    }
+
+    /// The county of an alert feed subject (`bashu.alert.feed.<county>`), if it is one.
+    pub fn alert_feed_county<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.alert.feed.")
+    }
+
+    pub(crate) fn alert_tracking_subjects(&self) -> Vec<String> {
+        ["issued", "receipt", "ack", "escalated"].iter().map(|kind| self.subject(&format!("alert.{kind}.>"))).collect()
+    }
+
     /// `bashu.dlq.<consumer>`: messages a consumer gave up on.
     pub fn dead_letter(&self, consumer: &str) -> Result<String> {
         Ok(self.subject(&format!("dlq.{}", token(consumer)?)))

@@ -18,6 +18,12 @@ pub const STORIES: &str = "STORIES";
 pub const FEEDS: &str = "FEEDS";
 /// Messages a consumer gave up on, with the reason in a header.
 pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
+/// Accepted alerts, receipts, acknowledgements and escalations: the alert ledger.
+pub const ALERTS: &str = "ALERTS";
+/// Every county's durable alert feed; one durable consumer per county.
+pub const ALERT_FEEDS: &str = "ALERT_FEEDS";
+/// Alert chains with every county's state, and intake's records (key-value bucket).
+pub const ALERT_STATE_BUCKET: &str = "ALERT_STATE";
 /// Alliances and partnerships (key-value bucket).
 pub const REGISTRY_BUCKET: &str = "REGISTRY";
 /// Ingest's durable record of every accepted story version (key-value bucket).
@@ -136,10 +142,10 @@ impl ConsumerSpec {
     pub(crate) fn config(&self) -> pull::Config {
         pull::Config {
             durable_name: Some(self.durable.clone()),
-            filter_subject: self.filter.clone(),
             ack_policy: AckPolicy::Explicit,
             deliver_policy: DeliverPolicy::All,
             ack_wait: self.retry.ack_wait,
+            filter_subject: self.filter.clone(),
             // One more than the handler's attempts: if the process dies during the last attempt,
             // the server still hands the message back once, and it is dead-lettered then.
             max_deliver: i64::from(self.retry.max_deliver) + 1,
@@ -179,6 +185,23 @@ impl Bus {
                 ..base.clone()
             },
             stream::Config {
+                name: s.name(ALERTS),
+                description: Some("accepted alerts, receipts, acknowledgements, escalations".into()),
+                subjects: s.alert_tracking_subjects(),
+                max_age: 400 * DAY,
+                duplicate_window: DAY,
+                ..base.clone()
+            },
+            stream::Config {
+                name: s.name(ALERT_FEEDS),
+                description: Some("every county's durable alert feed".into()),
+                subjects: vec![s.all_alert_feeds()],
+                max_age: 30 * DAY,
+                // Longer than any redelivery of the fan-out's input.
+                duplicate_window: Duration::from_secs(3600),
+                ..base.clone()
+            },
+            stream::Config {
                 name: s.name(DEAD_LETTERS),
                 description: Some("messages consumers gave up on, with the reason".into()),
                 subjects: vec![s.all_dead_letters()],
@@ -201,6 +224,7 @@ impl Bus {
         }
         self.registry_bucket().await?;
         self.ingest_bucket().await?;
+        self.alert_state_bucket().await?;
         Ok(())
     }
 
@@ -226,6 +250,41 @@ impl Bus {
     /// Ingest's idempotency records.
     pub async fn ingest_bucket(&self) -> Result<kv::Store> {
         self.bucket(INGEST_BUCKET, 1).await
+    }
+
+    /// Alert chains and intake records.
+    pub async fn alert_state_bucket(&self) -> Result<kv::Store> {
+        self.bucket(ALERT_STATE_BUCKET, 1).await
+    }
+
+    /// The alert fan-out reads every accepted alert.
+    pub fn alert_fanout_consumer(&self, retry: Retry) -> ConsumerSpec {
+        ConsumerSpec {
+            stream: self.subjects.name(ALERTS),
+            durable: "alert-fanout".into(),
+            filter: self.subjects.all_alert_issued(),
+            retry,
+        }
+    }
+
+    /// The alert tracker reads everything in the alert ledger, in order.
+    pub fn alert_tracker_consumer(&self, retry: Retry) -> ConsumerSpec {
+        ConsumerSpec {
+            stream: self.subjects.name(ALERTS),
+            durable: "alert-tracker".into(),
+            filter: String::new(),
+            retry,
+        }
+    }
+
+    /// A county's own durable alert consumer, `alerts-<code>`.
+    pub fn county_alert_consumer(&self, county: &str) -> Result<ConsumerSpec> {
+        Ok(ConsumerSpec {
+            stream: self.subjects.name(ALERT_FEEDS),
+            durable: format!("alerts-{county}"),
+            filter: self.subjects.alert_feed(county)?,
+            retry: Retry { ack_wait: Duration::from_secs(30), max_deliver: u32::MAX - 1, backoff: vec![] },
+        })
     }
 
     /// Moderation reads every submitted story.

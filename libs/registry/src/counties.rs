@@ -9,6 +9,16 @@ use crate::{Error, Result};
 
 const COUNTIES_CSV: &str = include_str!("../data/counties.csv");
 const CODE_CHANGES_CSV: &str = include_str!("../data/code_changes.csv");
+const COUNTY_SEATS_CSV: &str = include_str!("../data/county_seats.csv");
+
+/// A WGS84 point: a county's seat of government (not a centroid, not a boundary).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seat {
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+}
 
 /// The county-level units of the region, indexed by code, with the old codes that resolve to them.
 #[derive(Clone, Debug)]
@@ -16,6 +26,7 @@ pub struct Counties {
     counties: Vec<County>,
     by_code: HashMap<String, usize>,
     old_codes: HashMap<String, String>,
+    seats: HashMap<String, Seat>,
 }
 
 /// A county found by code.
@@ -37,6 +48,13 @@ struct CountyRow {
     prefecture_name: String,
     province_code: String,
     province_name: String,
+}
+
+#[derive(Deserialize)]
+struct SeatRow {
+    code: String,
+    lat: f64,
+    lon: f64,
 }
 
 #[derive(Deserialize)]
@@ -83,7 +101,18 @@ impl Counties {
             }
             old_codes.insert(row.old_code, row.new_code);
         }
-        Ok(Self { counties, by_code, old_codes })
+        let mut seats = HashMap::new();
+        for row in csv::Reader::from_reader(COUNTY_SEATS_CSV.as_bytes()).deserialize::<SeatRow>() {
+            let row = row.map_err(|e| Error::BuiltinData { file: "county_seats.csv", reason: e.to_string() })?;
+            if !by_code.contains_key(&row.code) {
+                return Err(Error::BuiltinData {
+                    file: "county_seats.csv",
+                    reason: format!("unknown county {}", row.code),
+                });
+            }
+            seats.insert(row.code, Seat { lat: row.lat, lon: row.lon });
+        }
+        Ok(Self { counties, by_code, old_codes, seats })
     }
 
     /// Every unit, in code order.
@@ -109,6 +138,11 @@ impl Counties {
             Some((old, new)) => Ok(Resolved { county: &self.counties[self.by_code[new]], resolved_from: Some(old) }),
             None => Err(Error::UnknownCode { code: code.to_owned() }),
         }
+    }
+
+    /// The seat of government of a county, where one is known (210 of 220).
+    pub fn seat(&self, code: &str) -> Option<Seat> {
+        self.seats.get(code).copied()
     }
 
     /// The current unit for a current code only (no old codes), for internal lookups.
@@ -147,6 +181,13 @@ mod tests {
         assert!(matches!(counties.resolve("51108"), Err(Error::MalformedCode { .. })));
         assert!(matches!(counties.resolve("51108x"), Err(Error::MalformedCode { .. })));
         assert!(counties.resolve("999999").unwrap_err().to_string().contains("999999"));
+    }
+
+    #[test]
+    fn seats_are_known_for_210_units() {
+        let counties = Counties::builtin().unwrap();
+        assert_eq!(counties.all().iter().filter(|c| counties.seat(&c.code).is_some()).count(), 210);
+        assert!(counties.seat("500157").is_none(), "两江新区 has no published seat");
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 mod counties;
 mod error;
-mod sharing;
+mod store;
 
-pub use counties::{Counties, Resolved};
+pub use counties::{Counties, Resolved, Seat};
 pub use error::{Error, Result};
-pub use sharing::{SharingGraph, SharingStore, SharingView, demo_seed};
+pub use store::{RegistrySnapshot, RegistryStore, RegistryView, WHOLE_REGION, demo_seed};

@@ -8,19 +8,19 @@ use bashu_proto::admin::v1::{
     ListCountiesResponse, ListPartnershipsRequest, ListPartnershipsResponse,
     registry_service_server::{RegistryService, RegistryServiceServer},
 };
-use bashu_registry::{Counties, SharingView};
+use bashu_registry::{Counties, RegistryView};
 use tonic::{Request, Response, Status};
 
 /// The admin service.
 #[derive(Clone)]
 pub struct Admin {
     counties: Arc<Counties>,
-    sharing: SharingView,
+    sharing: RegistryView,
 }
 
 impl Admin {
     /// Builds the service over the registry.
-    pub fn build(counties: Arc<Counties>, sharing: SharingView) -> Self {
+    pub fn build(counties: Arc<Counties>, sharing: RegistryView) -> Self {
         Self { counties, sharing }
     }
 

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
 
 use axum::{Router, http::StatusCode, routing::get};
 use bashu_bus::{Bus, Subjects, Topology};
-use bashu_registry::{Counties, SharingStore, SharingView};
+use bashu_registry::{Counties, RegistryStore, RegistryView};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{error, info};
@@ -110,7 +110,7 @@ impl System {
         let control = connect("bashu-control").await?;
         control.provision().await?;
         let counties = Arc::new(Counties::builtin()?);
-        let store = SharingStore::open(&control, counties.clone()).await?;
+        let store = RegistryStore::open(&control, counties.clone()).await?;
         if config.registry.seed_demo {
             bashu_registry::demo_seed(&store).await?;
             info!("demo registry seed written");
@@ -180,7 +180,7 @@ where
     });
 }
 
-fn health_routes(bus: Bus, _sharing: SharingView) -> Router {
+fn health_routes(bus: Bus, _sharing: RegistryView) -> Router {
     Router::new().route("/healthz", get(|| async { "ok" })).route(
         "/readyz",
         get(move || {

@@ -3,11 +3,11 @@
 use std::collections::BTreeSet;
 
 use bashu_proto::story::v1::Story;
-use bashu_registry::{Counties, SharingGraph};
+use bashu_registry::{Counties, RegistrySnapshot};
 use tracing::warn;
 
 /// The GB/T 2260 codes of every county that receives `story`, in code order.
-pub fn resolve(story: &Story, counties: &Counties, graph: &SharingGraph) -> BTreeSet<String> {
+pub fn resolve(story: &Story, counties: &Counties, graph: &RegistrySnapshot) -> BTreeSet<String> {
     let mut audience = BTreeSet::new();
     let Some(sharing) = &story.sharing else { return audience };
     let origin = story.origin_county.as_str();

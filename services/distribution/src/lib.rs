@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bashu_bus::{Bus, Delivery, Failure, RetryConfig};
 use bashu_proto::story::v1::{ModerationDecision, StoryDelivery, StoryPublished, Verdict};
-use bashu_registry::{Counties, SharingView};
+use bashu_registry::{Counties, RegistryView};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -37,7 +37,7 @@ pub struct Distribution {
 struct State {
     bus: Bus,
     counties: Arc<Counties>,
-    sharing: SharingView,
+    sharing: RegistryView,
 }
 
 impl Distribution {
@@ -46,7 +46,7 @@ impl Distribution {
         config: Config,
         bus: Bus,
         counties: Arc<Counties>,
-        sharing: SharingView,
+        sharing: RegistryView,
     ) -> Result<Self, bashu_bus::Error> {
         bus.provision_county_feeds(counties.all().iter().map(|c| c.code.as_str())).await?;
         Ok(Self { config, state: Arc::new(State { bus, counties, sharing }) })

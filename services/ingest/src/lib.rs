@@ -15,7 +15,7 @@ use bashu_proto::{
     ingest::v1::SubmitStoryResponse,
     story::v1::{Story, StorySubmitted},
 };
-use bashu_registry::{Counties, SharingView};
+use bashu_registry::{Counties, RegistryView};
 use prost::Message;
 use serde::Deserialize;
 use tracing::info;
@@ -56,13 +56,13 @@ struct Inner {
     config: Config,
     bus: Bus,
     counties: Arc<Counties>,
-    sharing: SharingView,
+    sharing: RegistryView,
     accepted: kv::Store,
 }
 
 impl Ingest {
     /// Builds the service on a provisioned bus.
-    pub async fn build(config: Config, bus: Bus, counties: Arc<Counties>, sharing: SharingView) -> Result<Self> {
+    pub async fn build(config: Config, bus: Bus, counties: Arc<Counties>, sharing: RegistryView) -> Result<Self> {
         let accepted = bus.ingest_bucket().await?;
         Ok(Self { inner: Arc::new(Inner { config, bus, counties, sharing, accepted }) })
     }

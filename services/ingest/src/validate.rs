@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use bashu_proto::story::v1::{Category, CodeResolution, PublicationStatus, Story};
-use bashu_registry::{Counties, SharingGraph};
+use bashu_registry::{Counties, RegistrySnapshot};
 
 use crate::FieldError;
 
@@ -79,7 +79,7 @@ impl Check<'_> {
 pub(crate) fn normalise(
     mut story: Story,
     counties: &Counties,
-    sharing_graph: &SharingGraph,
+    sharing_graph: &RegistrySnapshot,
     now: SystemTime,
 ) -> Result<Normalised, Vec<FieldError>> {
     let mut check = Check { counties, errors: Vec::new(), resolved: Vec::new() };
@@ -220,7 +220,7 @@ mod tests {
     #[test]
     fn a_good_story_gets_defaults() {
         let counties = Counties::builtin().unwrap();
-        let normalised = normalise(story(), &counties, &SharingGraph::default(), SystemTime::now()).ok().unwrap();
+        let normalised = normalise(story(), &counties, &RegistrySnapshot::default(), SystemTime::now()).ok().unwrap();
         assert_eq!(normalised.story.language, "zh-CN");
         assert_eq!(normalised.story.status, PublicationStatus::Usable as i32);
         assert!(normalised.story.created_at.is_some());
@@ -232,7 +232,7 @@ mod tests {
         let mut s = story();
         s.origin_county = "511028".into();
         s.counties_concerned = vec!["500112".into(), "500105".into()];
-        let n = normalise(s, &counties, &SharingGraph::default(), SystemTime::now()).ok().unwrap();
+        let n = normalise(s, &counties, &RegistrySnapshot::default(), SystemTime::now()).ok().unwrap();
         assert_eq!(n.story.origin_county, "511083");
         assert_eq!(n.story.counties_concerned, vec!["500157".to_string()]);
         assert_eq!(n.resolved_codes.len(), 3);
@@ -248,7 +248,7 @@ mod tests {
         s.category = 0;
         s.counties_concerned = vec!["999999".into()];
         s.sharing = Some(SharingPolicy { alliances: vec!["nope".into()], ..Default::default() });
-        let got = fields(normalise(s, &counties, &SharingGraph::default(), SystemTime::now()));
+        let got = fields(normalise(s, &counties, &RegistrySnapshot::default(), SystemTime::now()));
         assert_eq!(got, ["id", "headline", "category", "countiesConcerned[0]", "sharing.alliances[0]"]);
     }
 
@@ -265,12 +265,12 @@ mod tests {
         let mut s = story();
         s.embargo_until = at(7200);
         s.expires_at = at(3600);
-        assert_eq!(fields(normalise(s, &counties, &SharingGraph::default(), now)), ["embargoUntil"]);
+        assert_eq!(fields(normalise(s, &counties, &RegistrySnapshot::default(), now)), ["embargoUntil"]);
         let mut s = story();
         s.expires_at = at(-10);
-        assert_eq!(fields(normalise(s, &counties, &SharingGraph::default(), now)), ["expiresAt"]);
+        assert_eq!(fields(normalise(s, &counties, &RegistrySnapshot::default(), now)), ["expiresAt"]);
         let mut s = story();
         s.created_at = at(400 * 24 * 3600);
-        assert_eq!(fields(normalise(s, &counties, &SharingGraph::default(), now)), ["createdAt"]);
+        assert_eq!(fields(normalise(s, &counties, &RegistrySnapshot::default(), now)), ["createdAt"]);
     }
 }

@@ -8,7 +8,7 @@ use std::{
 
 use async_nats::jetstream::kv::{self, Operation};
 use bashu_bus::Bus;
-use bashu_proto::registry::v1::{Alliance, Partnership};
+use bashu_proto::registry::v1::{Alliance, Desk, Partnership};
 use futures::StreamExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
@@ -18,15 +18,20 @@ use crate::{Counties, Error, Result};
 
 const ALLIANCE_KEY: &str = "alliance.";
 const PARTNERSHIP_KEY: &str = "partnership.";
+const DESK_KEY: &str = "desk.";
+
+/// The area value of a desk responsible for the whole region.
+pub const WHOLE_REGION: &str = "region";
 
 /// Every alliance and partnership at one moment.
 #[derive(Clone, Debug, Default)]
-pub struct SharingGraph {
+pub struct RegistrySnapshot {
     alliances: BTreeMap<String, Alliance>,
     partnerships: BTreeMap<String, Partnership>,
+    desks: BTreeMap<String, Desk>,
 }
 
-impl SharingGraph {
+impl RegistrySnapshot {
     /// An alliance by id.
     pub fn alliance(&self, id: &str) -> Option<&Alliance> {
         self.alliances.get(id)
@@ -55,8 +60,29 @@ impl SharingGraph {
         })
     }
 
+    /// An emergency desk by id.
+    pub fn desk(&self, id: &str) -> Option<&Desk> {
+        self.desks.get(id)
+    }
+
+    /// Every emergency desk, by id.
+    pub fn desks(&self) -> impl Iterator<Item = &Desk> {
+        self.desks.values()
+    }
+
     fn apply(&mut self, key: &str, value: Option<&[u8]>) -> Result<()> {
         let corrupt = |source| Error::Corrupt { key: key.to_owned(), source };
+        if let Some(id) = key.strip_prefix(DESK_KEY) {
+            match value {
+                Some(bytes) => {
+                    self.desks.insert(id.to_owned(), Desk::decode(bytes).map_err(corrupt)?);
+                }
+                None => {
+                    self.desks.remove(id);
+                }
+            }
+            return Ok(());
+        }
         if let Some(id) = key.strip_prefix(ALLIANCE_KEY) {
             match value {
                 Some(bytes) => {
@@ -82,17 +108,17 @@ impl SharingGraph {
 
 /// A live, cheaply cloned view of the sharing graph.
 #[derive(Clone, Debug, Default)]
-pub struct SharingView {
-    current: Arc<RwLock<Arc<SharingGraph>>>,
+pub struct RegistryView {
+    current: Arc<RwLock<Arc<RegistrySnapshot>>>,
 }
 
-impl SharingView {
+impl RegistryView {
     /// The graph as it is now.
-    pub fn current(&self) -> Arc<SharingGraph> {
+    pub fn current(&self) -> Arc<RegistrySnapshot> {
         self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    fn update(&self, change: impl FnOnce(&mut SharingGraph) -> Result<()>) -> Result<()> {
+    fn update(&self, change: impl FnOnce(&mut RegistrySnapshot) -> Result<()>) -> Result<()> {
         let mut guard = self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut next = (**guard).clone();
         change(&mut next)?;
@@ -103,12 +129,12 @@ impl SharingView {
 
 /// Reads and writes alliances and partnerships, validating them against the counties.
 #[derive(Clone)]
-pub struct SharingStore {
+pub struct RegistryStore {
     kv: kv::Store,
     counties: Arc<Counties>,
 }
 
-impl SharingStore {
+impl RegistryStore {
     /// Opens the registry bucket on `bus`.
     pub async fn open(bus: &Bus, counties: Arc<Counties>) -> Result<Self> {
         Ok(Self { kv: bus.registry_bucket().await?, counties })
@@ -124,10 +150,7 @@ impl SharingStore {
     /// Validates and stores an alliance (old member codes become current ones, repeats are
     /// dropped). Returns what was stored.
     pub async fn put_alliance(&self, alliance: Alliance) -> Result<Alliance> {
-        let valid_id = !alliance.id.is_empty()
-            && alliance.id.len() <= 32
-            && alliance.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !valid_id {
+        if !valid_id(&alliance.id) {
             return Err(Error::Invalid { field: "id".into(), reason: "1-32 of a-z, 0-9 and -".into() });
         }
         if alliance.name.trim().is_empty() {
@@ -174,9 +197,46 @@ impl SharingStore {
         self.kv.put(key, value.into()).await.map(drop).map_err(|e| Error::Store { operation: "put", source: e.into() })
     }
 
+    /// Validates and stores an emergency desk: a 32-byte ed25519 key, and areas that are
+    /// `region` or the code of a province, prefecture or county of the region.
+    pub async fn put_desk(&self, desk: Desk) -> Result<Desk> {
+        let invalid = |field: &str, reason: &str| Error::Invalid { field: field.into(), reason: reason.into() };
+        if !valid_id(&desk.id) {
+            return Err(invalid("id", "1-32 of a-z, 0-9 and -"));
+        }
+        if desk.name.trim().is_empty() {
+            return Err(invalid("name", "required"));
+        }
+        if desk.public_key.len() != 32 {
+            return Err(invalid("public_key", "an ed25519 public key of 32 bytes"));
+        }
+        if desk.areas.is_empty() {
+            return Err(invalid("areas", "a desk needs at least one area"));
+        }
+        let mut areas = BTreeSet::new();
+        for (i, area) in desk.areas.iter().enumerate() {
+            let known = area == WHOLE_REGION
+                || match area.len() {
+                    2 | 4 => area.bytes().all(|b| b.is_ascii_digit()) && self.counties.within(area).next().is_some(),
+                    6 => self.counties.get(area).is_some(),
+                    _ => false,
+                };
+            if !known {
+                return Err(Error::Invalid {
+                    field: format!("areas[{i}]"),
+                    reason: format!("{area:?} is not `region` nor a province, prefecture or county code of the region"),
+                });
+            }
+            areas.insert(area.clone());
+        }
+        let stored = Desk { areas: areas.into_iter().collect(), ..desk };
+        self.put(format!("{DESK_KEY}{}", stored.id), stored.encode_to_vec()).await?;
+        Ok(stored)
+    }
+
     /// Reads the whole graph once.
-    pub async fn load(&self) -> Result<SharingGraph> {
-        let mut graph = SharingGraph::default();
+    pub async fn load(&self) -> Result<RegistrySnapshot> {
+        let mut graph = RegistrySnapshot::default();
         let mut keys = self.kv.keys().await.map_err(|e| Error::Store { operation: "list keys", source: e.into() })?;
         while let Some(key) = keys.next().await {
             let key = key.map_err(|e| Error::Store { operation: "list keys", source: e.into() })?;
@@ -187,11 +247,11 @@ impl SharingStore {
     }
 
     /// A view that is loaded now and then follows every change until `shutdown`.
-    pub async fn watch(&self, shutdown: CancellationToken) -> Result<SharingView> {
+    pub async fn watch(&self, shutdown: CancellationToken) -> Result<RegistryView> {
         // Watch first, then load: a change made during the load is seen by the watch too.
         let mut changes =
             self.kv.watch_all().await.map_err(|e| Error::Store { operation: "watch", source: e.into() })?;
-        let view = SharingView::default();
+        let view = RegistryView::default();
         let graph = self.load().await?;
         view.update(|current| {
             *current = graph;
@@ -220,10 +280,14 @@ impl SharingStore {
     }
 }
 
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// The demo seed of `make run` and the tests: three bilateral partnerships named in the founding
 /// study, and an example Fujiang (涪江) river alliance. The alliance is an example, not a record:
 /// no public member list exists.
-pub async fn demo_seed(store: &SharingStore) -> Result<()> {
+pub async fn demo_seed(store: &RegistryStore) -> Result<()> {
     for (a, b, note) in [
         ("511083", "500153", "隆昌市–荣昌区: joint production across the border"),
         ("500113", "510115", "巴南区–温江区: bilateral agreement"),

@@ -1,0 +1,2 @@
+//! alerts
+pub mod cap;
