@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bashu/alert/v1/alert_service.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
+    println!("cargo:rerun-if-changed=build.rs");
 
     let descriptors = protox::compile(files, [&proto_root])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
@@ -28,6 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(descriptors)?;
 
-    pbjson_build::Builder::new().register_descriptors(&descriptor_bytes)?.build(&[".bashu"])?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptor_bytes)?
+        // Answers show every field, `"valid": false` and empty lists included.
+        .emit_fields()
+        .build(&[".bashu"])?;
     Ok(())
 }

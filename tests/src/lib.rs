@@ -4,8 +4,8 @@
 
 use std::{collections::BTreeMap, future::Future, time::Duration};
 
-use bashu::{Config, System, Target};
-use bashu_bus::{Bus, FEEDS, RetryConfig, STORIES, Subjects, Topology};
+use bashu::{Config, System, Target, demo::DemoDesk};
+use bashu_bus::{ALERT_FEEDS, Bus, FEEDS, RetryConfig, STORIES, Subjects, Topology};
 use bashu_test_support::NatsServer;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -39,7 +39,10 @@ pub fn test_config(nats_url: &str, prefix: &str) -> Config {
     config.registry.seed_demo = true;
     let fast = RetryConfig { ack_wait_ms: 1_000, max_deliver: 5, backoff_ms: vec![50] };
     config.moderation.consumer = fast.clone();
-    config.distribution.consumer = fast;
+    config.distribution.consumer = fast.clone();
+    config.alerts.fanout = fast.clone();
+    config.alerts.tracker = fast;
+    config.alerts.escalation.tick_ms = 100;
     config
 }
 
@@ -51,9 +54,15 @@ impl TestSystem {
 
     /// Only the given services.
     pub async fn start_with(targets: &[Target]) -> Self {
+        Self::start_configured(targets, |_| {}).await
+    }
+
+    /// The given services, with the test configuration changed by `configure`.
+    pub async fn start_configured(targets: &[Target], configure: impl FnOnce(&mut Config)) -> Self {
         let nats = NatsServer::start().await;
         let prefix = format!("t{}", bashu_test_support::free_port());
-        let config = test_config(&nats.url(), &prefix);
+        let mut config = test_config(&nats.url(), &prefix);
+        configure(&mut config);
         let shutdown = CancellationToken::new();
         let system = System::start(&config, targets, shutdown.clone()).await.expect("system starts");
         let bus =
@@ -92,6 +101,71 @@ impl TestSystem {
         let text = response.text().await.expect("body");
         let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("answer is JSON, got {status}: {text}"));
         (status, value)
+    }
+
+    /// A demo desk with its secret key.
+    pub fn desk(&self, id: &str) -> DemoDesk {
+        self.system.demo_desks.iter().find(|d| d.id == id).unwrap_or_else(|| panic!("no demo desk {id}")).clone()
+    }
+
+    /// Signs `cap_xml` as desk `desk_id` now and POSTs it to `/v1/alerts`.
+    pub async fn issue_alert(&self, desk_id: &str, cap_xml: &str) -> (u16, Value) {
+        let desk = self.desk(desk_id);
+        let now = bashu_proto::time::now().seconds;
+        let signature = bashu_alerts::signature::sign(&desk.secret_key_bytes(), desk_id, now, cap_xml.as_bytes());
+        self.post_alert(desk_id, now, &signature, cap_xml.as_bytes().to_vec()).await
+    }
+
+    /// POSTs a CAP document to `/v1/alerts` with the given signature headers.
+    pub async fn post_alert(&self, desk_id: &str, timestamp: i64, signature: &[u8], body: Vec<u8>) -> (u16, Value) {
+        use base64::Engine as _;
+        let response = self
+            .http
+            .post(format!("{}/v1/alerts", self.http_base()))
+            .header("content-type", "application/cap+xml")
+            .header(bashu_alerts::DESK_HEADER, desk_id)
+            .header(bashu_alerts::TIMESTAMP_HEADER, timestamp.to_string())
+            .header(bashu_alerts::SIGNATURE_HEADER, base64::engine::general_purpose::STANDARD.encode(signature))
+            .body(body)
+            .send()
+            .await
+            .expect("alerts answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    /// POSTs JSON or bytes to any path and returns the status and JSON answer.
+    pub async fn post(&self, path: &str, body: Vec<u8>, content_type: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.http_base()))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("bashu answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    /// GETs a path and returns the status and JSON answer.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(format!("{}{path}", self.http_base())).send().await.expect("bashu answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    /// Durable alert deliveries per county (county code → count).
+    pub async fn alert_feed_counts(&self) -> BTreeMap<String, u64> {
+        let subjects = self.bus.subjects();
+        let per_subject =
+            self.bus.subject_counts(ALERT_FEEDS, &subjects.all_alert_feeds()).await.expect("alert feed counts");
+        per_subject
+            .into_iter()
+            .map(|(subject, count)| {
+                (subjects.alert_feed_county(&subject).expect("an alert feed subject").to_owned(), count)
+            })
+            .collect()
     }
 
     /// Messages per county across every feed (county code → count).

@@ -92,9 +92,24 @@ impl Subjects {
         Ok(self.subject(&format!("alert.escalated.{}", token(county)?)))
     }
 
+    /// `bashu.alert.escalated.>`: every escalation step.
+    pub fn all_alert_escalated(&self) -> String {
+        self.subject("alert.escalated.>")
+    }
+
     /// `bashu.alert.issued.>`: every accepted alert.
     pub fn all_alert_issued(&self) -> String {
         self.subject("alert.issued.>")
+    }
+
+    /// `bashu.alert.live.*`: every county's live alerts (for monitors and tests).
+    pub fn all_alert_live(&self) -> String {
+        self.subject("alert.live.*")
+    }
+
+    /// The county of a live alert subject (`bashu.alert.live.<county>`), if it is one.
+    pub fn alert_live_county<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.alert.live.")
     }
 
     /// `bashu.alert.feed.>`: every county's durable alert feed.

@@ -318,11 +318,20 @@ impl Bus {
         })
     }
 
-    /// Creates or updates the feed consumer of every given county, a few at a time.
+    /// Creates or updates the story feed consumer of every given county, a few at a time.
     pub async fn provision_county_feeds<'a>(&self, counties: impl IntoIterator<Item = &'a str>) -> Result<()> {
-        let feeds =
-            self.js.get_stream(self.subjects.name(FEEDS)).await.map_err(|e| Error::nats("get stream FEEDS", e))?;
         let specs = counties.into_iter().map(|c| self.county_feed_consumer(c)).collect::<Result<Vec<_>>>()?;
+        self.provision_county_consumers(FEEDS, specs).await
+    }
+
+    /// Creates or updates the alert consumer of every given county, a few at a time.
+    pub async fn provision_county_alert_feeds<'a>(&self, counties: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let specs = counties.into_iter().map(|c| self.county_alert_consumer(c)).collect::<Result<Vec<_>>>()?;
+        self.provision_county_consumers(ALERT_FEEDS, specs).await
+    }
+
+    async fn provision_county_consumers(&self, base: &str, specs: Vec<ConsumerSpec>) -> Result<()> {
+        let feeds = self.stream(base).await?;
         futures::stream::iter(specs)
             .map(|spec| {
                 let feeds = &feeds;

@@ -1,2 +1,159 @@
-//! alerts
+//! Bashu alerts: the fast-response path. Emergency desks issue, update and cancel CAP 1.2 alerts
+//! (signed, checked against their areas); each accepted alert is stored once, delivered live to
+//! every targeted county within milliseconds and durably to each county's alert feed; every
+//! county's receipt and acknowledgement is tracked, and a county that does not acknowledge in
+//! time is re-sent to and then escalated to its prefecture's and province's desks and operators.
+
 pub mod cap;
+mod error;
+mod fanout;
+mod grpc;
+mod http;
+mod intake;
+pub mod signature;
+mod state;
+pub mod targeting;
+mod tracker;
+
+use std::sync::Arc;
+
+use bashu_bus::{Bus, RetryConfig};
+use bashu_registry::{Counties, RegistryView};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{Error, Result};
+pub use http::{DESK_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+pub use intake::Submission;
+pub use state::alert_key;
+pub use tracker::OPERATORS;
+
+/// Escalation deadlines: how long a county has to acknowledge, by the alert's severity.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationConfig {
+    /// Extreme.
+    pub extreme_ms: u64,
+    /// Severe.
+    pub severe_ms: u64,
+    /// Moderate.
+    pub moderate_ms: u64,
+    /// Minor.
+    pub minor_ms: u64,
+    /// Unknown severity.
+    pub unknown_ms: u64,
+    /// How often deadlines are checked.
+    pub tick_ms: u64,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        Self {
+            extreme_ms: 2 * 60_000,
+            severe_ms: 5 * 60_000,
+            moderate_ms: 15 * 60_000,
+            minor_ms: 30 * 60_000,
+            unknown_ms: 15 * 60_000,
+            tick_ms: 250,
+        }
+    }
+}
+
+/// The alert service's settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Largest accepted CAP document, in bytes.
+    pub max_document_bytes: usize,
+    /// How far a signature's timestamp may be from the server's clock, in seconds.
+    pub max_clock_skew_secs: u64,
+    /// Escalation deadlines.
+    pub escalation: EscalationConfig,
+    /// How the fan-out consumer retries.
+    pub fanout: RetryConfig,
+    /// How the tracker consumer retries.
+    pub tracker: RetryConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_document_bytes: 256 * 1024,
+            max_clock_skew_secs: 300,
+            escalation: EscalationConfig::default(),
+            fanout: RetryConfig::default(),
+            tracker: RetryConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks the settings make sense.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_document_bytes) {
+            return Err("alerts.max_document_bytes must be between 1 KiB and 16 MiB".into());
+        }
+        if !(1..=3600).contains(&self.max_clock_skew_secs) {
+            return Err("alerts.max_clock_skew_secs must be between 1 and 3600".into());
+        }
+        let e = &self.escalation;
+        if [e.extreme_ms, e.severe_ms, e.moderate_ms, e.minor_ms, e.unknown_ms].contains(&0) || e.tick_ms == 0 {
+            return Err("alerts.escalation deadlines and tick_ms must be positive".into());
+        }
+        self.fanout.validate().map_err(|e| format!("alerts.fanout: {e}"))?;
+        self.tracker.validate().map_err(|e| format!("alerts.tracker: {e}"))
+    }
+}
+
+/// The alert service: intake (HTTP and gRPC), fan-out and tracking. Cheap to clone.
+#[derive(Clone)]
+pub struct Alerts {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    bus: Bus,
+    counties: Arc<Counties>,
+    registry: RegistryView,
+    store: state::StateStore,
+}
+
+impl Alerts {
+    /// Builds the service on a provisioned bus and makes sure every county's alert consumer exists.
+    pub async fn build(config: Config, bus: Bus, counties: Arc<Counties>, registry: RegistryView) -> Result<Self> {
+        bus.provision_county_alert_feeds(counties.all().iter().map(|c| c.code.as_str())).await?;
+        let store = state::StateStore::new(bus.alert_state_bucket().await?);
+        Ok(Self { inner: Arc::new(Inner { config, bus, counties, registry, store }) })
+    }
+
+    /// The HTTP routes (`/v1/alerts…`).
+    pub fn http_router(&self) -> axum::Router {
+        http::router(self.clone())
+    }
+
+    /// The gRPC `bashu.alert.v1.AlertService`.
+    pub fn grpc_service(&self) -> bashu_proto::alert::v1::alert_service_server::AlertServiceServer<grpc::AlertApi> {
+        grpc::service(self.clone())
+    }
+
+    /// Fans out accepted alerts and tracks every county's state until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> std::result::Result<(), bashu_bus::Error> {
+        let inner = &self.inner;
+        let tracker = tracker::Tracker::load(
+            inner.bus.clone(),
+            inner.store.clone(),
+            inner.registry.clone(),
+            inner.config.escalation.clone(),
+        )
+        .await
+        .map_err(|e| bashu_bus::Error::Nats { operation: "load alert chains".into(), source: Box::new(e) })?;
+        let fanout_spec = inner.bus.alert_fanout_consumer((&inner.config.fanout).into());
+        let bus = inner.bus.clone();
+        let fanout =
+            inner.bus.consume(fanout_spec, move |delivery| fanout::fan_out(bus.clone(), delivery), shutdown.clone());
+        let tracking = Arc::new(tracker).run((&inner.config.tracker).into(), shutdown);
+        let (fanout, tracking) = tokio::join!(fanout, tracking);
+        fanout.and(tracking)
+    }
+}

@@ -29,6 +29,8 @@ pub struct Config {
     pub moderation: bashu_moderation::Config,
     /// Distribution's settings.
     pub distribution: bashu_distribution::Config,
+    /// The alert service's settings.
+    pub alerts: bashu_alerts::Config,
 }
 
 /// How to reach NATS.
@@ -81,8 +83,11 @@ impl Default for GrpcConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
-    /// Writes the demo partnerships and the example Fujiang alliance at start-up (dev only).
+    /// Writes the demo partnerships, the example Fujiang alliance and demo emergency desks with
+    /// fresh keys at start-up (dev only).
     pub seed_demo: bool,
+    /// Where `bashu` writes the demo desks' secret keys when it seeds them (dev only).
+    pub demo_credentials_file: Option<std::path::PathBuf>,
 }
 
 /// Logging settings.
@@ -131,6 +136,7 @@ impl Config {
         self.ingest.validate()?;
         self.moderation.validate()?;
         self.distribution.validate()?;
+        self.alerts.validate()?;
         Ok(())
     }
 }

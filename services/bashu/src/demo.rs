@@ -13,6 +13,55 @@ use serde_json::json;
 
 use crate::Config;
 
+/// A demo emergency desk and its secret key (dev only: written to the demo credentials file).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DemoDesk {
+    /// The desk id.
+    pub id: String,
+    /// What it may alert.
+    pub areas: Vec<String>,
+    /// The ed25519 secret key, standard base64.
+    pub secret_key: String,
+    /// The ed25519 public key, standard base64.
+    pub public_key: String,
+}
+
+impl DemoDesk {
+    /// The secret key bytes.
+    pub fn secret_key_bytes(&self) -> [u8; 32] {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&self.secret_key).unwrap_or_default();
+        bytes.try_into().unwrap_or([0; 32])
+    }
+}
+
+/// Registers the demo desks with fresh key pairs (every start: old demo keys stop working).
+pub async fn seed_desks(store: &bashu_registry::RegistryStore) -> bashu_registry::Result<Vec<DemoDesk>> {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut desks = Vec::new();
+    for (id, name, areas) in [
+        ("sc-provincial", "四川省应急值守（示例）", vec!["51"]),
+        ("cq-municipal", "重庆市应急值守（示例）", vec!["50"]),
+        ("mianyang", "绵阳市应急值守（示例）", vec!["5107"]),
+        ("chengdu-chongqing", "川渝联合应急值守（示例）", vec!["region"]),
+    ] {
+        let (secret, public) = bashu_alerts::signature::new_key_pair();
+        let areas: Vec<String> = areas.into_iter().map(String::from).collect();
+        store
+            .put_desk(bashu_proto::registry::v1::Desk {
+                id: id.into(),
+                name: name.into(),
+                public_key: public.to_vec(),
+                areas: areas.clone(),
+                contact: "demo".into(),
+            })
+            .await?;
+        desks.push(DemoDesk { id: id.into(), areas, secret_key: encode(&secret), public_key: encode(&public) });
+    }
+    Ok(desks)
+}
+
 /// Options of `bashu demo`.
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {

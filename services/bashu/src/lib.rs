@@ -27,11 +27,14 @@ pub enum Target {
     Distribution,
     /// The operators' gRPC API.
     Admin,
+    /// Emergency alerts: intake, fan-out, tracking and escalation.
+    Alerts,
 }
 
 impl Target {
     /// Every target, as `--target all` runs them.
-    pub const ALL: [Target; 4] = [Target::Ingest, Target::Moderation, Target::Distribution, Target::Admin];
+    pub const ALL: [Target; 5] =
+        [Target::Ingest, Target::Moderation, Target::Distribution, Target::Admin, Target::Alerts];
 
     fn name(self) -> &'static str {
         match self {
@@ -39,6 +42,7 @@ impl Target {
             Target::Moderation => "moderation",
             Target::Distribution => "distribution",
             Target::Admin => "admin",
+            Target::Alerts => "alerts",
         }
     }
 }
@@ -56,7 +60,7 @@ impl FromStr for Targets {
             match name {
                 "all" => targets.extend(Target::ALL),
                 other => targets.push(*Target::ALL.iter().find(|t| t.name() == other).ok_or_else(|| {
-                    format!("unknown target {other:?}: all, ingest, moderation, distribution, admin")
+                    format!("unknown target {other:?}: all, ingest, moderation, distribution, admin, alerts")
                 })?),
             }
         }
@@ -78,6 +82,9 @@ pub enum Error {
     /// Ingest could not be built.
     #[error(transparent)]
     Ingest(#[from] bashu_ingest::Error),
+    /// The alert service could not be built.
+    #[error(transparent)]
+    Alerts(#[from] bashu_alerts::Error),
     /// A listener could not be bound.
     #[error("cannot listen on {address}")]
     Listen {
@@ -95,6 +102,8 @@ pub struct System {
     pub http_addr: SocketAddr,
     /// Where the gRPC listener is bound.
     pub grpc_addr: SocketAddr,
+    /// The demo desks and their secret keys, when the demo seed was written.
+    pub demo_desks: Vec<demo::DemoDesk>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -111,8 +120,10 @@ impl System {
         control.provision().await?;
         let counties = Arc::new(Counties::builtin()?);
         let store = RegistryStore::open(&control, counties.clone()).await?;
+        let mut demo_desks = Vec::new();
         if config.registry.seed_demo {
             bashu_registry::demo_seed(&store).await?;
+            demo_desks = demo::seed_desks(&store).await?;
             info!("demo registry seed written");
         }
         let sharing = store.watch(shutdown.clone()).await?;
@@ -145,6 +156,14 @@ impl System {
                     .await?;
                     spawn_service(&tracker, "distribution", distribution.run(shutdown.clone()));
                 }
+                Target::Alerts => {
+                    let alerts =
+                        bashu_alerts::Alerts::build(config.alerts.clone(), bus, counties.clone(), sharing.clone())
+                            .await?;
+                    http = http.merge(alerts.http_router());
+                    grpc = grpc.add_service(alerts.grpc_service());
+                    spawn_service(&tracker, "alerts", alerts.run(shutdown.clone()));
+                }
                 Target::Admin => {
                     grpc = grpc
                         .add_service(bashu_admin::Admin::build(counties.clone(), sharing.clone()).registry_service());
@@ -159,7 +178,7 @@ impl System {
         let grpc_addr = serve_grpc(&tracker, config.grpc.listen, grpc, shutdown.clone()).await?;
         tracker.close();
         info!(%http_addr, %grpc_addr, "bashu ready");
-        Ok(Self { http_addr, grpc_addr, tracker, shutdown })
+        Ok(Self { http_addr, grpc_addr, demo_desks, tracker, shutdown })
     }
 
     /// Waits until every task has stopped after shutdown, or `grace` has passed; true if all stopped.

@@ -74,6 +74,15 @@ async fn serve(targets: &Targets, config: &Config, grace: Duration) -> ExitCode 
             return ExitCode::FAILURE;
         }
     };
+    if let (Some(path), false) = (&config.registry.demo_credentials_file, system.demo_desks.is_empty()) {
+        let written = serde_json::to_vec_pretty(&serde_json::json!({ "desks": system.demo_desks }))
+            .map_err(std::io::Error::other)
+            .and_then(|json| std::fs::write(path, json));
+        match written {
+            Ok(()) => tracing::info!(path = %path.display(), "demo credentials written"),
+            Err(error) => tracing::warn!(path = %path.display(), error = %error, "demo credentials not written"),
+        }
+    }
     if system.stopped(grace).await {
         tracing::info!("bashu stopped");
         ExitCode::SUCCESS

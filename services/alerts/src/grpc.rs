@@ -1,0 +1,71 @@
+//! The gRPC front end.
+
+use bashu_proto::alert::v1::{
+    AcknowledgeAlertRequest, AcknowledgeAlertResponse, AlertAccepted, AlertChain, GetAlertStatusRequest, MsgType,
+    SignedCap, ValidateAlertRequest, ValidateAlertResponse,
+    alert_service_server::{AlertService, AlertServiceServer},
+};
+use tonic::{Request, Response, Status};
+
+use crate::{Alerts, Submission};
+
+/// `bashu.alert.v1.AlertService` over [`Alerts`].
+pub struct AlertApi {
+    alerts: Alerts,
+}
+
+pub(crate) fn service(alerts: Alerts) -> AlertServiceServer<AlertApi> {
+    let limit = alerts.inner.config.max_document_bytes + 4096;
+    AlertServiceServer::new(AlertApi { alerts }).max_decoding_message_size(limit)
+}
+
+impl AlertApi {
+    async fn submit(&self, request: Request<SignedCap>, expected: MsgType) -> Result<Response<AlertAccepted>, Status> {
+        let signed = request.into_inner();
+        let submission = Submission {
+            desk_id: &signed.desk_id,
+            timestamp: signed.timestamp,
+            signature: &signed.signature,
+            cap_xml: &signed.cap_xml,
+        };
+        self.alerts.submit(submission, Some(expected)).await.map(Response::new).map_err(|e| e.to_status())
+    }
+}
+
+#[tonic::async_trait]
+impl AlertService for AlertApi {
+    async fn issue_alert(&self, request: Request<SignedCap>) -> Result<Response<AlertAccepted>, Status> {
+        self.submit(request, MsgType::Alert).await
+    }
+
+    async fn update_alert(&self, request: Request<SignedCap>) -> Result<Response<AlertAccepted>, Status> {
+        self.submit(request, MsgType::Update).await
+    }
+
+    async fn cancel_alert(&self, request: Request<SignedCap>) -> Result<Response<AlertAccepted>, Status> {
+        self.submit(request, MsgType::Cancel).await
+    }
+
+    async fn validate_alert(
+        &self,
+        request: Request<ValidateAlertRequest>,
+    ) -> Result<Response<ValidateAlertResponse>, Status> {
+        Ok(Response::new(self.alerts.validate(&request.into_inner().cap_xml)))
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        request: Request<AcknowledgeAlertRequest>,
+    ) -> Result<Response<AcknowledgeAlertResponse>, Status> {
+        let request = request.into_inner();
+        self.alerts
+            .acknowledge(&request.alert_key, &request.county, &request.acknowledged_by, &request.note)
+            .await
+            .map(|()| Response::new(AcknowledgeAlertResponse {}))
+            .map_err(|e| e.to_status())
+    }
+
+    async fn get_alert_status(&self, request: Request<GetAlertStatusRequest>) -> Result<Response<AlertChain>, Status> {
+        self.alerts.status(&request.into_inner().alert_key).await.map(Response::new).map_err(|e| e.to_status())
+    }
+}

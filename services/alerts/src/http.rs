@@ -1,0 +1,113 @@
+//! The HTTP front end: `POST /v1/alerts` (signed CAP XML), `POST /v1/alerts/validate`,
+//! `POST /v1/alerts/{key}/acknowledgements`, `GET /v1/alerts/{key}`.
+
+use axum::{
+    Json, Router,
+    body::{Body, to_bytes},
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{Alerts, Error, Submission};
+
+/// The desk id header.
+pub const DESK_HEADER: &str = "Bashu-Desk";
+/// The signing time header (Unix seconds).
+pub const TIMESTAMP_HEADER: &str = "Bashu-Timestamp";
+/// The signature header (standard base64 of the 64-byte ed25519 signature).
+pub const SIGNATURE_HEADER: &str = "Bashu-Signature";
+
+pub(crate) fn router(alerts: Alerts) -> Router {
+    Router::new()
+        .route("/v1/alerts", post(issue))
+        .route("/v1/alerts/validate", post(validate))
+        .route("/v1/alerts/{alert_key}", get(status))
+        .route("/v1/alerts/{alert_key}/acknowledgements", post(acknowledge))
+        .with_state(alerts)
+}
+
+async fn body_bytes(alerts: &Alerts, body: Body) -> Result<axum::body::Bytes, Error> {
+    let limit = alerts.inner.config.max_document_bytes;
+    to_bytes(body, limit).await.map_err(|_| Error::TooLarge { limit })
+}
+
+async fn issue(State(alerts): State<Alerts>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let missing = |name: &str| Error::Unauthenticated(format!("the {name} header is missing or not text"));
+        let desk_id = header(DESK_HEADER).ok_or_else(|| missing(DESK_HEADER))?;
+        let timestamp = header(TIMESTAMP_HEADER)
+            .ok_or_else(|| missing(TIMESTAMP_HEADER))?
+            .parse::<i64>()
+            .map_err(|_| Error::Unauthenticated(format!("{TIMESTAMP_HEADER} must be Unix seconds")))?;
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(header(SIGNATURE_HEADER).ok_or_else(|| missing(SIGNATURE_HEADER))?)
+            .map_err(|_| Error::Unauthenticated(format!("{SIGNATURE_HEADER} is not base64")))?;
+        let cap_xml = body_bytes(&alerts, body).await?;
+        alerts.submit(Submission { desk_id, timestamp, signature: &signature, cap_xml: &cap_xml }, None).await
+    }
+    .await;
+    match result {
+        Ok(accepted) => {
+            let status = if accepted.duplicate { StatusCode::OK } else { StatusCode::ACCEPTED };
+            (status, Json(accepted)).into_response()
+        }
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn validate(State(alerts): State<Alerts>, body: Body) -> Response {
+    match body_bytes(&alerts, body).await {
+        Ok(cap_xml) => Json(alerts.validate(&cap_xml)).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AcknowledgeBody {
+    county: String,
+    acknowledged_by: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn acknowledge(State(alerts): State<Alerts>, Path(alert_key): Path<String>, body: Body) -> Response {
+    let result = async {
+        let bytes = body_bytes(&alerts, body).await?;
+        let body: AcknowledgeBody = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(vec![crate::cap::Problem { path: "body".into(), reason: e.to_string() }]))?;
+        alerts.acknowledge(&alert_key, &body.county, &body.acknowledged_by, &body.note).await
+    }
+    .await;
+    match result {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({"acknowledged": true}))).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn status(State(alerts): State<Alerts>, Path(alert_key): Path<String>) -> Response {
+    match alerts.status(&alert_key).await {
+        Ok(chain) => Json(chain).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+fn error_response(error: &Error) -> Response {
+    let status = match error {
+        Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Bus(_) | Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let body = json!({"error": {"code": error.code(), "message": error.to_string(), "problems": error.problems()}});
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,267 @@
+//! Intake: a desk's signed CAP document becomes an `AlertIssued` stored once in the alert ledger,
+//! or is refused with nothing delivered.
+
+use bashu_proto::alert::v1::{
+    AlertAccepted, AlertAcknowledgement, AlertChain, AlertIssued, AlertRecord, CapProblem, MsgType, Status,
+    ValidateAlertResponse,
+};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::{
+    Alerts, Error, Result,
+    cap::{self, Problem},
+    signature, state, targeting,
+};
+
+/// A desk's submission as it arrived.
+#[derive(Clone, Copy, Debug)]
+pub struct Submission<'a> {
+    /// The desk that claims to have signed it.
+    pub desk_id: &'a str,
+    /// Unix seconds when it was signed.
+    pub timestamp: i64,
+    /// The ed25519 signature (64 bytes).
+    pub signature: &'a [u8],
+    /// The exact CAP XML bytes.
+    pub cap_xml: &'a [u8],
+}
+
+impl Alerts {
+    /// Verifies, validates, authorises and accepts a desk's CAP document. `expected` is the
+    /// msgType the caller asked for (gRPC's Issue, Update, Cancel), if any.
+    #[tracing::instrument(name = "alerts.submit", skip_all, fields(desk = %submission.desk_id))]
+    pub async fn submit(&self, submission: Submission<'_>, expected: Option<MsgType>) -> Result<AlertAccepted> {
+        let result = self.accept(submission, expected).await;
+        if let Err(error) = &result {
+            match error {
+                Error::Bus(_) | Error::Store(_) => {}
+                refused => warn!(desk = %submission.desk_id, code = refused.code(), reason = %refused, "alert refused"),
+            }
+        }
+        result
+    }
+
+    async fn accept(&self, submission: Submission<'_>, expected: Option<MsgType>) -> Result<AlertAccepted> {
+        let inner = &self.inner;
+        if submission.cap_xml.len() > inner.config.max_document_bytes {
+            return Err(Error::TooLarge { limit: inner.config.max_document_bytes });
+        }
+        // Authentication first: nothing of an unsigned document is looked at.
+        let registry = inner.registry.current();
+        let desk = registry
+            .desk(submission.desk_id)
+            .ok_or_else(|| Error::Unauthenticated(format!("no desk {:?} is registered", submission.desk_id)))?;
+        let now = time_now();
+        if (now - submission.timestamp).unsigned_abs() > inner.config.max_clock_skew_secs {
+            return Err(Error::Unauthenticated(format!(
+                "the signature's timestamp is more than {} seconds from the server's clock (stale or replayed)",
+                inner.config.max_clock_skew_secs
+            )));
+        }
+        signature::verify(&desk.public_key, &desk.id, submission.timestamp, submission.signature, submission.cap_xml)
+            .map_err(|reason| Error::Unauthenticated(reason.into()))?;
+
+        let alert = cap::parse(submission.cap_xml).map_err(Error::Invalid)?;
+        let msg_type = alert.msg_type();
+        let invalid = |reason: String| Error::Invalid(vec![Problem { path: "/alert/msgType".into(), reason }]);
+        if !matches!(msg_type, MsgType::Alert | MsgType::Update | MsgType::Cancel) {
+            return Err(invalid("Bashu issues Alert, Update and Cancel messages".into()));
+        }
+        if let Some(expected) = expected.filter(|e| *e != msg_type) {
+            return Err(invalid(format!("this call takes msgType {}", expected.as_str_name())));
+        }
+        if alert.status() == Status::Draft {
+            return Err(Error::Invalid(vec![Problem {
+                path: "/alert/status".into(),
+                reason: "a Draft is not issued".into(),
+            }]));
+        }
+
+        let alert_key = state::alert_key(&alert.sender, &alert.identifier);
+        let content_sha256 = Sha256::digest(submission.cap_xml).to_vec();
+        if let Some(earlier) = inner.store.record(&alert_key).await? {
+            return self.repeated(earlier, &content_sha256);
+        }
+
+        let targets = targeting::resolve(&alert, &inner.counties, &registry);
+        if !targets.unknown.is_empty() {
+            return Err(Error::Invalid(targets.unknown));
+        }
+        let outside = targeting::outside_authority(&desk.areas, &targets.counties);
+        if !outside.is_empty() {
+            return Err(Error::Forbidden(format!("desk {} may not alert {}", desk.id, outside.join(", "))));
+        }
+
+        // An Update or Cancel joins the chain of what it references and reaches every county
+        // that received any earlier message of it.
+        let mut counties = targets.counties;
+        let chain_key = if msg_type == MsgType::Alert {
+            alert_key.clone()
+        } else {
+            let mut chain_key = None;
+            for reference in &alert.references {
+                let Some(record) =
+                    inner.store.record(&state::alert_key(&reference.sender, &reference.identifier)).await?
+                else {
+                    continue;
+                };
+                if record.desk_id != desk.id {
+                    return Err(Error::Forbidden(format!(
+                        "the referenced alert {} belongs to desk {}",
+                        record.identifier, record.desk_id
+                    )));
+                }
+                counties.extend(record.counties);
+                chain_key.get_or_insert(record.chain_key);
+            }
+            chain_key.ok_or_else(|| {
+                Error::Invalid(vec![Problem {
+                    path: "/alert/references".into(),
+                    reason: "references no alert Bashu has accepted".into(),
+                }])
+            })?
+        };
+        if counties.is_empty() {
+            return Err(Error::Invalid(vec![Problem {
+                path: "/alert/info".into(),
+                reason: "targets no county of Sichuan or Chongqing: give an area with a GB/T 2260 geocode, a polygon or a circle".into(),
+            }]));
+        }
+
+        let issued = AlertIssued {
+            alert_key: alert_key.clone(),
+            chain_key: chain_key.clone(),
+            desk_id: desk.id.clone(),
+            counties: counties.iter().cloned().collect(),
+            cap_xml: submission.cap_xml.to_vec(),
+            accepted_at: Some(bashu_proto::time::now()),
+            alert: Some(alert.clone()),
+        };
+        inner.bus.publish(&issued).await?;
+        let record = AlertRecord {
+            alert_key: alert_key.clone(),
+            chain_key: chain_key.clone(),
+            desk_id: desk.id.clone(),
+            content_sha256: content_sha256.clone(),
+            counties: issued.counties.clone(),
+            identifier: alert.identifier.clone(),
+            sender: alert.sender.clone(),
+        };
+        // Recorded after the publish; a retry after a crash in between is caught by the ALERTS
+        // stream's duplicate window. Two racing submissions: the first record wins.
+        if let Some(earlier) = inner.store.create_record(&record).await? {
+            return self.repeated(earlier, &content_sha256);
+        }
+        info!(alert_key = %alert_key, counties = counties.len(), msg_type = msg_type.as_str_name(), "alert accepted");
+        Ok(AlertAccepted {
+            alert_key,
+            chain_key,
+            identifier: alert.identifier,
+            counties: record.counties,
+            duplicate: false,
+        })
+    }
+
+    /// The same identifier again: the same bytes are answered as before; other bytes are refused.
+    fn repeated(&self, earlier: AlertRecord, content_sha256: &[u8]) -> Result<AlertAccepted> {
+        if earlier.content_sha256 != content_sha256 {
+            return Err(Error::Conflict(format!(
+                "identifier {:?} of sender {:?} was already used for a different document",
+                earlier.identifier, earlier.sender
+            )));
+        }
+        Ok(AlertAccepted {
+            alert_key: earlier.alert_key,
+            chain_key: earlier.chain_key,
+            identifier: earlier.identifier,
+            counties: earlier.counties,
+            duplicate: true,
+        })
+    }
+
+    /// Judges any CAP 1.2 document without a signature and without delivering anything.
+    pub fn validate(&self, cap_xml: &[u8]) -> ValidateAlertResponse {
+        let to_problems = |problems: Vec<Problem>| -> Vec<CapProblem> {
+            problems.into_iter().map(|p| CapProblem { path: p.path, reason: p.reason }).collect()
+        };
+        if cap_xml.len() > self.inner.config.max_document_bytes {
+            let reason = format!("larger than {} bytes", self.inner.config.max_document_bytes);
+            return ValidateAlertResponse {
+                valid: false,
+                problems: vec![CapProblem { path: "/".into(), reason }],
+                counties: vec![],
+            };
+        }
+        match cap::parse(cap_xml) {
+            Ok(alert) => {
+                let targets = targeting::resolve(&alert, &self.inner.counties, &self.inner.registry.current());
+                ValidateAlertResponse {
+                    valid: true,
+                    problems: vec![],
+                    counties: targets.counties.into_iter().collect(),
+                }
+            }
+            Err(problems) => ValidateAlertResponse { valid: false, problems: to_problems(problems), counties: vec![] },
+        }
+    }
+
+    /// A person at a county confirms an alert (the county's NATS clients may publish the same
+    /// event themselves on `bashu.alert.ack.<county>`).
+    pub async fn acknowledge(&self, alert_key: &str, county: &str, by: &str, note: &str) -> Result<()> {
+        let record = self
+            .inner
+            .store
+            .record(alert_key)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no alert {alert_key}")))?;
+        let county = self
+            .inner
+            .counties
+            .resolve(county)
+            .map_err(|e| Error::Invalid(vec![Problem { path: "county".into(), reason: e.to_string() }]))?
+            .county
+            .code
+            .clone();
+        if !record.counties.contains(&county) {
+            return Err(Error::NotFound(format!("alert {alert_key} was not sent to {county}")));
+        }
+        if by.trim().is_empty() || by.chars().count() > 100 || note.chars().count() > 1000 {
+            return Err(Error::Invalid(vec![Problem {
+                path: "acknowledgedBy".into(),
+                reason: "the name of the person who confirms (1-100 characters); a note of at most 1000".into(),
+            }]));
+        }
+        self.inner
+            .bus
+            .publish(&AlertAcknowledgement {
+                identifier: record.identifier,
+                county,
+                acknowledged_by: by.trim().to_owned(),
+                note: note.to_owned(),
+                acknowledged_at: Some(bashu_proto::time::now()),
+                alert_key: alert_key.to_owned(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Every county's state in the chain of an alert.
+    pub async fn status(&self, alert_key: &str) -> Result<AlertChain> {
+        let record = self
+            .inner
+            .store
+            .record(alert_key)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no alert {alert_key}")))?;
+        self.inner
+            .store
+            .chain(&record.chain_key)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("alert {alert_key} is still being delivered")))
+    }
+}
+
+pub(crate) fn time_now() -> i64 {
+    bashu_proto::time::now().seconds
+}

@@ -1,0 +1,75 @@
+//! The alert state bucket: intake's record of every accepted message (`record.<alert_key>`) and
+//! the tracker's chains with every county's state (`chain.<chain_key>`).
+
+use async_nats::jetstream::kv;
+use bashu_proto::alert::v1::{AlertChain, AlertRecord};
+use futures::StreamExt;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// Bashu's key of an alert: hex of sha256 over sender and identifier, 32 characters (CAP
+/// identifiers are unique per sender, and may hold characters a NATS key cannot).
+pub fn alert_key(sender: &str, identifier: &str) -> String {
+    let digest = Sha256::digest(format!("{sender}\n{identifier}").as_bytes());
+    hex::encode(&digest[..16])
+}
+
+#[derive(Clone)]
+pub(crate) struct StateStore {
+    kv: kv::Store,
+}
+
+impl StateStore {
+    pub(crate) fn new(kv: kv::Store) -> Self {
+        Self { kv }
+    }
+
+    async fn get<M: Message + Default>(&self, key: &str) -> Result<Option<M>> {
+        match self.kv.get(key).await.map_err(Error::store)? {
+            Some(bytes) => M::decode(bytes).map(Some).map_err(Error::store),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn record(&self, alert_key: &str) -> Result<Option<AlertRecord>> {
+        self.get(&format!("record.{alert_key}")).await
+    }
+
+    /// Stores a record unless one exists; returns the one that was there, if any.
+    pub(crate) async fn create_record(&self, record: &AlertRecord) -> Result<Option<AlertRecord>> {
+        let key = format!("record.{}", record.alert_key);
+        match self.kv.create(&key, record.encode_to_vec().into()).await {
+            Ok(_) => Ok(None),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => self.get(&key).await,
+            Err(error) => Err(Error::store(error)),
+        }
+    }
+
+    pub(crate) async fn chain(&self, chain_key: &str) -> Result<Option<AlertChain>> {
+        self.get(&format!("chain.{chain_key}")).await
+    }
+
+    pub(crate) async fn put_chain(&self, chain: &AlertChain) -> Result<()> {
+        self.kv
+            .put(format!("chain.{}", chain.chain_key), chain.encode_to_vec().into())
+            .await
+            .map(drop)
+            .map_err(Error::store)
+    }
+
+    pub(crate) async fn all_chains(&self) -> Result<Vec<AlertChain>> {
+        let mut keys = self.kv.keys().await.map_err(Error::store)?;
+        let mut chains = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(Error::store)?;
+            if let Some(chain_key) = key.strip_prefix("chain.")
+                && let Some(chain) = self.chain(chain_key).await?
+            {
+                chains.push(chain);
+            }
+        }
+        Ok(chains)
+    }
+}

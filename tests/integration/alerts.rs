@@ -1,0 +1,292 @@
+//! Emergency alerts end to end: CAP intake, authority, targeting, live and durable fan-out,
+//! acknowledgement, escalation, and Update/Cancel chains.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use bashu::Target;
+use bashu_bus::ALERTS;
+use bashu_proto::alert::v1::AlertDelivery;
+use bashu_tests::{TestSystem, eventually};
+use futures::StreamExt;
+use prost::Message;
+use serde_json::{Value, json};
+
+const A1: &str = include_str!("../../services/alerts/fixtures/a1-advisory.xml");
+const A2: &str = include_str!("../../services/alerts/fixtures/a2-thunderstorm.xml");
+const A3_ORIGINAL: &str = include_str!("../../services/alerts/fixtures/a3-earthquake-original.xml");
+const A3_UPDATE: &str = include_str!("../../services/alerts/fixtures/a3-earthquake-update.xml");
+const A4: &str = include_str!("../../services/alerts/fixtures/a4-missing-child.xml");
+
+/// A CAP 1.2 document with one info block and the given area content.
+fn cap(identifier: &str, msg_type: &str, status: &str, severity: &str, references: Option<&str>, area: &str) -> String {
+    let references = references.map(|r| format!("<references>{r}</references>")).unwrap_or_default();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>{identifier}</identifier><sender>test@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent>
+  <status>{status}</status><msgType>{msg_type}</msgType><scope>Public</scope>{references}
+  <info><category>Met</category><event>暴雨</event><urgency>Immediate</urgency><severity>{severity}</severity>
+    <certainty>Likely</certainty><headline>暴雨预警 {identifier}</headline>
+    <area><areaDesc>测试区域</areaDesc>{area}</area></info>
+</alert>"#
+    )
+}
+
+fn gbt(code: &str) -> String {
+    format!("<geocode><valueName>GB/T 2260</valueName><value>{code}</value></geocode>")
+}
+
+fn counties_of(answer: &Value) -> BTreeSet<String> {
+    answer["counties"].as_array().expect("counties").iter().map(|c| c.as_str().unwrap().to_owned()).collect()
+}
+
+async fn issued_count(t: &TestSystem) -> u64 {
+    t.bus.subject_counts(ALERTS, &t.bus.subjects().all_alert_issued()).await.unwrap().values().sum()
+}
+
+async fn chain(t: &TestSystem, alert_key: &str) -> Value {
+    let (status, chain) = t.get(&format!("/v1/alerts/{alert_key}")).await;
+    assert_eq!(status, 200, "{chain}");
+    chain
+}
+
+fn state_of<'a>(chain: &'a Value, county: &str) -> &'a Value {
+    chain["counties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["county"] == county)
+        .unwrap_or_else(|| panic!("{county} not in {chain}"))
+}
+
+#[tokio::test]
+async fn the_appendix_a_examples_are_accepted_and_reach_exactly_their_counties() {
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    let (status, a1) = t.issue_alert("sc-provincial", A1).await;
+    assert_eq!(status, 202, "{a1}");
+    assert_eq!(counties_of(&a1).len(), 183, "all of Sichuan");
+    let (status, a2) = t.issue_alert("cq-municipal", A2).await;
+    assert_eq!(status, 202, "{a2}");
+    assert_eq!(
+        counties_of(&a2),
+        ["500111", "500118", "500153"].map(String::from).into(),
+        "seats in the polygon, and the geocodes"
+    );
+    let (status, a3) = t.issue_alert("mianyang", A3_ORIGINAL).await;
+    assert_eq!(status, 202, "{a3}");
+    assert_eq!(counties_of(&a3), ["510727".to_string()].into(), "the seat within the circle");
+    let (status, update) = t.issue_alert("mianyang", A3_UPDATE).await;
+    assert_eq!(status, 202, "{update}");
+    assert_eq!(update["chainKey"], a3["alertKey"], "the Update joins the chain of what it references");
+    let (status, a4) = t.issue_alert("mianyang", A4).await;
+    assert_eq!(status, 202, "{a4}");
+    assert_eq!(counties_of(&a4).len(), 9, "prefecture 5107, 绵阳市");
+
+    let expected = 183 + 3 + 1 + 1 + 9;
+    eventually("every durable copy is stored", || async {
+        t.alert_feed_counts().await.values().sum::<u64>() == expected
+    })
+    .await;
+    let counts = t.alert_feed_counts().await;
+    assert_eq!(counts["510727"], 4, "the Sichuan advisory, the original, the update, the missing-child alert");
+    assert_eq!(counts["500153"], 1);
+    assert!(!counts.contains_key("500101"), "no Chongqing county outside the polygon");
+
+    let (status, again) = t.issue_alert("mianyang", A4).await;
+    assert_eq!((status, &again["duplicate"]), (200, &json!(true)), "the same document again is idempotent");
+    assert_eq!(issued_count(&t).await, 5);
+}
+
+#[tokio::test]
+async fn validation_judges_any_document_without_a_signature_and_delivers_nothing() {
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    let (status, verdict) = t.post("/v1/alerts/validate", A4.as_bytes().to_vec(), "application/cap+xml").await;
+    assert_eq!(status, 200);
+    assert_eq!(verdict["valid"], true);
+    assert_eq!(verdict["counties"].as_array().unwrap().len(), 9);
+
+    let broken =
+        A2.replace("<status>Actual</status>", "<status>Real</status>").replace("2026-11-28T09:30:00+08:00", "soon");
+    let (status, verdict) = t.post("/v1/alerts/validate", broken.into_bytes(), "application/cap+xml").await;
+    assert_eq!(status, 200);
+    assert_eq!(verdict["valid"], false);
+    let paths: Vec<&str> =
+        verdict["problems"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/alert/status", "/alert/info[1]/expires"]);
+
+    // A document for somewhere else is valid CAP; it just reaches nobody here.
+    let beijing = cap("BJ-1", "Alert", "Actual", "Severe", None, &gbt("110101"));
+    let (_, verdict) = t.post("/v1/alerts/validate", beijing.into_bytes(), "application/cap+xml").await;
+    assert_eq!((verdict["valid"].clone(), verdict["counties"].as_array().map(Vec::len)), (json!(true), Some(0)));
+    assert_eq!(issued_count(&t).await, 0);
+}
+
+#[tokio::test]
+async fn forged_tampered_replayed_and_out_of_area_alerts_are_refused_and_deliver_nothing() {
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    let xml = cap("REFUSED-1", "Alert", "Actual", "Severe", None, &gbt("510703"));
+    let now = bashu_proto::time::now().seconds;
+    let mianyang = t.desk("mianyang");
+
+    let (forger_secret, _) = bashu_alerts::signature::new_key_pair();
+    let forged = bashu_alerts::signature::sign(&forger_secret, "mianyang", now, xml.as_bytes());
+    let (status, answer) = t.post_alert("mianyang", now, &forged, xml.clone().into_bytes()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unauthenticated")), "an unregistered key");
+
+    let signature = bashu_alerts::signature::sign(&mianyang.secret_key_bytes(), "mianyang", now, xml.as_bytes());
+    let tampered = xml.replace("暴雨预警", "解除预警");
+    let (status, _) = t.post_alert("mianyang", now, &signature, tampered.into_bytes()).await;
+    assert_eq!(status, 401, "a tampered body");
+    let (status, _) = t.post_alert("sc-provincial", now, &signature, xml.clone().into_bytes()).await;
+    assert_eq!(status, 401, "a signature under another desk's name");
+    let (status, _) = t.post_alert("nobody", now, &signature, xml.clone().into_bytes()).await;
+    assert_eq!(status, 401, "an unknown desk");
+    let stale = now - 3600;
+    let old = bashu_alerts::signature::sign(&mianyang.secret_key_bytes(), "mianyang", stale, xml.as_bytes());
+    let (status, answer) = t.post_alert("mianyang", stale, &old, xml.clone().into_bytes()).await;
+    assert_eq!(status, 401, "a stale signature: {answer}");
+
+    let outside = cap("REFUSED-2", "Alert", "Actual", "Severe", None, &format!("{}{}", gbt("510703"), gbt("500153")));
+    let (status, answer) = t.issue_alert("mianyang", &outside).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("500153"));
+    let elsewhere = cap("REFUSED-3", "Alert", "Actual", "Severe", None, &gbt("110101"));
+    let (status, answer) = t.issue_alert("chengdu-chongqing", &elsewhere).await;
+    assert_eq!(
+        (status, answer["error"]["problems"][0]["path"].as_str()),
+        (400, Some("/alert/info[1]/area[1]/geocode[1]"))
+    );
+
+    assert_eq!(issued_count(&t).await, 0, "nothing refused was accepted");
+    assert!(t.alert_feed_counts().await.is_empty(), "nothing refused was delivered");
+
+    // A replay: the identifier of an accepted alert with other content.
+    let (status, _) = t.issue_alert("mianyang", &xml).await;
+    assert_eq!(status, 202);
+    let (status, answer) = t.issue_alert("mianyang", &xml.replace("暴雨预警", "暴雨解除")).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("identifier_reused")));
+    assert_eq!(issued_count(&t).await, 1);
+}
+
+#[tokio::test]
+async fn a_region_wide_alert_reaches_all_220_counties_live_and_durably() {
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    let subjects = t.bus.subjects().clone();
+    let mut live = t.bus.client().subscribe(subjects.all_alert_live()).await.unwrap();
+    // A subscription is active once a message through it comes back (flush alone is no proof).
+    let probe = subjects.alert_live("000000").unwrap();
+    t.bus.client().publish(probe, "probe".into()).await.unwrap();
+    assert_eq!(live.next().await.unwrap().payload.as_ref(), b"probe");
+
+    let region = cap(
+        "REGION-1",
+        "Alert",
+        "Exercise",
+        "Extreme",
+        None,
+        "<geocode><valueName>bashu:region</valueName><value>all</value></geocode>",
+    );
+    let (status, answer) = t.issue_alert("chengdu-chongqing", &region).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(counties_of(&answer).len(), 220);
+
+    let mut reached = BTreeSet::new();
+    while reached.len() < 220 {
+        let message = tokio::time::timeout(bashu_tests::PATIENCE, live.next()).await.expect("live deliveries").unwrap();
+        let delivery = AlertDelivery::decode(message.payload).unwrap();
+        assert_eq!(subjects.alert_live_county(&message.subject).unwrap(), delivery.county);
+        assert_eq!(delivery.alert.unwrap().status(), bashu_proto::alert::v1::Status::Exercise, "visibly marked");
+        reached.insert(delivery.county);
+    }
+    eventually("every durable copy is stored", || async { t.alert_feed_counts().await.len() == 220 }).await;
+    assert!(t.alert_feed_counts().await.values().all(|count| *count == 1));
+}
+
+#[tokio::test]
+async fn an_unacknowledged_county_is_resent_then_escalated_and_an_acknowledged_one_is_not() {
+    let t = TestSystem::start_configured(&[Target::Alerts], |config| config.alerts.escalation.severe_ms = 600).await;
+    let xml = cap("ESC-1", "Alert", "Actual", "Severe", None, &format!("{}{}", gbt("510703"), gbt("510781")));
+    let (_, answer) = t.issue_alert("mianyang", &xml).await;
+    let key = answer["alertKey"].as_str().unwrap().to_owned();
+    let (status, ack) = t
+        .post(
+            &format!("/v1/alerts/{key}/acknowledgements"),
+            json!({"county": "510703", "acknowledgedBy": "王值班"}).to_string().into_bytes(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, 202, "{ack}");
+
+    eventually("江油市 is escalated", || async {
+        t.get(&format!("/v1/alerts/{key}")).await.1["counties"].as_array().is_some_and(|counties| {
+            counties.iter().any(|c| c["county"] == "510781" && c["state"] == "COUNTY_ALERT_STATE_ESCALATED")
+        })
+    })
+    .await;
+    let chain = chain(&t, &key).await;
+    let acknowledged = state_of(&chain, "510703");
+    assert_eq!(acknowledged["state"], "COUNTY_ALERT_STATE_ACKNOWLEDGED");
+    assert_eq!(acknowledged["acknowledgedBy"], "王值班");
+    assert_eq!(acknowledged["escalationStep"], 0, "never escalated: {acknowledged}");
+
+    let escalations: Vec<bashu_proto::alert::v1::AlertEscalation> =
+        t.bus.read_all(ALERTS, &t.bus.subjects().alert_escalated("510781").unwrap()).await.unwrap();
+    assert_eq!(escalations.iter().map(|e| e.step).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(escalations[1].notified, ["mianyang", "sc-provincial", bashu_alerts::OPERATORS]);
+    assert!(
+        t.bus
+            .read_all::<bashu_proto::alert::v1::AlertEscalation>(
+                ALERTS,
+                &t.bus.subjects().alert_escalated("510703").unwrap()
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(t.alert_feed_counts().await["510781"], 2, "the first delivery and the re-send");
+}
+
+#[tokio::test]
+async fn a_cancel_after_an_update_reaches_every_county_of_the_chain_and_stops_escalation() {
+    let t = TestSystem::start_configured(&[Target::Alerts], |config| config.alerts.escalation.severe_ms = 1_500).await;
+    let original = cap("CHAIN-1", "Alert", "Actual", "Severe", None, &gbt("510727"));
+    let (_, first) = t.issue_alert("mianyang", &original).await;
+    let update = cap(
+        "CHAIN-2",
+        "Update",
+        "Actual",
+        "Severe",
+        Some("test@bashu.example,CHAIN-1,2026-11-28T10:00:00+08:00"),
+        &gbt("510781"),
+    );
+    let (status, second) = t.issue_alert("mianyang", &update).await;
+    assert_eq!(status, 202, "{second}");
+    assert_eq!(counties_of(&second), ["510727", "510781"].map(String::from).into());
+    let cancel = cap(
+        "CHAIN-3",
+        "Cancel",
+        "Actual",
+        "Severe",
+        Some("test@bashu.example,CHAIN-2,2026-11-28T10:00:00+08:00"),
+        &gbt("510703"),
+    );
+    let (status, third) = t.issue_alert("mianyang", &cancel).await;
+    assert_eq!(status, 202, "{third}");
+    assert_eq!(counties_of(&third), ["510703", "510727", "510781"].map(String::from).into());
+    assert_eq!(third["chainKey"], first["alertKey"]);
+
+    let key = third["alertKey"].as_str().unwrap().to_owned();
+    eventually("the chain is cancelled for every county", || async {
+        t.get(&format!("/v1/alerts/{key}")).await.1["counties"]
+            .as_array()
+            .is_some_and(|c| c.len() == 3 && c.iter().all(|s| s["state"] == "COUNTY_ALERT_STATE_CANCELLED"))
+    })
+    .await;
+    // Past every deadline: nothing is escalated.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let escalated: u64 =
+        t.bus.subject_counts(ALERTS, &t.bus.subjects().all_alert_escalated()).await.unwrap().values().sum();
+    assert_eq!(escalated, 0);
+    let counts = t.alert_feed_counts().await;
+    assert_eq!((counts["510727"], counts["510781"], counts["510703"]), (3, 2, 1));
+}
