@@ -290,3 +290,90 @@ async fn a_cancel_after_an_update_reaches_every_county_of_the_chain_and_stops_es
     let counts = t.alert_feed_counts().await;
     assert_eq!((counts["510727"], counts["510781"], counts["510703"]), (3, 2, 1));
 }
+
+#[tokio::test]
+async fn the_grpc_api_issues_updates_and_cancels_and_counties_confirm_over_nats() {
+    use bashu_proto::alert::v1::{
+        AlertAcknowledgement, AlertReceipt, CountyAlertState, GetAlertStatusRequest, SignedCap,
+        alert_service_client::AlertServiceClient,
+    };
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    let mut client = AlertServiceClient::connect(t.grpc_endpoint()).await.unwrap();
+    let desk = t.desk("mianyang");
+    let signed = |xml: &str| {
+        let now = bashu_proto::time::now().seconds;
+        SignedCap {
+            cap_xml: xml.as_bytes().to_vec(),
+            desk_id: "mianyang".into(),
+            timestamp: now,
+            signature: bashu_alerts::signature::sign(&desk.secret_key_bytes(), "mianyang", now, xml.as_bytes())
+                .to_vec(),
+        }
+    };
+    let original = cap("GRPC-1", "Alert", "Actual", "Extreme", None, &gbt("510703"));
+    let accepted = client.issue_alert(signed(&original)).await.unwrap().into_inner();
+    assert_eq!(accepted.counties, ["510703"]);
+    let wrong_call = client
+        .cancel_alert(signed(&cap("GRPC-X", "Alert", "Actual", "Extreme", None, &gbt("510703"))))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_call.code(), tonic::Code::InvalidArgument, "CancelAlert takes msgType Cancel");
+    let forged = client.issue_alert(SignedCap { signature: vec![0; 64], ..signed(&original) }).await.unwrap_err();
+    assert_eq!(forged.code(), tonic::Code::Unauthenticated);
+
+    // The county's system says it has it, and a person confirms, both straight on NATS.
+    let key = accepted.alert_key.clone();
+    let feed = t.bus.subjects().alert_feed("510703").unwrap();
+    eventually("the durable copy is stored", || async { t.alert_feed_counts().await.get("510703") == Some(&1) }).await;
+    let copies: Vec<AlertDelivery> = t.bus.read_all(bashu_bus::ALERT_FEEDS, &feed).await.unwrap();
+    assert_eq!(copies[0].cap_xml, original.as_bytes(), "counties get the desk's signed bytes");
+    t.bus
+        .publish(&AlertReceipt {
+            identifier: "GRPC-1".into(),
+            county: "510703".into(),
+            received_at: None,
+            alert_key: key.clone(),
+        })
+        .await
+        .unwrap();
+    let status = || {
+        let mut client = client.clone();
+        let key = key.clone();
+        async move { client.get_alert_status(GetAlertStatusRequest { alert_key: key }).await.map(|r| r.into_inner()) }
+    };
+    eventually("the county is received", || async {
+        status().await.is_ok_and(|chain| chain.counties[0].state() == CountyAlertState::Received)
+    })
+    .await;
+    t.bus
+        .publish(&AlertAcknowledgement {
+            identifier: "GRPC-1".into(),
+            county: "510703".into(),
+            acknowledged_by: "张主任".into(),
+            note: "已转发乡镇".into(),
+            acknowledged_at: None,
+            alert_key: key.clone(),
+        })
+        .await
+        .unwrap();
+    eventually("the county is acknowledged", || async {
+        status().await.is_ok_and(|chain| chain.counties[0].state() == CountyAlertState::Acknowledged)
+    })
+    .await;
+    let chain = status().await.unwrap();
+    assert_eq!((chain.counties[0].acknowledged_by.as_str(), chain.counties[0].note.as_str()), ("张主任", "已转发乡镇"));
+    assert!(chain.counties[0].received_at.is_some() && chain.counties[0].acknowledged_at.is_some());
+
+    let cancel = cap(
+        "GRPC-2",
+        "Cancel",
+        "Actual",
+        "Extreme",
+        Some("test@bashu.example,GRPC-1,2026-11-28T10:00:00+08:00"),
+        &gbt("510703"),
+    );
+    let cancelled = client.cancel_alert(signed(&cancel)).await.unwrap().into_inner();
+    assert_eq!(cancelled.chain_key, key);
+    let unknown = client.get_alert_status(GetAlertStatusRequest { alert_key: "nope".into() }).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+}

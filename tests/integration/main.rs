@@ -1,6 +1,7 @@
 //! Bashu's end-to-end tests, one binary, every test against a real nats-server of its own.
 
 mod alerts;
+mod alerts_faults;
 mod bus_contract;
 mod distribution_faults;
 mod nats_harness;

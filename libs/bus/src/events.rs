@@ -53,8 +53,8 @@ pub trait LiveEvent: Event {
 /// Everything in the alert ledger, as the alert tracker reads it.
 #[derive(Debug)]
 pub enum AlertTrackingEvent {
-    /// An accepted alert.
-    Issued(AlertIssued),
+    /// An accepted alert (boxed: it carries the whole alert and its XML).
+    Issued(Box<AlertIssued>),
     /// A county's system has it.
     Receipt(AlertReceipt),
     /// A person at a county confirmed it.
@@ -71,7 +71,7 @@ impl Incoming for AlertTrackingEvent {
             E::decode(payload).map_err(|e| e.to_string())
         }
         match event_type {
-            Some(AlertIssued::TYPE) => decode(payload).map(Self::Issued),
+            Some(AlertIssued::TYPE) => decode(payload).map(|issued| Self::Issued(Box::new(issued))),
             Some(AlertReceipt::TYPE) => decode(payload).map(Self::Receipt),
             Some(AlertAcknowledgement::TYPE) => decode(payload).map(Self::Acknowledged),
             Some(AlertEscalation::TYPE) => decode(payload).map(Self::Escalated),

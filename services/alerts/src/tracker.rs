@@ -100,48 +100,40 @@ impl Tracker {
         Some(self.config.deadline(severity))
     }
 
+    /// Runs the escalation timer and the ledger consumer together, in this one future: if it is
+    /// dropped (a crash, an abort) both stop, and nothing escalates from a dead instance.
     pub(crate) async fn run(
         self: Arc<Self>,
         retry: Retry,
         shutdown: CancellationToken,
     ) -> Result<(), bashu_bus::Error> {
-        let timer = {
-            let tracker = self.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let tick = Duration::from_millis(tracker.config.tick_ms);
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(tick) => {}
-                    }
-                    if let Err(error) = tracker.escalate_due().await {
-                        warn!(error = %error, "escalation round failed; retried next tick");
-                    }
+        let timer = async {
+            let tick = Duration::from_millis(self.config.tick_ms);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(tick) => {}
                 }
-            })
+                if let Err(error) = self.escalate_due().await {
+                    warn!(error = %error, "escalation round failed; retried next tick");
+                }
+            }
         };
         let spec = self.bus.alert_tracker_consumer(retry);
         let tracker = self.clone();
-        let consumed = self
-            .bus
-            .consume(
-                spec,
-                move |delivery: Delivery<AlertTrackingEvent>| {
-                    let tracker = tracker.clone();
-                    async move { tracker.handle(delivery.event).await.map_err(|e| Failure::Retry(e.to_string())) }
-                },
-                shutdown,
-            )
-            .await;
-        let _ = timer.await;
+        let handler = move |delivery: Delivery<AlertTrackingEvent>| {
+            let tracker = tracker.clone();
+            async move { tracker.handle(delivery.event).await.map_err(|e| Failure::Retry(e.to_string())) }
+        };
+        let consumed = self.bus.consume(spec, handler, shutdown.clone());
+        let ((), consumed) = tokio::join!(timer, consumed);
         consumed
     }
 
     async fn handle(&self, event: AlertTrackingEvent) -> Result<()> {
         let mut board = self.board.lock().await;
         let changed = match event {
-            AlertTrackingEvent::Issued(issued) => self.issued(&mut board, issued),
+            AlertTrackingEvent::Issued(issued) => self.issued(&mut board, *issued),
             AlertTrackingEvent::Receipt(receipt) => {
                 let Some((chain, i)) = board.county_of_alert(&receipt.alert_key, &receipt.county) else {
                     return Ok(());
