@@ -13,6 +13,7 @@ export BASHU_NATS__URL=${BASHU_NATS__URL:-nats://127.0.0.1:$nats_port}
 export BASHU_HTTP__LISTEN=${BASHU_HTTP__LISTEN:-127.0.0.1:8080}
 export BASHU_GRPC__LISTEN=${BASHU_GRPC__LISTEN:-127.0.0.1:50051}
 export BASHU_REGISTRY__SEED_DEMO=true
+export BASHU_REGISTRY__DEMO_CREDENTIALS_FILE=${BASHU_REGISTRY__DEMO_CREDENTIALS_FILE:-.run/demo-credentials.json}
 nats_server=$([ -x .tools/nats/bin/nats-server ] && echo .tools/nats/bin/nats-server || command -v nats-server)
 bashu=${RUN_BASHU_BIN:-target/debug/bashu}
 [ -n "${CARGO_TARGET_DIR:-}" ] && bashu=${RUN_BASHU_BIN:-$CARGO_TARGET_DIR/debug/bashu}
@@ -47,11 +48,14 @@ cat <<INFO
 Bashu is running on loopback:
   NATS         $BASHU_NATS__URL          (JetStream store in .run/nats)
   HTTP ingest  POST http://$BASHU_HTTP__LISTEN/v1/stories   (canonical JSON of bashu.story.v1.Story)
-  gRPC         $BASHU_GRPC__LISTEN   (bashu.ingest.v1.IngestService, bashu.admin.v1.RegistryService)
+  HTTP alerts  POST http://$BASHU_HTTP__LISTEN/v1/alerts       (signed CAP 1.2 XML; docs/alerts.md)
+  gRPC         $BASHU_GRPC__LISTEN   (IngestService, AlertService, admin RegistryService and AlertBoardService)
+  demo keys    $BASHU_REGISTRY__DEMO_CREDENTIALS_FILE   (demo desks' secret keys, new on every start)
   logs         .run/bashu.log, .run/nats-server.log
   county feeds docs/county-integration.md (stream FEEDS, consumer feed-<code>)
 
-Demo traffic: 隆昌市 511083 → partner 荣昌区 500153; 涪城区 510703 → the example Fujiang alliance.
+Demo traffic: 隆昌市 511083 → partner 荣昌区 500153; 涪城区 510703 → the example Fujiang alliance;
+an Exercise flood warning from the 绵阳 desk to prefecture 5107, acknowledged by 江油市.
 
 INFO
 "$bashu" demo --http "http://$BASHU_HTTP__LISTEN" ${DEMO_SECONDS:+--for-seconds "$DEMO_SECONDS"}

@@ -377,3 +377,44 @@ async fn the_grpc_api_issues_updates_and_cancels_and_counties_confirm_over_nats(
     let unknown = client.get_alert_status(GetAlertStatusRequest { alert_key: "nope".into() }).await.unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
 }
+
+#[tokio::test]
+async fn the_admin_status_board_counts_every_county_per_state() {
+    use bashu_proto::{
+        admin::v1::{ListAlertChainsRequest, alert_board_service_client::AlertBoardServiceClient},
+        alert::v1::GetAlertStatusRequest,
+    };
+    let t = TestSystem::start_with(&[Target::Alerts, Target::Admin]).await;
+    let (_, accepted) = t.issue_alert("mianyang", &cap("BOARD-1", "Alert", "Test", "Severe", None, &gbt("5107"))).await;
+    let key = accepted["alertKey"].as_str().unwrap().to_owned();
+    let (status, _) = t
+        .post(
+            &format!("/v1/alerts/{key}/acknowledgements"),
+            json!({"county": "510781", "acknowledgedBy": "赵值班"}).to_string().into_bytes(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, 202);
+
+    let mut board = AlertBoardServiceClient::connect(t.grpc_endpoint()).await.unwrap();
+    eventually("the board shows one acknowledgement", || {
+        let mut board = board.clone();
+        async move {
+            let chains = board
+                .list_alert_chains(ListAlertChainsRequest { active_only: true })
+                .await
+                .unwrap()
+                .into_inner()
+                .chains;
+            chains.len() == 1 && chains[0].counts.get("COUNTY_ALERT_STATE_ACKNOWLEDGED") == Some(&1)
+        }
+    })
+    .await;
+    let summary =
+        &board.list_alert_chains(ListAlertChainsRequest { active_only: false }).await.unwrap().into_inner().chains[0];
+    assert_eq!(summary.counts.get("COUNTY_ALERT_STATE_SENT"), Some(&8));
+    assert_eq!((summary.identifier.as_str(), summary.status()), ("BOARD-1", bashu_proto::alert::v1::Status::Test));
+    let chain = board.get_alert_status(GetAlertStatusRequest { alert_key: key }).await.unwrap().into_inner();
+    assert_eq!(chain.counties.len(), 9);
+    assert!(chain.counties.iter().all(|c| c.next_deadline.is_none()), "a Test alert is never escalated");
+}

@@ -1,11 +1,14 @@
-//! Bashu admin: the operators' gRPC API. In this slice, reading the registry: counties (with
-//! old-code lookup), alliances and partnerships.
+//! Bashu admin: the operators' gRPC API. So far: reading the registry (counties with old-code
+//! lookup, alliances, partnerships) and the alert status board.
 
 use std::sync::Arc;
 
+use bashu_alerts::AlertBoard;
 use bashu_proto::admin::v1::{
-    GetCountyRequest, GetCountyResponse, ListAlliancesRequest, ListAlliancesResponse, ListCountiesRequest,
-    ListCountiesResponse, ListPartnershipsRequest, ListPartnershipsResponse,
+    GetCountyRequest, GetCountyResponse, ListAlertChainsRequest, ListAlertChainsResponse, ListAlliancesRequest,
+    ListAlliancesResponse, ListCountiesRequest, ListCountiesResponse, ListPartnershipsRequest,
+    ListPartnershipsResponse,
+    alert_board_service_server::{AlertBoardService, AlertBoardServiceServer},
     registry_service_server::{RegistryService, RegistryServiceServer},
 };
 use bashu_registry::{Counties, RegistryView};
@@ -16,12 +19,18 @@ use tonic::{Request, Response, Status};
 pub struct Admin {
     counties: Arc<Counties>,
     sharing: RegistryView,
+    board: AlertBoard,
 }
 
 impl Admin {
-    /// Builds the service over the registry.
-    pub fn build(counties: Arc<Counties>, sharing: RegistryView) -> Self {
-        Self { counties, sharing }
+    /// Builds the service over the registry and the alert board.
+    pub fn build(counties: Arc<Counties>, sharing: RegistryView, board: AlertBoard) -> Self {
+        Self { counties, sharing, board }
+    }
+
+    /// The gRPC `bashu.admin.v1.AlertBoardService`.
+    pub fn alert_board_service(&self) -> AlertBoardServiceServer<Self> {
+        AlertBoardServiceServer::new(self.clone())
     }
 
     /// The gRPC `bashu.admin.v1.RegistryService`.
@@ -77,5 +86,23 @@ impl RegistryService for Admin {
         Ok(Response::new(ListPartnershipsResponse {
             partnerships: self.sharing.current().partnerships().cloned().collect(),
         }))
+    }
+}
+
+#[tonic::async_trait]
+impl AlertBoardService for Admin {
+    async fn list_alert_chains(
+        &self,
+        request: Request<ListAlertChainsRequest>,
+    ) -> Result<Response<ListAlertChainsResponse>, Status> {
+        let chains = self.board.chains(request.into_inner().active_only).await.map_err(|e| e.to_status())?;
+        Ok(Response::new(ListAlertChainsResponse { chains }))
+    }
+
+    async fn get_alert_status(
+        &self,
+        request: Request<bashu_proto::alert::v1::GetAlertStatusRequest>,
+    ) -> Result<Response<bashu_proto::alert::v1::AlertChain>, Status> {
+        self.board.status(&request.into_inner().alert_key).await.map(Response::new).map_err(|e| e.to_status())
     }
 }

@@ -4,6 +4,7 @@
 //! county's receipt and acknowledgement is tracked, and a county that does not acknowledge in
 //! time is re-sent to and then escalated to its prefecture's and province's desks and operators.
 
+mod board;
 pub mod cap;
 mod error;
 mod fanout;
@@ -22,6 +23,7 @@ use bashu_registry::{Counties, RegistryView};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+pub use board::AlertBoard;
 pub use error::{Error, Result};
 pub use http::{DESK_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 pub use intake::Submission;

@@ -144,6 +144,10 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     let response = http.post(format!("{}/v1/stories", args.http)).json(&bad).send().await?;
     println!("submitted a bad story → HTTP {} {}", response.status(), response.text().await.unwrap_or_default());
 
+    if let Some(path) = &config.registry.demo_credentials_file {
+        demo_alert(&bus, &http, &args, path, &names).await?;
+    }
+
     match args.for_seconds {
         Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
         None => {
@@ -154,6 +158,104 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     for reader in readers {
         reader.abort();
     }
+    Ok(())
+}
+
+/// A signed Exercise flood warning from the 绵阳 desk to prefecture 5107, live arrivals printed,
+/// one county acknowledging, and the status board's counts.
+async fn demo_alert(
+    bus: &Bus,
+    http: &reqwest::Client,
+    args: &DemoArgs,
+    credentials: &std::path::Path,
+    names: &HashMap<String, String>,
+) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    #[derive(serde::Deserialize)]
+    struct Credentials {
+        desks: Vec<DemoDesk>,
+    }
+    let credentials: Credentials = serde_json::from_slice(&std::fs::read(credentials)?)?;
+    let desk = credentials
+        .desks
+        .into_iter()
+        .find(|d| d.id == "mianyang")
+        .ok_or_else(|| anyhow::anyhow!("no mianyang desk"))?;
+
+    let mut live = bus.client().subscribe(bus.subjects().all_alert_live()).await?;
+    let names = names.clone();
+    let printer = tokio::spawn(async move {
+        while let Some(message) = live.next().await {
+            if let Ok(delivery) = bashu_proto::alert::v1::AlertDelivery::decode(message.payload) {
+                let alert = delivery.alert.unwrap_or_default();
+                let headline = alert.infos.first().map(|i| i.headline.clone()).unwrap_or_default();
+                let county = &delivery.county;
+                println!(
+                    "alert {county} {} ← [{}] {headline}",
+                    names.get(county).cloned().unwrap_or_default(),
+                    alert.status().as_str_name()
+                );
+            }
+        }
+    });
+
+    let now = bashu_proto::time::now().seconds;
+    let identifier = format!("MY-FLOOD-{now}");
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>{identifier}</identifier>
+  <sender>mianyang@bashu.example</sender>
+  <sent>2026-11-28T10:00:00+08:00</sent>
+  <status>Exercise</status>
+  <msgType>Alert</msgType>
+  <scope>Public</scope>
+  <info>
+    <language>zh-CN</language>
+    <category>Met</category>
+    <event>涪江洪水</event>
+    <responseType>Evacuate</responseType>
+    <urgency>Immediate</urgency>
+    <severity>Severe</severity>
+    <certainty>Likely</certainty>
+    <senderName>绵阳市应急值守（演练）</senderName>
+    <headline>涪江洪水橙色预警（演练）</headline>
+    <instruction>沿江低洼地带群众立即转移。（演练）</instruction>
+    <area>
+      <areaDesc>绵阳市</areaDesc>
+      <geocode><valueName>GB/T 2260</valueName><value>5107</value></geocode>
+    </area>
+  </info>
+</alert>"#
+    );
+    let signature = bashu_alerts::signature::sign(&desk.secret_key_bytes(), &desk.id, now, xml.as_bytes());
+    let response = http
+        .post(format!("{}/v1/alerts", args.http))
+        .header("content-type", "application/cap+xml")
+        .header(bashu_alerts::DESK_HEADER, &desk.id)
+        .header(bashu_alerts::TIMESTAMP_HEADER, now.to_string())
+        .header(bashu_alerts::SIGNATURE_HEADER, base64::engine::general_purpose::STANDARD.encode(signature))
+        .body(xml)
+        .send()
+        .await?;
+    let status = response.status();
+    let accepted: serde_json::Value = response.json().await.unwrap_or_default();
+    println!("issued alert {identifier} as desk mianyang → HTTP {status}");
+    let Some(key) = accepted["alertKey"].as_str() else { return Ok(()) };
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ack = json!({"county": "510781", "acknowledgedBy": "江油市融媒体中心 值班员"});
+    http.post(format!("{}/v1/alerts/{key}/acknowledgements", args.http)).json(&ack).send().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let chain: serde_json::Value = http.get(format!("{}/v1/alerts/{key}", args.http)).send().await?.json().await?;
+    let mut counts: std::collections::BTreeMap<String, u32> = Default::default();
+    for county in chain["counties"].as_array().into_iter().flatten() {
+        *counts
+            .entry(county["state"].as_str().unwrap_or("").trim_start_matches("COUNTY_ALERT_STATE_").to_owned())
+            .or_default() += 1;
+    }
+    println!("alert board for {identifier}: {counts:?} (GET {}/v1/alerts/{key})", args.http);
+    printer.abort();
     Ok(())
 }
 

@@ -165,8 +165,9 @@ impl System {
                     spawn_service(&tracker, "alerts", alerts.run(shutdown.clone()));
                 }
                 Target::Admin => {
-                    grpc = grpc
-                        .add_service(bashu_admin::Admin::build(counties.clone(), sharing.clone()).registry_service());
+                    let board = bashu_alerts::AlertBoard::open(&bus).await?;
+                    let admin = bashu_admin::Admin::build(counties.clone(), sharing.clone(), board);
+                    grpc = grpc.add_service(admin.registry_service()).add_service(admin.alert_board_service());
                 }
             }
             info!(target = target.name(), "service started");
