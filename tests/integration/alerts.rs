@@ -418,3 +418,41 @@ async fn the_admin_status_board_counts_every_county_per_state() {
     assert_eq!(chain.counties.len(), 9);
     assert!(chain.counties.iter().all(|c| c.next_deadline.is_none()), "a Test alert is never escalated");
 }
+
+/// docs/alerts.md's signing example, run: a desk with openssl and curl and none of our code.
+#[tokio::test]
+async fn the_documented_openssl_signing_script_is_accepted() {
+    use base64::Engine as _;
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A raw 32-byte ed25519 secret as PKCS#8 DER (a fixed 16-byte prefix), then PEM via openssl.
+    let secret = base64::engine::general_purpose::STANDARD.decode(&t.desk("mianyang").secret_key).unwrap();
+    let mut der = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    der.extend_from_slice(&secret);
+    std::fs::write(dir.path().join("desk.der"), der).unwrap();
+    let pem = dir.path().join("desk.pem");
+    let converted = std::process::Command::new("openssl")
+        .args(["pkey", "-inform", "DER", "-in"])
+        .arg(dir.path().join("desk.der"))
+        .arg("-out")
+        .arg(&pem)
+        .status()
+        .expect("openssl is needed by this test (Debian: apt-get install openssl)");
+    assert!(converted.success());
+    let cap_file = dir.path().join("alert.xml");
+    std::fs::write(&cap_file, A4).unwrap();
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/post-alert.sh");
+    let output = tokio::process::Command::new(script)
+        .arg(t.http_base())
+        .arg("mianyang")
+        .arg(&pem)
+        .arg(&cap_file)
+        .output()
+        .await
+        .expect("the script runs (needs curl)");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{output:?}"));
+    assert!(output.status.success(), "{answer}");
+    assert_eq!(answer["identifier"], "MY-CHILD-20261128-01");
+    assert_eq!(answer["counties"].as_array().unwrap().len(), 9);
+}
