@@ -6,7 +6,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/nats/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test tools build lint clean
+.PHONY: run test tools build lint bench clean
 
 ## make run: the whole system on loopback with the built-in registry and demo traffic.
 run: tools build
@@ -26,6 +26,11 @@ tools:
 
 build:
 	$(CARGO) build -p bashu
+
+## make bench: bashu-bench (release build) with the raw NATS baseline in the same run; see docs/performance.md.
+bench: tools
+	$(CARGO) build --release -p bashu-bench
+	$(CARGO) run --release -q -p bashu-bench -- alerts $(BENCH_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -44,12 +44,6 @@ impl<E: Event> Incoming for E {
     }
 }
 
-/// An event that also goes out live on core NATS.
-pub trait LiveEvent: Event {
-    /// Its core NATS subject.
-    fn live_subject(&self, subjects: &Subjects) -> Result<String>;
-}
-
 /// Everything in the alert ledger, as the alert tracker reads it.
 #[derive(Debug)]
 pub enum AlertTrackingEvent {
@@ -166,12 +160,6 @@ impl Event for AlertDelivery {
             subject: subjects.alert_feed(&self.county)?,
             msg_id: format!("alert.feed.{}.{}.{}", self.county, self.alert_key, self.resend),
         })
-    }
-}
-
-impl LiveEvent for AlertDelivery {
-    fn live_subject(&self, subjects: &Subjects) -> Result<String> {
-        subjects.alert_live(&self.county)
     }
 }
 

@@ -14,7 +14,7 @@ mod topology;
 pub use async_nats;
 pub use consume::{DeadLetter, Delivery, Failure, Handler};
 pub use error::{Error, Result};
-pub use events::{AlertTrackingEvent, Event, Incoming, LiveEvent, Route};
+pub use events::{AlertTrackingEvent, Event, Incoming, Route};
 pub use subjects::Subjects;
 pub use topology::{
     ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, ConsumerSpec, DEAD_LETTERS, FEEDS, INGEST_BUCKET, REGISTRY_BUCKET, Retry,
@@ -22,8 +22,13 @@ pub use topology::{
 };
 
 use async_nats::{HeaderMap, jetstream};
+use bashu_proto::alert::v1::AlertDelivery;
 use bytes::Bytes;
 use futures::future::try_join_all;
+use prost::Message as _;
+
+/// The field number of `AlertDelivery.county` (proto/bashu/alert/v1/alert.proto).
+const ALERT_DELIVERY_COUNTY_FIELD: u32 = 2;
 
 /// A connection to the bus with its names. Cheap to clone.
 #[derive(Clone)]
@@ -119,19 +124,76 @@ impl Bus {
         try_join_all(pending).await
     }
 
-    /// Publishes events on core NATS, without storage or acknowledgement (the live alert path),
-    /// then flushes. Whoever needs them durably also gets them through JetStream.
-    pub async fn publish_live_all<E: LiveEvent>(&self, events: &[E]) -> Result<()> {
-        for event in events {
-            let subject = event.live_subject(&self.subjects)?;
-            let mut headers = HeaderMap::new();
-            headers.insert(headers::EVENT_TYPE, E::TYPE);
-            headers::inject_trace_context(&mut headers);
+    /// Sends one alert live to many counties, on each county's core NATS subject: no storage,
+    /// no acknowledgement, the fast path. The delivery is encoded once and each copy appends its
+    /// county's field (protobuf merges concatenated fields, the last one winning), so a
+    /// region-wide alert costs one encode, not 220.
+    pub async fn publish_alert_live(&self, template: &AlertDelivery, counties: &[String]) -> Result<()> {
+        let (encoded, headers) = alert_copy_parts(template);
+        for county in counties {
+            let subject = self.subjects.alert_live(county)?;
             self.client
-                .publish_with_headers(subject.clone(), headers, Bytes::from(event.encode_to_vec()))
+                .publish_with_headers(subject.clone(), headers.clone(), with_county(&encoded, county))
                 .await
                 .map_err(|e| Error::nats(format!("publish to {subject}"), e))?;
         }
         self.client.flush().await.map_err(|e| Error::nats("flush", e))
+    }
+
+    /// Stores one alert in each county's durable alert feed, all acknowledgements in flight at
+    /// once, each copy idempotent (`alert.feed.<county>.<alert_key>.<resend>`).
+    pub async fn publish_alert_durable(&self, template: &AlertDelivery, counties: &[String]) -> Result<()> {
+        let (encoded, headers) = alert_copy_parts(template);
+        let mut pending = Vec::with_capacity(counties.len());
+        for county in counties {
+            let subject = self.subjects.alert_feed(county)?;
+            let mut headers = headers.clone();
+            let msg_id = format!("alert.feed.{county}.{}.{}", template.alert_key, template.resend);
+            headers.insert(headers::MSG_ID, msg_id.as_str());
+            let ack = self
+                .js
+                .publish_with_headers(subject.clone(), headers, with_county(&encoded, county))
+                .await
+                .map_err(|e| Error::nats(format!("publish to {subject}"), e))?;
+            pending.push(async move { ack.await.map_err(|e| Error::nats(format!("ack of {subject}"), e)) });
+        }
+        try_join_all(pending).await.map(drop)
+    }
+}
+
+/// The encoded delivery without a county, and the headers every copy carries.
+fn alert_copy_parts(template: &AlertDelivery) -> (Vec<u8>, HeaderMap) {
+    let mut common = template.clone();
+    common.county.clear();
+    let mut headers = HeaderMap::new();
+    headers.insert(headers::EVENT_TYPE, AlertDelivery::TYPE);
+    headers::inject_trace_context(&mut headers);
+    (common.encode_to_vec(), headers)
+}
+
+/// An encoded `AlertDelivery` without a county, plus that county's field.
+fn with_county(encoded: &[u8], county: &str) -> Bytes {
+    let mut payload = Vec::with_capacity(encoded.len() + county.len() + 2);
+    payload.extend_from_slice(encoded);
+    prost::encoding::string::encode(ALERT_DELIVERY_COUNTY_FIELD, &county.to_owned(), &mut payload);
+    payload.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use bashu_proto::alert::v1::{Alert, AlertDelivery};
+    use prost::Message as _;
+
+    #[test]
+    fn a_copy_with_an_appended_county_decodes_as_the_whole_delivery() {
+        let delivery = AlertDelivery {
+            alert: Some(Alert { identifier: "X-1".into(), ..Default::default() }),
+            cap_xml: b"<alert/>".to_vec(),
+            alert_key: "k".into(),
+            resend: 1,
+            ..Default::default()
+        };
+        let copy = super::with_county(&delivery.encode_to_vec(), "500153");
+        assert_eq!(AlertDelivery::decode(copy).unwrap(), AlertDelivery { county: "500153".into(), ..delivery });
     }
 }

@@ -139,6 +139,12 @@ impl Alerts {
             alert: Some(alert.clone()),
         };
         inner.bus.publish(&issued).await?;
+        // Stored: now the fast path, straight from here (the fan-out consumer adds the durable
+        // copies, and repeats these if this process dies before it is done).
+        let live = crate::fanout::delivery(AlertIssued { counties: Vec::new(), ..issued.clone() }, 0);
+        if let Err(error) = inner.bus.publish_alert_live(&live, &issued.counties).await {
+            warn!(error = %error, "live delivery failed; the durable copies follow");
+        }
         let record = AlertRecord {
             alert_key: alert_key.clone(),
             chain_key: chain_key.clone(),

@@ -71,6 +71,9 @@ pub struct Config {
     pub max_clock_skew_secs: u64,
     /// Escalation deadlines.
     pub escalation: EscalationConfig,
+    /// How long after acceptance the durable copies are written, so that the live copies have
+    /// the server to themselves first (milliseconds; the durable copies are the catch-up path).
+    pub durable_copy_delay_ms: u64,
     /// How the fan-out consumer retries.
     pub fanout: RetryConfig,
     /// How the tracker consumer retries.
@@ -83,6 +86,7 @@ impl Default for Config {
             max_document_bytes: 256 * 1024,
             max_clock_skew_secs: 300,
             escalation: EscalationConfig::default(),
+            durable_copy_delay_ms: 10,
             fanout: RetryConfig::default(),
             tracker: RetryConfig::default(),
         }
@@ -94,6 +98,9 @@ impl Config {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if !(1024..=16 * 1024 * 1024).contains(&self.max_document_bytes) {
             return Err("alerts.max_document_bytes must be between 1 KiB and 16 MiB".into());
+        }
+        if self.durable_copy_delay_ms > 1000 {
+            return Err("alerts.durable_copy_delay_ms must be at most 1000".into());
         }
         if !(1..=3600).contains(&self.max_clock_skew_secs) {
             return Err("alerts.max_clock_skew_secs must be between 1 and 3600".into());
@@ -152,8 +159,9 @@ impl Alerts {
         .map_err(|e| bashu_bus::Error::Nats { operation: "load alert chains".into(), source: Box::new(e) })?;
         let fanout_spec = inner.bus.alert_fanout_consumer((&inner.config.fanout).into());
         let bus = inner.bus.clone();
-        let fanout =
-            inner.bus.consume(fanout_spec, move |delivery| fanout::fan_out(bus.clone(), delivery), shutdown.clone());
+        let delay = std::time::Duration::from_millis(inner.config.durable_copy_delay_ms);
+        let fan_out = move |delivery| fanout::fan_out(bus.clone(), delay, delivery);
+        let fanout = inner.bus.consume(fanout_spec, fan_out, shutdown.clone());
         let tracking = Arc::new(tracker).run((&inner.config.tracker).into(), shutdown);
         let (fanout, tracking) = tokio::join!(fanout, tracking);
         fanout.and(tracking)

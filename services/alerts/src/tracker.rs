@@ -273,9 +273,9 @@ impl Tracker {
                     chain_key: chain_key.clone(),
                     ..Default::default()
                 };
-                let resend = fanout::deliveries(&issued, std::slice::from_ref(&county), 1);
-                self.bus.publish_live_all(&resend).await?;
-                self.bus.publish_all(&resend).await?;
+                let resend = fanout::delivery(issued, 1);
+                self.bus.publish_alert_live(&resend, std::slice::from_ref(&county)).await?;
+                self.bus.publish_alert_durable(&resend, std::slice::from_ref(&county)).await?;
             }
             self.bus.publish(&escalation).await?;
             warn!(chain_key = %chain_key, county = %county, step, notified = ?escalation.notified, "alert escalated");

@@ -1,0 +1,112 @@
+//! `bashu-bench`: Bashu's figures on loopback beside the raw NATS figures of the same traffic,
+//! measured in the same run, so that each result is a ratio and not a noisy absolute.
+
+mod alerts;
+mod stats;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use stats::Summary;
+
+#[derive(Parser)]
+#[command(name = "bashu-bench", version, about = "Bashu beside raw NATS, in one run")]
+struct Cli {
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Alert fan-out: accepted → the last subscriber has it.
+    Alerts {
+        /// Layouts as SUBSCRIBERSxCONNECTIONS.
+        #[arg(long, value_delimiter = ',', default_value = "220x4,220x220,2000x4")]
+        layouts: Vec<alerts::Layout>,
+        /// Alerts per run and path.
+        #[arg(long, default_value_t = 100)]
+        iterations: u64,
+        /// Runs; medians and the spread of p99 are reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Pause between alerts, in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        pace_ms: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.scenario {
+        Scenario::Alerts { layouts, iterations, runs, pace_ms } => {
+            let options = alerts::Options { layouts, iterations, runs, pace: Duration::from_millis(pace_ms) };
+            let results = runtime.block_on(alerts::run(&options))?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "machine": machine(), "alerts": results }))?
+                );
+            } else {
+                print_alerts(&results, &options);
+            }
+        }
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+fn machine() -> serde_json::Value {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    serde_json::json!({
+        "cpus": cpus,
+        "placement": "nats-server, Bashu and the subscribers unpinned, on one machine over loopback",
+        "message_bytes": alerts::message_bytes(),
+    })
+}
+
+fn print_alerts(results: &[alerts::LayoutResult], options: &alerts::Options) {
+    let machine = machine();
+    println!(
+        "alert fan-out, accepted → last subscriber; {} alerts × {} runs, {} B each; medians (p99 range over runs); {} CPUs, {}",
+        options.iterations,
+        options.runs,
+        machine["message_bytes"],
+        machine["cpus"],
+        machine["placement"].as_str().unwrap_or("")
+    );
+    println!(
+        "{:<14} {:<16} {:>9} {:>9} {:>9} {:>19} {:>12}",
+        "layout", "path", "p50 ms", "p99 ms", "max ms", "p99 range", "Bashu p99 ×"
+    );
+    for result in results {
+        let layout = format!("{}×{} conns", result.layout.subscribers, result.layout.connections);
+        let bashu_p99 = result.bashu.as_ref().ok().map(|s| s.median.p99);
+        for (path, summary) in [
+            ("Bashu live", &result.bashu),
+            ("raw core NATS", &result.raw_core),
+            ("raw JetStream", &result.raw_jetstream),
+        ] {
+            match summary {
+                Ok(Summary { median, p99_min, p99_max, .. }) => {
+                    let ratio = match (path, bashu_p99) {
+                        ("Bashu live", _) | (_, None) => String::new(),
+                        (_, Some(bashu)) => format!("{:.2}", bashu / median.p99),
+                    };
+                    println!(
+                        "{layout:<14} {path:<16} {:>9.2} {:>9.2} {:>9.2} {:>19} {ratio:>12}",
+                        median.p50,
+                        median.p99,
+                        median.max,
+                        format!("{p99_min:.2}–{p99_max:.2}")
+                    );
+                }
+                Err(reason) => println!("{layout:<14} {path:<16} not measured: {reason}"),
+            }
+        }
+    }
+    println!("targets: Bashu p99 within 1.5× raw JetStream and 2× raw core NATS");
+}

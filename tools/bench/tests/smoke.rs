@@ -1,0 +1,17 @@
+//! The benchmark itself works: a tiny run produces a figure for every path (no timing asserted).
+
+#[test]
+fn a_tiny_alert_run_measures_every_path() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bashu-bench"))
+        .args(["--json", "alerts", "--layouts", "20x2", "--iterations", "3", "--runs", "1", "--pace-ms", "0"])
+        .output()
+        .expect("bashu-bench runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let layout = &report["alerts"][0];
+    for path in ["bashu", "raw_core", "raw_jetstream"] {
+        let p99 = layout[path]["Ok"]["median"]["p99"].as_f64();
+        assert!(p99.is_some_and(|ms| ms > 0.0), "{path}: {}", layout[path]);
+    }
+    assert_eq!(layout["layout"]["subscribers"], 20);
+}
