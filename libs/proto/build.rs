@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bashu/admin/v1/registry_service.proto",
         "bashu/alert/v1/alert_service.proto",
         "bashu/admin/v1/alert_board_service.proto",
+        "bashu/admin/v1/takedown_service.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
     println!("cargo:rerun-if-changed=build.rs");

@@ -69,7 +69,7 @@ impl TestSystem {
             Bus::connect(&nats.url(), "test-observer", Subjects::new(&prefix).expect("prefix"), Topology::default())
                 .await
                 .expect("observer connects");
-        Self { nats, config, system, shutdown, bus, http: reqwest::Client::new() }
+        Self { nats, config, system, shutdown, bus, http: bashu::http_client() }
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -180,7 +180,7 @@ impl Bus {
         let result = match outcome {
             Ok(()) => message.ack().await,
             Err(Failure::Retry(reason)) if attempt < max_deliver => {
-                let delay = spec.retry.delay_after(attempt as u32);
+                let delay = jittered(spec.retry.delay_after(attempt as u32));
                 warn!(consumer = spec.durable(), reason = %reason, attempt, "handler failed, will retry");
                 message.ack_with(AckKind::Nak(Some(delay))).await
             }
@@ -274,4 +274,12 @@ async fn sleep_or_shutdown(duration: Duration, shutdown: &CancellationToken) {
         _ = shutdown.cancelled() => {}
         _ = tokio::time::sleep(duration) => {}
     }
+}
+
+/// ±20 % of the delay, so that many failing consumers do not retry in lockstep.
+fn jittered(delay: Duration) -> Duration {
+    let noise =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let factor = 0.8 + f64::from(noise % 1000) / 1000.0 * 0.4;
+    delay.mul_f64(factor)
 }

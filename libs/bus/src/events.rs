@@ -2,7 +2,9 @@
 
 use bashu_proto::{
     alert::v1::{AlertAcknowledgement, AlertDelivery, AlertEscalation, AlertIssued, AlertReceipt},
-    story::v1::{ModerationDecision, Story, StoryDelivery, StoryPublished, StoryReceipt, StorySubmitted},
+    story::v1::{
+        ModerationDecision, Story, StoryDelivery, StoryPublished, StoryReceipt, StorySubmitted, TakedownConfirmation,
+    },
 };
 use bytes::Bytes;
 
@@ -192,6 +194,21 @@ impl Event for AlertEscalation {
         Ok(Route {
             subject: subjects.alert_escalated(&self.county)?,
             msg_id: format!("alert.escalated.{}.{}.{}", self.chain_key, self.county, self.step),
+        })
+    }
+}
+
+impl Event for TakedownConfirmation {
+    const TYPE: &'static str = "bashu.story.v1.TakedownConfirmation";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        Ok(Route {
+            subject: subjects.story_takedown(&self.county)?,
+            msg_id: format!(
+                "takedown.{}.{}",
+                self.county,
+                story_key(&self.origin_county, &self.story_id, self.version)
+            ),
         })
     }
 }

@@ -52,6 +52,16 @@ impl Subjects {
         Ok(self.subject(&format!("story.receipt.{}", token(county)?)))
     }
 
+    /// `bashu.story.takedown.<county>`: a county confirms it took a withdrawn story down.
+    pub fn story_takedown(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("story.takedown.{}", token(county)?)))
+    }
+
+    /// `bashu.story.takedown.>`: every takedown confirmation.
+    pub fn all_story_takedown(&self) -> String {
+        self.subject("story.takedown.>")
+    }
+
     /// `bashu.feed.<county>.story`: a story version in a county's feed.
     pub fn feed_story(&self, county: &str) -> Result<String> {
         Ok(self.subject(&format!("feed.{}.story", token(county)?)))

@@ -24,6 +24,8 @@ pub const ALERTS: &str = "ALERTS";
 pub const ALERT_FEEDS: &str = "ALERT_FEEDS";
 /// Alert chains with every county's state, and intake's records (key-value bucket).
 pub const ALERT_STATE_BUCKET: &str = "ALERT_STATE";
+/// Distribution's record of every story: receivers per version, held versions, takedowns.
+pub const DISTRIBUTION_BUCKET: &str = "DISTRIBUTION";
 /// Alliances and partnerships (key-value bucket).
 pub const REGISTRY_BUCKET: &str = "REGISTRY";
 /// Ingest's durable record of every accepted story version (key-value bucket).
@@ -126,6 +128,8 @@ pub struct ConsumerSpec {
     pub(crate) durable: String,
     pub(crate) filter: String,
     pub(crate) retry: Retry,
+    /// Start from messages stored after the consumer is created, not from the beginning.
+    pub(crate) new_only: bool,
 }
 
 impl ConsumerSpec {
@@ -143,7 +147,7 @@ impl ConsumerSpec {
         pull::Config {
             durable_name: Some(self.durable.clone()),
             ack_policy: AckPolicy::Explicit,
-            deliver_policy: DeliverPolicy::All,
+            deliver_policy: if self.new_only { DeliverPolicy::New } else { DeliverPolicy::All },
             ack_wait: self.retry.ack_wait,
             filter_subject: self.filter.clone(),
             // One more than the handler's attempts: if the process dies during the last attempt,
@@ -225,6 +229,7 @@ impl Bus {
         self.registry_bucket().await?;
         self.ingest_bucket().await?;
         self.alert_state_bucket().await?;
+        self.distribution_bucket().await?;
         Ok(())
     }
 
@@ -257,6 +262,48 @@ impl Bus {
         self.bucket(ALERT_STATE_BUCKET, 1).await
     }
 
+    /// Distribution's per-story records.
+    pub async fn distribution_bucket(&self) -> Result<kv::Store> {
+        self.bucket(DISTRIBUTION_BUCKET, 1).await
+    }
+
+    /// Distribution's takedown tracker reads every takedown confirmation.
+    pub fn takedown_consumer(&self, retry: Retry) -> ConsumerSpec {
+        ConsumerSpec {
+            stream: self.subjects.name(STORIES),
+            durable: "takedown-tracker".into(),
+            filter: self.subjects.all_story_takedown(),
+            retry,
+            new_only: false,
+        }
+    }
+
+    /// A county's webhook sender: everything in the county's feed from the moment its webhook
+    /// is registered, in order.
+    pub fn webhook_consumer(&self, county: &str, retry: Retry) -> Result<ConsumerSpec> {
+        Ok(ConsumerSpec {
+            stream: self.subjects.name(FEEDS),
+            durable: format!("webhook-{county}"),
+            filter: self.subjects.feed_of(county)?,
+            retry,
+            new_only: true,
+        })
+    }
+
+    /// Removes a durable consumer (a webhook that was unregistered).
+    pub async fn delete_consumer(&self, spec: &ConsumerSpec) -> Result<()> {
+        let stream = self.stream_by_name(&spec.stream).await?;
+        stream
+            .delete_consumer(&spec.durable)
+            .await
+            .map(drop)
+            .map_err(|e| Error::nats(format!("delete consumer {}", spec.durable), e))
+    }
+
+    async fn stream_by_name(&self, name: &str) -> Result<jetstream::stream::Stream> {
+        self.js.get_stream(name).await.map_err(|e| Error::nats(format!("get stream {name}"), e))
+    }
+
     /// The alert fan-out reads every accepted alert.
     pub fn alert_fanout_consumer(&self, retry: Retry) -> ConsumerSpec {
         ConsumerSpec {
@@ -264,6 +311,7 @@ impl Bus {
             durable: "alert-fanout".into(),
             filter: self.subjects.all_alert_issued(),
             retry,
+            new_only: false,
         }
     }
 
@@ -274,6 +322,7 @@ impl Bus {
             durable: "alert-tracker".into(),
             filter: String::new(),
             retry,
+            new_only: false,
         }
     }
 
@@ -284,6 +333,7 @@ impl Bus {
             durable: format!("alerts-{county}"),
             filter: self.subjects.alert_feed(county)?,
             retry: Retry { ack_wait: Duration::from_secs(30), max_deliver: u32::MAX - 1, backoff: vec![] },
+            new_only: false,
         })
     }
 
@@ -294,6 +344,7 @@ impl Bus {
             durable: "moderation".into(),
             filter: self.subjects.all_story_submitted(),
             retry,
+            new_only: false,
         }
     }
 
@@ -304,6 +355,7 @@ impl Bus {
             durable: "distribution".into(),
             filter: self.subjects.all_story_decided(),
             retry,
+            new_only: false,
         }
     }
 
@@ -315,6 +367,7 @@ impl Bus {
             filter: self.subjects.feed_of(county)?,
             // A county's consumer never gives up: the county must get everything, late or not.
             retry: Retry { ack_wait: Duration::from_secs(30), max_deliver: u32::MAX - 1, backoff: vec![] },
+            new_only: false,
         })
     }
 

@@ -8,7 +8,7 @@ use std::{
 
 use async_nats::jetstream::kv::{self, Operation};
 use bashu_bus::Bus;
-use bashu_proto::registry::v1::{Alliance, Desk, Partnership};
+use bashu_proto::registry::v1::{Alliance, Desk, Partnership, Subscription, Webhook, WebhookFormat};
 use futures::StreamExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,8 @@ use crate::{Counties, Error, Result};
 const ALLIANCE_KEY: &str = "alliance.";
 const PARTNERSHIP_KEY: &str = "partnership.";
 const DESK_KEY: &str = "desk.";
+const SUBSCRIPTION_KEY: &str = "subscription.";
+const WEBHOOK_KEY: &str = "webhook.";
 
 /// The area value of a desk responsible for the whole region.
 pub const WHOLE_REGION: &str = "region";
@@ -29,6 +31,8 @@ pub struct RegistrySnapshot {
     alliances: BTreeMap<String, Alliance>,
     partnerships: BTreeMap<String, Partnership>,
     desks: BTreeMap<String, Desk>,
+    subscriptions: BTreeMap<String, Subscription>,
+    webhooks: BTreeMap<String, Webhook>,
 }
 
 impl RegistrySnapshot {
@@ -70,8 +74,39 @@ impl RegistrySnapshot {
         self.desks.values()
     }
 
+    /// A county's subscription, if it set one.
+    pub fn subscription(&self, county: &str) -> Option<&Subscription> {
+        self.subscriptions.get(county)
+    }
+
+    /// A county's webhook, if it registered one.
+    pub fn webhook(&self, county: &str) -> Option<&Webhook> {
+        self.webhooks.get(county)
+    }
+
+    /// Every registered webhook, by county.
+    pub fn webhooks(&self) -> impl Iterator<Item = &Webhook> {
+        self.webhooks.values()
+    }
+
     fn apply(&mut self, key: &str, value: Option<&[u8]>) -> Result<()> {
         let corrupt = |source| Error::Corrupt { key: key.to_owned(), source };
+        if let Some(county) = key.strip_prefix(SUBSCRIPTION_KEY) {
+            match value {
+                Some(bytes) => {
+                    self.subscriptions.insert(county.to_owned(), Subscription::decode(bytes).map_err(corrupt)?)
+                }
+                None => self.subscriptions.remove(county),
+            };
+            return Ok(());
+        }
+        if let Some(county) = key.strip_prefix(WEBHOOK_KEY) {
+            match value {
+                Some(bytes) => self.webhooks.insert(county.to_owned(), Webhook::decode(bytes).map_err(corrupt)?),
+                None => self.webhooks.remove(county),
+            };
+            return Ok(());
+        }
         if let Some(id) = key.strip_prefix(DESK_KEY) {
             match value {
                 Some(bytes) => {
@@ -232,6 +267,59 @@ impl RegistryStore {
         let stored = Desk { areas: areas.into_iter().collect(), ..desk };
         self.put(format!("{DESK_KEY}{}", stored.id), stored.encode_to_vec()).await?;
         Ok(stored)
+    }
+
+    /// Validates and stores a county's subscription (replacing any earlier one).
+    pub async fn put_subscription(&self, subscription: Subscription) -> Result<Subscription> {
+        let county = self.current_code("county".into(), &subscription.county)?;
+        for (i, category) in subscription.categories.iter().enumerate() {
+            if bashu_proto::story::v1::Category::from_str_name(category).is_none_or(|c| c as i32 == 0) {
+                return Err(Error::Invalid {
+                    field: format!("categories[{i}]"),
+                    reason: format!("{category:?} is not a story category"),
+                });
+            }
+        }
+        for (i, province) in subscription.origin_provinces.iter().enumerate() {
+            if !matches!(province.as_str(), "50" | "51") {
+                return Err(Error::Invalid {
+                    field: format!("origin_provinces[{i}]"),
+                    reason: "50 (Chongqing) or 51 (Sichuan)".into(),
+                });
+            }
+        }
+        let stored = Subscription { county, ..subscription };
+        self.put(format!("{SUBSCRIPTION_KEY}{}", stored.county), stored.encode_to_vec()).await?;
+        Ok(stored)
+    }
+
+    /// Validates and stores a county's webhook (replacing any earlier one).
+    pub async fn put_webhook(&self, webhook: Webhook) -> Result<Webhook> {
+        let county = self.current_code("county".into(), &webhook.county)?;
+        let url_ok = (webhook.url.starts_with("https://") || webhook.url.starts_with("http://"))
+            && webhook.url.len() <= 2048
+            && !webhook.url.chars().any(char::is_whitespace);
+        if !url_ok {
+            return Err(Error::Invalid {
+                field: "url".into(),
+                reason: "an http:// or https:// URL of at most 2048 bytes".into(),
+            });
+        }
+        if webhook.secret.len() < 32 {
+            return Err(Error::Invalid { field: "secret".into(), reason: "at least 32 random bytes".into() });
+        }
+        let format = if webhook.format == 0 { WebhookFormat::Ninjs as i32 } else { webhook.format };
+        let stored = Webhook { county, format, ..webhook };
+        self.put(format!("{WEBHOOK_KEY}{}", stored.county), stored.encode_to_vec()).await?;
+        Ok(stored)
+    }
+
+    /// Removes a county's webhook.
+    pub async fn delete_webhook(&self, county: &str) -> Result<()> {
+        self.kv
+            .delete(format!("{WEBHOOK_KEY}{county}"))
+            .await
+            .map_err(|e| Error::Store { operation: "delete", source: e.into() })
     }
 
     /// Reads the whole graph once.

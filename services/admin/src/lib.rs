@@ -1,15 +1,17 @@
 //! Bashu admin: the operators' gRPC API. So far: reading the registry (counties with old-code
-//! lookup, alliances, partnerships) and the alert status board.
+//! lookup, alliances, partnerships), the alert status board and the takedowns of withdrawn stories.
 
 use std::sync::Arc;
 
 use bashu_alerts::AlertBoard;
+use bashu_distribution::TakedownBoard;
 use bashu_proto::admin::v1::{
     GetCountyRequest, GetCountyResponse, ListAlertChainsRequest, ListAlertChainsResponse, ListAlliancesRequest,
     ListAlliancesResponse, ListCountiesRequest, ListCountiesResponse, ListPartnershipsRequest,
-    ListPartnershipsResponse,
+    ListPartnershipsResponse, ListTakedownsRequest, ListTakedownsResponse,
     alert_board_service_server::{AlertBoardService, AlertBoardServiceServer},
     registry_service_server::{RegistryService, RegistryServiceServer},
+    takedown_service_server::{TakedownService, TakedownServiceServer},
 };
 use bashu_registry::{Counties, RegistryView};
 use tonic::{Request, Response, Status};
@@ -20,12 +22,18 @@ pub struct Admin {
     counties: Arc<Counties>,
     sharing: RegistryView,
     board: AlertBoard,
+    takedowns: TakedownBoard,
 }
 
 impl Admin {
-    /// Builds the service over the registry and the alert board.
-    pub fn build(counties: Arc<Counties>, sharing: RegistryView, board: AlertBoard) -> Self {
-        Self { counties, sharing, board }
+    /// Builds the service over the registry, the alert board and the takedown board.
+    pub fn build(counties: Arc<Counties>, sharing: RegistryView, board: AlertBoard, takedowns: TakedownBoard) -> Self {
+        Self { counties, sharing, board, takedowns }
+    }
+
+    /// The gRPC `bashu.admin.v1.TakedownService`.
+    pub fn takedown_service(&self) -> TakedownServiceServer<Self> {
+        TakedownServiceServer::new(self.clone())
     }
 
     /// The gRPC `bashu.admin.v1.AlertBoardService`.
@@ -104,5 +112,20 @@ impl AlertBoardService for Admin {
         request: Request<bashu_proto::alert::v1::GetAlertStatusRequest>,
     ) -> Result<Response<bashu_proto::alert::v1::AlertChain>, Status> {
         self.board.status(&request.into_inner().alert_key).await.map(Response::new).map_err(|e| e.to_status())
+    }
+}
+
+#[tonic::async_trait]
+impl TakedownService for Admin {
+    async fn list_takedowns(
+        &self,
+        request: Request<ListTakedownsRequest>,
+    ) -> Result<Response<ListTakedownsResponse>, Status> {
+        let takedowns = self
+            .takedowns
+            .takedowns(request.into_inner().missing_only)
+            .await
+            .map_err(|e| Status::unavailable(format!("takedowns unavailable: {e}")))?;
+        Ok(Response::new(ListTakedownsResponse { takedowns }))
     }
 }

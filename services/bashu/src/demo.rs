@@ -127,7 +127,7 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     }
 
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let http = reqwest::Client::new();
+    let http = crate::http_client();
     let stories = demo_stories(run);
     // The first story again at the end shows that a resubmission changes nothing.
     for story in stories.iter().chain(stories.first()) {

@@ -16,6 +16,13 @@ use tracing::{error, info};
 
 pub use config::Config;
 
+/// An HTTP client for Bashu's own tools (the demo, the tests, the bench). rustls needs one
+/// process-wide crypto provider; ring is the one async-nats already uses.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// A service the binary can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
@@ -166,8 +173,12 @@ impl System {
                 }
                 Target::Admin => {
                     let board = bashu_alerts::AlertBoard::open(&bus).await?;
-                    let admin = bashu_admin::Admin::build(counties.clone(), sharing.clone(), board);
-                    grpc = grpc.add_service(admin.registry_service()).add_service(admin.alert_board_service());
+                    let takedowns = bashu_distribution::TakedownBoard::open(&bus).await?;
+                    let admin = bashu_admin::Admin::build(counties.clone(), sharing.clone(), board, takedowns);
+                    grpc = grpc
+                        .add_service(admin.registry_service())
+                        .add_service(admin.alert_board_service())
+                        .add_service(admin.takedown_service());
                 }
             }
             info!(target = target.name(), "service started");

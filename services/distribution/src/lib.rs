@@ -1,43 +1,98 @@
 //! Bashu distribution: for each approved story version, resolves its audience from the sharing
-//! policy and the registry, places the version in each receiving county's feed, and records
-//! the publication.
+//! policy, the registry and each county's subscription; sends corrections and withdrawals to every
+//! county that received an earlier version; holds embargoed versions and releases them on time;
+//! never delivers an expired story; tracks takedown confirmations of withdrawn stories; and
+//! pushes every delivery to the county's webhook when it has one.
 
 pub mod audience;
+mod distributor;
+pub mod ninjs;
+mod takedowns;
+pub mod webhook;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use bashu_bus::{Bus, Delivery, Failure, RetryConfig};
-use bashu_proto::story::v1::{ModerationDecision, StoryDelivery, StoryPublished, Verdict};
+use bashu_bus::{Bus, Delivery, RetryConfig};
+use bashu_proto::story::v1::{ModerationDecision, TakedownConfirmation};
 use bashu_registry::{Counties, RegistryView};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+
+pub use takedowns::TakedownBoard;
+
+/// Webhook settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// How long one POST may take.
+    pub timeout_ms: u64,
+    /// Retries per delivery: attempts before the dead-letter stream, and the backoff between them.
+    pub retry: RetryConfig,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 10_000,
+            retry: RetryConfig {
+                ack_wait_ms: 30_000,
+                max_deliver: 8,
+                backoff_ms: vec![1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000],
+            },
+        }
+    }
+}
 
 /// Distribution's settings.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// How the consumer of moderation decisions retries.
     pub consumer: RetryConfig,
+    /// How the consumer of takedown confirmations retries.
+    pub takedowns: RetryConfig,
+    /// How often held (embargoed) versions are checked for release, in milliseconds.
+    pub release_tick_ms: u64,
+    /// Webhooks.
+    pub webhooks: WebhookConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            consumer: RetryConfig::default(),
+            takedowns: RetryConfig::default(),
+            release_tick_ms: 250,
+            webhooks: WebhookConfig::default(),
+        }
+    }
 }
 
 impl Config {
     /// Checks the settings make sense.
     pub fn validate(&self) -> Result<(), String> {
-        self.consumer.validate().map_err(|e| format!("distribution.consumer: {e}"))
+        self.consumer.validate().map_err(|e| format!("distribution.consumer: {e}"))?;
+        self.takedowns.validate().map_err(|e| format!("distribution.takedowns: {e}"))?;
+        self.webhooks.retry.validate().map_err(|e| format!("distribution.webhooks.retry: {e}"))?;
+        if !(10..=1_000).contains(&self.release_tick_ms) {
+            return Err(
+                "distribution.release_tick_ms must be between 10 and 1000 (embargoes are released within a second)"
+                    .into(),
+            );
+        }
+        if self.webhooks.timeout_ms == 0 || self.webhooks.timeout_ms >= self.webhooks.retry.ack_wait_ms {
+            return Err("distribution.webhooks.timeout_ms must be positive and below retry.ack_wait_ms".into());
+        }
+        Ok(())
     }
 }
 
 /// The distribution service.
 pub struct Distribution {
     config: Config,
-    state: Arc<State>,
-}
-
-struct State {
     bus: Bus,
-    counties: Arc<Counties>,
-    sharing: RegistryView,
+    registry: RegistryView,
+    distributor: Arc<distributor::Distributor>,
 }
 
 impl Distribution {
@@ -46,49 +101,55 @@ impl Distribution {
         config: Config,
         bus: Bus,
         counties: Arc<Counties>,
-        sharing: RegistryView,
+        registry: RegistryView,
     ) -> Result<Self, bashu_bus::Error> {
         bus.provision_county_feeds(counties.all().iter().map(|c| c.code.as_str())).await?;
-        Ok(Self { config, state: Arc::new(State { bus, counties, sharing }) })
+        let kv = bus.distribution_bucket().await?;
+        let distributor = Arc::new(distributor::Distributor::new(bus.clone(), counties, registry.clone(), kv));
+        Ok(Self { config, bus, registry, distributor })
     }
 
-    /// Distributes approved stories until `shutdown`.
+    /// Distributes approved stories, releases embargoes, tracks takedowns and sends webhooks until
+    /// `shutdown`. Everything runs inside this future: if it is dropped, all of it stops.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), bashu_bus::Error> {
-        let spec = self.state.bus.distribution_consumer((&self.config.consumer).into());
-        let state = self.state.clone();
-        self.state
-            .bus
-            .consume(spec, move |delivery: Delivery<ModerationDecision>| distribute(state.clone(), delivery), shutdown)
-            .await
+        let distributor = self.distributor.clone();
+        let decisions = self.bus.consume(
+            self.bus.distribution_consumer((&self.config.consumer).into()),
+            move |delivery: Delivery<ModerationDecision>| {
+                let distributor = distributor.clone();
+                async move { distributor.decided(delivery.event).await }
+            },
+            shutdown.clone(),
+        );
+        let distributor = self.distributor.clone();
+        let takedowns = self.bus.consume(
+            self.bus.takedown_consumer((&self.config.takedowns).into()),
+            move |delivery: Delivery<TakedownConfirmation>| {
+                let distributor = distributor.clone();
+                async move { distributor.takedown_confirmed(delivery.event).await }
+            },
+            shutdown.clone(),
+        );
+        let releases = async {
+            let tick = Duration::from_millis(self.config.release_tick_ms);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(tick) => {}
+                }
+                if let Err(error) = self.distributor.release_due().await {
+                    tracing::warn!(error = ?error, "embargo release round failed; retried next tick");
+                }
+            }
+        };
+        let webhooks = webhook::run(
+            self.bus.clone(),
+            self.registry.clone(),
+            (&self.config.webhooks.retry).into(),
+            Duration::from_millis(self.config.webhooks.timeout_ms),
+            shutdown.clone(),
+        );
+        let (decisions, takedowns, (), ()) = tokio::join!(decisions, takedowns, releases, webhooks);
+        decisions.and(takedowns)
     }
-}
-
-/// Idempotent: every feed message carries `feed.<county>.<origin>.<id>.<version>` as its
-/// `Nats-Msg-Id`, so a redelivered decision re-publishes harmlessly and the FEEDS stream stores
-/// each version once per county.
-async fn distribute(state: Arc<State>, delivery: Delivery<ModerationDecision>) -> Result<(), Failure> {
-    let decision = delivery.event;
-    if decision.verdict() != Verdict::Approved {
-        return Ok(());
-    }
-    let story = decision.story.ok_or_else(|| Failure::Permanent("ModerationDecision without a story".into()))?;
-    let audience = audience::resolve(&story, &state.counties, &state.sharing.current());
-    let now = bashu_proto::time::now();
-    let deliveries: Vec<StoryDelivery> = audience
-        .iter()
-        .map(|county| StoryDelivery { story: Some(story.clone()), county: county.clone(), delivered_at: Some(now) })
-        .collect();
-    state.bus.publish_all(&deliveries).await?;
-    state
-        .bus
-        .publish(&StoryPublished {
-            story_id: story.id.clone(),
-            version: story.version,
-            origin_county: story.origin_county.clone(),
-            audience: audience.into_iter().collect(),
-            published_at: Some(now),
-        })
-        .await?;
-    info!(story_id = %story.id, version = story.version, receivers = deliveries.len(), "story distributed");
-    Ok(())
 }

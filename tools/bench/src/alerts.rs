@@ -236,7 +236,7 @@ async fn measure_bashu(
     publisher.flush().await?;
 
     let desk = system.demo_desks.iter().find(|d| d.id == "chengdu-chongqing").context("the region desk")?;
-    let http = reqwest::Client::new();
+    let http = bashu::http_client();
     let mut samples = Vec::new();
     for iteration in 0..options.iterations {
         let identifier = format!("BENCH-{}-{}-{run}-{iteration}", layout.subscribers, layout.connections);
