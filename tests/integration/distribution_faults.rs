@@ -4,38 +4,23 @@
 //! `feed.<county>.<origin>.<id>.<version>` as `Nats-Msg-Id`, so when the restarted distribution
 //! re-handles the decisions the killed one had not acknowledged, JetStream stores nothing twice.
 
-use std::{collections::HashSet, sync::Arc};
+use std::collections::HashSet;
 
 use bashu::Target;
-use bashu_bus::{Bus, FEEDS, Subjects, Topology};
-use bashu_distribution::Distribution;
+use bashu_bus::FEEDS;
 use bashu_proto::{
     ingest::v1::{SubmitStoryRequest, ingest_service_client::IngestServiceClient},
     story::v1::{Category, SharingPolicy, Story, StoryDelivery},
 };
-use bashu_registry::{Counties, RegistryStore};
 use bashu_tests::{FUJIANG, TestSystem, eventually};
 use futures::StreamExt;
-use tokio_util::sync::CancellationToken;
 
 const STORIES: usize = 1_000;
-
-async fn start_distribution(t: &TestSystem) -> (tokio::task::JoinHandle<()>, CancellationToken) {
-    // A connection of its own, as its own process would have.
-    let subjects = Subjects::new(&t.config.nats.prefix).unwrap();
-    let bus = Bus::connect(&t.nats.url(), "distribution", subjects, Topology::default()).await.unwrap();
-    let counties = Arc::new(Counties::builtin().unwrap());
-    let shutdown = CancellationToken::new();
-    let sharing = RegistryStore::open(&bus, counties.clone()).await.unwrap().watch(shutdown.clone()).await.unwrap();
-    let distribution = Distribution::build(t.config.distribution.clone(), bus, counties, sharing).await.unwrap();
-    let run = distribution.run(shutdown.clone());
-    (tokio::spawn(async move { run.await.unwrap() }), shutdown)
-}
 
 #[tokio::test]
 async fn distribution_killed_mid_load_and_restarted_loses_and_duplicates_nothing() {
     let t = TestSystem::start_with(&[Target::Ingest, Target::Moderation]).await;
-    let (first, _first_shutdown) = start_distribution(&t).await;
+    let (first, _first_shutdown) = t.start_distribution().await;
 
     let receivers: Vec<&str> = FUJIANG.iter().copied().filter(|c| *c != "510703").collect();
     let client = IngestServiceClient::connect(t.grpc_endpoint()).await.unwrap();
@@ -66,7 +51,7 @@ async fn distribution_killed_mid_load_and_restarted_loses_and_duplicates_nothing
     let _ = first.await;
     let at_kill: u64 = t.feed_counts().await.values().sum();
 
-    let (second, second_shutdown) = start_distribution(&t).await;
+    let (second, second_shutdown) = t.start_distribution().await;
     submitter.await.unwrap();
     eventually("every story is published", || async { t.published_count().await == STORIES as u64 }).await;
 

@@ -3,6 +3,7 @@
 mod alerts;
 mod alerts_faults;
 mod bus_contract;
+mod distribution;
 mod distribution_faults;
 mod nats_harness;
 mod registry;

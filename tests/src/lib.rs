@@ -2,7 +2,9 @@
 //! in-process on free ports under a prefix of its own, and helpers to submit stories and to
 //! look at what the streams hold.
 
-use std::{collections::BTreeMap, future::Future, time::Duration};
+use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
+
+use bashu_registry::{Counties, RegistryStore};
 
 use bashu::{Config, System, Target, demo::DemoDesk};
 use bashu_bus::{ALERT_FEEDS, Bus, FEEDS, RetryConfig, STORIES, Subjects, Topology};
@@ -171,6 +173,38 @@ impl TestSystem {
     /// Messages per county across every feed (county code → count).
     pub async fn feed_counts(&self) -> BTreeMap<String, u64> {
         feed_counts(&self.bus).await
+    }
+
+    /// The registry's store, to change alliances, subscriptions and webhooks as an operator would.
+    pub async fn registry_store(&self) -> RegistryStore {
+        RegistryStore::open(&self.bus, Arc::new(Counties::builtin().expect("registry"))).await.expect("registry store")
+    }
+
+    /// Distribution on a connection of its own, as its own process would have: abort the task to
+    /// kill it (-9), cancel the token to stop it gracefully.
+    pub async fn start_distribution(&self) -> (tokio::task::JoinHandle<()>, CancellationToken) {
+        let subjects = Subjects::new(&self.config.nats.prefix).expect("prefix");
+        let bus =
+            Bus::connect(&self.nats.url(), "distribution", subjects, Topology::default()).await.expect("connects");
+        let counties = Arc::new(Counties::builtin().expect("registry"));
+        let shutdown = CancellationToken::new();
+        let registry = RegistryStore::open(&bus, counties.clone())
+            .await
+            .expect("store")
+            .watch(shutdown.clone())
+            .await
+            .expect("watch");
+        let distribution =
+            bashu_distribution::Distribution::build(self.config.distribution.clone(), bus, counties, registry)
+                .await
+                .expect("distribution builds");
+        let run = distribution.run(shutdown.clone());
+        (tokio::spawn(async move { run.await.expect("distribution runs") }), shutdown)
+    }
+
+    /// The story versions in a county's feed, oldest first.
+    pub async fn feed_of(&self, county: &str) -> Vec<bashu_proto::story::v1::StoryDelivery> {
+        self.bus.read_all(FEEDS, &self.bus.subjects().feed_of(county).expect("a county")).await.expect("the feed")
     }
 
     /// How many story versions distribution has published.

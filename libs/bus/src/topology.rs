@@ -130,6 +130,9 @@ pub struct ConsumerSpec {
     pub(crate) retry: Retry,
     /// Start from messages stored after the consumer is created, not from the beginning.
     pub(crate) new_only: bool,
+    /// Messages handed out and not yet acknowledged, at most: 1 keeps a consumer strictly in
+    /// order while it retries (a webhook destination).
+    pub(crate) max_ack_pending: i64,
 }
 
 impl ConsumerSpec {
@@ -153,7 +156,7 @@ impl ConsumerSpec {
             // One more than the handler's attempts: if the process dies during the last attempt,
             // the server still hands the message back once, and it is dead-lettered then.
             max_deliver: i64::from(self.retry.max_deliver) + 1,
-            max_ack_pending: 1_000,
+            max_ack_pending: self.max_ack_pending,
             ..Default::default()
         }
     }
@@ -275,6 +278,7 @@ impl Bus {
             filter: self.subjects.all_story_takedown(),
             retry,
             new_only: false,
+            max_ack_pending: 1_000,
         }
     }
 
@@ -287,6 +291,7 @@ impl Bus {
             filter: self.subjects.feed_of(county)?,
             retry,
             new_only: true,
+            max_ack_pending: 1,
         })
     }
 
@@ -312,6 +317,7 @@ impl Bus {
             filter: self.subjects.all_alert_issued(),
             retry,
             new_only: false,
+            max_ack_pending: 1_000,
         }
     }
 
@@ -323,6 +329,7 @@ impl Bus {
             filter: String::new(),
             retry,
             new_only: false,
+            max_ack_pending: 1_000,
         }
     }
 
@@ -334,6 +341,7 @@ impl Bus {
             filter: self.subjects.alert_feed(county)?,
             retry: Retry { ack_wait: Duration::from_secs(30), max_deliver: u32::MAX - 1, backoff: vec![] },
             new_only: false,
+            max_ack_pending: 1_000,
         })
     }
 
@@ -345,6 +353,7 @@ impl Bus {
             filter: self.subjects.all_story_submitted(),
             retry,
             new_only: false,
+            max_ack_pending: 1_000,
         }
     }
 
@@ -356,6 +365,7 @@ impl Bus {
             filter: self.subjects.all_story_decided(),
             retry,
             new_only: false,
+            max_ack_pending: 1_000,
         }
     }
 
@@ -368,6 +378,7 @@ impl Bus {
             // A county's consumer never gives up: the county must get everything, late or not.
             retry: Retry { ack_wait: Duration::from_secs(30), max_deliver: u32::MAX - 1, backoff: vec![] },
             new_only: false,
+            max_ack_pending: 1_000,
         })
     }
 

@@ -136,6 +136,7 @@ impl Distributor {
             record.killed_version = story.version;
             record.killed_at = delivered_at;
             record.takedown_requested = record.delivered.keys().cloned().collect();
+            record.takedown_requested.sort();
         }
         self.bus
             .publish(&StoryPublished {
