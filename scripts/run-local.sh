@@ -13,6 +13,8 @@ export BASHU_NATS__URL=${BASHU_NATS__URL:-nats://127.0.0.1:$nats_port}
 export BASHU_HTTP__LISTEN=${BASHU_HTTP__LISTEN:-127.0.0.1:8080}
 export BASHU_GRPC__LISTEN=${BASHU_GRPC__LISTEN:-127.0.0.1:50051}
 export BASHU_REGISTRY__SEED_DEMO=true
+# Dev only: the operator token for admin registry writes (alliances, subscriptions, webhooks).
+export BASHU_ADMIN__OPERATOR_TOKEN=${BASHU_ADMIN__OPERATOR_TOKEN:-dev-operator-token}
 export BASHU_REGISTRY__DEMO_CREDENTIALS_FILE=${BASHU_REGISTRY__DEMO_CREDENTIALS_FILE:-.run/demo-credentials.json}
 nats_server=$([ -x .tools/nats/bin/nats-server ] && echo .tools/nats/bin/nats-server || command -v nats-server)
 bashu=${RUN_BASHU_BIN:-target/debug/bashu}
@@ -51,6 +53,7 @@ Bashu is running on loopback:
   HTTP alerts  POST http://$BASHU_HTTP__LISTEN/v1/alerts       (signed CAP 1.2 XML; docs/alerts.md)
   gRPC         $BASHU_GRPC__LISTEN   (IngestService, AlertService, admin RegistryService and AlertBoardService)
   demo keys    $BASHU_REGISTRY__DEMO_CREDENTIALS_FILE   (demo desks' secret keys, new on every start)
+  admin writes gRPC metadata "authorization: Bearer $BASHU_ADMIN__OPERATOR_TOKEN" (dev only)
   logs         .run/bashu.log, .run/nats-server.log
   county feeds docs/county-integration.md (stream FEEDS, consumer feed-<code>)
 

@@ -30,3 +30,50 @@ async fn the_registry_has_220_units_resolves_old_codes_and_refuses_unknown_ones(
     assert_eq!(alliances.len(), 1);
     assert_eq!(alliances[0].members.len(), 10);
 }
+
+#[tokio::test]
+async fn registry_writes_need_the_operator_token_and_apply_to_the_next_story() {
+    use bashu_proto::registry::v1::{Alliance, Webhook};
+    use serde_json::json;
+    let t = TestSystem::start().await;
+    let mut admin = RegistryServiceClient::connect(t.grpc_endpoint()).await.unwrap();
+    let alliance = Alliance {
+        id: "chengyu".into(),
+        name: "成渝（示例）".into(),
+        members: vec!["511083".into(), "500101".into()],
+        note: String::new(),
+    };
+    fn with_token<T>(token: &str, value: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(value);
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    }
+
+    assert_eq!(admin.put_alliance(alliance.clone()).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        admin.put_alliance(with_token("guess", alliance.clone())).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    let bad = Alliance { members: vec!["511083".into(), "999999".into()], ..alliance.clone() };
+    let refused = admin.put_alliance(with_token(bashu_tests::OPERATOR_TOKEN, bad)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("members[1]"), "{}", refused.message());
+    admin.put_alliance(with_token(bashu_tests::OPERATOR_TOKEN, alliance)).await.unwrap();
+
+    bashu_tests::eventually("the next story uses the new alliance", || async {
+        t.post_story(&bashu_tests::story_json("chengyu-1", "511083", json!({"alliances": ["chengyu"]}))).await.0 == 202
+    })
+    .await;
+    bashu_tests::eventually("published", || async { t.published_count().await == 1 }).await;
+    assert_eq!(t.feed_counts().await.get("500101"), Some(&1));
+
+    let webhook =
+        Webhook { county: "500101".into(), url: "http://127.0.0.1:9/hook".into(), secret: vec![7; 32], format: 0 };
+    let answer = admin.put_webhook(with_token(bashu_tests::OPERATOR_TOKEN, webhook)).await.unwrap().into_inner();
+    assert!(answer.secret.is_empty(), "the secret is never sent back");
+    assert_eq!(
+        answer.format,
+        bashu_proto::registry::v1::WebhookFormat::Ninjs as i32,
+        "ninjs unless protobuf is asked for"
+    );
+}

@@ -31,6 +31,9 @@ pub struct TestSystem {
     http: reqwest::Client,
 }
 
+/// The operator token the test systems accept for admin writes.
+pub const OPERATOR_TOKEN: &str = "test-operator-token";
+
 /// The configuration tests run with: free ports, a prefix, the demo seed, fast retries.
 pub fn test_config(nats_url: &str, prefix: &str) -> Config {
     let mut config = Config::default();
@@ -39,6 +42,7 @@ pub fn test_config(nats_url: &str, prefix: &str) -> Config {
     config.http.listen = "127.0.0.1:0".parse().expect("address");
     config.grpc.listen = "127.0.0.1:0".parse().expect("address");
     config.registry.seed_demo = true;
+    config.admin.operator_token = bashu_admin::Secret::new(OPERATOR_TOKEN);
     let fast = RetryConfig { ack_wait_ms: 1_000, max_deliver: 5, backoff_ms: vec![50] };
     config.moderation.consumer = fast.clone();
     config.distribution.consumer = fast.clone();

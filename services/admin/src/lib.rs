@@ -13,12 +13,50 @@ use bashu_proto::admin::v1::{
     registry_service_server::{RegistryService, RegistryServiceServer},
     takedown_service_server::{TakedownService, TakedownServiceServer},
 };
-use bashu_registry::{Counties, RegistryView};
+use bashu_proto::{
+    admin::v1::{DeleteWebhookRequest, DeleteWebhookResponse},
+    registry::v1::{Alliance, Partnership, Subscription, Webhook},
+};
+use bashu_registry::{Counties, RegistryStore, RegistryView};
+use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
+
+/// A secret that never shows in logs or `Debug`.
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "<unset>" } else { "<redacted>" })
+    }
+}
+
+/// Admin's settings.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The bearer token that allows registry writes (`authorization: Bearer <token>`). Unset: no
+    /// writes at all. Roles per caller come with the admin issue.
+    pub operator_token: Secret,
+}
 
 /// The admin service.
 #[derive(Clone)]
 pub struct Admin {
+    operator_token: Option<[u8; 32]>,
+    store: RegistryStore,
     counties: Arc<Counties>,
     sharing: RegistryView,
     board: AlertBoard,
@@ -27,8 +65,34 @@ pub struct Admin {
 
 impl Admin {
     /// Builds the service over the registry, the alert board and the takedown board.
-    pub fn build(counties: Arc<Counties>, sharing: RegistryView, board: AlertBoard, takedowns: TakedownBoard) -> Self {
-        Self { counties, sharing, board, takedowns }
+    pub fn build(
+        config: &Config,
+        store: RegistryStore,
+        counties: Arc<Counties>,
+        sharing: RegistryView,
+        board: AlertBoard,
+        takedowns: TakedownBoard,
+    ) -> Self {
+        let operator_token = (!config.operator_token.0.is_empty()).then(|| config.operator_token.digest());
+        Self { operator_token, store, counties, sharing, board, takedowns }
+    }
+
+    /// Refuses a write without the operator's token. Digests are compared, in constant time.
+    fn require_operator<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(expected) = self.operator_token else {
+            return Err(Status::permission_denied(
+                "registry writes are disabled: no admin.operator_token is configured",
+            ));
+        };
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| Status::unauthenticated("an operator bearer token is required"))?;
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let differs = expected.iter().zip(digest).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if differs == 0 { Ok(()) } else { Err(Status::unauthenticated("unknown token")) }
     }
 
     /// The gRPC `bashu.admin.v1.TakedownService`.
@@ -85,6 +149,36 @@ impl RegistryService for Admin {
         _: Request<ListAlliancesRequest>,
     ) -> Result<Response<ListAlliancesResponse>, Status> {
         Ok(Response::new(ListAlliancesResponse { alliances: self.sharing.current().alliances().cloned().collect() }))
+    }
+
+    async fn put_alliance(&self, request: Request<Alliance>) -> Result<Response<Alliance>, Status> {
+        self.require_operator(&request)?;
+        self.store.put_alliance(request.into_inner()).await.map(Response::new).map_err(|e| to_status(&e))
+    }
+
+    async fn put_partnership(&self, request: Request<Partnership>) -> Result<Response<Partnership>, Status> {
+        self.require_operator(&request)?;
+        self.store.put_partnership(request.into_inner()).await.map(Response::new).map_err(|e| to_status(&e))
+    }
+
+    async fn put_subscription(&self, request: Request<Subscription>) -> Result<Response<Subscription>, Status> {
+        self.require_operator(&request)?;
+        self.store.put_subscription(request.into_inner()).await.map(Response::new).map_err(|e| to_status(&e))
+    }
+
+    async fn put_webhook(&self, request: Request<Webhook>) -> Result<Response<Webhook>, Status> {
+        self.require_operator(&request)?;
+        let stored = self.store.put_webhook(request.into_inner()).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(Webhook { secret: Vec::new(), ..stored }))
+    }
+
+    async fn delete_webhook(
+        &self,
+        request: Request<DeleteWebhookRequest>,
+    ) -> Result<Response<DeleteWebhookResponse>, Status> {
+        self.require_operator(&request)?;
+        self.store.delete_webhook(&request.into_inner().county).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(DeleteWebhookResponse {}))
     }
 
     async fn list_partnerships(

@@ -31,6 +31,8 @@ pub struct Config {
     pub distribution: bashu_distribution::Config,
     /// The alert service's settings.
     pub alerts: bashu_alerts::Config,
+    /// Admin's settings.
+    pub admin: bashu_admin::Config,
 }
 
 /// How to reach NATS.

@@ -174,7 +174,14 @@ impl System {
                 Target::Admin => {
                     let board = bashu_alerts::AlertBoard::open(&bus).await?;
                     let takedowns = bashu_distribution::TakedownBoard::open(&bus).await?;
-                    let admin = bashu_admin::Admin::build(counties.clone(), sharing.clone(), board, takedowns);
+                    let admin = bashu_admin::Admin::build(
+                        &config.admin,
+                        store.clone(),
+                        counties.clone(),
+                        sharing.clone(),
+                        board,
+                        takedowns,
+                    );
                     grpc = grpc
                         .add_service(admin.registry_service())
                         .add_service(admin.alert_board_service())
