@@ -116,10 +116,13 @@ impl TestSystem {
 
     /// Signs `cap_xml` as desk `desk_id` now and POSTs it to `/v1/alerts`.
     pub async fn issue_alert(&self, desk_id: &str, cap_xml: &str) -> (u16, Value) {
-        let desk = self.desk(desk_id);
-        let now = bashu_proto::time::now().seconds;
-        let signature = bashu_alerts::signature::sign(&desk.secret_key_bytes(), desk_id, now, cap_xml.as_bytes());
-        self.post_alert(desk_id, now, &signature, cap_xml.as_bytes().to_vec()).await
+        let response = self
+            .desk(desk_id)
+            .post_alert(&self.http, &self.http_base(), cap_xml.to_owned())
+            .await
+            .expect("alerts answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
     }
 
     /// POSTs a CAP document to `/v1/alerts` with the given signature headers.

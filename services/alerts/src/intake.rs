@@ -215,12 +215,7 @@ impl Alerts {
     /// A person at a county confirms an alert (the county's NATS clients may publish the same
     /// event themselves on `bashu.alert.ack.<county>`).
     pub async fn acknowledge(&self, alert_key: &str, county: &str, by: &str, note: &str) -> Result<()> {
-        let record = self
-            .inner
-            .store
-            .record(alert_key)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("no alert {alert_key}")))?;
+        let record = self.accepted(alert_key).await?;
         let county = self
             .inner
             .counties
@@ -252,14 +247,14 @@ impl Alerts {
         Ok(())
     }
 
+    /// Intake's record of an accepted alert, or not found.
+    async fn accepted(&self, alert_key: &str) -> Result<AlertRecord> {
+        self.inner.store.record(alert_key).await?.ok_or_else(|| Error::NotFound(format!("no alert {alert_key}")))
+    }
+
     /// Every county's state in the chain of an alert.
     pub async fn status(&self, alert_key: &str) -> Result<AlertChain> {
-        let record = self
-            .inner
-            .store
-            .record(alert_key)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("no alert {alert_key}")))?;
+        let record = self.accepted(alert_key).await?;
         self.inner
             .store
             .chain(&record.chain_key)

@@ -27,6 +27,27 @@ pub struct DemoDesk {
 }
 
 impl DemoDesk {
+    /// Signs `cap_xml` as this desk now and POSTs it to `<base_url>/v1/alerts`, as a desk's
+    /// client does (docs/alerts.md).
+    pub async fn post_alert(
+        &self,
+        http: &reqwest::Client,
+        base_url: &str,
+        cap_xml: String,
+    ) -> reqwest::Result<reqwest::Response> {
+        use base64::Engine as _;
+        let now = bashu_proto::time::now().seconds;
+        let signature = bashu_alerts::signature::sign(&self.secret_key_bytes(), &self.id, now, cap_xml.as_bytes());
+        http.post(format!("{base_url}/v1/alerts"))
+            .header("content-type", "application/cap+xml")
+            .header(bashu_alerts::DESK_HEADER, &self.id)
+            .header(bashu_alerts::TIMESTAMP_HEADER, now.to_string())
+            .header(bashu_alerts::SIGNATURE_HEADER, base64::engine::general_purpose::STANDARD.encode(signature))
+            .body(cap_xml)
+            .send()
+            .await
+    }
+
     /// The secret key bytes.
     pub fn secret_key_bytes(&self) -> [u8; 32] {
         use base64::Engine as _;
@@ -170,7 +191,6 @@ async fn demo_alert(
     credentials: &std::path::Path,
     names: &HashMap<String, String>,
 ) -> anyhow::Result<()> {
-    use base64::Engine as _;
     #[derive(serde::Deserialize)]
     struct Credentials {
         desks: Vec<DemoDesk>,
@@ -228,16 +248,7 @@ async fn demo_alert(
   </info>
 </alert>"#
     );
-    let signature = bashu_alerts::signature::sign(&desk.secret_key_bytes(), &desk.id, now, xml.as_bytes());
-    let response = http
-        .post(format!("{}/v1/alerts", args.http))
-        .header("content-type", "application/cap+xml")
-        .header(bashu_alerts::DESK_HEADER, &desk.id)
-        .header(bashu_alerts::TIMESTAMP_HEADER, now.to_string())
-        .header(bashu_alerts::SIGNATURE_HEADER, base64::engine::general_purpose::STANDARD.encode(signature))
-        .body(xml)
-        .send()
-        .await?;
+    let response = desk.post_alert(http, &args.http, xml).await?;
     let status = response.status();
     let accepted: serde_json::Value = response.json().await.unwrap_or_default();
     println!("issued alert {identifier} as desk mianyang → HTTP {status}");

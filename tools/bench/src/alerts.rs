@@ -213,7 +213,6 @@ async fn measure_bashu(
     options: &Options,
     run: usize,
 ) -> anyhow::Result<Percentiles> {
-    use base64::Engine as _;
     let (sender, mut arrivals) = mpsc::unbounded_channel();
     let clients = subscribe_fleet(url, layout, live_subjects, alert_iteration, sender.clone()).await?;
     let publisher = async_nats::connect(url).await?;
@@ -241,16 +240,7 @@ async fn measure_bashu(
     for iteration in 0..options.iterations {
         let identifier = format!("BENCH-{}-{}-{run}-{iteration}", layout.subscribers, layout.connections);
         let xml = region_alert(&identifier);
-        let now = bashu_proto::time::now().seconds;
-        let signature = bashu_alerts::signature::sign(&desk.secret_key_bytes(), &desk.id, now, xml.as_bytes());
-        let response = http
-            .post(format!("http://{}/v1/alerts", system.http_addr))
-            .header(bashu_alerts::DESK_HEADER, &desk.id)
-            .header(bashu_alerts::TIMESTAMP_HEADER, now.to_string())
-            .header(bashu_alerts::SIGNATURE_HEADER, base64::engine::general_purpose::STANDARD.encode(signature))
-            .body(xml)
-            .send()
-            .await?;
+        let response = desk.post_alert(&http, &format!("http://{}", system.http_addr), xml).await?;
         if !response.status().is_success() {
             bail!("the alert was refused: {}", response.text().await.unwrap_or_default());
         }
