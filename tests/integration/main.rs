@@ -5,6 +5,7 @@ mod alerts_faults;
 mod bus_contract;
 mod distribution;
 mod distribution_faults;
+mod moderation;
 mod nats_harness;
 mod registry;
 mod story_flow;

@@ -3,7 +3,8 @@
 use bashu_proto::{
     alert::v1::{AlertAcknowledgement, AlertDelivery, AlertEscalation, AlertIssued, AlertReceipt},
     story::v1::{
-        ModerationDecision, Story, StoryDelivery, StoryPublished, StoryReceipt, StorySubmitted, TakedownConfirmation,
+        DecisionNotice, ModerationDecision, Story, StoryDelivery, StoryPublished, StoryReceipt, StorySubmitted,
+        TakedownConfirmation,
     },
 };
 use bytes::Bytes;
@@ -208,6 +209,23 @@ impl Event for TakedownConfirmation {
                 "takedown.{}.{}",
                 self.county,
                 story_key(&self.origin_county, &self.story_id, self.version)
+            ),
+        })
+    }
+}
+
+impl Event for DecisionNotice {
+    const TYPE: &'static str = "bashu.story.v1.DecisionNotice";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        let decision = self.decision.as_ref().ok_or(Error::MissingField { event: Self::TYPE, field: "decision" })?;
+        let story = story(Self::TYPE, decision.story.as_ref())?;
+        Ok(Route {
+            subject: subjects.feed_decision(&self.county)?,
+            msg_id: format!(
+                "decision.{}.{}",
+                story_key(&story.origin_county, &story.id, story.version),
+                decision.verdict().as_str_name()
             ),
         })
     }

@@ -18,7 +18,7 @@ pub use events::{AlertTrackingEvent, Event, Incoming, Route};
 pub use subjects::Subjects;
 pub use topology::{
     ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, ConsumerSpec, DEAD_LETTERS, DISTRIBUTION_BUCKET, FEEDS, INGEST_BUCKET,
-    REGISTRY_BUCKET, Retry, RetryConfig, STORIES, Topology,
+    MODERATION_BUCKET, REGISTRY_BUCKET, Retry, RetryConfig, STORIES, Topology,
 };
 
 use async_nats::{HeaderMap, jetstream};

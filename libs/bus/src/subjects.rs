@@ -67,6 +67,11 @@ impl Subjects {
         Ok(self.subject(&format!("feed.{}.story", token(county)?)))
     }
 
+    /// `bashu.feed.<county>.decision`: moderation's word to a story's origin county.
+    pub fn feed_decision(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("feed.{}.decision", token(county)?)))
+    }
+
     /// `bashu.feed.<county>.>`: everything in one county's feed.
     pub fn feed_of(&self, county: &str) -> Result<String> {
         Ok(self.subject(&format!("feed.{}.>", token(county)?)))
@@ -141,6 +146,11 @@ impl Subjects {
         Ok(self.subject(&format!("dlq.{}", token(consumer)?)))
     }
 
+    /// `bashu.story.decided.>`: every moderation decision.
+    pub fn all_story_decided(&self) -> String {
+        self.subject("story.decided.>")
+    }
+
     /// `bashu.story.published.>`: every publication record.
     pub fn all_story_published(&self) -> String {
         self.subject("story.published.>")
@@ -159,10 +169,6 @@ impl Subjects {
     /// `bashu.story.submitted.>`: every submission.
     pub fn all_story_submitted(&self) -> String {
         self.subject("story.submitted.>")
-    }
-
-    pub(crate) fn all_story_decided(&self) -> String {
-        self.subject("story.decided.>")
     }
 
     /// `bashu.feed.>`: every county's feed.

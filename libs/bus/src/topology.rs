@@ -24,6 +24,8 @@ pub const ALERTS: &str = "ALERTS";
 pub const ALERT_FEEDS: &str = "ALERT_FEEDS";
 /// Alert chains with every county's state, and intake's records (key-value bucket).
 pub const ALERT_STATE_BUCKET: &str = "ALERT_STATE";
+/// Moderation's fingerprints of approved stories, for near-duplicates (key-value bucket).
+pub const MODERATION_BUCKET: &str = "MODERATION";
 /// Distribution's record of every story: receivers per version, held versions, takedowns.
 pub const DISTRIBUTION_BUCKET: &str = "DISTRIBUTION";
 /// Alliances and partnerships (key-value bucket).
@@ -233,6 +235,7 @@ impl Bus {
         self.ingest_bucket().await?;
         self.alert_state_bucket().await?;
         self.distribution_bucket().await?;
+        self.moderation_bucket().await?;
         Ok(())
     }
 
@@ -263,6 +266,11 @@ impl Bus {
     /// Alert chains and intake records.
     pub async fn alert_state_bucket(&self) -> Result<kv::Store> {
         self.bucket(ALERT_STATE_BUCKET, 1).await
+    }
+
+    /// Moderation's fingerprints of approved stories.
+    pub async fn moderation_bucket(&self) -> Result<kv::Store> {
+        self.bucket(MODERATION_BUCKET, 1).await
     }
 
     /// Distribution's per-story records.

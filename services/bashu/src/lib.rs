@@ -89,6 +89,9 @@ pub enum Error {
     /// Ingest could not be built.
     #[error(transparent)]
     Ingest(#[from] bashu_ingest::Error),
+    /// Moderation could not be built.
+    #[error(transparent)]
+    Moderation(#[from] bashu_moderation::Error),
     /// The alert service could not be built.
     #[error(transparent)]
     Alerts(#[from] bashu_alerts::Error),
@@ -150,7 +153,7 @@ impl System {
                     grpc = grpc.add_service(ingest.grpc_service());
                 }
                 Target::Moderation => {
-                    let moderation = bashu_moderation::Moderation::build(config.moderation.clone(), bus);
+                    let moderation = bashu_moderation::Moderation::build(config.moderation.clone(), bus).await?;
                     spawn_service(&tracker, "moderation", moderation.run(shutdown.clone()));
                 }
                 Target::Distribution => {

@@ -1,9 +1,24 @@
-//! Bashu moderation: reads every submitted story and publishes a decision. In this slice every
-//! well-formed story is approved; rules, human review (三审) and the audit trail come next.
+//! Bashu moderation: reads every submitted story, evaluates the deployment's rules (the
+//! sensitive-term lexicon over normalised text, required fields, lengths, embargo and expiry,
+//! source rules, near-duplicates of what other counties shared), records every rule's outcome in
+//! the decision, and tells the origin county when its story is held or rejected. Human review by
+//! several reviewers (三审) of held stories is the next step of the moderation issue.
 
+pub mod rules;
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_nats::jetstream::kv;
 use bashu_bus::{Bus, Delivery, Failure, RetryConfig};
-use bashu_proto::story::v1::{ModerationDecision, RuleOutcome, StorySubmitted, Verdict};
+use bashu_proto::story::v1::{DecisionNotice, ModerationDecision, StorySubmitted, Verdict};
+use futures::StreamExt;
+use rules::{Earlier, Rules, RulesConfig};
 use serde::Deserialize;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -13,46 +28,141 @@ use tracing::info;
 pub struct Config {
     /// How the consumer of submitted stories retries.
     pub consumer: RetryConfig,
+    /// The rules file (JSON, docs/moderation.md). None: every well-formed story is approved.
+    pub rules_file: Option<PathBuf>,
 }
 
 impl Config {
-    /// Checks the settings make sense.
+    /// Checks the settings make sense, reading and checking the rules file.
     pub fn validate(&self) -> Result<(), String> {
-        self.consumer.validate().map_err(|e| format!("moderation.consumer: {e}"))
+        self.consumer.validate().map_err(|e| format!("moderation.consumer: {e}"))?;
+        self.rules().map(drop)
     }
+
+    /// The rules, from the file when one is configured.
+    pub fn rules(&self) -> Result<RulesConfig, String> {
+        match &self.rules_file {
+            None => Ok(RulesConfig::default()),
+            Some(path) => {
+                let json = std::fs::read(path).map_err(|e| format!("moderation.rules_file {}: {e}", path.display()))?;
+                RulesConfig::from_json(&json).map_err(|e| format!("moderation.rules_file {}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+/// Why moderation could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The rules are not valid.
+    #[error("{0}")]
+    Rules(String),
+    /// The bus failed.
+    #[error(transparent)]
+    Bus(#[from] bashu_bus::Error),
+    /// The fingerprint store could not be read.
+    #[error("moderation store failed")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The moderation service.
 pub struct Moderation {
     config: Config,
+    state: Arc<State>,
+}
+
+struct State {
     bus: Bus,
+    rules: Rules,
+    fingerprints: kv::Store,
+    earlier: Mutex<Vec<Earlier>>,
 }
 
 impl Moderation {
-    /// Builds the service on a provisioned bus.
-    pub fn build(config: Config, bus: Bus) -> Self {
-        Self { config, bus }
+    /// Builds the service: compiles the rules and loads the fingerprints of recent stories.
+    pub async fn build(config: Config, bus: Bus) -> Result<Self, Error> {
+        let rules = Rules::new(config.rules().map_err(Error::Rules)?).map_err(Error::Rules)?;
+        let fingerprints = bus.moderation_bucket().await?;
+        let earlier = load_fingerprints(&fingerprints).await?;
+        info!(terms = rules.lexicon().len(), recent = earlier.len(), "moderation rules loaded");
+        Ok(Self { config, state: Arc::new(State { bus, rules, fingerprints, earlier: Mutex::new(earlier) }) })
     }
 
     /// Decides on submitted stories until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), bashu_bus::Error> {
-        let spec = self.bus.moderation_consumer((&self.config.consumer).into());
-        let bus = self.bus.clone();
-        self.bus.consume(spec, move |delivery: Delivery<StorySubmitted>| decide(bus.clone(), delivery), shutdown).await
+        let spec = self.state.bus.moderation_consumer((&self.config.consumer).into());
+        let state = self.state.clone();
+        self.state
+            .bus
+            .consume(spec, move |delivery: Delivery<StorySubmitted>| decide(state.clone(), delivery), shutdown)
+            .await
     }
 }
 
-async fn decide(bus: Bus, delivery: Delivery<StorySubmitted>) -> Result<(), Failure> {
+/// `recent.<origin>.<id>` → 8 bytes of fingerprint and 8 of Unix seconds, both big-endian.
+async fn load_fingerprints(kv: &kv::Store) -> Result<Vec<Earlier>, Error> {
+    let mut keys = kv.keys().await.map_err(|e| Error::Store(e.into()))?;
+    let mut earlier = Vec::new();
+    while let Some(key) = keys.next().await {
+        let key = key.map_err(|e| Error::Store(e.into()))?;
+        let Some(rest) = key.strip_prefix("recent.") else { continue };
+        let Some((origin, id)) = rest.split_once('.') else { continue };
+        let Some(value) = kv.get(&key).await.map_err(|e| Error::Store(e.into()))? else { continue };
+        if value.len() == 16 {
+            let fingerprint = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+            let seconds = u64::from_be_bytes(value[8..].try_into().expect("8 bytes"));
+            earlier.push(Earlier {
+                origin: origin.into(),
+                id: id.into(),
+                fingerprint,
+                at: UNIX_EPOCH + Duration::from_secs(seconds),
+            });
+        }
+    }
+    Ok(earlier)
+}
+
+async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result<(), Failure> {
     let story = delivery.event.story.ok_or_else(|| Failure::Permanent("StorySubmitted without a story".into()))?;
-    let decision = ModerationDecision {
-        verdict: Verdict::Approved as i32,
-        rules: vec![RuleOutcome { rule: "well-formed".into(), fired: false, evidence: String::new() }],
-        decided_by: "rules".into(),
-        decided_at: Some(bashu_proto::time::now()),
-        reason: String::new(),
-        story: Some(story),
+    let now = SystemTime::now();
+    let evaluation = {
+        let earlier = state.earlier.lock().await;
+        let others: Vec<Earlier> =
+            earlier.iter().filter(|e| !(e.origin == story.origin_county && e.id == story.id)).cloned().collect();
+        state.rules.evaluate(&story, &others, now)
     };
-    bus.publish(&decision).await?;
-    info!("story approved");
+    let decision = ModerationDecision {
+        verdict: evaluation.verdict as i32,
+        rules: evaluation.outcomes,
+        decided_by: "rules".into(),
+        decided_at: Some(bashu_proto::time::from_system_time(now)),
+        reason: evaluation.reason,
+        story: Some(story.clone()),
+    };
+    state.bus.publish(&decision).await?;
+    match evaluation.verdict {
+        Verdict::Approved => {
+            let seconds = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let mut value = evaluation.fingerprint.to_be_bytes().to_vec();
+            value.extend_from_slice(&seconds.to_be_bytes());
+            let key = format!("recent.{}.{}", story.origin_county, story.id);
+            state.fingerprints.put(key, value.into()).await.map_err(|e| Failure::Retry(e.to_string()))?;
+            let mut earlier = state.earlier.lock().await;
+            earlier.retain(|e| !(e.origin == story.origin_county && e.id == story.id));
+            earlier.push(Earlier {
+                origin: story.origin_county.clone(),
+                id: story.id.clone(),
+                fingerprint: evaluation.fingerprint,
+                at: now,
+            });
+        }
+        _ => {
+            state
+                .bus
+                .publish(&DecisionNotice { county: story.origin_county.clone(), decision: Some(decision.clone()) })
+                .await?;
+        }
+    }
+    info!(story_id = %story.id, verdict = decision.verdict().as_str_name(), "story decided");
     Ok(())
 }

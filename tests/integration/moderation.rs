@@ -1,0 +1,67 @@
+//! Moderation's automatic rules on the running system: decisions with every rule's outcome, and
+//! the origin county told when its story is held or rejected.
+
+use bashu::Target;
+use bashu_bus::{FEEDS, STORIES};
+use bashu_proto::story::v1::{DecisionNotice, ModerationDecision, Verdict};
+use bashu_tests::{TestSystem, eventually, story_json};
+use serde_json::json;
+
+const BODY: &str = "隆昌市与荣昌区的记者沿着省界同行采访，记录川南渝西石板河畔的跨省夜市。两地融媒体中心首次联合采制，同一条新闻两地同步发布。夜市从傍晚六点开到凌晨，摊主来自两省十几个乡镇，卖的是石盘鱼、羊肉汤和夏布小物件。";
+
+#[tokio::test]
+async fn rules_reject_hidden_terms_hold_near_duplicates_and_tell_the_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        json!({"lexicon": [{"term": "法轮", "action": "reject", "category": "banned"}, {"term": "代开发票", "action": "hold", "category": "fraud"}]})
+            .to_string(),
+    )
+    .unwrap();
+    let t =
+        TestSystem::start_configured(&Target::ALL, |config| config.moderation.rules_file = Some(rules.clone())).await;
+
+    let mut clean = story_json("clean", "511083", json!({"partners": true}));
+    clean["body"] = json!(BODY);
+    t.post_story(&clean).await;
+    let mut banned = story_json("banned", "511083", json!({"partners": true}));
+    banned["body"] = json!("正文里藏着 法 · 輪 二字");
+    t.post_story(&banned).await;
+    // 荣昌区 resubmits 隆昌市's story under its own name, with a new headline.
+    let mut copy = story_json("copy", "500153", json!({"partners": true}));
+    copy["body"] = json!(BODY);
+    t.post_story(&copy).await;
+
+    let decided = || async {
+        t.bus.read_all::<ModerationDecision>(STORIES, &t.bus.subjects().all_story_decided()).await.unwrap()
+    };
+    eventually("three decisions", || async { decided().await.len() == 3 }).await;
+    let decisions = decided().await;
+    let verdict = |id: &str| decisions.iter().find(|d| d.story.as_ref().unwrap().id == id).unwrap();
+    assert_eq!(verdict("clean").verdict(), Verdict::Approved);
+    assert_eq!(verdict("banned").verdict(), Verdict::Rejected);
+    assert_eq!(verdict("copy").verdict(), Verdict::Held);
+    assert!(
+        decisions.iter().all(|d| d.rules.len() == 6 && d.decided_by == "rules"),
+        "every rule's outcome is recorded"
+    );
+    let lexicon = &verdict("banned").rules[0];
+    assert_eq!(
+        (lexicon.rule.as_str(), lexicon.fired, lexicon.evidence.as_str()),
+        ("lexicon", true, "\"法轮\" (banned) in body at 6")
+    );
+    assert!(verdict("copy").reason.contains("near-duplicate of 511083/clean"), "{}", verdict("copy").reason);
+
+    eventually("the clean story is published", || async { t.published_count().await == 1 }).await;
+    assert_eq!(t.feed_counts().await.get("500153"), Some(&2), "the clean story, and 荣昌区's own notice");
+    let notices = |county: &'static str| {
+        let bus = t.bus.clone();
+        async move { bus.read_all::<DecisionNotice>(FEEDS, &bus.subjects().feed_decision(county).unwrap()).await.unwrap() }
+    };
+    let longchang = notices("511083").await;
+    assert_eq!(longchang.len(), 1);
+    assert_eq!(longchang[0].decision.as_ref().unwrap().verdict(), Verdict::Rejected);
+    let rongchang = notices("500153").await;
+    assert_eq!(rongchang[0].decision.as_ref().unwrap().verdict(), Verdict::Held);
+}
