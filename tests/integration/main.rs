@@ -8,4 +8,5 @@ mod distribution_faults;
 mod moderation;
 mod nats_harness;
 mod registry;
+mod review;
 mod story_flow;

@@ -2,6 +2,7 @@
 
 use bashu_proto::{
     alert::v1::{AlertAcknowledgement, AlertDelivery, AlertEscalation, AlertIssued, AlertReceipt},
+    moderation::v1::ReviewRecorded,
     story::v1::{
         DecisionNotice, ModerationDecision, Story, StoryDelivery, StoryPublished, StoryReceipt, StorySubmitted,
         TakedownConfirmation,
@@ -227,6 +228,17 @@ impl Event for DecisionNotice {
                 story_key(&story.origin_county, &story.id, story.version),
                 decision.verdict().as_str_name()
             ),
+        })
+    }
+}
+
+impl Event for ReviewRecorded {
+    const TYPE: &'static str = "bashu.moderation.v1.ReviewRecorded";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        Ok(Route {
+            subject: subjects.story_reviewed(&self.origin_county)?,
+            msg_id: format!("reviewed.{}.{}.{}.{}", self.key, self.action, self.reviewer, self.level),
         })
     }
 }

@@ -52,6 +52,11 @@ impl Subjects {
         Ok(self.subject(&format!("story.receipt.{}", token(county)?)))
     }
 
+    /// `bashu.story.reviewed.<origin>`: a reviewer's action on a held story.
+    pub fn story_reviewed(&self, origin: &str) -> Result<String> {
+        Ok(self.subject(&format!("story.reviewed.{}", token(origin)?)))
+    }
+
     /// `bashu.story.takedown.<county>`: a county confirms it took a withdrawn story down.
     pub fn story_takedown(&self, county: &str) -> Result<String> {
         Ok(self.subject(&format!("story.takedown.{}", token(county)?)))

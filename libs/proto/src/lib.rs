@@ -52,6 +52,15 @@ pub mod ingest {
 
 /// Generated code; documented in the `.proto` files.
 #[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod moderation {
+    /// `bashu.moderation.v1`: human review of held stories.
+    pub mod v1 {
+        generated!("bashu.moderation.v1");
+    }
+}
+
+/// Generated code; documented in the `.proto` files.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
 pub mod admin {
     /// `bashu.admin.v1`: the operators' API.
     pub mod v1 {

@@ -154,6 +154,7 @@ impl System {
                 }
                 Target::Moderation => {
                     let moderation = bashu_moderation::Moderation::build(config.moderation.clone(), bus).await?;
+                    grpc = grpc.add_service(moderation.review_desk().grpc_service());
                     spawn_service(&tracker, "moderation", moderation.run(shutdown.clone()));
                 }
                 Target::Distribution => {

@@ -4,7 +4,10 @@
 //! the decision, and tells the origin county when its story is held or rejected. Human review by
 //! several reviewers (三审) of held stories is the next step of the moderation issue.
 
+mod review;
 pub mod rules;
+
+pub use review::{ReviewDesk, ReviewerConfig};
 
 use std::{
     path::PathBuf,
@@ -14,7 +17,10 @@ use std::{
 
 use async_nats::jetstream::kv;
 use bashu_bus::{Bus, Delivery, Failure, RetryConfig};
-use bashu_proto::story::v1::{DecisionNotice, ModerationDecision, StorySubmitted, Verdict};
+use bashu_proto::{
+    moderation::v1::{ReviewItem, ReviewState},
+    story::v1::{DecisionNotice, ModerationDecision, StorySubmitted, Verdict},
+};
 use futures::StreamExt;
 use rules::{Earlier, Rules, RulesConfig};
 use serde::Deserialize;
@@ -23,19 +29,40 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 /// Moderation's settings.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// How the consumer of submitted stories retries.
     pub consumer: RetryConfig,
     /// The rules file (JSON, docs/moderation.md). None: every well-formed story is approved.
     pub rules_file: Option<PathBuf>,
+    /// How long a reviewer's claim on a held story lasts, in seconds.
+    pub claim_secs: u64,
+    /// The reviewers, their tokens and levels (roles per caller come with the admin issue).
+    pub reviewers: Vec<ReviewerConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { consumer: RetryConfig::default(), rules_file: None, claim_secs: 600, reviewers: Vec::new() }
+    }
 }
 
 impl Config {
     /// Checks the settings make sense, reading and checking the rules file.
     pub fn validate(&self) -> Result<(), String> {
         self.consumer.validate().map_err(|e| format!("moderation.consumer: {e}"))?;
+        if !(1..=86_400).contains(&self.claim_secs) {
+            return Err("moderation.claim_secs must be between 1 and 86400".into());
+        }
+        if let Some(bad) =
+            self.reviewers.iter().find(|r| r.token.len() < 16 || r.levels.iter().any(|l| !(1..=3).contains(l)))
+        {
+            return Err(format!(
+                "moderation.reviewers: {} needs a token of at least 16 characters and levels 1 to 3",
+                bad.name
+            ));
+        }
         self.rules().map(drop)
     }
 
@@ -74,6 +101,7 @@ pub struct Moderation {
 struct State {
     bus: Bus,
     rules: Rules,
+    desk: ReviewDesk,
     fingerprints: kv::Store,
     earlier: Mutex<Vec<Earlier>>,
 }
@@ -84,8 +112,14 @@ impl Moderation {
         let rules = Rules::new(config.rules().map_err(Error::Rules)?).map_err(Error::Rules)?;
         let fingerprints = bus.moderation_bucket().await?;
         let earlier = load_fingerprints(&fingerprints).await?;
+        let desk = ReviewDesk::open(bus.clone(), Duration::from_secs(config.claim_secs), &config.reviewers).await?;
         info!(terms = rules.lexicon().len(), recent = earlier.len(), "moderation rules loaded");
-        Ok(Self { config, state: Arc::new(State { bus, rules, fingerprints, earlier: Mutex::new(earlier) }) })
+        Ok(Self { config, state: Arc::new(State { bus, rules, desk, fingerprints, earlier: Mutex::new(earlier) }) })
+    }
+
+    /// The review desk (its gRPC service is the reviewers' API).
+    pub fn review_desk(&self) -> ReviewDesk {
+        self.state.desk.clone()
     }
 
     /// Decides on submitted stories until `shutdown`.
@@ -131,16 +165,42 @@ async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result
             earlier.iter().filter(|e| !(e.origin == story.origin_county && e.id == story.id)).cloned().collect();
         state.rules.evaluate(&story, &others, now)
     };
+    let mut verdict = evaluation.verdict;
+    let mut reason = evaluation.reason.clone();
+    let mut levels = state.rules.review_levels(story.category().as_str_name());
+    if verdict == Verdict::Held {
+        levels = levels.max(1);
+    }
+    if verdict != Verdict::Rejected && levels > 0 {
+        verdict = Verdict::Held;
+        if reason.is_empty() {
+            reason = format!("{} needs {levels} review(s)", story.category().as_str_name());
+        }
+    }
     let decision = ModerationDecision {
-        verdict: evaluation.verdict as i32,
-        rules: evaluation.outcomes,
+        verdict: verdict as i32,
+        rules: evaluation.outcomes.clone(),
         decided_by: "rules".into(),
         decided_at: Some(bashu_proto::time::from_system_time(now)),
-        reason: evaluation.reason,
+        reason: reason.clone(),
         story: Some(story.clone()),
     };
+    if verdict == Verdict::Held {
+        // In the queue before anyone hears of it: a held story is never lost.
+        let item = ReviewItem {
+            key: format!("{}.{}.{}", story.origin_county, story.id, story.version),
+            story: Some(story.clone()),
+            rules: evaluation.outcomes,
+            levels_required: levels,
+            state: ReviewState::Pending as i32,
+            reason,
+            held_at: Some(bashu_proto::time::from_system_time(now)),
+            ..Default::default()
+        };
+        state.desk.hold(item).await.map_err(Failure::Retry)?;
+    }
     state.bus.publish(&decision).await?;
-    match evaluation.verdict {
+    match verdict {
         Verdict::Approved => {
             let seconds = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             let mut value = evaluation.fingerprint.to_be_bytes().to_vec();

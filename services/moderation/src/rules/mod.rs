@@ -53,6 +53,9 @@ pub struct RulesConfig {
     pub allowed_categories: BTreeMap<String, Vec<String>>,
     /// Near-duplicates.
     pub near_duplicate: NearDuplicateConfig,
+    /// Human approvals a category needs before it is distributed (1 初审, 2 +复审, 3 +终审):
+    /// category name → levels. A story held by a rule needs at least one.
+    pub review_levels: BTreeMap<String, u32>,
 }
 
 const KNOWN_FIELDS: [&str; 8] = [
@@ -81,6 +84,11 @@ impl RulesConfig {
                     "rules.required_fields.{name}: {unknown:?} is not one of {}",
                     KNOWN_FIELDS.join(", ")
                 ));
+            }
+        }
+        for (name, levels) in &config.review_levels {
+            if !category(name) || !(1..=3).contains(levels) {
+                return Err(format!("rules.review_levels: {name:?} must be a story category with 1 to 3 levels"));
             }
         }
         for (county, names) in &config.allowed_categories {
@@ -129,6 +137,11 @@ impl Rules {
     pub fn new(config: RulesConfig) -> Result<Self, String> {
         let lexicon = Lexicon::new(config.lexicon.clone())?;
         Ok(Self { config, lexicon })
+    }
+
+    /// How many human approvals a story of this category needs (0: none).
+    pub fn review_levels(&self, category: &str) -> u32 {
+        self.config.review_levels.get(category).copied().unwrap_or(0)
     }
 
     /// The compiled lexicon (for the benchmark's scan rate).

@@ -1,0 +1,354 @@
+//! Human review of held stories (三审): a story held by the rules, or of a category whose policy
+//! demands it, waits in the moderation bucket until as many distinct reviewers as its policy
+//! requires have approved it, one per level in order (初审, 复审, 终审), each holding that level.
+//! A reviewer claims a story before acting; a claim lapses, so nothing waits forever on an absent
+//! reviewer. Items change only by compare-and-set on their revision, so two reviewers racing on
+//! one story cannot both win. Every action is an event in the ledger.
+
+use std::time::{Duration, SystemTime};
+
+use async_nats::jetstream::kv;
+use bashu_bus::Bus;
+use bashu_proto::{
+    moderation::v1::{
+        Approval, Claim, ListQueueRequest, ListQueueResponse, ReviewItem, ReviewRecorded, ReviewRequest, ReviewState,
+        review_service_server::{ReviewService, ReviewServiceServer},
+    },
+    story::v1::{DecisionNotice, ModerationDecision, RuleOutcome, Verdict},
+    time::{from_system_time, to_system_time},
+};
+use futures::StreamExt;
+use prost::Message;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+
+/// The names of the levels, for messages.
+const LEVEL_NAMES: [&str; 3] = ["初审", "复审", "终审"];
+
+/// A reviewer: who, with which token, at which levels.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewerConfig {
+    /// The reviewer's name, as the audit trail records it.
+    pub name: String,
+    /// Their bearer token (never logged).
+    pub token: String,
+    /// The levels they may approve at (1 初审, 2 复审, 3 终审).
+    pub levels: Vec<u32>,
+}
+
+impl std::fmt::Debug for ReviewerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReviewerConfig")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("levels", &self.levels)
+            .finish()
+    }
+}
+
+struct Reviewer {
+    name: String,
+    token_digest: [u8; 32],
+    levels: Vec<u32>,
+}
+
+/// The review desk: holds stories for review and serves `bashu.moderation.v1.ReviewService`.
+#[derive(Clone)]
+pub struct ReviewDesk {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    bus: Bus,
+    kv: kv::Store,
+    claim_ttl: Duration,
+    reviewers: Vec<Reviewer>,
+}
+
+fn key_of(item: &ReviewItem) -> String {
+    format!("review.{}", item.key)
+}
+
+fn level_name(level: u32) -> &'static str {
+    LEVEL_NAMES.get(level.saturating_sub(1) as usize).copied().unwrap_or("review")
+}
+
+impl ReviewDesk {
+    /// Opens the desk over the moderation bucket.
+    pub async fn open(bus: Bus, claim_ttl: Duration, reviewers: &[ReviewerConfig]) -> Result<Self, bashu_bus::Error> {
+        let kv = bus.moderation_bucket().await?;
+        let reviewers = reviewers
+            .iter()
+            .map(|r| Reviewer {
+                name: r.name.clone(),
+                token_digest: Sha256::digest(r.token.as_bytes()).into(),
+                levels: r.levels.clone(),
+            })
+            .collect();
+        Ok(Self { inner: std::sync::Arc::new(Inner { bus, kv, claim_ttl, reviewers }) })
+    }
+
+    /// The gRPC service.
+    pub fn grpc_service(&self) -> ReviewServiceServer<Self> {
+        ReviewServiceServer::new(self.clone())
+    }
+
+    /// Puts a story in the queue (idempotent: an item already there is kept as it is).
+    pub(crate) async fn hold(&self, item: ReviewItem) -> Result<(), String> {
+        match self.inner.kv.create(key_of(&item), item.encode_to_vec().into()).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    fn reviewer<T>(&self, request: &Request<T>) -> Result<&Reviewer, Status> {
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| Status::unauthenticated("a reviewer's bearer token is required"))?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.inner
+            .reviewers
+            .iter()
+            .find(|r| r.token_digest.iter().zip(digest).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0)
+            .ok_or_else(|| Status::unauthenticated("unknown token"))
+    }
+
+    async fn read(&self, key: &str) -> Result<(ReviewItem, u64), Status> {
+        let entry = self
+            .inner
+            .kv
+            .entry(format!("review.{key}"))
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("no held story {key}")))?;
+        let item = ReviewItem::decode(entry.value).map_err(|e| Status::internal(e.to_string()))?;
+        Ok((item, entry.revision))
+    }
+
+    /// Applies `change` to the item under compare-and-set, retrying when another reviewer won.
+    async fn change(
+        &self,
+        key: &str,
+        change: impl Fn(&mut ReviewItem) -> Result<(), Status>,
+    ) -> Result<ReviewItem, Status> {
+        loop {
+            let (mut item, revision) = self.read(key).await?;
+            change(&mut item)?;
+            match self.inner.kv.update(key_of(&item), item.encode_to_vec().into(), revision).await {
+                Ok(_) => return Ok(item),
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(error) => return Err(Status::unavailable(error.to_string())),
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        item: &ReviewItem,
+        reviewer: &str,
+        level: u32,
+        action: &str,
+        reason: &str,
+    ) -> Result<(), Status> {
+        let story = item.story.clone().unwrap_or_default();
+        self.inner
+            .bus
+            .publish(&ReviewRecorded {
+                key: item.key.clone(),
+                origin_county: story.origin_county,
+                story_id: story.id,
+                version: story.version,
+                reviewer: reviewer.into(),
+                level,
+                action: action.into(),
+                reason: reason.into(),
+                at: Some(bashu_proto::time::now()),
+            })
+            .await
+            .map(drop)
+            .map_err(|e| Status::unavailable(e.to_string()))
+    }
+
+    /// The final word: a decision for distribution, and for a rejection a notice to the origin.
+    async fn decide(&self, item: &ReviewItem, verdict: Verdict, reason: &str) -> Result<(), Status> {
+        let mut rules = item.rules.clone();
+        let approvals = item
+            .approvals
+            .iter()
+            .map(|a| format!("{} {}", level_name(a.level), a.reviewer))
+            .collect::<Vec<_>>()
+            .join(", ");
+        rules.push(RuleOutcome {
+            rule: "human-review".into(),
+            fired: verdict == Verdict::Rejected,
+            evidence: approvals.clone(),
+        });
+        let decision = ModerationDecision {
+            story: item.story.clone(),
+            verdict: verdict as i32,
+            rules,
+            decided_by: item
+                .approvals
+                .iter()
+                .map(|a| a.reviewer.clone())
+                .chain(item.claim.iter().map(|c| c.reviewer.clone()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            decided_at: Some(bashu_proto::time::now()),
+            reason: reason.into(),
+        };
+        let unavailable = |e: bashu_bus::Error| Status::unavailable(e.to_string());
+        self.inner.bus.publish(&decision).await.map_err(unavailable)?;
+        if verdict == Verdict::Rejected {
+            let county = item.story.as_ref().map(|s| s.origin_county.clone()).unwrap_or_default();
+            self.inner.bus.publish(&DecisionNotice { county, decision: Some(decision) }).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    fn claim_is_live(claim: &Option<Claim>, now: SystemTime) -> Option<&Claim> {
+        claim.as_ref().filter(|c| c.expires_at.as_ref().and_then(to_system_time).is_some_and(|t| t > now))
+    }
+}
+
+#[tonic::async_trait]
+impl ReviewService for ReviewDesk {
+    async fn list_queue(&self, request: Request<ListQueueRequest>) -> Result<Response<ListQueueResponse>, Status> {
+        self.reviewer(&request)?;
+        let filter = request.into_inner();
+        let now = SystemTime::now();
+        let mut keys = self.inner.kv.keys().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let mut items = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| Status::unavailable(e.to_string()))?;
+            let Some(key) = key.strip_prefix("review.") else { continue };
+            let Ok((mut item, _)) = self.read(key).await else { continue };
+            let story = item.story.clone().unwrap_or_default();
+            let level = item.approvals.len() as u32 + 1;
+            let age = item
+                .held_at
+                .as_ref()
+                .and_then(to_system_time)
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default();
+            let keep = item.state() == ReviewState::Pending
+                && (filter.county.is_empty() || story.origin_county == filter.county)
+                && (filter.category.is_empty() || story.category().as_str_name() == filter.category)
+                && (filter.level == 0 || filter.level == level)
+                && age.as_secs() >= filter.min_age_seconds;
+            if keep {
+                if Self::claim_is_live(&item.claim, now).is_none() {
+                    item.claim = None;
+                }
+                items.push(item);
+            }
+        }
+        items.sort_by_key(|i| i.held_at.map(|t| (t.seconds, t.nanos)));
+        Ok(Response::new(ListQueueResponse { items }))
+    }
+
+    async fn claim_story(&self, request: Request<ReviewRequest>) -> Result<Response<ReviewItem>, Status> {
+        let reviewer = self.reviewer(&request)?;
+        let key = request.into_inner().key;
+        let ttl = self.inner.claim_ttl;
+        let item = self
+            .change(&key, |item| {
+                let now = SystemTime::now();
+                if item.state() != ReviewState::Pending {
+                    return Err(Status::failed_precondition("the story is no longer waiting for review"));
+                }
+                let level = item.approvals.len() as u32 + 1;
+                if !reviewer.levels.contains(&level) {
+                    return Err(Status::permission_denied(format!("{} needs a {} reviewer", key, level_name(level))));
+                }
+                if let Some(claim) = Self::claim_is_live(&item.claim, now).filter(|c| c.reviewer != reviewer.name) {
+                    return Err(Status::failed_precondition(format!("claimed by {}", claim.reviewer)));
+                }
+                item.claim =
+                    Some(Claim { reviewer: reviewer.name.clone(), expires_at: Some(from_system_time(now + ttl)) });
+                Ok(())
+            })
+            .await?;
+        self.record(&item, &reviewer.name, item.approvals.len() as u32 + 1, "claim", "").await?;
+        Ok(Response::new(item))
+    }
+
+    async fn approve_story(&self, request: Request<ReviewRequest>) -> Result<Response<ReviewItem>, Status> {
+        let reviewer = self.reviewer(&request)?;
+        let key = request.into_inner().key;
+        let item = self
+            .change(&key, |item| {
+                let now = SystemTime::now();
+                if item.state() != ReviewState::Pending {
+                    return Err(Status::failed_precondition("the story is no longer waiting for review"));
+                }
+                let level = item.approvals.len() as u32 + 1;
+                if !reviewer.levels.contains(&level) {
+                    return Err(Status::permission_denied(format!(
+                        "approving at {} needs that role",
+                        level_name(level)
+                    )));
+                }
+                if item.approvals.iter().any(|a| a.reviewer == reviewer.name) {
+                    return Err(Status::failed_precondition("each level needs a different reviewer"));
+                }
+                if Self::claim_is_live(&item.claim, now).is_none_or(|c| c.reviewer != reviewer.name) {
+                    return Err(Status::failed_precondition("claim the story first (claims lapse)"));
+                }
+                item.approvals.push(Approval {
+                    reviewer: reviewer.name.clone(),
+                    level,
+                    at: Some(from_system_time(now)),
+                });
+                item.claim = None;
+                if item.approvals.len() as u32 >= item.levels_required {
+                    item.set_state(ReviewState::Approved);
+                }
+                Ok(())
+            })
+            .await?;
+        self.record(&item, &reviewer.name, item.approvals.len() as u32, "approve", "").await?;
+        if item.state() == ReviewState::Approved {
+            self.decide(&item, Verdict::Approved, "").await?;
+        }
+        Ok(Response::new(item))
+    }
+
+    async fn reject_story(&self, request: Request<ReviewRequest>) -> Result<Response<ReviewItem>, Status> {
+        let reviewer = self.reviewer(&request)?;
+        let ReviewRequest { key, reason } = request.into_inner();
+        if reason.trim().is_empty() {
+            return Err(Status::invalid_argument("reason: the origin county is told why; give one"));
+        }
+        let item = self
+            .change(&key, |item| {
+                let now = SystemTime::now();
+                if item.state() != ReviewState::Pending {
+                    return Err(Status::failed_precondition("the story is no longer waiting for review"));
+                }
+                let level = item.approvals.len() as u32 + 1;
+                if !reviewer.levels.contains(&level) {
+                    return Err(Status::permission_denied(format!(
+                        "deciding at {} needs that role",
+                        level_name(level)
+                    )));
+                }
+                if Self::claim_is_live(&item.claim, now).is_none_or(|c| c.reviewer != reviewer.name) {
+                    return Err(Status::failed_precondition("claim the story first (claims lapse)"));
+                }
+                item.set_state(ReviewState::Rejected);
+                item.reason = reason.clone();
+                Ok(())
+            })
+            .await?;
+        self.record(&item, &reviewer.name, item.approvals.len() as u32 + 1, "reject", &reason).await?;
+        self.decide(&item, Verdict::Rejected, &reason).await?;
+        Ok(Response::new(item))
+    }
+}
