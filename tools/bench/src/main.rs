@@ -2,6 +2,7 @@
 //! measured in the same run, so that each result is a ratio and not a noisy absolute.
 
 mod alerts;
+mod lexicon;
 mod stats;
 
 use std::time::Duration;
@@ -36,6 +37,15 @@ enum Scenario {
         #[arg(long, default_value_t = 20)]
         pace_ms: u64,
     },
+    /// Moderation's lexicon scan rate (MB/s), normalisation included.
+    Lexicon {
+        /// Terms in the lexicon.
+        #[arg(long, default_value_t = 30_000)]
+        terms: usize,
+        /// Body sizes in bytes.
+        #[arg(long, value_delimiter = ',', default_value = "2000,20000,200000")]
+        body_bytes: Vec<usize>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,6 +62,21 @@ fn main() -> anyhow::Result<()> {
                 );
             } else {
                 print_alerts(&results, &options);
+            }
+        }
+        Scenario::Lexicon { terms, body_bytes } => {
+            let rates = lexicon::run(terms, &body_bytes);
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "machine": machine(), "lexicon": rates }))?
+                );
+            } else {
+                println!("lexicon scan (normalisation and Aho–Corasick), one thread");
+                println!("{:>8} {:>12} {:>10} {:>6}", "terms", "body bytes", "MB/s", "hits");
+                for rate in rates {
+                    println!("{:>8} {:>12} {:>10.1} {:>6}", rate.terms, rate.body_bytes, rate.mb_per_second, rate.hits);
+                }
             }
         }
     }

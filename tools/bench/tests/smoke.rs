@@ -15,3 +15,15 @@ fn a_tiny_alert_run_measures_every_path() {
     }
     assert_eq!(layout["layout"]["subscribers"], 20);
 }
+
+#[test]
+fn the_lexicon_scan_reports_a_rate() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bashu-bench"))
+        .args(["--json", "lexicon", "--terms", "500", "--body-bytes", "2000"])
+        .output()
+        .expect("bashu-bench runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["lexicon"][0]["terms"], 500);
+    assert!(report["lexicon"][0]["mb_per_second"].as_f64().is_some_and(|rate| rate > 0.0));
+}
