@@ -40,7 +40,7 @@ pub(crate) fn run(terms: usize, body_sizes: &[usize]) -> Vec<ScanRate> {
             let length = 2 + (sequence.next() % 5) as usize;
             Term {
                 term: (0..length).map(|_| sequence.cjk()).collect(),
-                action: if i % 10 == 0 { Action::Reject } else { Action::Hold },
+                action: if i.is_multiple_of(10) { Action::Reject } else { Action::Hold },
                 category: "bench".into(),
             }
         })
@@ -53,10 +53,10 @@ pub(crate) fn run(terms: usize, body_sizes: &[usize]) -> Vec<ScanRate> {
             let mut body = String::with_capacity(bytes + 8);
             while body.len() < bytes {
                 body.push(sequence.cjk());
-                if sequence.next() % 12 == 0 {
-                    body.push_str("，");
+                if sequence.next().is_multiple_of(12) {
+                    body.push('，');
                 }
-                if sequence.next() % 40 == 0 {
+                if sequence.next().is_multiple_of(40) {
                     body.push(' ');
                 }
             }
