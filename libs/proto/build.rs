@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bashu/admin/v1/alert_board_service.proto",
         "bashu/admin/v1/takedown_service.proto",
         "bashu/moderation/v1/review.proto",
+        "bashu/admin/v1/moderation_rules_service.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
     println!("cargo:rerun-if-changed=build.rs");

@@ -65,3 +65,53 @@ async fn rules_reject_hidden_terms_hold_near_duplicates_and_tell_the_origin() {
     let rongchang = notices("500153").await;
     assert_eq!(rongchang[0].decision.as_ref().unwrap().verdict(), Verdict::Held);
 }
+
+#[tokio::test]
+async fn operators_change_the_rules_without_a_restart() {
+    use bashu_proto::admin::v1::{
+        GetModerationRulesRequest, ModerationRules, moderation_rules_service_client::ModerationRulesServiceClient,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.json");
+    std::fs::write(&rules, json!({"lexicon": [{"term": "法轮", "action": "reject"}]}).to_string()).unwrap();
+    let t =
+        TestSystem::start_configured(&Target::ALL, |config| config.moderation.rules_file = Some(rules.clone())).await;
+    let mut admin = ModerationRulesServiceClient::connect(t.grpc_endpoint()).await.unwrap();
+    fn operator<T>(message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {}", bashu_tests::OPERATOR_TOKEN).parse().unwrap());
+        request
+    }
+    let current = admin.get_moderation_rules(operator(GetModerationRulesRequest {})).await.unwrap().into_inner();
+    assert!(current.json.contains("法轮"), "the file seeded the rules in force");
+
+    let new_rules = json!({"lexicon": [{"term": "法轮", "action": "reject"}, {"term": "赌场", "action": "reject", "category": "gambling"}]}).to_string();
+    assert_eq!(
+        admin.set_moderation_rules(ModerationRules { json: new_rules.clone() }).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    let invalid = admin
+        .set_moderation_rules(operator(ModerationRules {
+            json: r#"{"lexicon": [{"term": "x", "action": "ban"}]}"#.into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code(), tonic::Code::InvalidArgument, "{}", invalid.message());
+    admin.set_moderation_rules(operator(ModerationRules { json: new_rules })).await.unwrap();
+
+    // Moderation follows the stored rules; the next story meets them.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut story = story_json("casino", "511083", json!({"partners": true}));
+    story["body"] = json!("新开的 赌 场 广告");
+    t.post_story(&story).await;
+    eventually("decided", || async {
+        !t.bus.read_all::<ModerationDecision>(STORIES, &t.bus.subjects().all_story_decided()).await.unwrap().is_empty()
+    })
+    .await;
+    let decision =
+        &t.bus.read_all::<ModerationDecision>(STORIES, &t.bus.subjects().all_story_decided()).await.unwrap()[0];
+    assert_eq!(decision.verdict(), Verdict::Rejected);
+    assert!(decision.rules[0].evidence.contains("赌场"), "{}", decision.rules[0].evidence);
+}

@@ -14,7 +14,10 @@ use bashu_proto::admin::v1::{
     takedown_service_server::{TakedownService, TakedownServiceServer},
 };
 use bashu_proto::{
-    admin::v1::{DeleteWebhookRequest, DeleteWebhookResponse},
+    admin::v1::{
+        DeleteWebhookRequest, DeleteWebhookResponse, GetModerationRulesRequest, ModerationRules,
+        moderation_rules_service_server::{ModerationRulesService, ModerationRulesServiceServer},
+    },
     registry::v1::{Alliance, Partnership, Subscription, Webhook},
 };
 use bashu_registry::{Counties, RegistryStore, RegistryView};
@@ -55,6 +58,7 @@ pub struct Config {
 /// The admin service.
 #[derive(Clone)]
 pub struct Admin {
+    bus: bashu_bus::Bus,
     operator_token: Option<[u8; 32]>,
     store: RegistryStore,
     counties: Arc<Counties>,
@@ -67,6 +71,7 @@ impl Admin {
     /// Builds the service over the registry, the alert board and the takedown board.
     pub fn build(
         config: &Config,
+        bus: bashu_bus::Bus,
         store: RegistryStore,
         counties: Arc<Counties>,
         sharing: RegistryView,
@@ -74,7 +79,7 @@ impl Admin {
         takedowns: TakedownBoard,
     ) -> Self {
         let operator_token = (!config.operator_token.0.is_empty()).then(|| config.operator_token.digest());
-        Self { operator_token, store, counties, sharing, board, takedowns }
+        Self { bus, operator_token, store, counties, sharing, board, takedowns }
     }
 
     /// Refuses a write without the operator's token. Digests are compared, in constant time.
@@ -93,6 +98,11 @@ impl Admin {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let differs = expected.iter().zip(digest).fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if differs == 0 { Ok(()) } else { Err(Status::unauthenticated("unknown token")) }
+    }
+
+    /// The gRPC `bashu.admin.v1.ModerationRulesService`.
+    pub fn moderation_rules_service(&self) -> ModerationRulesServiceServer<Self> {
+        ModerationRulesServiceServer::new(self.clone())
     }
 
     /// The gRPC `bashu.admin.v1.TakedownService`.
@@ -221,5 +231,30 @@ impl TakedownService for Admin {
             .await
             .map_err(|e| Status::unavailable(format!("takedowns unavailable: {e}")))?;
         Ok(Response::new(ListTakedownsResponse { takedowns }))
+    }
+}
+
+#[tonic::async_trait]
+impl ModerationRulesService for Admin {
+    async fn get_moderation_rules(
+        &self,
+        request: Request<GetModerationRulesRequest>,
+    ) -> Result<Response<ModerationRules>, Status> {
+        self.require_operator(&request)?;
+        let json = bashu_moderation::stored_rules(&self.bus).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(ModerationRules { json: json.unwrap_or_else(|| "{}".into()) }))
+    }
+
+    async fn set_moderation_rules(
+        &self,
+        request: Request<ModerationRules>,
+    ) -> Result<Response<ModerationRules>, Status> {
+        self.require_operator(&request)?;
+        let rules = request.into_inner();
+        bashu_moderation::store_rules(&self.bus, &rules.json).await.map_err(|error| match error {
+            bashu_moderation::Error::Rules(reason) => Status::invalid_argument(reason),
+            other => Status::unavailable(other.to_string()),
+        })?;
+        Ok(Response::new(rules))
     }
 }

@@ -180,6 +180,7 @@ impl System {
                     let takedowns = bashu_distribution::TakedownBoard::open(&bus).await?;
                     let admin = bashu_admin::Admin::build(
                         &config.admin,
+                        bus.clone(),
                         store.clone(),
                         counties.clone(),
                         sharing.clone(),
@@ -189,7 +190,8 @@ impl System {
                     grpc = grpc
                         .add_service(admin.registry_service())
                         .add_service(admin.alert_board_service())
-                        .add_service(admin.takedown_service());
+                        .add_service(admin.takedown_service())
+                        .add_service(admin.moderation_rules_service());
                 }
             }
             info!(target = target.name(), "service started");

@@ -98,9 +98,26 @@ pub struct Moderation {
     state: Arc<State>,
 }
 
+/// The key of the rules in force in the moderation bucket (JSON).
+pub const RULES_KEY: &str = "rules";
+
+/// Reads the rules in force, checks a new set, and stores it (the admin API's side).
+pub async fn stored_rules(bus: &Bus) -> Result<Option<String>, Error> {
+    let kv = bus.moderation_bucket().await?;
+    let value = kv.get(RULES_KEY).await.map_err(|e| Error::Store(e.into()))?;
+    Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Checks and stores new rules; moderation picks them up for the next story.
+pub async fn store_rules(bus: &Bus, json: &str) -> Result<(), Error> {
+    Rules::new(RulesConfig::from_json(json.as_bytes()).map_err(Error::Rules)?).map_err(Error::Rules)?;
+    let kv = bus.moderation_bucket().await?;
+    kv.put(RULES_KEY, json.to_owned().into_bytes().into()).await.map(drop).map_err(|e| Error::Store(e.into()))
+}
+
 struct State {
     bus: Bus,
-    rules: Rules,
+    rules: std::sync::RwLock<Arc<Rules>>,
     desk: ReviewDesk,
     fingerprints: kv::Store,
     earlier: Mutex<Vec<Earlier>>,
@@ -109,11 +126,26 @@ struct State {
 impl Moderation {
     /// Builds the service: compiles the rules and loads the fingerprints of recent stories.
     pub async fn build(config: Config, bus: Bus) -> Result<Self, Error> {
-        let rules = Rules::new(config.rules().map_err(Error::Rules)?).map_err(Error::Rules)?;
         let fingerprints = bus.moderation_bucket().await?;
+        // The bucket holds the rules in force; the file only seeds an empty bucket, so rules an
+        // operator changed through the admin API survive a restart.
+        if let Some(path) = &config.rules_file {
+            let json = std::fs::read(path).map_err(|e| Error::Rules(format!("{}: {e}", path.display())))?;
+            config.rules().map_err(Error::Rules)?;
+            match fingerprints.create(RULES_KEY, json.into()).await {
+                Ok(_) => {}
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(error) => return Err(Error::Store(error.into())),
+            }
+        }
+        let rules = match fingerprints.get(RULES_KEY).await.map_err(|e| Error::Store(e.into()))? {
+            Some(json) => Rules::new(RulesConfig::from_json(&json).map_err(Error::Rules)?).map_err(Error::Rules)?,
+            None => Rules::new(RulesConfig::default()).map_err(Error::Rules)?,
+        };
         let earlier = load_fingerprints(&fingerprints).await?;
         let desk = ReviewDesk::open(bus.clone(), Duration::from_secs(config.claim_secs), &config.reviewers).await?;
         info!(terms = rules.lexicon().len(), recent = earlier.len(), "moderation rules loaded");
+        let rules = std::sync::RwLock::new(Arc::new(rules));
         Ok(Self { config, state: Arc::new(State { bus, rules, desk, fingerprints, earlier: Mutex::new(earlier) }) })
     }
 
@@ -122,14 +154,24 @@ impl Moderation {
         self.state.desk.clone()
     }
 
-    /// Decides on submitted stories until `shutdown`.
+    /// Decides on submitted stories, following rule changes, until `shutdown`. Both run inside
+    /// this future.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), bashu_bus::Error> {
         let spec = self.state.bus.moderation_consumer((&self.config.consumer).into());
         let state = self.state.clone();
-        self.state
-            .bus
-            .consume(spec, move |delivery: Delivery<StorySubmitted>| decide(state.clone(), delivery), shutdown)
-            .await
+        let decisions = self.state.bus.consume(
+            spec,
+            move |delivery: Delivery<StorySubmitted>| decide(state.clone(), delivery),
+            shutdown.clone(),
+        );
+        let (decided, ()) = tokio::join!(decisions, follow_rules(self.state.clone(), shutdown));
+        decided
+    }
+}
+
+impl State {
+    fn current_rules(&self) -> Arc<Rules> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -156,6 +198,34 @@ async fn load_fingerprints(kv: &kv::Store) -> Result<Vec<Earlier>, Error> {
     Ok(earlier)
 }
 
+/// Recompiles the rules whenever the stored ones change; invalid rules are logged and ignored.
+async fn follow_rules(state: Arc<State>, shutdown: CancellationToken) {
+    let mut changes = match state.fingerprints.watch(RULES_KEY).await {
+        Ok(changes) => changes,
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot follow rule changes; the rules of start-up stay");
+            return;
+        }
+    };
+    loop {
+        let change = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            change = changes.next() => change,
+        };
+        let Some(Ok(entry)) = change else { continue };
+        if entry.operation != kv::Operation::Put {
+            continue;
+        }
+        match RulesConfig::from_json(&entry.value).and_then(Rules::new) {
+            Ok(rules) => {
+                info!(terms = rules.lexicon().len(), "moderation rules changed");
+                *state.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+            }
+            Err(error) => tracing::warn!(error = %error, "stored rules are invalid; the previous rules stay"),
+        }
+    }
+}
+
 async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result<(), Failure> {
     let story = delivery.event.story.ok_or_else(|| Failure::Permanent("StorySubmitted without a story".into()))?;
     let now = SystemTime::now();
@@ -163,11 +233,11 @@ async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result
         let earlier = state.earlier.lock().await;
         let others: Vec<Earlier> =
             earlier.iter().filter(|e| !(e.origin == story.origin_county && e.id == story.id)).cloned().collect();
-        state.rules.evaluate(&story, &others, now)
+        state.current_rules().evaluate(&story, &others, now)
     };
     let mut verdict = evaluation.verdict;
     let mut reason = evaluation.reason.clone();
-    let mut levels = state.rules.review_levels(story.category().as_str_name());
+    let mut levels = state.current_rules().review_levels(story.category().as_str_name());
     if verdict == Verdict::Held {
         levels = levels.max(1);
     }
