@@ -64,6 +64,17 @@ async fn rules_reject_hidden_terms_hold_near_duplicates_and_tell_the_origin() {
     assert_eq!(longchang[0].decision.as_ref().unwrap().verdict(), Verdict::Rejected);
     let rongchang = notices("500153").await;
     assert_eq!(rongchang[0].decision.as_ref().unwrap().verdict(), Verdict::Held);
+
+    // And the same answers through ingest's status, for a county's CMS.
+    eventually("ingest knows every decision", || async {
+        t.get("/v1/stories/500153/copy/1").await.1["status"] == "held"
+    })
+    .await;
+    let (status, banned) = t.get("/v1/stories/511028/banned/1").await;
+    assert_eq!((status, banned["status"].as_str()), (200, Some("rejected")), "{banned}");
+    assert!(banned["reason"].as_str().unwrap().contains("法轮"));
+    assert_eq!(t.get("/v1/stories/511083/clean/1").await.1["status"], "approved");
+    assert_eq!(t.get("/v1/stories/511083/never-sent/1").await.0, 404);
 }
 
 #[tokio::test]

@@ -129,6 +129,9 @@ async fn a_lapsed_claim_returns_the_story_to_the_queue_and_the_third_approval_re
     eventually("released after the third approval", || async { t.published_count().await == 1 }).await;
     assert_eq!(t.feed_counts().await.get("500153"), Some(&1));
     assert!(queue(&mut client).await.is_empty());
+    let delivered = t.feed_of("500153").await;
+    let record: Vec<(&str, u32)> = delivered[0].approvals.iter().map(|a| (a.reviewer.as_str(), a.level)).collect();
+    assert_eq!(record, [("dave", 1), ("bob", 2), ("carol", 3)], "the review record travels with the story");
 
     let actions: Vec<(String, String, u32)> = t
         .bus

@@ -365,6 +365,18 @@ impl Bus {
         }
     }
 
+    /// Ingest follows every moderation decision, to answer a county's status requests.
+    pub fn ingest_status_consumer(&self, retry: Retry) -> ConsumerSpec {
+        ConsumerSpec {
+            stream: self.subjects.name(STORIES),
+            durable: "ingest-status".into(),
+            filter: self.subjects.all_story_decided(),
+            retry,
+            new_only: false,
+            max_ack_pending: 1_000,
+        }
+    }
+
     /// Distribution reads every moderation decision.
     pub fn distribution_consumer(&self, retry: Retry) -> ConsumerSpec {
         ConsumerSpec {

@@ -151,6 +151,11 @@ impl System {
                             .await?;
                     http = http.merge(ingest.http_router());
                     grpc = grpc.add_service(ingest.grpc_service());
+                    spawn_service(
+                        &tracker,
+                        "ingest",
+                        ingest.run(config.ingest.status_consumer.clone(), shutdown.clone()),
+                    );
                 }
                 Target::Moderation => {
                     let moderation = bashu_moderation::Moderation::build(config.moderation.clone(), bus).await?;

@@ -10,8 +10,8 @@ use bashu_bus::{Bus, Failure};
 use bashu_proto::{
     Timestamp,
     story::v1::{
-        HeldStories, HeldVersion, ModerationDecision, PublicationStatus, Story, StoryDelivery, StoryDistribution,
-        StoryPublished, TakedownConfirmation, Verdict,
+        HeldStories, HeldVersion, ModerationDecision, PublicationStatus, ReviewApproval, Story, StoryDelivery,
+        StoryDistribution, StoryPublished, TakedownConfirmation, Verdict,
     },
     time::{from_system_time, now, to_system_time},
 };
@@ -105,12 +105,18 @@ impl Distributor {
             info!(story_id = %story.id, version = story.version, "held until its embargo");
             return Ok(());
         }
-        self.deliver(&mut record, &story, now).await?;
+        self.deliver(&mut record, &story, &decision.approvals, now).await?;
         self.put(&record_key(&story.origin_county, &story.id), &record).await
     }
 
     /// Delivers one version to its audience and to every county that received an earlier one.
-    async fn deliver(&self, record: &mut StoryDistribution, story: &Story, now: SystemTime) -> Result<(), Failure> {
+    async fn deliver(
+        &self,
+        record: &mut StoryDistribution,
+        story: &Story,
+        approvals: &[ReviewApproval],
+        now: SystemTime,
+    ) -> Result<(), Failure> {
         let graph = self.registry.current();
         let mut audience: BTreeSet<String> = audience::resolve(story, &self.counties, &graph)
             .into_iter()
@@ -126,7 +132,12 @@ impl Distributor {
         let delivered_at = Some(from_system_time(now));
         let deliveries: Vec<StoryDelivery> = receivers
             .iter()
-            .map(|county| StoryDelivery { story: Some(story.clone()), county: county.clone(), delivered_at })
+            .map(|county| StoryDelivery {
+                story: Some(story.clone()),
+                county: county.clone(),
+                delivered_at,
+                approvals: approvals.to_vec(),
+            })
             .collect();
         self.bus.publish_all(&deliveries).await?;
         for county in &receivers {
@@ -177,12 +188,13 @@ impl Distributor {
                     break;
                 }
                 let held = record.held.remove(0);
-                let Some(story) = held.decision.and_then(|d| d.story) else { continue };
+                let Some(decision) = held.decision else { continue };
+                let Some(story) = decision.story.clone() else { continue };
                 if expired(&story, now) {
                     info!(story_id = %story.id, version = story.version, "expired while held, not delivered");
                     continue;
                 }
-                self.deliver(&mut record, &story, now).await?;
+                self.deliver(&mut record, &story, &decision.approvals, now).await?;
             }
             self.put(&record_key(origin, id), &record).await?;
             self.index_held(&record).await?;

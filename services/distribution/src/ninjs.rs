@@ -41,6 +41,7 @@ pub fn render(delivery: &StoryDelivery) -> Value {
                 "originalAuthor": attribution.original_author,
                 "responsibleEditor": attribution.responsible_editor,
             },
+            "review": delivery.approvals.iter().map(|a| json!({"reviewer": a.reviewer, "level": a.level, "at": time(&a.at)})).collect::<Vec<_>>(),
             "rights": {
                 "attributionRequired": sharing.attribution_required,
                 "editsAllowed": sharing.edits_allowed,

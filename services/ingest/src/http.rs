@@ -3,10 +3,10 @@
 use axum::{
     Json, Router,
     body::{Body, to_bytes},
-    extract::State,
+    extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::post,
+    routing::{get, post},
 };
 use bashu_proto::story::v1::Story;
 use serde_json::json;
@@ -14,7 +14,29 @@ use serde_json::json;
 use crate::{Error, FieldError, Ingest};
 
 pub(crate) fn router(ingest: Ingest) -> Router {
-    Router::new().route("/v1/stories", post(submit_story)).with_state(ingest)
+    Router::new()
+        .route("/v1/stories", post(submit_story))
+        .route("/v1/stories/{origin}/{id}/{version}", get(story_status))
+        .with_state(ingest)
+}
+
+/// What became of a submitted version: `accepted` (waiting for moderation), `approved`, `held`
+/// (for review) or `rejected`, with moderation's reason and every rule's outcome.
+async fn story_status(
+    State(ingest): State<Ingest>,
+    Path((origin, id, version)): Path<(String, String, u32)>,
+) -> Response {
+    match ingest.status(&origin, &id, version).await {
+        Ok(Some(status)) => Json(status).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(
+                json!({"error": {"code": "not_found", "message": "no such story version was accepted", "fields": []}}),
+            ),
+        )
+            .into_response(),
+        Err(error) => error_response(&error),
+    }
 }
 
 async fn submit_story(State(ingest): State<Ingest>, headers: HeaderMap, body: Body) -> Response {

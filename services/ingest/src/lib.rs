@@ -13,7 +13,7 @@ use async_nats::jetstream::kv;
 use bashu_bus::Bus;
 use bashu_proto::{
     ingest::v1::SubmitStoryResponse,
-    story::v1::{Story, StorySubmitted},
+    story::v1::{ModerationDecision, Story, StorySubmitted, Verdict},
 };
 use bashu_registry::{Counties, RegistryView};
 use prost::Message;
@@ -28,11 +28,13 @@ pub use error::{Error, FieldError, Result};
 pub struct Config {
     /// Largest accepted request body, in bytes (HTTP 413 above it).
     pub max_body_bytes: usize,
+    /// How the consumer of moderation decisions (for the status answers) retries.
+    pub status_consumer: bashu_bus::RetryConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024 }
+        Self { max_body_bytes: 1024 * 1024, status_consumer: bashu_bus::RetryConfig::default() }
     }
 }
 
@@ -42,7 +44,7 @@ impl Config {
         if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
             return Err("ingest.max_body_bytes must be between 1 KiB and 64 MiB".into());
         }
-        Ok(())
+        self.status_consumer.validate().map_err(|e| format!("ingest.status_consumer: {e}"))
     }
 }
 
@@ -112,6 +114,67 @@ impl Ingest {
         response.duplicate = published.duplicate;
         info!(duplicate = published.duplicate, "story accepted");
         Ok(response)
+    }
+
+    /// Follows moderation's decisions until `shutdown`, so that a county can ask what became of
+    /// its story (`status.<origin>.<id>.<version>` in ingest's own bucket; the story left out).
+    pub async fn run(
+        self,
+        retry: bashu_bus::RetryConfig,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), bashu_bus::Error> {
+        let bus = self.inner.bus.clone();
+        let accepted = self.inner.accepted.clone();
+        let handler = move |delivery: bashu_bus::Delivery<ModerationDecision>| {
+            let accepted = accepted.clone();
+            async move {
+                let decision = delivery.event;
+                let Some(story) = &decision.story else { return Ok(()) };
+                let key = format!("status.{}.{}.{}", story.origin_county, story.id, story.version);
+                let summary = ModerationDecision { story: None, ..decision.clone() };
+                accepted
+                    .put(key, summary.encode_to_vec().into())
+                    .await
+                    .map(drop)
+                    .map_err(|e| bashu_bus::Failure::Retry(e.to_string()))
+            }
+        };
+        bus.consume(bus.ingest_status_consumer((&retry).into()), handler, shutdown).await
+    }
+
+    /// What became of a story version (None: never accepted). `origin` may be an old code.
+    pub async fn status(&self, origin: &str, id: &str, version: u32) -> Result<Option<serde_json::Value>> {
+        let origin = self
+            .inner
+            .counties
+            .resolve(origin)
+            .map_err(|e| Error::Invalid(vec![FieldError::new("originCounty", e.to_string())]))?
+            .county
+            .code
+            .clone();
+        let key = format!("{origin}.{id}.{version}");
+        if self.inner.accepted.get(&key).await.map_err(Error::store)?.is_none() {
+            return Ok(None);
+        }
+        let decision = match self.inner.accepted.get(format!("status.{key}")).await.map_err(Error::store)? {
+            Some(bytes) => Some(ModerationDecision::decode(bytes).map_err(Error::store)?),
+            None => None,
+        };
+        let status = match decision.as_ref().map(|d| d.verdict()) {
+            None => "accepted",
+            Some(Verdict::Approved) => "approved",
+            Some(Verdict::Held) => "held",
+            Some(_) => "rejected",
+        };
+        let mut answer =
+            serde_json::json!({"storyId": id, "version": version, "originCounty": origin, "status": status});
+        if let Some(decision) = decision {
+            answer["reason"] = decision.reason.clone().into();
+            answer["decidedBy"] = decision.decided_by.clone().into();
+            answer["decidedAt"] = serde_json::to_value(decision.decided_at).unwrap_or_default();
+            answer["rules"] = serde_json::to_value(&decision.rules).unwrap_or_default();
+        }
+        Ok(Some(answer))
     }
 
     fn max_body_bytes(&self) -> usize {

@@ -254,6 +254,7 @@ async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result
         decided_at: Some(bashu_proto::time::from_system_time(now)),
         reason: reason.clone(),
         story: Some(story.clone()),
+        approvals: Vec::new(),
     };
     if verdict == Verdict::Held {
         // In the queue before anyone hears of it: a held story is never lost.

@@ -14,7 +14,7 @@ use bashu_proto::{
         Approval, Claim, ListQueueRequest, ListQueueResponse, ReviewItem, ReviewRecorded, ReviewRequest, ReviewState,
         review_service_server::{ReviewService, ReviewServiceServer},
     },
-    story::v1::{DecisionNotice, ModerationDecision, RuleOutcome, Verdict},
+    story::v1::{DecisionNotice, ModerationDecision, ReviewApproval, RuleOutcome, Verdict},
     time::{from_system_time, to_system_time},
 };
 use futures::StreamExt;
@@ -202,6 +202,11 @@ impl ReviewDesk {
                 .join(", "),
             decided_at: Some(bashu_proto::time::now()),
             reason: reason.into(),
+            approvals: item
+                .approvals
+                .iter()
+                .map(|a| ReviewApproval { reviewer: a.reviewer.clone(), level: a.level, at: a.at })
+                .collect(),
         };
         let unavailable = |e: bashu_bus::Error| Status::unavailable(e.to_string());
         self.inner.bus.publish(&decision).await.map_err(unavailable)?;
