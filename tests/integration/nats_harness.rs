@@ -46,3 +46,25 @@ async fn an_r3_stream_survives_the_death_of_one_node() {
     cluster.nodes[0].restart().await;
     bashu_tests::eventually("node 1 is back", || async { stored(&bus).await == 4 }).await;
 }
+
+/// nats-server killed (-9) and restarted on its store under a running system: every service
+/// reconnects and resumes by itself, and what was submitted before and after arrives once.
+#[tokio::test]
+async fn the_system_resumes_by_itself_after_nats_server_restarts() {
+    use serde_json::json;
+    let mut t = bashu_tests::TestSystem::start().await;
+    for i in 0..5 {
+        t.post_story(&bashu_tests::story_json(&format!("before-{i}"), "511083", json!({"partners": true}))).await;
+    }
+    bashu_tests::eventually("the first five are delivered", || async { t.published_count().await == 5 }).await;
+
+    t.nats.kill();
+    t.nats.restart().await;
+    // Ingest answers 503 until its connection is back; a county's CMS retries, so does this.
+    for i in 0..5 {
+        let story = bashu_tests::story_json(&format!("after-{i}"), "511083", json!({"partners": true}));
+        bashu_tests::eventually("ingest accepts again", || async { t.post_story(&story).await.0 == 202 }).await;
+    }
+    bashu_tests::eventually("the next five are delivered", || async { t.published_count().await == 10 }).await;
+    assert_eq!(t.feed_counts().await.get("500153"), Some(&10), "every story once");
+}

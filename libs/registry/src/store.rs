@@ -334,37 +334,57 @@ impl RegistryStore {
         Ok(graph)
     }
 
-    /// A view that is loaded now and then follows every change until `shutdown`.
+    /// A view that is loaded now and then follows every change until `shutdown`. When the watch
+    /// ends (its connection was lost), it is opened again and the whole view reloaded, so nothing
+    /// changed in between is missed.
     pub async fn watch(&self, shutdown: CancellationToken) -> Result<RegistryView> {
-        // Watch first, then load: a change made during the load is seen by the watch too.
-        let mut changes =
-            self.kv.watch_all().await.map_err(|e| Error::Store { operation: "watch", source: e.into() })?;
         let view = RegistryView::default();
+        let changes = self.follow_from_now(&view).await?;
+        let (store, live) = (self.clone(), view.clone());
+        tokio::spawn(async move {
+            let mut changes = Some(changes);
+            while !shutdown.is_cancelled() {
+                if let Some(mut watch) = changes.take() {
+                    loop {
+                        let change = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            change = watch.next() => change,
+                        };
+                        match change {
+                            Some(Ok(entry)) => {
+                                let value = matches!(entry.operation, Operation::Put).then_some(entry.value.as_ref());
+                                if let Err(error) = live.update(|graph| graph.apply(&entry.key, value)) {
+                                    warn!(key = %entry.key, error = %error, "registry change ignored");
+                                }
+                            }
+                            Some(Err(error)) => warn!(error = %error, "registry watch error"),
+                            None => break,
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+                match store.follow_from_now(&live).await {
+                    Ok(watch) => changes = Some(watch),
+                    Err(error) => warn!(error = %error, "registry watch not reopened yet; retrying"),
+                }
+            }
+        });
+        Ok(view)
+    }
+
+    /// Opens a watch, then loads the whole registry into `view` (watch first: a change made during
+    /// the load is seen by the watch too).
+    async fn follow_from_now(&self, view: &RegistryView) -> Result<kv::Watch> {
+        let changes = self.kv.watch_all().await.map_err(|e| Error::Store { operation: "watch", source: e.into() })?;
         let graph = self.load().await?;
         view.update(|current| {
             *current = graph;
             Ok(())
         })?;
-        let live = view.clone();
-        tokio::spawn(async move {
-            loop {
-                let change = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    change = changes.next() => change,
-                };
-                match change {
-                    Some(Ok(entry)) => {
-                        let value = matches!(entry.operation, Operation::Put).then_some(entry.value.as_ref());
-                        if let Err(error) = live.update(|graph| graph.apply(&entry.key, value)) {
-                            warn!(key = %entry.key, error = %error, "registry change ignored");
-                        }
-                    }
-                    Some(Err(error)) => warn!(error = %error, "registry watch error"),
-                    None => return,
-                }
-            }
-        });
-        Ok(view)
+        Ok(changes)
     }
 }
 

@@ -200,28 +200,42 @@ async fn load_fingerprints(kv: &kv::Store) -> Result<Vec<Earlier>, Error> {
 
 /// Recompiles the rules whenever the stored ones change; invalid rules are logged and ignored.
 async fn follow_rules(state: Arc<State>, shutdown: CancellationToken) {
-    let mut changes = match state.fingerprints.watch(RULES_KEY).await {
-        Ok(changes) => changes,
-        Err(error) => {
-            tracing::warn!(error = %error, "cannot follow rule changes; the rules of start-up stay");
-            return;
-        }
-    };
-    loop {
-        let change = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            change = changes.next() => change,
-        };
-        let Some(Ok(entry)) = change else { continue };
-        if entry.operation != kv::Operation::Put {
-            continue;
-        }
-        match RulesConfig::from_json(&entry.value).and_then(Rules::new) {
-            Ok(rules) => {
-                info!(terms = rules.lexicon().len(), "moderation rules changed");
-                *state.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+    // A watch ends when its connection does; it is opened again, and the stored rules read anew.
+    while !shutdown.is_cancelled() {
+        let mut changes = match state.fingerprints.watch_with_history(RULES_KEY).await {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot follow rule changes yet; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
             }
-            Err(error) => tracing::warn!(error = %error, "stored rules are invalid; the previous rules stay"),
+        };
+        loop {
+            let change = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                change = changes.next() => change,
+            };
+            match change {
+                Some(Ok(entry)) if entry.operation == kv::Operation::Put => {
+                    match RulesConfig::from_json(&entry.value).and_then(Rules::new) {
+                        Ok(rules) => {
+                            info!(terms = rules.lexicon().len(), "moderation rules in force");
+                            *state.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+                        }
+                        Err(error) => {
+                            tracing::warn!(error = %error, "stored rules are invalid; the previous rules stay")
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
 }
