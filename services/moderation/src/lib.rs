@@ -292,8 +292,13 @@ async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result
             value.extend_from_slice(&seconds.to_be_bytes());
             let key = format!("recent.{}.{}", story.origin_county, story.id);
             state.fingerprints.put(key, value.into()).await.map_err(|e| Failure::Retry(e.to_string()))?;
+            let window = state.current_rules().near_duplicate_window();
             let mut earlier = state.earlier.lock().await;
-            earlier.retain(|e| !(e.origin == story.origin_county && e.id == story.id));
+            // Only the window is ever compared: older fingerprints need not stay in memory.
+            earlier.retain(|e| {
+                !(e.origin == story.origin_county && e.id == story.id)
+                    && now.duration_since(e.at).is_ok_and(|age| age <= window)
+            });
             earlier.push(Earlier {
                 origin: story.origin_county.clone(),
                 id: story.id.clone(),

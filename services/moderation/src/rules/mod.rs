@@ -139,6 +139,11 @@ impl Rules {
         Ok(Self { config, lexicon })
     }
 
+    /// How far back near-duplicates are looked for.
+    pub fn near_duplicate_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.config.near_duplicate.window_hours * 3600)
+    }
+
     /// How many human approvals a story of this category needs (0: none).
     pub fn review_levels(&self, category: &str) -> u32 {
         self.config.review_levels.get(category).copied().unwrap_or(0)
