@@ -217,6 +217,22 @@ impl ReviewDesk {
         Ok(())
     }
 
+    /// The level the caller may act at now: the story still waits, the caller holds the level it
+    /// waits for, and the caller's claim on it is live.
+    fn callers_turn(item: &ReviewItem, reviewer: &Reviewer, now: SystemTime, doing: &str) -> Result<u32, Status> {
+        if item.state() != ReviewState::Pending {
+            return Err(Status::failed_precondition("the story is no longer waiting for review"));
+        }
+        let level = item.approvals.len() as u32 + 1;
+        if !reviewer.levels.contains(&level) {
+            return Err(Status::permission_denied(format!("{doing} at {} needs that role", level_name(level))));
+        }
+        if Self::claim_is_live(&item.claim, now).is_none_or(|c| c.reviewer != reviewer.name) {
+            return Err(Status::failed_precondition("claim the story first (claims lapse)"));
+        }
+        Ok(level)
+    }
+
     fn claim_is_live(claim: &Option<Claim>, now: SystemTime) -> Option<&Claim> {
         claim.as_ref().filter(|c| c.expires_at.as_ref().and_then(to_system_time).is_some_and(|t| t > now))
     }
@@ -290,21 +306,9 @@ impl ReviewService for ReviewDesk {
         let item = self
             .change(&key, |item| {
                 let now = SystemTime::now();
-                if item.state() != ReviewState::Pending {
-                    return Err(Status::failed_precondition("the story is no longer waiting for review"));
-                }
-                let level = item.approvals.len() as u32 + 1;
-                if !reviewer.levels.contains(&level) {
-                    return Err(Status::permission_denied(format!(
-                        "approving at {} needs that role",
-                        level_name(level)
-                    )));
-                }
+                let level = Self::callers_turn(item, reviewer, now, "approving")?;
                 if item.approvals.iter().any(|a| a.reviewer == reviewer.name) {
                     return Err(Status::failed_precondition("each level needs a different reviewer"));
-                }
-                if Self::claim_is_live(&item.claim, now).is_none_or(|c| c.reviewer != reviewer.name) {
-                    return Err(Status::failed_precondition("claim the story first (claims lapse)"));
                 }
                 item.approvals.push(Approval {
                     reviewer: reviewer.name.clone(),
@@ -333,20 +337,7 @@ impl ReviewService for ReviewDesk {
         }
         let item = self
             .change(&key, |item| {
-                let now = SystemTime::now();
-                if item.state() != ReviewState::Pending {
-                    return Err(Status::failed_precondition("the story is no longer waiting for review"));
-                }
-                let level = item.approvals.len() as u32 + 1;
-                if !reviewer.levels.contains(&level) {
-                    return Err(Status::permission_denied(format!(
-                        "deciding at {} needs that role",
-                        level_name(level)
-                    )));
-                }
-                if Self::claim_is_live(&item.claim, now).is_none_or(|c| c.reviewer != reviewer.name) {
-                    return Err(Status::failed_precondition("claim the story first (claims lapse)"));
-                }
+                Self::callers_turn(item, reviewer, SystemTime::now(), "rejecting")?;
                 item.set_state(ReviewState::Rejected);
                 item.reason = reason.clone();
                 Ok(())
