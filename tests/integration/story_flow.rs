@@ -51,6 +51,10 @@ async fn the_same_id_and_version_submitted_twice_is_delivered_once() {
     let (second, answer) = t.post_story(&story).await;
     assert_eq!((first, second), (202, 200));
     assert_eq!(answer["duplicate"], true);
+    let mut changed = story.clone();
+    changed["headline"] = json!("同一版本号，不同内容");
+    let (status, answer) = t.post_story(&changed).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("version_conflict")), "{answer}");
 
     // A second story behind the duplicate: once it is published, the duplicate would have been too.
     t.post_story(&story_json("lc-after", "511083", json!({"partners": true}))).await;

@@ -24,6 +24,14 @@ pub enum Error {
     /// The input does not parse (bad JSON, wrong type, unknown field, invalid UTF-8).
     #[error("the request body does not parse")]
     Malformed(FieldError),
+    /// This id and version were accepted before with other content: send a new version instead.
+    #[error("story {id} version {version} was already accepted with different content: send it as a new version")]
+    Conflict {
+        /// The story id.
+        id: String,
+        /// The version.
+        version: u32,
+    },
     /// The request body is larger than allowed.
     #[error("the request body is larger than {limit} bytes")]
     TooLarge {
@@ -61,6 +69,7 @@ impl Error {
             Error::Invalid(_) => "invalid_story",
             Error::Malformed(_) => "malformed_body",
             Error::TooLarge { .. } => "body_too_large",
+            Error::Conflict { .. } => "version_conflict",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::Bus(_) | Error::Store(_) => "unavailable",
         }
@@ -75,6 +84,7 @@ impl Error {
                 tonic::Status::invalid_argument(message)
             }
             Error::TooLarge { .. } => tonic::Status::resource_exhausted(message),
+            Error::Conflict { .. } => tonic::Status::already_exists(message),
             Error::Bus(_) | Error::Store(_) => tonic::Status::unavailable(message),
         }
     }

@@ -81,6 +81,7 @@ fn error_response(error: &Error) -> Response {
     let status = match error {
         Error::Invalid(_) | Error::Malformed(_) => StatusCode::BAD_REQUEST,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::Bus(_) | Error::Store(_) => {
             tracing::warn!(error = %error, "submission not accepted, bus unavailable");

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use async_nats::jetstream::kv;
 use bashu_bus::Bus;
 use bashu_proto::{
-    ingest::v1::SubmitStoryResponse,
+    ingest::v1::{AcceptedRecord, SubmitStoryResponse},
     story::v1::{ModerationDecision, Story, StorySubmitted, Verdict},
 };
 use bashu_registry::{Counties, RegistryView};
 use prost::Message;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use tracing::info;
 
 pub use error::{Error, FieldError, Result};
@@ -84,6 +85,7 @@ impl Ingest {
     #[tracing::instrument(name = "ingest.submit", skip_all, fields(story_id = %story.id, version = story.version, origin = %story.origin_county))]
     pub async fn submit(&self, story: Story, input_format: &str) -> Result<SubmitStoryResponse> {
         let inner = &self.inner;
+        let submitted_sha256 = Sha256::digest(story.encode_to_vec()).to_vec();
         let normalised =
             validate::normalise(story, &inner.counties, &inner.sharing.current(), std::time::SystemTime::now())
                 .map_err(Error::Invalid)?;
@@ -91,7 +93,11 @@ impl Ingest {
         let key = format!("{}.{}.{}", story.origin_county, story.id, story.version);
 
         if let Some(earlier) = inner.accepted.get(&key).await.map_err(Error::store)? {
-            let mut response = SubmitStoryResponse::decode(earlier).map_err(Error::store)?;
+            let earlier = AcceptedRecord::decode(earlier).map_err(Error::store)?;
+            if earlier.story_sha256 != submitted_sha256 {
+                return Err(Error::Conflict { id: story.id, version: story.version });
+            }
+            let mut response = earlier.response.unwrap_or_default();
             response.duplicate = true;
             return Ok(response);
         }
@@ -110,7 +116,8 @@ impl Ingest {
         let published = inner.bus.publish(&event).await?;
         // Recorded after the publish: a crash in between leaves the stream's duplicate window
         // (a day) to catch the county's retry.
-        inner.accepted.put(&key, response.encode_to_vec().into()).await.map_err(Error::store)?;
+        let record = AcceptedRecord { response: Some(response.clone()), story_sha256: submitted_sha256 };
+        inner.accepted.put(&key, record.encode_to_vec().into()).await.map_err(Error::store)?;
         response.duplicate = published.duplicate;
         info!(duplicate = published.duplicate, "story accepted");
         Ok(response)
