@@ -62,7 +62,7 @@ pub struct Admin {
     operator_token: Option<[u8; 32]>,
     store: RegistryStore,
     counties: Arc<Counties>,
-    sharing: RegistryView,
+    registry: RegistryView,
     board: AlertBoard,
     takedowns: TakedownBoard,
 }
@@ -74,12 +74,12 @@ impl Admin {
         bus: bashu_bus::Bus,
         store: RegistryStore,
         counties: Arc<Counties>,
-        sharing: RegistryView,
+        registry: RegistryView,
         board: AlertBoard,
         takedowns: TakedownBoard,
     ) -> Self {
         let operator_token = (!config.operator_token.0.is_empty()).then(|| config.operator_token.digest());
-        Self { bus, operator_token, store, counties, sharing, board, takedowns }
+        Self { bus, operator_token, store, counties, registry, board, takedowns }
     }
 
     /// Refuses a write without the operator's token. Digests are compared, in constant time.
@@ -158,7 +158,7 @@ impl RegistryService for Admin {
         &self,
         _: Request<ListAlliancesRequest>,
     ) -> Result<Response<ListAlliancesResponse>, Status> {
-        Ok(Response::new(ListAlliancesResponse { alliances: self.sharing.current().alliances().cloned().collect() }))
+        Ok(Response::new(ListAlliancesResponse { alliances: self.registry.current().alliances().cloned().collect() }))
     }
 
     async fn put_alliance(&self, request: Request<Alliance>) -> Result<Response<Alliance>, Status> {
@@ -196,7 +196,7 @@ impl RegistryService for Admin {
         _: Request<ListPartnershipsRequest>,
     ) -> Result<Response<ListPartnershipsResponse>, Status> {
         Ok(Response::new(ListPartnershipsResponse {
-            partnerships: self.sharing.current().partnerships().cloned().collect(),
+            partnerships: self.registry.current().partnerships().cloned().collect(),
         }))
     }
 }

@@ -9,7 +9,7 @@ use bashu_proto::{
     time::to_system_time,
 };
 
-use crate::{Error, Result, state::StateStore};
+use crate::{Result, state::StateStore};
 
 /// Reads alert chains and their per-county state.
 #[derive(Clone)]
@@ -42,12 +42,7 @@ impl AlertBoard {
 
     /// The chain of an alert, found by the key of any of its messages.
     pub async fn status(&self, alert_key: &str) -> Result<AlertChain> {
-        let record =
-            self.store.record(alert_key).await?.ok_or_else(|| Error::NotFound(format!("no alert {alert_key}")))?;
-        self.store
-            .chain(&record.chain_key)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("alert {alert_key} is still being delivered")))
+        self.store.chain_of_alert(alert_key).await
     }
 }
 

@@ -52,7 +52,7 @@ impl Alerts {
         let desk = registry
             .desk(submission.desk_id)
             .ok_or_else(|| Error::Unauthenticated(format!("no desk {:?} is registered", submission.desk_id)))?;
-        let now = time_now();
+        let now = bashu_proto::time::now().seconds;
         if (now - submission.timestamp).unsigned_abs() > inner.config.max_clock_skew_secs {
             return Err(Error::Unauthenticated(format!(
                 "the signature's timestamp is more than {} seconds from the server's clock (stale or replayed)",
@@ -254,15 +254,6 @@ impl Alerts {
 
     /// Every county's state in the chain of an alert.
     pub async fn status(&self, alert_key: &str) -> Result<AlertChain> {
-        let record = self.accepted(alert_key).await?;
-        self.inner
-            .store
-            .chain(&record.chain_key)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("alert {alert_key} is still being delivered")))
+        self.inner.store.chain_of_alert(alert_key).await
     }
-}
-
-pub(crate) fn time_now() -> i64 {
-    bashu_proto::time::now().seconds
 }

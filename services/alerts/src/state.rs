@@ -51,6 +51,14 @@ impl StateStore {
         self.get(&format!("chain.{chain_key}")).await
     }
 
+    /// The chain of an accepted alert, found by the key of any of its messages.
+    pub(crate) async fn chain_of_alert(&self, alert_key: &str) -> Result<AlertChain> {
+        let record = self.record(alert_key).await?.ok_or_else(|| Error::NotFound(format!("no alert {alert_key}")))?;
+        self.chain(&record.chain_key)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("alert {alert_key} is still being delivered")))
+    }
+
     pub(crate) async fn put_chain(&self, chain: &AlertChain) -> Result<()> {
         self.kv
             .put(format!("chain.{}", chain.chain_key), chain.encode_to_vec().into())

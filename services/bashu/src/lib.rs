@@ -9,7 +9,7 @@ use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
 
 use axum::{Router, http::StatusCode, routing::get};
 use bashu_bus::{Bus, Subjects, Topology};
-use bashu_registry::{Counties, RegistryStore, RegistryView};
+use bashu_registry::{Counties, RegistryStore};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{error, info};
@@ -136,7 +136,7 @@ impl System {
             demo_desks = demo::seed_desks(&store).await?;
             info!("demo registry seed written");
         }
-        let sharing = store.watch(shutdown.clone()).await?;
+        let registry = store.watch(shutdown.clone()).await?;
 
         let tracker = TaskTracker::new();
         let mut http = Router::new();
@@ -147,7 +147,7 @@ impl System {
             match target {
                 Target::Ingest => {
                     let ingest =
-                        bashu_ingest::Ingest::build(config.ingest.clone(), bus, counties.clone(), sharing.clone())
+                        bashu_ingest::Ingest::build(config.ingest.clone(), bus, counties.clone(), registry.clone())
                             .await?;
                     http = http.merge(ingest.http_router());
                     grpc = grpc.add_service(ingest.grpc_service());
@@ -167,14 +167,14 @@ impl System {
                         config.distribution.clone(),
                         bus,
                         counties.clone(),
-                        sharing.clone(),
+                        registry.clone(),
                     )
                     .await?;
                     spawn_service(&tracker, "distribution", distribution.run(shutdown.clone()));
                 }
                 Target::Alerts => {
                     let alerts =
-                        bashu_alerts::Alerts::build(config.alerts.clone(), bus, counties.clone(), sharing.clone())
+                        bashu_alerts::Alerts::build(config.alerts.clone(), bus, counties.clone(), registry.clone())
                             .await?;
                     http = http.merge(alerts.http_router());
                     grpc = grpc.add_service(alerts.grpc_service());
@@ -188,7 +188,7 @@ impl System {
                         bus.clone(),
                         store.clone(),
                         counties.clone(),
-                        sharing.clone(),
+                        registry.clone(),
                         board,
                         takedowns,
                     );
@@ -203,8 +203,7 @@ impl System {
         }
 
         let http_addr =
-            serve_http(&tracker, config.http.listen, http.merge(health_routes(control, sharing)), shutdown.clone())
-                .await?;
+            serve_http(&tracker, config.http.listen, http.merge(health_routes(control)), shutdown.clone()).await?;
         let grpc_addr = serve_grpc(&tracker, config.grpc.listen, grpc, shutdown.clone()).await?;
         tracker.close();
         info!(%http_addr, %grpc_addr, "bashu ready");
@@ -229,7 +228,7 @@ where
     });
 }
 
-fn health_routes(bus: Bus, _sharing: RegistryView) -> Router {
+fn health_routes(bus: Bus) -> Router {
     Router::new().route("/healthz", get(|| async { "ok" })).route(
         "/readyz",
         get(move || {

@@ -59,15 +59,15 @@ struct Inner {
     config: Config,
     bus: Bus,
     counties: Arc<Counties>,
-    sharing: RegistryView,
+    registry: RegistryView,
     accepted: kv::Store,
 }
 
 impl Ingest {
     /// Builds the service on a provisioned bus.
-    pub async fn build(config: Config, bus: Bus, counties: Arc<Counties>, sharing: RegistryView) -> Result<Self> {
+    pub async fn build(config: Config, bus: Bus, counties: Arc<Counties>, registry: RegistryView) -> Result<Self> {
         let accepted = bus.ingest_bucket().await?;
-        Ok(Self { inner: Arc::new(Inner { config, bus, counties, sharing, accepted }) })
+        Ok(Self { inner: Arc::new(Inner { config, bus, counties, registry, accepted }) })
     }
 
     /// The HTTP routes (`POST /v1/stories`).
@@ -87,7 +87,7 @@ impl Ingest {
         let inner = &self.inner;
         let submitted_sha256 = Sha256::digest(story.encode_to_vec()).to_vec();
         let normalised =
-            validate::normalise(story, &inner.counties, &inner.sharing.current(), std::time::SystemTime::now())
+            validate::normalise(story, &inner.counties, &inner.registry.current(), std::time::SystemTime::now())
                 .map_err(Error::Invalid)?;
         let story = normalised.story;
         let key = format!("{}.{}.{}", story.origin_county, story.id, story.version);
