@@ -348,7 +348,8 @@ async fn webhooks_are_signed_in_order_isolated_retried_and_dead_lettered() {
         assert!(!verifies(b"another secret, also 32 bytes long", timestamp, signature, body));
     }
     let ninjs: Value = serde_json::from_slice(&healthy.lock().unwrap()[0].4).unwrap();
-    assert_eq!(ninjs["bashu"]["originCounty"], "510703");
+    assert_eq!(bashu_ninjs::validate_profile(&ninjs), Ok(()), "webhooks send the Bashu ninjs profile");
+    assert_eq!(ninjs["altIds"][0], serde_json::json!({"role": "bashu:origin-county", "value": "510703"}));
     assert_eq!(ninjs["headlines"][0]["value"], "测试稿件 hook-0");
 
     assert_eq!(dead.lock().unwrap().len(), 15, "three attempts for each of five deliveries");

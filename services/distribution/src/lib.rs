@@ -6,7 +6,6 @@
 
 pub mod audience;
 mod distributor;
-pub mod ninjs;
 mod takedowns;
 pub mod webhook;
 

@@ -101,7 +101,15 @@ async fn send(
     let story = delivery.event.story.as_ref().ok_or_else(|| Failure::Permanent("delivery without a story".into()))?;
     let (body, content_type) = match webhook.format() {
         WebhookFormat::Protobuf => (delivery.event.encode_to_vec(), "application/x-protobuf"),
-        _ => (crate::ninjs::render(&delivery.event).to_string().into_bytes(), "application/ninjs+json"),
+        _ => (
+            bashu_ninjs::story_to_ninjs(
+                story,
+                Some(bashu_ninjs::Delivery { receiving_county: county, approvals: &delivery.event.approvals }),
+            )
+            .to_string()
+            .into_bytes(),
+            "application/ninjs+json",
+        ),
     };
     let timestamp = bashu_proto::time::now().seconds;
     let delivery_id = format!("feed.{county}.{}.{}.{}", story.origin_county, story.id, story.version);
