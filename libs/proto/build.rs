@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bashu/alert/v1/alert_service.proto",
         "bashu/admin/v1/alert_board_service.proto",
         "bashu/admin/v1/takedown_service.proto",
+        "bashu/admin/v1/credential_service.proto",
         "bashu/moderation/v1/review.proto",
         "bashu/admin/v1/moderation_rules_service.proto",
     ];

@@ -24,9 +24,11 @@ async fn distribution_killed_mid_load_and_restarted_loses_and_duplicates_nothing
 
     let receivers: Vec<&str> = FUJIANG.iter().copied().filter(|c| *c != "510703").collect();
     let client = IngestServiceClient::connect(t.grpc_endpoint()).await.unwrap();
+    let token = format!("Bearer {}", t.token_for("510703").await);
     let submit = futures::stream::iter(0..STORIES)
         .map(move |i| {
             let mut client = client.clone();
+            let token = token.clone();
             async move {
                 let story = Story {
                     id: format!("load-{i:04}"),
@@ -38,7 +40,9 @@ async fn distribution_killed_mid_load_and_restarted_loses_and_duplicates_nothing
                     sharing: Some(SharingPolicy { alliances: vec!["fujiang".into()], ..Default::default() }),
                     ..Default::default()
                 };
-                client.submit_story(SubmitStoryRequest { story: Some(story) }).await.unwrap();
+                let mut request = tonic::Request::new(SubmitStoryRequest { story: Some(story) });
+                request.metadata_mut().insert("authorization", token.parse().unwrap());
+                client.submit_story(request).await.unwrap();
             }
         })
         .buffer_unordered(16)

@@ -5,6 +5,8 @@ mod alerts_faults;
 mod bus_contract;
 mod distribution;
 mod distribution_faults;
+mod ingest;
+mod ingest_feeds;
 mod moderation;
 mod nats_harness;
 mod registry;

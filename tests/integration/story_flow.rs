@@ -113,7 +113,8 @@ async fn grpc_submission_is_accepted_and_an_old_origin_code_is_resolved() {
         sharing: Some(SharingPolicy { partners: true, ..Default::default() }),
         ..Default::default()
     };
-    let answer = client.submit_story(SubmitStoryRequest { story: Some(story.clone()) }).await.unwrap().into_inner();
+    let request = t.as_county("511083", SubmitStoryRequest { story: Some(story.clone()) }).await;
+    let answer = client.submit_story(request).await.unwrap().into_inner();
     assert!(!answer.duplicate);
     assert_eq!(answer.resolved_codes.len(), 1);
     assert_eq!(
@@ -122,7 +123,9 @@ async fn grpc_submission_is_accepted_and_an_old_origin_code_is_resolved() {
     );
 
     let refused = client
-        .submit_story(SubmitStoryRequest { story: Some(Story { headline: String::new(), ..story }) })
+        .submit_story(
+            t.as_county("511083", SubmitStoryRequest { story: Some(Story { headline: String::new(), ..story }) }).await,
+        )
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);

@@ -29,6 +29,7 @@ pub struct TestSystem {
     /// An observer's connection, under the same prefix.
     pub bus: Bus,
     http: reqwest::Client,
+    tokens: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 /// The operator token the test systems accept for admin writes.
@@ -49,6 +50,9 @@ pub fn test_config(nats_url: &str, prefix: &str) -> Config {
     config.alerts.fanout = fast.clone();
     config.alerts.tracker = fast;
     config.alerts.escalation.tick_ms = 100;
+    // Load tests send thousands of stories from one county; the limit has a test of its own.
+    config.ingest.rate_per_minute = 10_000_000;
+    config.ingest.rate_burst = 100_000;
     config
 }
 
@@ -75,7 +79,28 @@ impl TestSystem {
             Bus::connect(&nats.url(), "test-observer", Subjects::new(&prefix).expect("prefix"), Topology::default())
                 .await
                 .expect("observer connects");
-        Self { nats, config, system, shutdown, bus, http: bashu::http_client() }
+        Self { nats, config, system, shutdown, bus, http: bashu::http_client(), tokens: Default::default() }
+    }
+
+    /// A token for a county (issued on first use, as an operator would through the admin API).
+    pub async fn token_for(&self, county: &str) -> String {
+        let counties = Arc::new(Counties::builtin().expect("registry"));
+        let county = counties.resolve(county).map(|r| r.county.code.clone()).unwrap_or_else(|_| county.to_owned());
+        if let Some(token) = self.tokens.lock().expect("tokens").get(&county) {
+            return token.clone();
+        }
+        let tokens = bashu_registry::CountyTokens::open(&self.bus, counties).await.expect("credentials bucket");
+        let token = tokens.issue(&county, "test").await.expect("a token").token;
+        self.tokens.lock().expect("tokens").insert(county, token.clone());
+        token
+    }
+
+    /// A gRPC request carrying a county's token.
+    pub async fn as_county<T>(&self, county: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let value = format!("Bearer {}", self.token_for(county).await).parse().expect("a header value");
+        request.metadata_mut().insert("authorization", value);
+        request
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -88,16 +113,28 @@ impl TestSystem {
         format!("http://{}", self.system.grpc_addr)
     }
 
-    /// POSTs a JSON body to `/v1/stories`; returns the status and the parsed JSON answer.
+    /// POSTs a JSON body to `/v1/stories` as its `originCounty`; returns the status and the
+    /// parsed JSON answer.
     pub async fn post_story(&self, body: &Value) -> (u16, Value) {
-        self.post_raw(body.to_string().into_bytes(), "application/json").await
+        // An origin that is no county (a validation test) is sent with some county's token.
+        let origin = body["originCounty"].as_str().unwrap_or("");
+        let known = Counties::builtin().expect("registry").resolve(origin).is_ok();
+        let county = if known { origin.to_owned() } else { "511083".to_owned() };
+        self.post_raw_as(&county, body.to_string().into_bytes(), "application/json").await
     }
 
-    /// POSTs raw bytes to `/v1/stories`.
+    /// POSTs raw bytes to `/v1/stories` as county 511083.
     pub async fn post_raw(&self, body: Vec<u8>, content_type: &str) -> (u16, Value) {
+        self.post_raw_as("511083", body, content_type).await
+    }
+
+    /// POSTs raw bytes to `/v1/stories` with a county's token.
+    pub async fn post_raw_as(&self, county: &str, body: Vec<u8>, content_type: &str) -> (u16, Value) {
+        let token = self.token_for(county).await;
         let response = self
             .http
             .post(format!("{}/v1/stories", self.http_base()))
+            .bearer_auth(token)
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -157,9 +194,14 @@ impl TestSystem {
         (status, response.json().await.expect("a JSON answer"))
     }
 
-    /// GETs a path and returns the status and JSON answer.
+    /// GETs a path and returns the status and JSON answer. A story's status
+    /// (`/v1/stories/<origin>/…`) is read with its origin county's token.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.http.get(format!("{}{path}", self.http_base())).send().await.expect("bashu answers");
+        let mut request = self.http.get(format!("{}{path}", self.http_base()));
+        if let Some(origin) = path.strip_prefix("/v1/stories/").and_then(|rest| rest.split('/').next()) {
+            request = request.bearer_auth(self.token_for(origin).await);
+        }
+        let response = request.send().await.expect("bashu answers");
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON answer"))
     }

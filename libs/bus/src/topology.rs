@@ -32,6 +32,10 @@ pub const DISTRIBUTION_BUCKET: &str = "DISTRIBUTION";
 pub const REGISTRY_BUCKET: &str = "REGISTRY";
 /// Ingest's durable record of every accepted story version (key-value bucket).
 pub const INGEST_BUCKET: &str = "INGEST_ACCEPTED";
+/// Digests of county tokens, feed sources and their polling state, mapping adapters (key-value bucket).
+pub const CREDENTIALS_BUCKET: &str = "CREDENTIALS";
+/// Media uploaded by counties, by sha256 digest (object store).
+pub const MEDIA_STORE: &str = "MEDIA";
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -236,6 +240,8 @@ impl Bus {
         self.alert_state_bucket().await?;
         self.distribution_bucket().await?;
         self.moderation_bucket().await?;
+        self.credentials_bucket().await?;
+        self.media_store().await?;
         Ok(())
     }
 
@@ -261,6 +267,24 @@ impl Bus {
     /// Ingest's idempotency records.
     pub async fn ingest_bucket(&self) -> Result<kv::Store> {
         self.bucket(INGEST_BUCKET, 1).await
+    }
+
+    /// County tokens (digests only), ingest's feed sources and mapping adapters.
+    pub async fn credentials_bucket(&self) -> Result<kv::Store> {
+        self.bucket(CREDENTIALS_BUCKET, 1).await
+    }
+
+    /// Uploaded media, each object named by its sha256 digest.
+    pub async fn media_store(&self) -> Result<async_nats::jetstream::object_store::ObjectStore> {
+        let bucket = self.subjects.name(MEDIA_STORE);
+        self.js
+            .create_object_store(async_nats::jetstream::object_store::Config {
+                bucket: bucket.clone(),
+                num_replicas: self.topology.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::nats(format!("create object store {bucket}"), e))
     }
 
     /// Alert chains and intake records.

@@ -3,9 +3,11 @@
 //! them, kept in a JetStream key-value bucket and watched live.
 
 mod counties;
+mod credentials;
 mod error;
 mod store;
 
 pub use counties::{Counties, Resolved, Seat};
+pub use credentials::{CountyTokens, IssuedToken, Refusal, digests_equal};
 pub use error::{Error, Result};
 pub use store::{RegistrySnapshot, RegistryStore, RegistryView, WHOLE_REGION, demo_seed};

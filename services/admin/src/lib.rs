@@ -13,6 +13,11 @@ use bashu_proto::admin::v1::{
     registry_service_server::{RegistryService, RegistryServiceServer},
     takedown_service_server::{TakedownService, TakedownServiceServer},
 };
+use bashu_proto::admin::v1::{
+    IssueCountyTokenRequest, IssueCountyTokenResponse, ListCountyTokensRequest, ListCountyTokensResponse,
+    RevokeCountyTokenRequest, RevokeCountyTokenResponse,
+    credential_service_server::{CredentialService, CredentialServiceServer},
+};
 use bashu_proto::{
     admin::v1::{
         DeleteWebhookRequest, DeleteWebhookResponse, GetModerationRulesRequest, ModerationRules,
@@ -20,7 +25,7 @@ use bashu_proto::{
     },
     registry::v1::{Alliance, Partnership, Subscription, Webhook},
 };
-use bashu_registry::{Counties, RegistryStore, RegistryView};
+use bashu_registry::{Counties, CountyTokens, RegistryStore, RegistryView};
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
@@ -65,10 +70,15 @@ pub struct Admin {
     registry: RegistryView,
     board: AlertBoard,
     takedowns: TakedownBoard,
+    tokens: CountyTokens,
 }
 
 impl Admin {
     /// Builds the service over the registry, the alert board and the takedown board.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each is a distinct handle the API serves; a builder would only rename the list"
+    )]
     pub fn build(
         config: &Config,
         bus: bashu_bus::Bus,
@@ -77,9 +87,10 @@ impl Admin {
         registry: RegistryView,
         board: AlertBoard,
         takedowns: TakedownBoard,
+        tokens: CountyTokens,
     ) -> Self {
         let operator_token = (!config.operator_token.0.is_empty()).then(|| config.operator_token.digest());
-        Self { bus, operator_token, store, counties, registry, board, takedowns }
+        Self { bus, operator_token, store, counties, registry, board, takedowns, tokens }
     }
 
     /// Refuses a write without the operator's token. Digests are compared, in constant time.
@@ -113,6 +124,11 @@ impl Admin {
     /// The gRPC `bashu.admin.v1.AlertBoardService`.
     pub fn alert_board_service(&self) -> AlertBoardServiceServer<Self> {
         AlertBoardServiceServer::new(self.clone())
+    }
+
+    /// The gRPC `bashu.admin.v1.CredentialService`.
+    pub fn credential_service(&self) -> CredentialServiceServer<Self> {
+        CredentialServiceServer::new(self.clone())
     }
 
     /// The gRPC `bashu.admin.v1.RegistryService`.
@@ -256,5 +272,44 @@ impl ModerationRulesService for Admin {
             other => Status::unavailable(other.to_string()),
         })?;
         Ok(Response::new(rules))
+    }
+}
+
+#[tonic::async_trait]
+impl CredentialService for Admin {
+    async fn issue_county_token(
+        &self,
+        request: Request<IssueCountyTokenRequest>,
+    ) -> Result<Response<IssueCountyTokenResponse>, Status> {
+        self.require_operator(&request)?;
+        let request = request.into_inner();
+        if request.label.chars().count() > 100 {
+            return Err(Status::invalid_argument("label: at most 100 characters"));
+        }
+        let issued = self.tokens.issue(&request.county, &request.label).await.map_err(|e| to_status(&e))?;
+        tracing::info!(county = %issued.record.county, token_id = %issued.record.id, "county token issued");
+        Ok(Response::new(IssueCountyTokenResponse { record: Some(issued.record), token: issued.token }))
+    }
+
+    async fn list_county_tokens(
+        &self,
+        request: Request<ListCountyTokensRequest>,
+    ) -> Result<Response<ListCountyTokensResponse>, Status> {
+        self.require_operator(&request)?;
+        let tokens = self.tokens.list(&request.into_inner().county).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(ListCountyTokensResponse { tokens }))
+    }
+
+    async fn revoke_county_token(
+        &self,
+        request: Request<RevokeCountyTokenRequest>,
+    ) -> Result<Response<RevokeCountyTokenResponse>, Status> {
+        self.require_operator(&request)?;
+        let request = request.into_inner();
+        if !self.tokens.revoke(&request.county, &request.id).await.map_err(|e| to_status(&e))? {
+            return Err(Status::not_found(format!("county {} has no token {}", request.county, request.id)));
+        }
+        tracing::info!(county = %request.county, token_id = %request.id, "county token revoked");
+        Ok(Response::new(RevokeCountyTokenResponse {}))
     }
 }

@@ -83,6 +83,29 @@ pub async fn seed_desks(store: &bashu_registry::RegistryStore) -> bashu_registry
     Ok(desks)
 }
 
+/// The counties that get a demo token: the demo stories' origins and the counties whose feeds
+/// the demo reads.
+pub const DEMO_COUNTIES: &[&str] = &["511083", "510703", "500153", "510781", "500117", "500101"];
+
+/// Issues a token for each demo county (every start: old demo tokens stay until revoked).
+pub async fn seed_county_tokens(
+    tokens: &bashu_registry::CountyTokens,
+) -> bashu_registry::Result<std::collections::BTreeMap<String, String>> {
+    let mut issued = std::collections::BTreeMap::new();
+    for county in DEMO_COUNTIES {
+        issued.insert((*county).to_owned(), tokens.issue(county, "make run demo").await?.token);
+    }
+    Ok(issued)
+}
+
+/// The demo credentials file: desk keys and county tokens (dev mode only).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Credentials {
+    desks: Vec<DemoDesk>,
+    county_tokens: std::collections::BTreeMap<String, String>,
+}
+
 /// Options of `bashu demo`.
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -147,12 +170,20 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
         readers.push(tokio::spawn(read_feed(bus.clone(), consumer, county, names.clone())));
     }
 
+    let path = config
+        .registry
+        .demo_credentials_file
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the demo needs registry.demo_credentials_file (make run sets it)"))?;
+    let credentials: Credentials = serde_json::from_slice(&std::fs::read(path)?)?;
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let http = crate::http_client();
     let stories = demo_stories(run);
     // The first story again at the end shows that a resubmission changes nothing.
     for story in stories.iter().chain(stories.first()) {
-        let response = http.post(format!("{}/v1/stories", args.http)).json(story).send().await?;
+        let origin = counties.resolve(story["originCounty"].as_str().unwrap_or(""))?.county.code.clone();
+        let token = credentials.county_tokens.get(&origin).map(String::as_str).unwrap_or("");
+        let response = http.post(format!("{}/v1/stories", args.http)).bearer_auth(token).json(story).send().await?;
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         println!(
@@ -162,12 +193,11 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
         );
     }
     let bad = json!({"id": "demo-bad", "version": 1, "originCounty": "999999", "headline": "", "body": "x", "category": "CATEGORY_OTHER", "sharing": {"partners": true}});
-    let response = http.post(format!("{}/v1/stories", args.http)).json(&bad).send().await?;
+    let token = credentials.county_tokens.get("510703").map(String::as_str).unwrap_or("");
+    let response = http.post(format!("{}/v1/stories", args.http)).bearer_auth(token).json(&bad).send().await?;
     println!("submitted a bad story → HTTP {} {}", response.status(), response.text().await.unwrap_or_default());
 
-    if let Some(path) = &config.registry.demo_credentials_file {
-        demo_alert(&bus, &http, &args, path, &names).await?;
-    }
+    demo_alert(&bus, &http, &args, credentials.desks, &names).await?;
 
     match args.for_seconds {
         Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
@@ -188,19 +218,10 @@ async fn demo_alert(
     bus: &Bus,
     http: &reqwest::Client,
     args: &DemoArgs,
-    credentials: &std::path::Path,
+    desks: Vec<DemoDesk>,
     names: &HashMap<String, String>,
 ) -> anyhow::Result<()> {
-    #[derive(serde::Deserialize)]
-    struct Credentials {
-        desks: Vec<DemoDesk>,
-    }
-    let credentials: Credentials = serde_json::from_slice(&std::fs::read(credentials)?)?;
-    let desk = credentials
-        .desks
-        .into_iter()
-        .find(|d| d.id == "mianyang")
-        .ok_or_else(|| anyhow::anyhow!("no mianyang desk"))?;
+    let desk = desks.into_iter().find(|d| d.id == "mianyang").ok_or_else(|| anyhow::anyhow!("no mianyang desk"))?;
 
     let mut live = bus.client().subscribe(bus.subjects().all_alert_live()).await?;
     let names = names.clone();

@@ -114,6 +114,8 @@ pub struct System {
     pub grpc_addr: SocketAddr,
     /// The demo desks and their secret keys, when the demo seed was written.
     pub demo_desks: Vec<demo::DemoDesk>,
+    /// With `registry.seed_demo`: a token for each demo county (county code → token).
+    pub demo_county_tokens: std::collections::BTreeMap<String, String>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -137,6 +139,11 @@ impl System {
             info!("demo registry seed written");
         }
         let registry = store.watch(shutdown.clone()).await?;
+        let tokens = bashu_registry::CountyTokens::open(&control, counties.clone()).await?;
+        let mut demo_county_tokens = std::collections::BTreeMap::new();
+        if config.registry.seed_demo {
+            demo_county_tokens = demo::seed_county_tokens(&tokens).await?;
+        }
 
         let tracker = TaskTracker::new();
         let mut http = Router::new();
@@ -146,9 +153,14 @@ impl System {
             let bus = connect(target.name()).await?;
             match target {
                 Target::Ingest => {
-                    let ingest =
-                        bashu_ingest::Ingest::build(config.ingest.clone(), bus, counties.clone(), registry.clone())
-                            .await?;
+                    let ingest = bashu_ingest::Ingest::build(
+                        config.ingest.clone(),
+                        bus,
+                        counties.clone(),
+                        registry.clone(),
+                        tokens.clone(),
+                    )
+                    .await?;
                     http = http.merge(ingest.http_router());
                     grpc = grpc.add_service(ingest.grpc_service());
                     spawn_service(
@@ -191,9 +203,11 @@ impl System {
                         registry.clone(),
                         board,
                         takedowns,
+                        tokens.clone(),
                     );
                     grpc = grpc
                         .add_service(admin.registry_service())
+                        .add_service(admin.credential_service())
                         .add_service(admin.alert_board_service())
                         .add_service(admin.takedown_service())
                         .add_service(admin.moderation_rules_service());
@@ -207,7 +221,7 @@ impl System {
         let grpc_addr = serve_grpc(&tracker, config.grpc.listen, grpc, shutdown.clone()).await?;
         tracker.close();
         info!(%http_addr, %grpc_addr, "bashu ready");
-        Ok(Self { http_addr, grpc_addr, demo_desks, tracker, shutdown })
+        Ok(Self { http_addr, grpc_addr, demo_desks, demo_county_tokens, tracker, shutdown })
     }
 
     /// Waits until every task has stopped after shutdown, or `grace` has passed; true if all stopped.

@@ -31,10 +31,61 @@ struct Cli {
 enum Command {
     /// Submits demo stories over HTTP and prints what arrives in some counties' feeds.
     Demo(demo::DemoArgs),
+    /// Works with ingest mapping adapters offline.
+    #[command(subcommand)]
+    Mapping(MappingCommand),
+}
+
+#[derive(Subcommand)]
+enum MappingCommand {
+    /// Applies a mapping file to a sample payload and prints the Story it makes, or every
+    /// problem with its field path (exit 65). Nothing is submitted; no system is needed.
+    Test {
+        /// The mapping file (JSON).
+        #[arg(long)]
+        mapping: PathBuf,
+        /// A payload in the platform's or CMS's own JSON.
+        #[arg(long)]
+        sample: PathBuf,
+    },
+}
+
+/// Exit code for input that is not valid (EX_DATAERR).
+const EXIT_DATA: u8 = 65;
+
+fn test_mapping(mapping: &std::path::Path, sample: &std::path::Path) -> ExitCode {
+    let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+    let (mapping, sample) = match (read(mapping), read(sample)) {
+        (Ok(mapping), Ok(sample)) => (mapping, sample),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("bashu mapping test: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let counties = bashu_registry::Counties::builtin().expect("the built-in registry");
+    match bashu_ingest::mapping::dry_run(&mapping, &sample, &counties) {
+        Ok(story) => {
+            println!("{}", serde_json::to_string_pretty(&story).expect("a story serialises"));
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in problems {
+                eprintln!(
+                    "{}: {}",
+                    if problem.field.is_empty() { "(document)" } else { &problem.field },
+                    problem.reason
+                );
+            }
+            ExitCode::from(EXIT_DATA)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Mapping(MappingCommand::Test { mapping, sample })) = &cli.command {
+        return test_mapping(mapping, sample);
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
@@ -57,6 +108,7 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
+            Some(Command::Mapping(_)) => unreachable!("handled before the runtime starts"),
             None => serve(&cli.target, &config, Duration::from_secs(cli.grace_seconds)).await,
         }
     });
@@ -75,9 +127,11 @@ async fn serve(targets: &Targets, config: &Config, grace: Duration) -> ExitCode 
         }
     };
     if let (Some(path), false) = (&config.registry.demo_credentials_file, system.demo_desks.is_empty()) {
-        let written = serde_json::to_vec_pretty(&serde_json::json!({ "desks": system.demo_desks }))
-            .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(path, json));
+        let written = serde_json::to_vec_pretty(
+            &serde_json::json!({ "desks": system.demo_desks, "countyTokens": system.demo_county_tokens }),
+        )
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(path, json));
         match written {
             Ok(()) => tracing::info!(path = %path.display(), "demo credentials written"),
             Err(error) => tracing::warn!(path = %path.display(), error = %error, "demo credentials not written"),

@@ -10,7 +10,8 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self { field: field.into(), reason: reason.into() }
     }
 }
@@ -39,8 +40,26 @@ pub enum Error {
         limit: usize,
     },
     /// The request's content type is not one ingest reads.
-    #[error("unsupported content type {0:?}: send application/json")]
+    #[error("unsupported content type {0:?}: send application/json or application/ninjs+json")]
     UnsupportedMediaType(String),
+    /// No token, or one that is unknown or revoked.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The token's county may not do this (submit as another county, read another's story).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The county sent more than its share; it may try again after `retry_after`.
+    #[error("too many submissions from this county: retry after {} s", retry_after.as_secs())]
+    RateLimited {
+        /// When to try again.
+        retry_after: std::time::Duration,
+    },
+    /// A batch larger than a county's whole burst allowance.
+    #[error("the batch has more items than a county may send at once")]
+    TooManyItems,
+    /// No such thing (mapping, media object, feed).
+    #[error("{0}")]
+    NotFound(String),
     /// The bus refused or timed out: the county should retry (same id and version is safe).
     #[error(transparent)]
     Bus(#[from] bashu_bus::Error),
@@ -71,6 +90,11 @@ impl Error {
             Error::TooLarge { .. } => "body_too_large",
             Error::Conflict { .. } => "version_conflict",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::TooManyItems => "batch_too_large",
+            Error::NotFound(_) => "not_found",
             Error::Bus(_) | Error::Store(_) => "unavailable",
         }
     }
@@ -83,7 +107,12 @@ impl Error {
             Error::Invalid(_) | Error::Malformed(_) | Error::UnsupportedMediaType(_) => {
                 tonic::Status::invalid_argument(message)
             }
-            Error::TooLarge { .. } => tonic::Status::resource_exhausted(message),
+            Error::TooLarge { .. } | Error::RateLimited { .. } | Error::TooManyItems => {
+                tonic::Status::resource_exhausted(message)
+            }
+            Error::Unauthenticated(_) => tonic::Status::unauthenticated(message),
+            Error::Forbidden(_) => tonic::Status::permission_denied(message),
+            Error::NotFound(_) => tonic::Status::not_found(message),
             Error::Conflict { .. } => tonic::Status::already_exists(message),
             Error::Bus(_) | Error::Store(_) => tonic::Status::unavailable(message),
         }

@@ -1,23 +1,189 @@
-//! The HTTP front end: `POST /v1/stories` with the canonical proto3 JSON of `Story`.
+//! The HTTP front end. Every route but the published schemas needs a county's bearer token.
+//! Errors are `{"error": {"code", "message", "fields": [{"field", "reason"}]}}`.
 
 use axum::{
     Json, Router,
-    body::{Body, to_bytes},
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
+    body::{Body, Bytes, to_bytes},
+    extract::{DefaultBodyLimit, Multipart, Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, put},
 };
-use bashu_proto::story::v1::Story;
-use serde_json::json;
+use bashu_proto::{ingest::v1::SubmitStoryResponse, story::v1::Story};
+use serde_json::{Value, json};
 
-use crate::{Error, FieldError, Ingest};
+use crate::{Error, FieldError, Ingest, feeds::FeedSource, media};
 
 pub(crate) fn router(ingest: Ingest) -> Router {
+    let media_limit = ingest.largest_media() + 64 * 1024;
     Router::new()
         .route("/v1/stories", post(submit_story))
+        .route("/v1/stories/ninjs", post(submit_ninjs))
+        .route("/v1/stories/batch", post(submit_batch))
+        .route("/v1/stories/mapped/{mapping}", post(submit_mapped))
         .route("/v1/stories/{origin}/{id}/{version}", get(story_status))
+        .route("/v1/mappings", post(register_mapping))
+        .route("/v1/mappings/{mapping}/dry-run", post(dry_run_mapping))
+        .route("/v1/feeds", get(list_feeds))
+        .route("/v1/feeds/{name}", put(put_feed).delete(delete_feed))
+        .route("/v1/media", post(upload_media).layer(DefaultBodyLimit::max(media_limit)))
+        .route("/v1/media/{sha256}", get(fetch_media))
+        .route("/v1/schemas/{file}", get(schema))
         .with_state(ingest)
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+fn media_type(headers: &HeaderMap) -> String {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+async fn body(ingest: &Ingest, body: Body) -> crate::Result<Bytes> {
+    let limit = ingest.max_body_bytes();
+    to_bytes(body, limit).await.map_err(|_| Error::TooLarge { limit })
+}
+
+fn parse_json(bytes: &[u8]) -> crate::Result<Value> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Malformed(FieldError::new("", e.to_string())))
+}
+
+fn accepted(response: SubmitStoryResponse) -> Response {
+    let status = if response.duplicate { StatusCode::OK } else { StatusCode::ACCEPTED };
+    (status, Json(response)).into_response()
+}
+
+async fn submit_story(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Response {
+    let result = async {
+        let county = ingest.authenticate(authorization(&headers)).await?;
+        let bytes = body(&ingest, request).await?;
+        let (story, format) = match media_type(&headers).as_str() {
+            "application/json" => (parse_story(&bytes)?, "json"),
+            "application/ninjs+json" => (parse_ninjs(&bytes, &county)?, "ninjs"),
+            other => return Err(Error::UnsupportedMediaType(other.to_owned())),
+        };
+        ingest.submit_as(&county, vec![story], format).await?.pop().expect("one answer per story")
+    };
+    result.await.map_or_else(|e| error_response(&e), accepted)
+}
+
+async fn submit_ninjs(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Response {
+    let result = async {
+        let county = ingest.authenticate(authorization(&headers)).await?;
+        let story = parse_ninjs(&body(&ingest, request).await?, &county)?;
+        ingest.submit_as(&county, vec![story], "ninjs").await?.pop().expect("one answer per story")
+    };
+    result.await.map_or_else(|e| error_response(&e), accepted)
+}
+
+/// `{"stories": [<Story>, …]}` → `{"results": [{"status": 202, …} | {"status": 400, "error": …}]}`.
+async fn submit_batch(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Response {
+    let result = async {
+        let county = ingest.authenticate(authorization(&headers)).await?;
+        let bytes = body(&ingest, request).await?;
+        let items = match parse_json(&bytes)?.get_mut("stories").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => return Err(Error::Malformed(FieldError::new("stories", "a list of stories"))),
+        };
+        // Each item parses on its own, so one broken item does not hide the others' answers.
+        let mut parsed = Vec::new();
+        let mut answers: Vec<Option<Value>> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match parse_story(item.to_string().as_bytes()) {
+                Ok(story) => {
+                    parsed.push(story);
+                    answers.push(None);
+                }
+                Err(error) => answers.push(Some(item_answer(&prefix_fields(error, i)))),
+            }
+        }
+        let mut results = ingest.submit_as(&county, parsed, "json").await?.into_iter();
+        let answers: Vec<Value> = answers
+            .into_iter()
+            .enumerate()
+            .map(|(i, answer)| match answer {
+                Some(answer) => answer,
+                None => match results.next().expect("one result per parsed story") {
+                    Ok(response) => {
+                        let status = if response.duplicate { 200 } else { 202 };
+                        json!({"status": status, "result": response})
+                    }
+                    Err(error) => item_answer(&prefix_fields(error, i)),
+                },
+            })
+            .collect();
+        Ok(answers)
+    };
+    match result.await {
+        Ok(results) => (StatusCode::OK, Json(json!({"results": results}))).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+fn prefix_fields(error: Error, index: usize) -> Error {
+    let prefix = |f: FieldError| {
+        let field =
+            if f.field.is_empty() { format!("stories[{index}]") } else { format!("stories[{index}].{}", f.field) };
+        FieldError { field, reason: f.reason }
+    };
+    match error {
+        Error::Invalid(fields) => Error::Invalid(fields.into_iter().map(prefix).collect()),
+        Error::Malformed(field) => Error::Malformed(prefix(field)),
+        other => other,
+    }
+}
+
+fn item_answer(error: &Error) -> Value {
+    json!({"status": status_of(error).as_u16(), "error": error_body(error)["error"]})
+}
+
+async fn submit_mapped(
+    State(ingest): State<Ingest>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    request: Body,
+) -> Response {
+    let result = async {
+        let county = ingest.authenticate(authorization(&headers)).await?;
+        let mapping = ingest.mapping(&name).await?;
+        let source = parse_json(&body(&ingest, request).await?)?;
+        let canonical = mapping.apply(&source).map_err(Error::Invalid)?;
+        let story = parse_story(canonical.to_string().as_bytes())?;
+        ingest.submit_as(&county, vec![story], &format!("mapping:{name}")).await?.pop().expect("one answer per story")
+    };
+    result.await.map_or_else(|e| error_response(&e), accepted)
+}
+
+/// Applies a mapping to a sample and answers the story it would make, submitting nothing.
+async fn dry_run_mapping(
+    State(ingest): State<Ingest>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    request: Body,
+) -> Response {
+    let result = async {
+        ingest.authenticate(authorization(&headers)).await?;
+        let mapping = ingest.mapping(&name).await?;
+        let canonical = mapping.apply(&parse_json(&body(&ingest, request).await?)?).map_err(Error::Invalid)?;
+        parse_story(canonical.to_string().as_bytes())
+    };
+    match result.await {
+        Ok(story) => Json(json!({"story": story})).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn register_mapping(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Response {
+    let result = async {
+        let county = ingest.authenticate(authorization(&headers)).await?;
+        ingest.register_mapping(&county, &body(&ingest, request).await?).await
+    };
+    match result.await {
+        Ok(name) => (StatusCode::CREATED, Json(json!({"name": name}))).into_response(),
+        Err(error) => error_response(&error),
+    }
 }
 
 /// What became of a submitted version: `accepted` (waiting for moderation), `approved`, `held`
@@ -25,48 +191,133 @@ pub(crate) fn router(ingest: Ingest) -> Router {
 async fn story_status(
     State(ingest): State<Ingest>,
     Path((origin, id, version)): Path<(String, String, u32)>,
+    headers: HeaderMap,
 ) -> Response {
-    match ingest.status(&origin, &id, version).await {
-        Ok(Some(status)) => Json(status).into_response(),
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            Json(
-                json!({"error": {"code": "not_found", "message": "no such story version was accepted", "fields": []}}),
-            ),
-        )
-            .into_response(),
+    let result = async {
+        let county = ingest.authenticate(authorization(&headers)).await?;
+        let answer = ingest.status(&origin, &id, version).await?;
+        if let Some(answer) = &answer
+            && answer["originCounty"] != county.as_str()
+        {
+            return Err(Error::Forbidden(format!("county {county} may only read its own stories")));
+        }
+        answer.ok_or_else(|| Error::NotFound("no such story version was accepted".into()))
+    };
+    match result.await {
+        Ok(status) => Json(status).into_response(),
         Err(error) => error_response(&error),
     }
 }
 
-async fn submit_story(State(ingest): State<Ingest>, headers: HeaderMap, body: Body) -> Response {
-    match parse_and_submit(&ingest, &headers, body).await {
-        Ok(response) => {
-            let status = if response.duplicate { StatusCode::OK } else { StatusCode::ACCEPTED };
-            (status, Json(response)).into_response()
+async fn list_feeds(State(ingest): State<Ingest>, headers: HeaderMap) -> Response {
+    let result = async {
+        let county = ingest.authenticate(authorization(&headers)).await?;
+        let feeds = ingest.feeds(Some(&county)).await?;
+        Ok(feeds
+            .into_iter()
+            .map(|(_, name, source, state)| json!({"name": name, "source": source, "state": state}))
+            .collect::<Vec<_>>())
+    };
+    match result.await {
+        Ok(feeds) => Json(json!({"feeds": feeds})).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn put_feed(
+    State(ingest): State<Ingest>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    request: Body,
+) -> Response {
+    let result = async {
+        let county = ingest.authenticate(authorization(&headers)).await?;
+        let bytes = body(&ingest, request).await?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let source: FeedSource = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            Error::Malformed(FieldError::new(
+                error.path().to_string().trim_start_matches('.'),
+                error.into_inner().to_string(),
+            ))
+        })?;
+        ingest.put_feed(&county, &name, source).await
+    };
+    match result.await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn delete_feed(State(ingest): State<Ingest>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    let result = async {
+        let county = ingest.authenticate(authorization(&headers)).await?;
+        ingest.delete_feed(&county, &name).await
+    };
+    match result.await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+/// `multipart/form-data` with one part named `file` that has its own content type.
+async fn upload_media(State(ingest): State<Ingest>, headers: HeaderMap, mut form: Multipart) -> Response {
+    let result = async {
+        let county = ingest.authenticate(authorization(&headers)).await?;
+        ingest.admit_upload(&county)?;
+        let malformed = |reason: String| Error::Malformed(FieldError::new("file", reason));
+        while let Some(mut field) = form.next_field().await.map_err(|e| malformed(e.to_string()))? {
+            if field.name() != Some("file") {
+                continue;
+            }
+            let media_type = field.content_type().unwrap_or("").to_ascii_lowercase();
+            let limit = ingest
+                .media_limit(&media_type)
+                .ok_or_else(|| Error::UnsupportedMediaType(format!("{media_type} (media: see ingest.media_limits)")))?;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(|e| malformed(e.to_string()))? {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > limit {
+                    return Err(Error::TooLarge { limit });
+                }
+            }
+            return media::store(ingest.media_objects(), &media_type, bytes, &county).await;
+        }
+        Err(malformed("a part named `file` is required".into()))
+    };
+    match result.await {
+        Ok(stored) => (StatusCode::CREATED, Json(stored)).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn fetch_media(State(ingest): State<Ingest>, Path(sha256): Path<String>, headers: HeaderMap) -> Response {
+    let result = async {
+        ingest.authenticate(authorization(&headers)).await?;
+        media::fetch(ingest.media_objects(), &sha256).await
+    };
+    match result.await {
+        Ok((media_type, bytes)) => {
+            let content_type =
+                HeaderValue::from_str(&media_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
         }
         Err(error) => error_response(&error),
     }
 }
 
-async fn parse_and_submit(
-    ingest: &Ingest,
-    headers: &HeaderMap,
-    body: Body,
-) -> crate::Result<bashu_proto::ingest::v1::SubmitStoryResponse> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if !media_type.eq_ignore_ascii_case("application/json") {
-        return Err(Error::UnsupportedMediaType(content_type.to_owned()));
-    }
-    let limit = ingest.max_body_bytes();
-    let bytes = to_bytes(body, limit).await.map_err(|_| Error::TooLarge { limit })?;
-    let story = parse_story(&bytes)?;
-    ingest.submit(story, "json").await
+/// The published schemas: the Bashu ninjs profile and the official ones it builds on.
+async fn schema(Path(file): Path<String>) -> Response {
+    let text = match file.as_str() {
+        "bashu-ninjs-profile_1.0.json" => bashu_ninjs::PROFILE_SCHEMA,
+        "ninjs-schema_3.2.json" => bashu_ninjs::OFFICIAL_SCHEMA,
+        "GeoJSON.json" => bashu_ninjs::GEOJSON_SCHEMA,
+        _ => return error_response(&Error::NotFound(format!("no schema {file}"))),
+    };
+    ([(header::CONTENT_TYPE, "application/schema+json")], text).into_response()
 }
 
 /// Parses the canonical JSON, naming the field that broke it.
-fn parse_story(bytes: &[u8]) -> crate::Result<Story> {
+pub(crate) fn parse_story(bytes: &[u8]) -> crate::Result<Story> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let story: Story = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -77,25 +328,45 @@ fn parse_story(bytes: &[u8]) -> crate::Result<Story> {
     Ok(story)
 }
 
-fn error_response(error: &Error) -> Response {
-    let status = match error {
+/// Parses and maps a ninjs document; schema problems are named by JSON Pointer.
+fn parse_ninjs(bytes: &[u8], county: &str) -> crate::Result<Story> {
+    let document = parse_json(bytes)?;
+    bashu_ninjs::story_from_ninjs(&document, county).map_err(|problems| {
+        Error::Invalid(problems.into_iter().map(|p| FieldError::new(format!("ninjs:{}", p.path), p.reason)).collect())
+    })
+}
+
+fn status_of(error: &Error) -> StatusCode {
+    match error {
         Error::Invalid(_) | Error::Malformed(_) => StatusCode::BAD_REQUEST,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::RateLimited { .. } | Error::TooManyItems => StatusCode::TOO_MANY_REQUESTS,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Bus(_) | Error::Store(_) => {
             tracing::warn!(error = %error, "submission not accepted, bus unavailable");
             StatusCode::SERVICE_UNAVAILABLE
         }
-    };
-    let body = json!({
-        "error": {
-            "code": error.code(),
-            "message": error.to_string(),
-            "fields": error.fields(),
-        }
-    });
-    (status, Json(body)).into_response()
+    }
+}
+
+fn error_body(error: &Error) -> Value {
+    json!({"error": {"code": error.code(), "message": error.to_string(), "fields": error.fields()}})
+}
+
+fn error_response(error: &Error) -> Response {
+    let mut response = (status_of(error), Json(error_body(error))).into_response();
+    if let Error::RateLimited { retry_after } = error {
+        let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Error::Unauthenticated(_) = error {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
 }
 
 #[cfg(test)]
@@ -123,5 +394,15 @@ mod tests {
         assert_eq!(story.origin_county, "511083");
         assert_eq!(story.created_at.unwrap().seconds, 1_795_824_000);
         assert!(story.sharing.unwrap().partners);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 500, ..Default::default() })]
+        #[test]
+        fn canonical_json_parses_or_fails_cleanly(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+                                                  text in r#"\{("[a-zA-Z]{1,12}":("[^"]{0,8}"|[0-9]{1,12}|true|null|\[\]|\{\}),?){0,6}\}"#) {
+            let _ = parse_story(&bytes);
+            let _ = parse_story(text.as_bytes());
+        }
     }
 }

@@ -1,10 +1,15 @@
-//! Bashu ingest: accepts a county's story (canonical JSON over HTTP, protobuf over gRPC),
-//! validates and normalises it (old county codes resolved, defaults filled), answers a
-//! resubmission with its first result, and publishes `StorySubmitted` for moderation.
+//! Bashu ingest: accepts a county's stories (canonical JSON and ninjs over HTTP, protobuf over
+//! gRPC, mapped platform payloads, polled RSS/Atom feeds, uploaded media), checks who sends them,
+//! validates and normalises them, answers a resubmission with its first result, and publishes
+//! `StorySubmitted` for moderation.
 
+mod access;
 mod error;
+pub mod feeds;
 mod grpc;
 mod http;
+pub mod mapping;
+pub mod media;
 mod validate;
 
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use bashu_proto::{
     ingest::v1::{AcceptedRecord, SubmitStoryResponse},
     story::v1::{ModerationDecision, Story, StorySubmitted, Verdict},
 };
-use bashu_registry::{Counties, RegistryView};
+use bashu_registry::{Counties, CountyTokens, RegistryView};
 use prost::Message;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -31,11 +36,47 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How the consumer of moderation decisions (for the status answers) retries.
     pub status_consumer: bashu_bus::RetryConfig,
+    /// Submissions a county may make per minute, sustained (HTTP 429 above it).
+    pub rate_per_minute: u32,
+    /// Submissions a county may make at once (a batch counts each item).
+    pub rate_burst: u32,
+    /// Most items in one batch.
+    pub max_batch_items: usize,
+    /// Feed polling.
+    pub feeds: FeedsConfig,
+    /// Largest upload per media type prefix, in bytes; other types are refused (HTTP 415).
+    pub media_limits: std::collections::BTreeMap<String, usize>,
+}
+
+/// Feed polling settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedsConfig {
+    /// The shortest interval a county may register.
+    pub min_interval_secs: u64,
+    /// How often the poller looks for feeds that are due.
+    pub tick_ms: u64,
+    /// How long one fetch may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        Self { min_interval_secs: 60, tick_ms: 1_000, timeout_secs: 20 }
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, status_consumer: bashu_bus::RetryConfig::default() }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            status_consumer: bashu_bus::RetryConfig::default(),
+            rate_per_minute: 600,
+            rate_burst: 100,
+            max_batch_items: 100,
+            feeds: FeedsConfig::default(),
+            media_limits: media::default_limits(),
+        }
     }
 }
 
@@ -44,6 +85,18 @@ impl Config {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
             return Err("ingest.max_body_bytes must be between 1 KiB and 64 MiB".into());
+        }
+        if self.rate_per_minute == 0 || self.rate_burst == 0 {
+            return Err("ingest.rate_per_minute and ingest.rate_burst must be at least 1".into());
+        }
+        if !(1..=1000).contains(&self.max_batch_items) {
+            return Err("ingest.max_batch_items must be between 1 and 1000".into());
+        }
+        if self.feeds.min_interval_secs == 0 || self.feeds.tick_ms == 0 || self.feeds.timeout_secs == 0 {
+            return Err("ingest.feeds: intervals must be at least 1".into());
+        }
+        if self.media_limits.values().any(|&limit| limit == 0 || limit > 1024 * 1024 * 1024) {
+            return Err("ingest.media_limits: each limit between 1 byte and 1 GiB".into());
         }
         self.status_consumer.validate().map_err(|e| format!("ingest.status_consumer: {e}"))
     }
@@ -61,13 +114,131 @@ struct Inner {
     counties: Arc<Counties>,
     registry: RegistryView,
     accepted: kv::Store,
+    access: access::Access,
+    media: async_nats::jetstream::object_store::ObjectStore,
+    builtin_mappings: Vec<mapping::Mapping>,
 }
 
 impl Ingest {
     /// Builds the service on a provisioned bus.
-    pub async fn build(config: Config, bus: Bus, counties: Arc<Counties>, registry: RegistryView) -> Result<Self> {
+    pub async fn build(
+        config: Config,
+        bus: Bus,
+        counties: Arc<Counties>,
+        registry: RegistryView,
+        tokens: CountyTokens,
+    ) -> Result<Self> {
         let accepted = bus.ingest_bucket().await?;
-        Ok(Self { inner: Arc::new(Inner { config, bus, counties, registry, accepted }) })
+        let media = bus.media_store().await?;
+        let at_least_one = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("at least one");
+        let access = access::Access::new(tokens, at_least_one(config.rate_per_minute), at_least_one(config.rate_burst));
+        let builtin_mappings = mapping::builtin();
+        Ok(Self {
+            inner: Arc::new(Inner { config, bus, counties, registry, accepted, access, media, builtin_mappings }),
+        })
+    }
+
+    /// The county a bearer token acts for (401 otherwise).
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<String> {
+        self.inner.access.county(authorization).await
+    }
+
+    /// Submits stories as `county`: each must name it as origin (or leave origin empty), and
+    /// the county's allowance must cover them all. Each item's answer is independent.
+    pub async fn submit_as(
+        &self,
+        county: &str,
+        stories: Vec<Story>,
+        input_format: &str,
+    ) -> Result<Vec<Result<SubmitStoryResponse>>> {
+        if stories.len() > self.inner.config.max_batch_items {
+            return Err(Error::Invalid(vec![FieldError::new(
+                "stories",
+                format!("at most {} items in one batch", self.inner.config.max_batch_items),
+            )]));
+        }
+        self.inner.access.admit(county, u32::try_from(stories.len()).unwrap_or(u32::MAX))?;
+        let mut answers = Vec::with_capacity(stories.len());
+        for mut story in stories {
+            if story.origin_county.is_empty() {
+                story.origin_county = county.to_owned();
+            }
+            let origin = self.inner.counties.resolve(&story.origin_county).map(|r| r.county.code.clone());
+            answers.push(match origin {
+                Ok(origin) if origin != county => Err(Error::Forbidden(format!(
+                    "this token belongs to county {county}; it cannot submit as {}",
+                    story.origin_county
+                ))),
+                // Unknown codes are reported by validation, with the field.
+                _ => self.submit(story, input_format).await,
+            });
+        }
+        Ok(answers)
+    }
+
+    /// Counts an upload against the county's allowance.
+    pub(crate) fn admit_upload(&self, county: &str) -> Result<()> {
+        self.inner.access.admit(county, 1)
+    }
+
+    /// Whether this story version was accepted before.
+    pub(crate) async fn already_accepted(&self, story: &Story) -> Result<bool> {
+        let key = format!("{}.{}.{}", story.origin_county, story.id, story.version);
+        Ok(self.inner.accepted.get(key).await.map_err(Error::store)?.is_some())
+    }
+
+    /// A mapping by name: one registered by a county, else a shipped example.
+    pub async fn mapping(&self, name: &str) -> Result<mapping::Mapping> {
+        if let Some(bytes) = self.inner.accepted.get(format!("mapping.{name}")).await.map_err(Error::store)? {
+            let record: serde_json::Value = serde_json::from_slice(&bytes).map_err(Error::store)?;
+            let file = record["file"].to_string();
+            return mapping::Mapping::parse(file.as_bytes()).map_err(Error::Invalid);
+        }
+        self.inner
+            .builtin_mappings
+            .iter()
+            .find(|m| m.name() == name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("no mapping named {name:?}")))
+    }
+
+    /// Registers a mapping file for `county`; refused with every problem if it is broken. A
+    /// name belongs to the county that registered it first.
+    pub async fn register_mapping(&self, county: &str, bytes: &[u8]) -> Result<String> {
+        let mapping = mapping::Mapping::parse(bytes).map_err(Error::Invalid)?;
+        let key = format!("mapping.{}", mapping.name());
+        if let Some(existing) = self.inner.accepted.get(&key).await.map_err(Error::store)? {
+            let record: serde_json::Value = serde_json::from_slice(&existing).map_err(Error::store)?;
+            if record["owner"] != county {
+                return Err(Error::Forbidden(format!(
+                    "mapping {} belongs to county {}",
+                    mapping.name(),
+                    record["owner"]
+                )));
+            }
+        }
+        if self.inner.builtin_mappings.iter().any(|m| m.name() == mapping.name()) {
+            return Err(Error::Forbidden(format!("{} is the name of a shipped mapping", mapping.name())));
+        }
+        let file: serde_json::Value = serde_json::from_slice(bytes).map_err(Error::store)?;
+        let record = serde_json::json!({"owner": county, "file": file});
+        self.inner.accepted.put(key, record.to_string().into()).await.map_err(Error::store)?;
+        Ok(mapping.name().to_owned())
+    }
+
+    /// The object store of uploaded media.
+    pub(crate) fn media_objects(&self) -> &async_nats::jetstream::object_store::ObjectStore {
+        &self.inner.media
+    }
+
+    /// The configured size limit of a media type (None: not accepted).
+    pub(crate) fn media_limit(&self, media_type: &str) -> Option<usize> {
+        media::limit_for(&self.inner.config.media_limits, media_type)
+    }
+
+    /// The largest media upload of any type.
+    pub(crate) fn largest_media(&self) -> usize {
+        self.inner.config.media_limits.values().copied().max().unwrap_or(0)
     }
 
     /// The HTTP routes (`POST /v1/stories`).
@@ -130,6 +301,7 @@ impl Ingest {
         retry: bashu_bus::RetryConfig,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<(), bashu_bus::Error> {
+        let feeds = tokio::spawn(self.clone().poll_feeds(shutdown.clone()));
         let bus = self.inner.bus.clone();
         let accepted = self.inner.accepted.clone();
         let handler = move |delivery: bashu_bus::Delivery<ModerationDecision>| {
@@ -146,7 +318,9 @@ impl Ingest {
                     .map_err(|e| bashu_bus::Failure::Retry(e.to_string()))
             }
         };
-        bus.consume(bus.ingest_status_consumer((&retry).into()), handler, shutdown).await
+        let consumed = bus.consume(bus.ingest_status_consumer((&retry).into()), handler, shutdown).await;
+        feeds.abort();
+        consumed
     }
 
     /// What became of a story version (None: never accepted). `origin` may be an old code.
