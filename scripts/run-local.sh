@@ -49,10 +49,11 @@ cat <<INFO
 
 Bashu is running on loopback:
   NATS         $BASHU_NATS__URL          (JetStream store in .run/nats)
-  HTTP ingest  POST http://$BASHU_HTTP__LISTEN/v1/stories   (canonical JSON of bashu.story.v1.Story)
+  HTTP ingest  POST http://$BASHU_HTTP__LISTEN/v1/stories   (canonical JSON of bashu.story.v1.Story;
+               authorization: Bearer <countyTokens[code] in .run/demo-credentials.json>)
   HTTP alerts  POST http://$BASHU_HTTP__LISTEN/v1/alerts       (signed CAP 1.2 XML; docs/alerts.md)
   gRPC         $BASHU_GRPC__LISTEN   (IngestService, AlertService, admin RegistryService and AlertBoardService)
-  demo keys    $BASHU_REGISTRY__DEMO_CREDENTIALS_FILE   (demo desks' secret keys, new on every start)
+  demo keys    $BASHU_REGISTRY__DEMO_CREDENTIALS_FILE   (demo desks' secret keys and county tokens, new on every start)
   admin writes gRPC metadata "authorization: Bearer $BASHU_ADMIN__OPERATOR_TOKEN" (dev only)
   logs         .run/bashu.log, .run/nats-server.log
   county feeds docs/county-integration.md (stream FEEDS, consumer feed-<code>)
