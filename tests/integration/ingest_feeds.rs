@@ -64,6 +64,7 @@ async fn rss_and_atom_items_are_ingested_once_a_bad_item_is_reported_and_polls_a
     let t = TestSystem::start_configured(&[Target::Ingest], |config| {
         config.ingest.feeds.min_interval_secs = 1;
         config.ingest.feeds.tick_ms = 100;
+        config.ingest.feeds.allow_private_addresses = true;
     })
     .await;
     let http = bashu::http_client();
@@ -128,6 +129,7 @@ async fn a_dead_feed_backs_off_and_says_why() {
     let t = TestSystem::start_configured(&[Target::Ingest], |config| {
         config.ingest.feeds.min_interval_secs = 1;
         config.ingest.feeds.tick_ms = 100;
+        config.ingest.feeds.allow_private_addresses = true;
     })
     .await;
     let dead = format!("http://127.0.0.1:{}/gone", bashu_test_support::free_port());
@@ -159,4 +161,37 @@ async fn a_dead_feed_backs_off_and_says_why() {
     assert!(state["lastError"].as_str().unwrap().contains("fetch failed"), "{state}");
     let wait = state["nextPoll"].as_u64().unwrap() - state["lastPolled"].as_u64().unwrap();
     assert!(wait >= 4, "the second failure waits 2² intervals: {state}");
+}
+
+#[tokio::test]
+async fn by_default_a_feed_inside_the_network_is_not_fetched() {
+    let t = TestSystem::start_configured(&[Target::Ingest], |config| {
+        config.ingest.feeds.min_interval_secs = 1;
+        config.ingest.feeds.tick_ms = 100;
+    })
+    .await;
+    let token = t.token_for("511083").await;
+    let http = bashu::http_client();
+    let response = http
+        .put(format!("{}/v1/feeds/inside", t.http_base()))
+        .bearer_auth(&token)
+        .json(&json!({"url": "http://127.0.0.1:8222/varz", "intervalSecs": 1, "category": "CATEGORY_OTHER"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let error = || async {
+        let listed: Value = http
+            .get(format!("{}/v1/feeds", t.http_base()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        listed["feeds"][0]["state"]["lastError"].as_str().unwrap_or("").to_owned()
+    };
+    eventually("the poll is refused", || async { !error().await.is_empty() }).await;
+    assert!(error().await.contains("loopback, private or link-local"), "{}", error().await);
 }

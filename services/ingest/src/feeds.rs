@@ -259,6 +259,9 @@ impl Ingest {
         source: &FeedSource,
         state: &mut FeedState,
     ) -> std::result::Result<(), String> {
+        if !self.inner.config.feeds.allow_private_addresses {
+            refuse_private(&source.url).await?;
+        }
         let mut request = client.get(&source.url);
         if let Some(etag) = &state.etag {
             request = request.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -315,6 +318,36 @@ impl Ingest {
         state.last_modified = modified;
         Ok(())
     }
+}
+
+/// Refuses a URL whose host resolves to a loopback, private, link-local or unspecified address.
+/// (A name that changes its answer between this check and the fetch can still slip through;
+/// a network policy on ingest's egress is the complete answer.)
+async fn refuse_private(url: &str) -> std::result::Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let host = parsed.host_str().ok_or("the URL has no host")?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses = tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    for address in addresses {
+        let internal = match address.ip() {
+            std::net::IpAddr::V4(ip) => {
+                ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast()
+            }
+            std::net::IpAddr::V6(ip) => {
+                let segments = ip.segments();
+                ip.is_loopback()
+                    || ip.is_unspecified()
+                    || (segments[0] & 0xfe00) == 0xfc00
+                    || (segments[0] & 0xffc0) == 0xfe80
+                    || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_private())
+            }
+        };
+        if internal {
+            return Err(format!("{host} is a loopback, private or link-local address ({}); not fetched", address.ip()));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

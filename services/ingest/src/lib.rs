@@ -58,11 +58,14 @@ pub struct FeedsConfig {
     pub tick_ms: u64,
     /// How long one fetch may take.
     pub timeout_secs: u64,
+    /// Whether a feed may live at a loopback, private or link-local address. Off: a county
+    /// cannot make ingest fetch from inside the cluster.
+    pub allow_private_addresses: bool,
 }
 
 impl Default for FeedsConfig {
     fn default() -> Self {
-        Self { min_interval_secs: 60, tick_ms: 1_000, timeout_secs: 20 }
+        Self { min_interval_secs: 60, tick_ms: 1_000, timeout_secs: 20, allow_private_addresses: false }
     }
 }
 
