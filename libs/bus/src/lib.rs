@@ -18,7 +18,8 @@ pub use events::{AlertTrackingEvent, Event, Incoming, Route};
 pub use subjects::Subjects;
 pub use topology::{
     ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, CREDENTIALS_BUCKET, ConsumerSpec, DEAD_LETTERS, DISTRIBUTION_BUCKET,
-    FEEDS, INGEST_BUCKET, MEDIA_STORE, MODERATION_BUCKET, REGISTRY_BUCKET, Retry, RetryConfig, STORIES, Topology,
+    FEEDS, INGEST_BUCKET, INGEST_FEEDS_BUCKET, MEDIA_STORE, MODERATION_BUCKET, REGISTRY_BUCKET, Retry, RetryConfig,
+    STORIES, Topology,
 };
 
 use async_nats::{HeaderMap, jetstream};

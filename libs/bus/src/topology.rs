@@ -32,8 +32,11 @@ pub const DISTRIBUTION_BUCKET: &str = "DISTRIBUTION";
 pub const REGISTRY_BUCKET: &str = "REGISTRY";
 /// Ingest's durable record of every accepted story version (key-value bucket).
 pub const INGEST_BUCKET: &str = "INGEST_ACCEPTED";
-/// Digests of county tokens, feed sources and their polling state, mapping adapters (key-value bucket).
+/// Digests of county tokens (key-value bucket).
 pub const CREDENTIALS_BUCKET: &str = "CREDENTIALS";
+/// The feeds counties registered and their polling state (key-value bucket; small, so the
+/// poller can list it every tick).
+pub const INGEST_FEEDS_BUCKET: &str = "INGEST_FEEDS";
 /// Media uploaded by counties, by sha256 digest (object store).
 pub const MEDIA_STORE: &str = "MEDIA";
 
@@ -241,6 +244,7 @@ impl Bus {
         self.distribution_bucket().await?;
         self.moderation_bucket().await?;
         self.credentials_bucket().await?;
+        self.ingest_feeds_bucket().await?;
         self.media_store().await?;
         Ok(())
     }
@@ -269,9 +273,14 @@ impl Bus {
         self.bucket(INGEST_BUCKET, 1).await
     }
 
-    /// County tokens (digests only), ingest's feed sources and mapping adapters.
+    /// County tokens (digests only).
     pub async fn credentials_bucket(&self) -> Result<kv::Store> {
         self.bucket(CREDENTIALS_BUCKET, 1).await
+    }
+
+    /// Ingest's registered feeds and their polling state.
+    pub async fn ingest_feeds_bucket(&self) -> Result<kv::Store> {
+        self.bucket(INGEST_FEEDS_BUCKET, 1).await
     }
 
     /// Uploaded media, each object named by its sha256 digest.

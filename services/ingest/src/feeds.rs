@@ -146,20 +146,20 @@ impl Ingest {
         }
         source.check(self.inner.config.feeds.min_interval_secs)?;
         let bytes = serde_json::to_vec(&source).map_err(Error::store)?;
-        self.inner.accepted.put(Self::feed_key(county, name), bytes.into()).await.map_err(Error::store)?;
+        self.inner.feeds.put(Self::feed_key(county, name), bytes.into()).await.map_err(Error::store)?;
         let state = serde_json::to_vec(&FeedState::default()).map_err(Error::store)?;
-        self.inner.accepted.put(format!("{STATE_KEY}{county}.{name}"), state.into()).await.map_err(Error::store)?;
+        self.inner.feeds.put(format!("{STATE_KEY}{county}.{name}"), state.into()).await.map_err(Error::store)?;
         Ok(())
     }
 
     /// Removes one of the county's feeds.
     pub async fn delete_feed(&self, county: &str, name: &str) -> Result<()> {
         let key = Self::feed_key(county, name);
-        if self.inner.accepted.get(&key).await.map_err(Error::store)?.is_none() {
+        if self.inner.feeds.get(&key).await.map_err(Error::store)?.is_none() {
             return Err(Error::NotFound(format!("county {county} has no feed {name}")));
         }
-        self.inner.accepted.purge(&key).await.map_err(Error::store)?;
-        self.inner.accepted.purge(format!("{STATE_KEY}{county}.{name}")).await.map_err(Error::store)?;
+        self.inner.feeds.purge(&key).await.map_err(Error::store)?;
+        self.inner.feeds.purge(format!("{STATE_KEY}{county}.{name}")).await.map_err(Error::store)?;
         Ok(())
     }
 
@@ -170,17 +170,16 @@ impl Ingest {
             None => SOURCE_KEY.to_owned(),
         };
         let keys: Vec<String> =
-            self.inner.accepted.keys().await.map_err(Error::store)?.try_collect().await.map_err(Error::store)?;
+            self.inner.feeds.keys().await.map_err(Error::store)?.try_collect().await.map_err(Error::store)?;
         let mut feeds = Vec::new();
         for key in keys.into_iter().filter(|k| k.starts_with(&prefix)) {
             let Some((county, name)) = key[SOURCE_KEY.len()..].split_once('.') else { continue };
-            let Some(bytes) = self.inner.accepted.get(&key).await.map_err(Error::store)? else { continue };
+            let Some(bytes) = self.inner.feeds.get(&key).await.map_err(Error::store)? else { continue };
             let Ok(source) = serde_json::from_slice::<FeedSource>(&bytes) else { continue };
-            let state =
-                match self.inner.accepted.get(format!("{STATE_KEY}{county}.{name}")).await.map_err(Error::store)? {
-                    Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
-                    None => FeedState::default(),
-                };
+            let state = match self.inner.feeds.get(format!("{STATE_KEY}{county}.{name}")).await.map_err(Error::store)? {
+                Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+                None => FeedState::default(),
+            };
             feeds.push((county.to_owned(), name.to_owned(), source, state));
         }
         Ok(feeds)
@@ -217,8 +216,8 @@ impl Ingest {
                 if let Ok(bytes) = serde_json::to_vec(&state) {
                     let key = format!("{STATE_KEY}{county}.{name}");
                     // Only while the feed is still registered: a deleted feed stays deleted.
-                    if matches!(self.inner.accepted.get(Self::feed_key(&county, &name)).await, Ok(Some(_))) {
-                        let _ = self.inner.accepted.put(key, bytes.into()).await;
+                    if matches!(self.inner.feeds.get(Self::feed_key(&county, &name)).await, Ok(Some(_))) {
+                        let _ = self.inner.feeds.put(key, bytes.into()).await;
                     }
                 }
             }

@@ -117,6 +117,7 @@ struct Inner {
     counties: Arc<Counties>,
     registry: RegistryView,
     accepted: kv::Store,
+    feeds: kv::Store,
     access: access::Access,
     media: async_nats::jetstream::object_store::ObjectStore,
     builtin_mappings: Vec<mapping::Mapping>,
@@ -132,12 +133,23 @@ impl Ingest {
         tokens: CountyTokens,
     ) -> Result<Self> {
         let accepted = bus.ingest_bucket().await?;
+        let feeds = bus.ingest_feeds_bucket().await?;
         let media = bus.media_store().await?;
         let at_least_one = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("at least one");
         let access = access::Access::new(tokens, at_least_one(config.rate_per_minute), at_least_one(config.rate_burst));
         let builtin_mappings = mapping::builtin();
         Ok(Self {
-            inner: Arc::new(Inner { config, bus, counties, registry, accepted, access, media, builtin_mappings }),
+            inner: Arc::new(Inner {
+                config,
+                bus,
+                counties,
+                registry,
+                accepted,
+                feeds,
+                access,
+                media,
+                builtin_mappings,
+            }),
         })
     }
 
