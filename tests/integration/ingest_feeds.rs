@@ -42,6 +42,41 @@ async fn serve(
     ([("content-type", content_type), ("etag", etag.as_str())], body).into_response()
 }
 
+/// Ingest alone, polling every 100 ms, feeds allowed every second.
+async fn feed_system(allow_private_addresses: bool) -> TestSystem {
+    TestSystem::start_configured(&[Target::Ingest], |config| {
+        config.ingest.feeds.min_interval_secs = 1;
+        config.ingest.feeds.tick_ms = 100;
+        config.ingest.feeds.allow_private_addresses = allow_private_addresses;
+    })
+    .await
+}
+
+/// `PUT /v1/feeds/<name>` as a county: the status and the answer's text.
+async fn register_feed(t: &TestSystem, county: &str, name: &str, source: Value) -> (u16, String) {
+    let response = bashu::http_client()
+        .put(format!("{}/v1/feeds/{name}", t.http_base()))
+        .bearer_auth(t.token_for(county).await)
+        .json(&source)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// `GET /v1/feeds` as a county.
+async fn feeds_of(t: &TestSystem, county: &str) -> Value {
+    bashu::http_client()
+        .get(format!("{}/v1/feeds", t.http_base()))
+        .bearer_auth(t.token_for(county).await)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn rss_and_atom_items_are_ingested_once_a_bad_item_is_reported_and_polls_are_conditional() {
     let seen = Seen::default();
@@ -61,32 +96,16 @@ async fn rss_and_atom_items_are_ingested_once_a_bad_item_is_reported_and_polls_a
     let feeds = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let t = TestSystem::start_configured(&[Target::Ingest], |config| {
-        config.ingest.feeds.min_interval_secs = 1;
-        config.ingest.feeds.tick_ms = 100;
-        config.ingest.feeds.allow_private_addresses = true;
-    })
-    .await;
-    let http = bashu::http_client();
+    let t = feed_system(true).await;
     for (county, name, path) in [("511083", "news", "rss"), ("500153", "news", "atom")] {
-        let response = http
-            .put(format!("{}/v1/feeds/{name}", t.http_base()))
-            .bearer_auth(t.token_for(county).await)
-            .json(&json!({"url": format!("{feeds}/{path}"), "intervalSecs": 1, "category": "CATEGORY_LIVELIHOOD", "sharing": {"partners": true}}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+        let source = json!({"url": format!("{feeds}/{path}"), "intervalSecs": 1, "category": "CATEGORY_LIVELIHOOD", "sharing": {"partners": true}});
+        let (status, answer) = register_feed(&t, county, name, source).await;
+        assert_eq!(status, 204, "{answer}");
     }
-    let bad = http
-        .put(format!("{}/v1/feeds/x", t.http_base()))
-        .bearer_auth(t.token_for("511083").await)
-        .json(&json!({"url": "ftp://x", "intervalSecs": 0, "category": "NOPE"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
-    let answer: Value = bad.json().await.unwrap();
+    let (status, answer) =
+        register_feed(&t, "511083", "x", json!({"url": "ftp://x", "intervalSecs": 0, "category": "NOPE"})).await;
+    assert_eq!(status, 400);
+    let answer: Value = serde_json::from_str(&answer).unwrap();
     let fields: Vec<&str> =
         answer["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["url", "intervalSecs", "category"]);
@@ -106,15 +125,7 @@ async fn rss_and_atom_items_are_ingested_once_a_bad_item_is_reported_and_polls_a
     let first = seen.0.lock().unwrap().iter().find(|(p, _)| p == "rss").cloned().unwrap();
     assert_eq!(first.1, None, "the first poll is unconditional");
 
-    let listed: Value = http
-        .get(format!("{}/v1/feeds", t.http_base()))
-        .bearer_auth(t.token_for("511083").await)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = feeds_of(&t, "511083").await;
     let state = &listed["feeds"][0]["state"];
     assert_eq!(state["itemsIngested"], 2, "{listed}");
     assert_eq!(state["consecutiveFailures"], 0);
@@ -126,35 +137,13 @@ async fn rss_and_atom_items_are_ingested_once_a_bad_item_is_reported_and_polls_a
 
 #[tokio::test]
 async fn a_dead_feed_backs_off_and_says_why() {
-    let t = TestSystem::start_configured(&[Target::Ingest], |config| {
-        config.ingest.feeds.min_interval_secs = 1;
-        config.ingest.feeds.tick_ms = 100;
-        config.ingest.feeds.allow_private_addresses = true;
-    })
-    .await;
+    let t = feed_system(true).await;
     let dead = format!("http://127.0.0.1:{}/gone", bashu_test_support::free_port());
-    let token = t.token_for("511083").await;
-    let http = bashu::http_client();
-    let response = http
-        .put(format!("{}/v1/feeds/dead", t.http_base()))
-        .bearer_auth(&token)
-        .json(&json!({"url": dead, "intervalSecs": 1, "category": "CATEGORY_OTHER"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
-    let state = || async {
-        let listed: Value = http
-            .get(format!("{}/v1/feeds", t.http_base()))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        listed["feeds"][0]["state"].clone()
-    };
+    let (status, _) =
+        register_feed(&t, "511083", "dead", json!({"url": dead, "intervalSecs": 1, "category": "CATEGORY_OTHER"}))
+            .await;
+    assert_eq!(status, 204);
+    let state = || async { feeds_of(&t, "511083").await["feeds"][0]["state"].clone() };
     eventually("the dead feed has failed twice", || async { state().await["consecutiveFailures"].as_u64() >= Some(2) })
         .await;
     let state = state().await;
@@ -165,33 +154,11 @@ async fn a_dead_feed_backs_off_and_says_why() {
 
 #[tokio::test]
 async fn by_default_a_feed_inside_the_network_is_not_fetched() {
-    let t = TestSystem::start_configured(&[Target::Ingest], |config| {
-        config.ingest.feeds.min_interval_secs = 1;
-        config.ingest.feeds.tick_ms = 100;
-    })
-    .await;
-    let token = t.token_for("511083").await;
-    let http = bashu::http_client();
-    let response = http
-        .put(format!("{}/v1/feeds/inside", t.http_base()))
-        .bearer_auth(&token)
-        .json(&json!({"url": "http://127.0.0.1:8222/varz", "intervalSecs": 1, "category": "CATEGORY_OTHER"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
-    let error = || async {
-        let listed: Value = http
-            .get(format!("{}/v1/feeds", t.http_base()))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        listed["feeds"][0]["state"]["lastError"].as_str().unwrap_or("").to_owned()
-    };
+    let t = feed_system(false).await;
+    let inside = json!({"url": "http://127.0.0.1:8222/varz", "intervalSecs": 1, "category": "CATEGORY_OTHER"});
+    assert_eq!(register_feed(&t, "511083", "inside", inside).await.0, 204);
+    let error =
+        || async { feeds_of(&t, "511083").await["feeds"][0]["state"]["lastError"].as_str().unwrap_or("").to_owned() };
     eventually("the poll is refused", || async { !error().await.is_empty() }).await;
     assert!(error().await.contains("loopback, private or link-local"), "{}", error().await);
 }

@@ -57,13 +57,19 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buffer)
 }
 
-fn digest(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+/// The sha256 of a bearer token: what Bashu stores and compares instead of the token.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// Compares two digests without stopping at the first difference.
 pub fn digests_equal(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The token of an `authorization: Bearer <token>` value.
+pub fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization.and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).filter(|t| !t.is_empty())
 }
 
 impl CountyTokens {
@@ -86,7 +92,7 @@ impl CountyTokens {
             id: id.clone(),
             label: label.to_owned(),
             issued_at: Some(bashu_proto::time::now()),
-            sha256: digest(&token),
+            sha256: token_digest(&token).to_vec(),
         };
         self.kv.put(Self::key(&county, &id), record.encode_to_vec().into()).await.map_err(store("put county token"))?;
         Ok(IssuedToken { record: CountyToken { sha256: Vec::new(), ..record }, token })
@@ -145,6 +151,10 @@ impl CountyTokens {
             return Ok(Err(Refusal::Unknown));
         };
         let record = CountyToken::decode(bytes).map_err(|source| Error::Corrupt { key, source })?;
-        if digests_equal(&record.sha256, &digest(token)) { Ok(Ok(record.county)) } else { Ok(Err(Refusal::Unknown)) }
+        if digests_equal(&record.sha256, &token_digest(token)) {
+            Ok(Ok(record.county))
+        } else {
+            Ok(Err(Refusal::Unknown))
+        }
     }
 }

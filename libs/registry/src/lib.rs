@@ -8,6 +8,6 @@ mod error;
 mod store;
 
 pub use counties::{Counties, Resolved, Seat};
-pub use credentials::{CountyTokens, IssuedToken, Refusal, digests_equal};
+pub use credentials::{CountyTokens, IssuedToken, Refusal, bearer, digests_equal, token_digest};
 pub use error::{Error, Result};
 pub use store::{RegistrySnapshot, RegistryStore, RegistryView, WHOLE_REGION, demo_seed};

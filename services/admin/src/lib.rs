@@ -26,7 +26,6 @@ use bashu_proto::{
     registry::v1::{Alliance, Partnership, Subscription, Webhook},
 };
 use bashu_registry::{Counties, CountyTokens, RegistryStore, RegistryView};
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 /// A secret that never shows in logs or `Debug`.
@@ -41,7 +40,7 @@ impl Secret {
     }
 
     fn digest(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
+        bashu_registry::token_digest(&self.0)
     }
 }
 
@@ -100,15 +99,14 @@ impl Admin {
                 "registry writes are disabled: no admin.operator_token is configured",
             ));
         };
-        let presented = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+        let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let presented = bashu_registry::bearer(authorization)
             .ok_or_else(|| Status::unauthenticated("an operator bearer token is required"))?;
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let differs = expected.iter().zip(digest).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if differs == 0 { Ok(()) } else { Err(Status::unauthenticated("unknown token")) }
+        if bashu_registry::digests_equal(&expected, &bashu_registry::token_digest(presented)) {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated("unknown token"))
+        }
     }
 
     /// The gRPC `bashu.admin.v1.ModerationRulesService`.

@@ -23,9 +23,7 @@ impl Access {
 
     /// The county of an `authorization: Bearer …` value (None: no header).
     pub(crate) async fn county(&self, authorization: Option<&str>) -> Result<String> {
-        let token = authorization
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+        let token = bashu_registry::bearer(authorization)
             .ok_or(Error::Unauthenticated("send the county's token as `authorization: Bearer <token>`"))?;
         match self.tokens.authenticate(token).await.map_err(Error::store)? {
             Ok(county) => Ok(county),

@@ -62,6 +62,19 @@ pub struct FeedState {
     pub rejected_items: Vec<RejectedItem>,
 }
 
+/// A registered feed with where it belongs and how its polling goes.
+#[derive(Clone, Debug)]
+pub struct RegisteredFeed {
+    /// The county that registered it (its items' origin).
+    pub county: String,
+    /// The county's name for it.
+    pub name: String,
+    /// What was registered.
+    pub source: FeedSource,
+    /// The poller's record.
+    pub state: FeedState,
+}
+
 /// An item that could not be ingested.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -164,7 +177,7 @@ impl Ingest {
     }
 
     /// Every feed (of one county, or of all), with its state.
-    pub async fn feeds(&self, county: Option<&str>) -> Result<Vec<(String, String, FeedSource, FeedState)>> {
+    pub async fn feeds(&self, county: Option<&str>) -> Result<Vec<RegisteredFeed>> {
         let prefix = match county {
             Some(county) => format!("{SOURCE_KEY}{county}."),
             None => SOURCE_KEY.to_owned(),
@@ -180,7 +193,7 @@ impl Ingest {
                 Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
                 None => FeedState::default(),
             };
-            feeds.push((county.to_owned(), name.to_owned(), source, state));
+            feeds.push(RegisteredFeed { county: county.to_owned(), name: name.to_owned(), source, state });
         }
         Ok(feeds)
     }
@@ -208,7 +221,8 @@ impl Ingest {
                 }
             };
             let now = unix_now();
-            for (county, name, source, state) in feeds.into_iter().filter(|f| f.3.next_poll <= now) {
+            for RegisteredFeed { county, name, source, state } in feeds.into_iter().filter(|f| f.state.next_poll <= now)
+            {
                 let state = self.poll_one(&client, &county, &source, state).await;
                 if state.consecutive_failures > 0 {
                     warn!(%county, feed = %name, failures = state.consecutive_failures, error = ?state.last_error, "feed poll failed");

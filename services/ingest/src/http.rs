@@ -12,7 +12,7 @@ use axum::{
 use bashu_proto::{ingest::v1::SubmitStoryResponse, story::v1::Story};
 use serde_json::{Value, json};
 
-use crate::{Error, FieldError, Ingest, feeds::FeedSource, media};
+use crate::{Error, FieldError, Ingest, Result, feeds::FeedSource, media};
 
 pub(crate) fn router(ingest: Ingest) -> Router {
     let media_limit = ingest.largest_media() + 64 * 1024;
@@ -41,12 +41,12 @@ fn media_type(headers: &HeaderMap) -> String {
     content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
-async fn body(ingest: &Ingest, body: Body) -> crate::Result<Bytes> {
+async fn body(ingest: &Ingest, body: Body) -> Result<Bytes> {
     let limit = ingest.max_body_bytes();
     to_bytes(body, limit).await.map_err(|_| Error::TooLarge { limit })
 }
 
-fn parse_json(bytes: &[u8]) -> crate::Result<Value> {
+fn parse_json(bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| Error::Malformed(FieldError::new("", e.to_string())))
 }
 
@@ -55,71 +55,55 @@ fn accepted(response: SubmitStoryResponse) -> Response {
     (status, Json(response)).into_response()
 }
 
-async fn submit_story(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Response {
-    let result = async {
-        let county = ingest.authenticate(authorization(&headers)).await?;
-        let bytes = body(&ingest, request).await?;
-        let (story, format) = match media_type(&headers).as_str() {
-            "application/json" => (parse_story(&bytes)?, "json"),
-            "application/ninjs+json" => (parse_ninjs(&bytes, &county)?, "ninjs"),
-            other => return Err(Error::UnsupportedMediaType(other.to_owned())),
-        };
-        ingest.submit_as(&county, vec![story], format).await?.pop().expect("one answer per story")
-    };
-    result.await.map_or_else(|e| error_response(&e), accepted)
+/// One story as `county`: the answer of its single item.
+async fn submit_one(ingest: &Ingest, county: &str, story: Story, format: &str) -> Result<Response> {
+    let answer = ingest.submit_as(county, vec![story], format).await?.pop().expect("one answer per story");
+    answer.map(accepted)
 }
 
-async fn submit_ninjs(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Response {
-    let result = async {
-        let county = ingest.authenticate(authorization(&headers)).await?;
-        let story = parse_ninjs(&body(&ingest, request).await?, &county)?;
-        ingest.submit_as(&county, vec![story], "ninjs").await?.pop().expect("one answer per story")
-    };
-    result.await.map_or_else(|e| error_response(&e), accepted)
+async fn submit_story(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    let bytes = body(&ingest, request).await?;
+    match media_type(&headers).as_str() {
+        "application/json" => submit_one(&ingest, &county, parse_story(&bytes)?, "json").await,
+        "application/ninjs+json" => submit_one(&ingest, &county, parse_ninjs(&bytes, &county)?, "ninjs").await,
+        other => Err(Error::UnsupportedMediaType(other.to_owned())),
+    }
+}
+
+async fn submit_ninjs(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    let story = parse_ninjs(&body(&ingest, request).await?, &county)?;
+    submit_one(&ingest, &county, story, "ninjs").await
 }
 
 /// `{"stories": [<Story>, …]}` → `{"results": [{"status": 202, …} | {"status": 400, "error": …}]}`.
-async fn submit_batch(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Response {
-    let result = async {
-        let county = ingest.authenticate(authorization(&headers)).await?;
-        let bytes = body(&ingest, request).await?;
-        let items = match parse_json(&bytes)?.get_mut("stories").map(Value::take) {
-            Some(Value::Array(items)) => items,
-            _ => return Err(Error::Malformed(FieldError::new("stories", "a list of stories"))),
-        };
-        // Each item parses on its own, so one broken item does not hide the others' answers.
-        let mut parsed = Vec::new();
-        let mut answers: Vec<Option<Value>> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            match parse_story(item.to_string().as_bytes()) {
-                Ok(story) => {
-                    parsed.push(story);
-                    answers.push(None);
-                }
-                Err(error) => answers.push(Some(item_answer(&prefix_fields(error, i)))),
-            }
-        }
-        let mut results = ingest.submit_as(&county, parsed, "json").await?.into_iter();
-        let answers: Vec<Value> = answers
-            .into_iter()
-            .enumerate()
-            .map(|(i, answer)| match answer {
-                Some(answer) => answer,
-                None => match results.next().expect("one result per parsed story") {
-                    Ok(response) => {
-                        let status = if response.duplicate { 200 } else { 202 };
-                        json!({"status": status, "result": response})
-                    }
-                    Err(error) => item_answer(&prefix_fields(error, i)),
-                },
-            })
-            .collect();
-        Ok(answers)
+async fn submit_batch(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    let bytes = body(&ingest, request).await?;
+    let items = match parse_json(&bytes)?.get_mut("stories").map(Value::take) {
+        Some(Value::Array(items)) => items,
+        _ => return Err(Error::Malformed(FieldError::new("stories", "a list of stories"))),
     };
-    match result.await {
-        Ok(results) => (StatusCode::OK, Json(json!({"results": results}))).into_response(),
-        Err(error) => error_response(&error),
-    }
+    // Each item parses on its own, so one broken item does not hide the others' answers.
+    let parsed: Vec<Result<Story>> = items.iter().map(|item| parse_story(item.to_string().as_bytes())).collect();
+    let stories = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+    let mut submitted = ingest.submit_as(&county, stories, "json").await?.into_iter();
+    let results: Vec<Value> = parsed
+        .into_iter()
+        .enumerate()
+        .map(|(i, parsed)| {
+            let answer = parsed.and_then(|_| submitted.next().expect("one answer per parsed story"));
+            match answer {
+                Ok(response) => json!({"status": if response.duplicate { 200 } else { 202 }, "result": response}),
+                Err(error) => {
+                    let error = prefix_fields(error, i);
+                    json!({"status": status_of(&error).as_u16(), "error": error_body(&error)["error"]})
+                }
+            }
+        })
+        .collect();
+    Ok(Json(json!({"results": results})).into_response())
 }
 
 fn prefix_fields(error: Error, index: usize) -> Error {
@@ -135,25 +119,16 @@ fn prefix_fields(error: Error, index: usize) -> Error {
     }
 }
 
-fn item_answer(error: &Error) -> Value {
-    json!({"status": status_of(error).as_u16(), "error": error_body(error)["error"]})
-}
-
 async fn submit_mapped(
     State(ingest): State<Ingest>,
     Path(name): Path<String>,
     headers: HeaderMap,
     request: Body,
-) -> Response {
-    let result = async {
-        let county = ingest.authenticate(authorization(&headers)).await?;
-        let mapping = ingest.mapping(&name).await?;
-        let source = parse_json(&body(&ingest, request).await?)?;
-        let canonical = mapping.apply(&source).map_err(Error::Invalid)?;
-        let story = parse_story(canonical.to_string().as_bytes())?;
-        ingest.submit_as(&county, vec![story], &format!("mapping:{name}")).await?.pop().expect("one answer per story")
-    };
-    result.await.map_or_else(|e| error_response(&e), accepted)
+) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    let mapping = ingest.mapping(&name).await?;
+    let story = mapping.to_story(&parse_json(&body(&ingest, request).await?)?).map_err(Error::Invalid)?;
+    submit_one(&ingest, &county, story, &format!("mapping:{name}")).await
 }
 
 /// Applies a mapping to a sample and answers the story it would make, submitting nothing.
@@ -162,28 +137,17 @@ async fn dry_run_mapping(
     Path(name): Path<String>,
     headers: HeaderMap,
     request: Body,
-) -> Response {
-    let result = async {
-        ingest.authenticate(authorization(&headers)).await?;
-        let mapping = ingest.mapping(&name).await?;
-        let canonical = mapping.apply(&parse_json(&body(&ingest, request).await?)?).map_err(Error::Invalid)?;
-        parse_story(canonical.to_string().as_bytes())
-    };
-    match result.await {
-        Ok(story) => Json(json!({"story": story})).into_response(),
-        Err(error) => error_response(&error),
-    }
+) -> Result<Response> {
+    ingest.authenticate(authorization(&headers)).await?;
+    let mapping = ingest.mapping(&name).await?;
+    let story = mapping.to_story(&parse_json(&body(&ingest, request).await?)?).map_err(Error::Invalid)?;
+    Ok(Json(json!({"story": story})).into_response())
 }
 
-async fn register_mapping(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Response {
-    let result = async {
-        let county = ingest.authenticate(authorization(&headers)).await?;
-        ingest.register_mapping(&county, &body(&ingest, request).await?).await
-    };
-    match result.await {
-        Ok(name) => (StatusCode::CREATED, Json(json!({"name": name}))).into_response(),
-        Err(error) => error_response(&error),
-    }
+async fn register_mapping(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    let name = ingest.register_mapping(&county, &body(&ingest, request).await?).await?;
+    Ok((StatusCode::CREATED, Json(json!({"name": name}))).into_response())
 }
 
 /// What became of a submitted version: `accepted` (waiting for moderation), `approved`, `held`
@@ -192,36 +156,27 @@ async fn story_status(
     State(ingest): State<Ingest>,
     Path((origin, id, version)): Path<(String, String, u32)>,
     headers: HeaderMap,
-) -> Response {
-    let result = async {
-        let county = ingest.authenticate(authorization(&headers)).await?;
-        let answer = ingest.status(&origin, &id, version).await?;
-        if let Some(answer) = &answer
-            && answer["originCounty"] != county.as_str()
-        {
-            return Err(Error::Forbidden(format!("county {county} may only read its own stories")));
-        }
-        answer.ok_or_else(|| Error::NotFound("no such story version was accepted".into()))
-    };
-    match result.await {
-        Ok(status) => Json(status).into_response(),
-        Err(error) => error_response(&error),
+) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    let answer = ingest
+        .status(&origin, &id, version)
+        .await?
+        .ok_or_else(|| Error::NotFound("no such story version was accepted".into()))?;
+    if answer["originCounty"] != county.as_str() {
+        return Err(Error::Forbidden(format!("county {county} may only read its own stories")));
     }
+    Ok(Json(answer).into_response())
 }
 
-async fn list_feeds(State(ingest): State<Ingest>, headers: HeaderMap) -> Response {
-    let result = async {
-        let county = ingest.authenticate(authorization(&headers)).await?;
-        let feeds = ingest.feeds(Some(&county)).await?;
-        Ok(feeds
-            .into_iter()
-            .map(|(_, name, source, state)| json!({"name": name, "source": source, "state": state}))
-            .collect::<Vec<_>>())
-    };
-    match result.await {
-        Ok(feeds) => Json(json!({"feeds": feeds})).into_response(),
-        Err(error) => error_response(&error),
-    }
+async fn list_feeds(State(ingest): State<Ingest>, headers: HeaderMap) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    let feeds: Vec<Value> = ingest
+        .feeds(Some(&county))
+        .await?
+        .into_iter()
+        .map(|feed| json!({"name": feed.name, "source": feed.source, "state": feed.state}))
+        .collect();
+    Ok(Json(json!({"feeds": feeds})).into_response())
 }
 
 async fn put_feed(
@@ -229,95 +184,73 @@ async fn put_feed(
     Path(name): Path<String>,
     headers: HeaderMap,
     request: Body,
-) -> Response {
-    let result = async {
-        let county = ingest.authenticate(authorization(&headers)).await?;
-        let bytes = body(&ingest, request).await?;
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        let source: FeedSource = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-            Error::Malformed(FieldError::new(
-                error.path().to_string().trim_start_matches('.'),
-                error.into_inner().to_string(),
-            ))
-        })?;
-        ingest.put_feed(&county, &name, source).await
-    };
-    match result.await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => error_response(&error),
-    }
+) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    let bytes = body(&ingest, request).await?;
+    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+    let source: FeedSource = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        Error::Malformed(FieldError::new(
+            error.path().to_string().trim_start_matches('.'),
+            error.into_inner().to_string(),
+        ))
+    })?;
+    ingest.put_feed(&county, &name, source).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn delete_feed(State(ingest): State<Ingest>, Path(name): Path<String>, headers: HeaderMap) -> Response {
-    let result = async {
-        let county = ingest.authenticate(authorization(&headers)).await?;
-        ingest.delete_feed(&county, &name).await
-    };
-    match result.await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => error_response(&error),
-    }
+async fn delete_feed(State(ingest): State<Ingest>, Path(name): Path<String>, headers: HeaderMap) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    ingest.delete_feed(&county, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `multipart/form-data` with one part named `file` that has its own content type.
-async fn upload_media(State(ingest): State<Ingest>, headers: HeaderMap, mut form: Multipart) -> Response {
-    let result = async {
-        let county = ingest.authenticate(authorization(&headers)).await?;
-        ingest.admit_upload(&county)?;
-        let malformed = |reason: String| Error::Malformed(FieldError::new("file", reason));
-        while let Some(mut field) = form.next_field().await.map_err(|e| malformed(e.to_string()))? {
-            if field.name() != Some("file") {
-                continue;
-            }
-            let media_type = field.content_type().unwrap_or("").to_ascii_lowercase();
-            let limit = ingest
-                .media_limit(&media_type)
-                .ok_or_else(|| Error::UnsupportedMediaType(format!("{media_type} (media: see ingest.media_limits)")))?;
-            let mut bytes = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(|e| malformed(e.to_string()))? {
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() > limit {
-                    return Err(Error::TooLarge { limit });
-                }
-            }
-            return media::store(ingest.media_objects(), &media_type, bytes, &county).await;
+async fn upload_media(State(ingest): State<Ingest>, headers: HeaderMap, mut form: Multipart) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    ingest.admit_upload(&county)?;
+    let malformed = |reason: String| Error::Malformed(FieldError::new("file", reason));
+    while let Some(mut field) = form.next_field().await.map_err(|e| malformed(e.to_string()))? {
+        if field.name() != Some("file") {
+            continue;
         }
-        Err(malformed("a part named `file` is required".into()))
-    };
-    match result.await {
-        Ok(stored) => (StatusCode::CREATED, Json(stored)).into_response(),
-        Err(error) => error_response(&error),
+        let media_type = field.content_type().unwrap_or("").to_ascii_lowercase();
+        let limit = ingest
+            .media_limit(&media_type)
+            .ok_or_else(|| Error::UnsupportedMediaType(format!("{media_type} (media: see ingest.media_limits)")))?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(|e| malformed(e.to_string()))? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > limit {
+                return Err(Error::TooLarge { limit });
+            }
+        }
+        let stored = media::store(ingest.media_objects(), &media_type, bytes, &county).await?;
+        return Ok((StatusCode::CREATED, Json(stored)).into_response());
     }
+    Err(malformed("a part named `file` is required".into()))
 }
 
-async fn fetch_media(State(ingest): State<Ingest>, Path(sha256): Path<String>, headers: HeaderMap) -> Response {
-    let result = async {
-        ingest.authenticate(authorization(&headers)).await?;
-        media::fetch(ingest.media_objects(), &sha256).await
-    };
-    match result.await {
-        Ok((media_type, bytes)) => {
-            let content_type =
-                HeaderValue::from_str(&media_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
-            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
-        }
-        Err(error) => error_response(&error),
-    }
+async fn fetch_media(State(ingest): State<Ingest>, Path(sha256): Path<String>, headers: HeaderMap) -> Result<Response> {
+    ingest.authenticate(authorization(&headers)).await?;
+    let (media_type, bytes) = media::fetch(ingest.media_objects(), &sha256).await?;
+    let content_type =
+        HeaderValue::from_str(&media_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 
 /// The published schemas: the Bashu ninjs profile and the official ones it builds on.
-async fn schema(Path(file): Path<String>) -> Response {
+async fn schema(Path(file): Path<String>) -> Result<Response> {
     let text = match file.as_str() {
         "bashu-ninjs-profile_1.0.json" => bashu_ninjs::PROFILE_SCHEMA,
         "ninjs-schema_3.2.json" => bashu_ninjs::OFFICIAL_SCHEMA,
         "GeoJSON.json" => bashu_ninjs::GEOJSON_SCHEMA,
-        _ => return error_response(&Error::NotFound(format!("no schema {file}"))),
+        _ => return Err(Error::NotFound(format!("no schema {file}"))),
     };
-    ([(header::CONTENT_TYPE, "application/schema+json")], text).into_response()
+    Ok(([(header::CONTENT_TYPE, "application/schema+json")], text).into_response())
 }
 
 /// Parses the canonical JSON, naming the field that broke it.
-pub(crate) fn parse_story(bytes: &[u8]) -> crate::Result<Story> {
+pub(crate) fn parse_story(bytes: &[u8]) -> Result<Story> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let story: Story = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -329,7 +262,7 @@ pub(crate) fn parse_story(bytes: &[u8]) -> crate::Result<Story> {
 }
 
 /// Parses and maps a ninjs document; schema problems are named by JSON Pointer.
-fn parse_ninjs(bytes: &[u8], county: &str) -> crate::Result<Story> {
+fn parse_ninjs(bytes: &[u8], county: &str) -> Result<Story> {
     let document = parse_json(bytes)?;
     bashu_ninjs::story_from_ninjs(&document, county).map_err(|problems| {
         Error::Invalid(problems.into_iter().map(|p| FieldError::new(format!("ninjs:{}", p.path), p.reason)).collect())
@@ -357,16 +290,18 @@ fn error_body(error: &Error) -> Value {
     json!({"error": {"code": error.code(), "message": error.to_string(), "fields": error.fields()}})
 }
 
-fn error_response(error: &Error) -> Response {
-    let mut response = (status_of(error), Json(error_body(error))).into_response();
-    if let Error::RateLimited { retry_after } = error {
-        let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let mut response = (status_of(&self), Json(error_body(&self))).into_response();
+        if let Error::RateLimited { retry_after } = &self {
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Error::Unauthenticated(_) = &self {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
-    if let Error::Unauthenticated(_) = error {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    response
 }
 
 #[cfg(test)]

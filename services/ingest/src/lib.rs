@@ -105,6 +105,12 @@ impl Config {
     }
 }
 
+/// The key of a story version's record in `INGEST_ACCEPTED` (moderation's decision on it is
+/// under `status.<this key>`).
+fn accepted_key(origin: &str, id: &str, version: u32) -> String {
+    format!("{origin}.{id}.{version}")
+}
+
 /// The ingest service: cheap to clone, shared by its HTTP and gRPC front ends.
 #[derive(Clone)]
 pub struct Ingest {
@@ -198,7 +204,7 @@ impl Ingest {
 
     /// Whether this story version was accepted before.
     pub(crate) async fn already_accepted(&self, story: &Story) -> Result<bool> {
-        let key = format!("{}.{}.{}", story.origin_county, story.id, story.version);
+        let key = accepted_key(&story.origin_county, &story.id, story.version);
         Ok(self.inner.accepted.get(key).await.map_err(Error::store)?.is_some())
     }
 
@@ -276,7 +282,7 @@ impl Ingest {
             validate::normalise(story, &inner.counties, &inner.registry.current(), std::time::SystemTime::now())
                 .map_err(Error::Invalid)?;
         let story = normalised.story;
-        let key = format!("{}.{}.{}", story.origin_county, story.id, story.version);
+        let key = accepted_key(&story.origin_county, &story.id, story.version);
 
         if let Some(earlier) = inner.accepted.get(&key).await.map_err(Error::store)? {
             let earlier = AcceptedRecord::decode(earlier).map_err(Error::store)?;
@@ -324,7 +330,7 @@ impl Ingest {
             async move {
                 let decision = delivery.event;
                 let Some(story) = &decision.story else { return Ok(()) };
-                let key = format!("status.{}.{}.{}", story.origin_county, story.id, story.version);
+                let key = format!("status.{}", accepted_key(&story.origin_county, &story.id, story.version));
                 let summary = ModerationDecision { story: None, ..decision.clone() };
                 accepted
                     .put(key, summary.encode_to_vec().into())
@@ -333,8 +339,13 @@ impl Ingest {
                     .map_err(|e| bashu_bus::Failure::Retry(e.to_string()))
             }
         };
-        let consumed = bus.consume(bus.ingest_status_consumer((&retry).into()), handler, shutdown).await;
-        feeds.abort();
+        let consumed = bus.consume(bus.ingest_status_consumer((&retry).into()), handler, shutdown.clone()).await;
+        // On shutdown the poller finishes the feed it is on; on a consumer failure it stops now.
+        if shutdown.is_cancelled() {
+            let _ = feeds.await;
+        } else {
+            feeds.abort();
+        }
         consumed
     }
 
@@ -348,7 +359,7 @@ impl Ingest {
             .county
             .code
             .clone();
-        let key = format!("{origin}.{id}.{version}");
+        let key = accepted_key(&origin, id, version);
         if self.inner.accepted.get(&key).await.map_err(Error::store)?.is_none() {
             return Ok(None);
         }

@@ -243,6 +243,12 @@ impl Mapping {
         if errors.is_empty() { Ok(Value::Object(story)) } else { Err(errors) }
     }
 
+    /// Applies the mapping and reads the result as a `Story` (its rules are checked on submission).
+    pub fn to_story(&self, source: &Value) -> Result<bashu_proto::story::v1::Story, Vec<FieldError>> {
+        let canonical = self.apply(source)?;
+        crate::http::parse_story(canonical.to_string().as_bytes()).map_err(|e| e.fields().to_vec())
+    }
+
     fn time(&self, target: &str, rule: &FieldRule, value: &Value) -> Option<String> {
         let rfc3339 = &time::format_description::well_known::Rfc3339;
         let moment = match (rule.format.as_deref(), value) {
@@ -293,8 +299,7 @@ pub fn dry_run(
 ) -> Result<bashu_proto::story::v1::Story, Vec<FieldError>> {
     let mapping = Mapping::parse(mapping)?;
     let sample: Value = serde_json::from_slice(sample).map_err(|e| vec![FieldError::new("sample", e.to_string())])?;
-    let canonical = mapping.apply(&sample)?;
-    let mut story = crate::http::parse_story(canonical.to_string().as_bytes()).map_err(|e| e.fields().to_vec())?;
+    let mut story = mapping.to_story(&sample)?;
     let alliances = story.sharing.as_mut().map(|s| std::mem::take(&mut s.alliances)).unwrap_or_default();
     let registry = bashu_registry::RegistrySnapshot::default();
     let mut story = crate::validate::normalise(story, counties, &registry, std::time::SystemTime::now())?.story;

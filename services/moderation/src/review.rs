@@ -20,7 +20,6 @@ use bashu_proto::{
 use futures::StreamExt;
 use prost::Message;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 /// The names of the levels, for messages.
@@ -83,7 +82,7 @@ impl ReviewDesk {
             .iter()
             .map(|r| Reviewer {
                 name: r.name.clone(),
-                token_digest: Sha256::digest(r.token.as_bytes()).into(),
+                token_digest: bashu_registry::token_digest(&r.token),
                 levels: r.levels.clone(),
             })
             .collect();
@@ -105,17 +104,14 @@ impl ReviewDesk {
     }
 
     fn reviewer<T>(&self, request: &Request<T>) -> Result<&Reviewer, Status> {
-        let token = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+        let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let token = bashu_registry::bearer(authorization)
             .ok_or_else(|| Status::unauthenticated("a reviewer's bearer token is required"))?;
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let digest = bashu_registry::token_digest(token);
         self.inner
             .reviewers
             .iter()
-            .find(|r| r.token_digest.iter().zip(digest).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0)
+            .find(|r| bashu_registry::digests_equal(&r.token_digest, &digest))
             .ok_or_else(|| Status::unauthenticated("unknown token"))
     }
 
