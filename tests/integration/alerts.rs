@@ -18,7 +18,14 @@ const A3_UPDATE: &str = include_str!("../../services/alerts/fixtures/a3-earthqua
 const A4: &str = include_str!("../../services/alerts/fixtures/a4-missing-child.xml");
 
 /// A CAP 1.2 document with one info block and the given area content.
-fn cap(identifier: &str, msg_type: &str, status: &str, severity: &str, references: Option<&str>, area: &str) -> String {
+pub(crate) fn cap(
+    identifier: &str,
+    msg_type: &str,
+    status: &str,
+    severity: &str,
+    references: Option<&str>,
+    area: &str,
+) -> String {
     let references = references.map(|r| format!("<references>{r}</references>")).unwrap_or_default();
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -32,7 +39,7 @@ fn cap(identifier: &str, msg_type: &str, status: &str, severity: &str, reference
     )
 }
 
-fn gbt(code: &str) -> String {
+pub(crate) fn gbt(code: &str) -> String {
     format!("<geocode><valueName>GB/T 2260</valueName><value>{code}</value></geocode>")
 }
 
@@ -399,7 +406,7 @@ async fn the_admin_status_board_counts_every_county_per_state() {
         .await;
     assert_eq!(status, 202);
 
-    let mut board = AlertBoardServiceClient::connect(t.grpc_endpoint()).await.unwrap();
+    let mut board = AlertBoardServiceClient::new(t.operator_channel().await);
     eventually("the board shows one acknowledgement", || {
         let mut board = board.clone();
         async move {

@@ -208,7 +208,7 @@ async fn a_kill_asks_every_receiver_to_take_it_down_and_tracks_who_confirmed() {
             .await
             .unwrap();
     }
-    let mut admin = TakedownServiceClient::connect(t.grpc_endpoint()).await.unwrap();
+    let mut admin = TakedownServiceClient::new(t.operator_channel().await);
     eventually("three confirmations are recorded", || {
         let mut admin = admin.clone();
         async move {

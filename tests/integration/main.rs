@@ -1,10 +1,12 @@
 //! Bashu's end-to-end tests, one binary, every test against a real nats-server of its own.
 
+mod admin;
 mod alerts;
 mod alerts_faults;
 mod bus_contract;
 mod distribution;
 mod distribution_faults;
+mod foreign_client;
 mod ingest;
 mod ingest_feeds;
 mod moderation;

@@ -8,7 +8,7 @@ use bashu_tests::TestSystem;
 #[tokio::test]
 async fn the_registry_has_220_units_resolves_old_codes_and_refuses_unknown_ones() {
     let t = TestSystem::start_with(&[bashu::Target::Admin]).await;
-    let mut admin = RegistryServiceClient::connect(t.grpc_endpoint()).await.unwrap();
+    let mut admin = RegistryServiceClient::new(t.operator_channel().await);
 
     let all = admin.list_counties(ListCountiesRequest { within: String::new() }).await.unwrap().into_inner();
     assert_eq!(all.counties.len(), 220);

@@ -32,6 +32,20 @@ pub struct TestSystem {
     tokens: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
+/// Adds `authorization: Bearer …` to every call.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry a staff token.
+pub type StaffChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>;
+
 /// The operator token the test systems accept for admin writes.
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
 
@@ -101,6 +115,22 @@ impl TestSystem {
         let value = format!("Bearer {}", self.token_for(county).await).parse().expect("a header value");
         request.metadata_mut().insert("authorization", value);
         request
+    }
+
+    /// A gRPC channel on which every call carries `token` as a bearer token.
+    pub async fn staff_channel(&self, token: &str) -> StaffChannel {
+        let channel = tonic::transport::Channel::from_shared(self.grpc_endpoint())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("the gRPC listener accepts");
+        let value = format!("Bearer {token}").parse().expect("a header value");
+        tonic::service::interceptor::InterceptedService::new(channel, Bearer(value))
+    }
+
+    /// A gRPC channel acting as the bootstrap operator.
+    pub async fn operator_channel(&self) -> StaffChannel {
+        self.staff_channel(OPERATOR_TOKEN).await
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -86,6 +86,10 @@ pub struct DeadLetter {
     pub original_subject: String,
     /// How many times it was delivered.
     pub attempts: u64,
+    /// The payload's protobuf type, when its publisher named it.
+    pub event_type: String,
+    /// When it was dead-lettered.
+    pub dead_at: std::time::SystemTime,
     /// The original payload, unchanged.
     pub payload: Bytes,
 }
@@ -185,7 +189,7 @@ impl Bus {
                 message.ack_with(AckKind::Nak(Some(delay))).await
             }
             Err(Failure::Retry(reason) | Failure::Permanent(reason)) => {
-                match self.dead_letter(spec, &message, stream_sequence, attempt, &reason).await {
+                match self.send_to_dead_letters(spec, &message, stream_sequence, attempt, &reason).await {
                     Ok(()) => {
                         warn!(consumer = spec.durable(), reason = %reason, attempt, "dead-lettered");
                         message.ack_with(AckKind::Term).await
@@ -204,7 +208,7 @@ impl Bus {
         }
     }
 
-    async fn dead_letter(
+    async fn send_to_dead_letters(
         &self,
         spec: &ConsumerSpec,
         message: &Message,
@@ -255,15 +259,7 @@ impl Bus {
                 // Deleted by an operator in between.
                 Err(_) => continue,
             };
-            let header = |name: &str| raw.headers.get(name).map(|v| v.as_str().to_owned()).unwrap_or_default();
-            letters.push(DeadLetter {
-                sequence,
-                reason: header(headers::DLQ_REASON),
-                consumer: header(headers::DLQ_CONSUMER),
-                original_subject: header(headers::DLQ_SUBJECT),
-                attempts: header(headers::DLQ_ATTEMPTS).parse().unwrap_or(0),
-                payload: raw.payload.clone(),
-            });
+            letters.push(DeadLetter::from_stored(sequence, &raw.headers, raw.payload.clone(), raw.time.into()));
         }
         Ok(letters)
     }

@@ -1,14 +1,16 @@
 //! Each event type bound to its subject and idempotency key, so no service formats either.
 
 use bashu_proto::{
+    admin::v1::AuditEvent,
     alert::v1::{AlertAcknowledgement, AlertDelivery, AlertEscalation, AlertIssued, AlertReceipt},
     moderation::v1::ReviewRecorded,
     story::v1::{
         DecisionNotice, ModerationDecision, Story, StoryDelivery, StoryPublished, StoryReceipt, StorySubmitted,
-        TakedownConfirmation,
+        StoryUse, TakedownConfirmation,
     },
 };
 use bytes::Bytes;
+use prost::Message as _;
 
 use crate::{Error, Result, Subjects};
 
@@ -240,5 +242,51 @@ impl Event for ReviewRecorded {
             subject: subjects.story_reviewed(&self.origin_county)?,
             msg_id: format!("reviewed.{}.{}.{}.{}", self.key, self.action, self.reviewer, self.level),
         })
+    }
+}
+
+impl Event for StoryUse {
+    const TYPE: &'static str = "bashu.story.v1.StoryUse";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        Ok(Route {
+            subject: subjects.story_used(&self.county)?,
+            msg_id: format!("used.{}.{}", self.county, story_key(&self.origin_county, &self.story_id, self.version)),
+        })
+    }
+}
+
+impl Event for AuditEvent {
+    const TYPE: &'static str = "bashu.admin.v1.AuditEvent";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        Ok(Route { subject: subjects.audit("admin")?, msg_id: format!("audit.{}", self.id) })
+    }
+}
+
+/// Everything in the story ledger (`STORIES`) that the collaboration report counts.
+#[derive(Debug)]
+pub enum StoryLedgerEvent {
+    /// A version reached its audience.
+    Published(StoryPublished),
+    /// A receiver took a withdrawn story down.
+    TakedownConfirmed(TakedownConfirmation),
+    /// A receiver used a story.
+    Used(StoryUse),
+    /// Anything else in the ledger (submissions, decisions, reviews, receipts).
+    Other,
+}
+
+impl Incoming for StoryLedgerEvent {
+    const NAME: &'static str = "story ledger event";
+
+    fn decode_incoming(event_type: Option<&str>, payload: Bytes) -> std::result::Result<Self, String> {
+        let decoded = match event_type {
+            Some(StoryPublished::TYPE) => StoryPublished::decode(payload).map(Self::Published),
+            Some(TakedownConfirmation::TYPE) => TakedownConfirmation::decode(payload).map(Self::TakedownConfirmed),
+            Some(StoryUse::TYPE) => StoryUse::decode(payload).map(Self::Used),
+            _ => return Ok(Self::Other),
+        };
+        decoded.map_err(|e| e.to_string())
     }
 }

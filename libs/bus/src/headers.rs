@@ -24,6 +24,8 @@ pub const DLQ_SUBJECT: &str = "Bashu-Dlq-Subject";
 pub const DLQ_SEQUENCE: &str = "Bashu-Dlq-Sequence";
 /// How many times it was delivered before it was given up on.
 pub const DLQ_ATTEMPTS: &str = "Bashu-Dlq-Attempts";
+/// On a re-delivered feed message: the id of the operator's replay that sent it again.
+pub const REPLAY: &str = "Bashu-Replay";
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 

@@ -8,18 +8,20 @@ mod error;
 mod events;
 pub mod headers;
 mod inspect;
+mod operate;
 mod subjects;
 mod topology;
 
 pub use async_nats;
 pub use consume::{DeadLetter, Delivery, Failure, Handler};
 pub use error::{Error, Result};
-pub use events::{AlertTrackingEvent, Event, Incoming, Route};
+pub use events::{AlertTrackingEvent, Event, Incoming, Route, StoryLedgerEvent};
+pub use operate::{ConsumerFigures, RangeMessage, Stored, StreamFigures};
 pub use subjects::Subjects;
 pub use topology::{
-    ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, CREDENTIALS_BUCKET, ConsumerSpec, DEAD_LETTERS, DISTRIBUTION_BUCKET,
-    FEEDS, INGEST_BUCKET, INGEST_FEEDS_BUCKET, MEDIA_STORE, MODERATION_BUCKET, REGISTRY_BUCKET, Retry, RetryConfig,
-    STORIES, Topology,
+    ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, AUDIT, CREDENTIALS_BUCKET, ConsumerSpec, DEAD_LETTERS,
+    DISTRIBUTION_BUCKET, FEEDS, INGEST_BUCKET, INGEST_FEEDS_BUCKET, MEDIA_STORE, MODERATION_BUCKET, REGISTRY_BUCKET,
+    Retry, RetryConfig, STORIES, Topology,
 };
 
 use async_nats::{HeaderMap, jetstream};

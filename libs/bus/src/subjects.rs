@@ -184,6 +184,36 @@ impl Subjects {
     pub(crate) fn all_dead_letters(&self) -> String {
         self.subject("dlq.>")
     }
+
+    /// `bashu.story.used.<county>`: a receiving county used a story.
+    pub fn story_used(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("story.used.{}", token(county)?)))
+    }
+
+    /// `bashu.audit.<service>`: changes made through a service's API.
+    pub fn audit(&self, service: &str) -> Result<String> {
+        Ok(self.subject(&format!("audit.{}", token(service)?)))
+    }
+
+    /// `bashu.audit.>`: every audit event.
+    pub fn all_audit(&self) -> String {
+        self.subject("audit.>")
+    }
+
+    /// `bashu.story.>`: the whole story ledger.
+    pub fn all_story_ledger(&self) -> String {
+        self.all_story_events()
+    }
+
+    /// `bashu.alert.>` minus the live and feed copies: the alert ledger's subjects.
+    pub fn all_alert_ledger(&self) -> Vec<String> {
+        self.alert_tracking_subjects()
+    }
+
+    /// The stream and subject prefix-free name of a stream (`T1_FEEDS` → `FEEDS`).
+    pub fn base_name<'a>(&self, name: &'a str) -> &'a str {
+        name.strip_prefix(self.name_prefix.as_str()).unwrap_or(name)
+    }
 }
 
 /// A subject token: non-empty, no `.`, `*`, `>` or white space, at most 64 bytes.

@@ -37,6 +37,12 @@ pub const CREDENTIALS_BUCKET: &str = "CREDENTIALS";
 /// The feeds counties registered and their polling state (key-value bucket; small, so the
 /// poller can list it every tick).
 pub const INGEST_FEEDS_BUCKET: &str = "INGEST_FEEDS";
+/// Changes made through the admin API: who, what, when, before and after.
+pub const AUDIT: &str = "AUDIT";
+
+/// Every stream, for operators' views.
+pub(crate) const STREAMS: [&str; 6] = [STORIES, FEEDS, ALERTS, ALERT_FEEDS, DEAD_LETTERS, AUDIT];
+
 /// Media uploaded by counties, by sha256 digest (object store).
 pub const MEDIA_STORE: &str = "MEDIA";
 
@@ -215,6 +221,15 @@ impl Bus {
                 max_age: 30 * DAY,
                 // Longer than any redelivery of the fan-out's input.
                 duplicate_window: Duration::from_secs(3600),
+                ..base.clone()
+            },
+            stream::Config {
+                name: s.name(AUDIT),
+                description: Some("changes made through the admin API".into()),
+                subjects: vec![s.all_audit()],
+                // As long as the ledgers the changes acted on.
+                max_age: 400 * DAY,
+                duplicate_window: DAY,
                 ..base.clone()
             },
             stream::Config {

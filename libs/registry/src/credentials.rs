@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{Counties, Error, Result};
 
-fn store<E: std::error::Error + Send + Sync + 'static>(operation: &'static str) -> impl Fn(E) -> Error {
+pub(crate) fn store<E: std::error::Error + Send + Sync + 'static>(operation: &'static str) -> impl Fn(E) -> Error {
     move |source| Error::Store { operation, source: Box::new(source) }
 }
 
@@ -36,8 +36,8 @@ impl std::fmt::Debug for IssuedToken {
 /// Why a presented token was refused (the caller answers 401 for every one of them alike).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Refusal {
-    /// Not of the form `bashu_<county>_<id>_<secret>`.
-    #[error("not a Bashu county token")]
+    /// Not of the form of a Bashu token.
+    #[error("not a Bashu token")]
     Malformed,
     /// No such token, revoked, or the secret does not match.
     #[error("unknown or revoked token")]
@@ -51,7 +51,7 @@ pub struct CountyTokens {
     counties: std::sync::Arc<Counties>,
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     getrandom::fill(&mut buffer).expect("the operating system's random source");
     hex::encode(buffer)

@@ -228,6 +228,34 @@ impl RegistryStore {
         Ok(stored)
     }
 
+    /// Ends a bilateral partnership (codes in either order, old codes resolved); false if there
+    /// was none.
+    pub async fn delete_partnership(&self, county_a: &str, county_b: &str) -> Result<bool> {
+        let a = self.current_code("county_a".into(), county_a)?;
+        let b = self.current_code("county_b".into(), county_b)?;
+        let (a, b) = if a < b { (a, b) } else { (b, a) };
+        let key = format!("{PARTNERSHIP_KEY}{a}.{b}");
+        let exists = self.kv.get(&key).await.map_err(|e| Error::Store { operation: "get", source: e.into() })?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        self.kv.delete(key).await.map_err(|e| Error::Store { operation: "delete", source: e.into() })?;
+        Ok(true)
+    }
+
+    /// Replaces a desk's public key (empty: the desk can no longer sign). Returns the desk.
+    pub async fn set_desk_key(&self, id: &str, public_key: Vec<u8>) -> Result<Desk> {
+        let key = format!("{DESK_KEY}{id}");
+        let bytes = self
+            .kv
+            .get(&key)
+            .await
+            .map_err(|e| Error::Store { operation: "get", source: e.into() })?
+            .ok_or_else(|| Error::Invalid { field: "desk_id".into(), reason: format!("no desk {id:?}") })?;
+        let desk = Desk::decode(bytes).map_err(|source| Error::Corrupt { key: key.clone(), source })?;
+        self.put_desk(Desk { public_key, ..desk }).await
+    }
+
     async fn put(&self, key: String, value: Vec<u8>) -> Result<()> {
         self.kv.put(key, value.into()).await.map(drop).map_err(|e| Error::Store { operation: "put", source: e.into() })
     }
@@ -242,8 +270,8 @@ impl RegistryStore {
         if desk.name.trim().is_empty() {
             return Err(invalid("name", "required"));
         }
-        if desk.public_key.len() != 32 {
-            return Err(invalid("public_key", "an ed25519 public key of 32 bytes"));
+        if !matches!(desk.public_key.len(), 0 | 32) {
+            return Err(invalid("public_key", "an ed25519 public key of 32 bytes, or none (the desk cannot sign)"));
         }
         if desk.areas.is_empty() {
             return Err(invalid("areas", "a desk needs at least one area"));

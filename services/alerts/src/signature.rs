@@ -35,6 +35,9 @@ pub(crate) fn verify(
     signature: &[u8],
     body: &[u8],
 ) -> Result<(), &'static str> {
+    if public_key.is_empty() {
+        return Err("the desk has no key: it was revoked or never issued");
+    }
     let key: [u8; 32] = public_key.try_into().map_err(|_| "the desk's registered key is not an ed25519 key")?;
     let key = VerifyingKey::from_bytes(&key).map_err(|_| "the desk's registered key is not an ed25519 key")?;
     let signature: [u8; 64] = signature.try_into().map_err(|_| "the signature is not 64 bytes")?;

@@ -139,6 +139,7 @@ impl Config {
         self.moderation.validate()?;
         self.distribution.validate()?;
         self.alerts.validate()?;
+        self.admin.validate()?;
         Ok(())
     }
 }

@@ -95,6 +95,9 @@ pub enum Error {
     /// The alert service could not be built.
     #[error(transparent)]
     Alerts(#[from] bashu_alerts::Error),
+    /// The reflection service could not read the descriptors.
+    #[error("grpc reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     /// A listener could not be bound.
     #[error("cannot listen on {address}")]
     Listen {
@@ -145,9 +148,22 @@ impl System {
             demo_county_tokens = demo::seed_county_tokens(&tokens).await?;
         }
 
+        // Every staff token (the bootstrap operator, configured reviewers, issued tokens) is
+        // checked by one guard in front of the admin and review services.
+        let statics = config
+            .admin
+            .bootstrap_operator()
+            .into_iter()
+            .chain(config.moderation.reviewers.iter().map(|r| r.as_staff()))
+            .collect();
+        let staff = bashu_registry::StaffTokens::open(&control, statics).await?;
+        let guard = bashu_admin::Guard::new(staff.clone());
+
         let tracker = TaskTracker::new();
         let mut http = Router::new();
         let mut grpc = tonic::service::Routes::default();
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut serving: Vec<&'static str> = Vec::new();
         for &target in targets {
             // Each service has a connection of its own, as it would in its own pod.
             let bus = connect(target.name()).await?;
@@ -163,6 +179,7 @@ impl System {
                     .await?;
                     http = http.merge(ingest.http_router());
                     grpc = grpc.add_service(ingest.grpc_service());
+                    serving.push("bashu.ingest.v1.IngestService");
                     spawn_service(
                         &tracker,
                         "ingest",
@@ -171,7 +188,8 @@ impl System {
                 }
                 Target::Moderation => {
                     let moderation = bashu_moderation::Moderation::build(config.moderation.clone(), bus).await?;
-                    grpc = grpc.add_service(moderation.review_desk().grpc_service());
+                    grpc = grpc.add_service(guard.wrap(moderation.review_desk().grpc_service()));
+                    serving.push("bashu.moderation.v1.ReviewService");
                     spawn_service(&tracker, "moderation", moderation.run(shutdown.clone()));
                 }
                 Target::Distribution => {
@@ -190,31 +208,34 @@ impl System {
                             .await?;
                     http = http.merge(alerts.http_router());
                     grpc = grpc.add_service(alerts.grpc_service());
+                    serving.push("bashu.alert.v1.AlertService");
                     spawn_service(&tracker, "alerts", alerts.run(shutdown.clone()));
                 }
                 Target::Admin => {
                     let board = bashu_alerts::AlertBoard::open(&bus).await?;
                     let takedowns = bashu_distribution::TakedownBoard::open(&bus).await?;
-                    let admin = bashu_admin::Admin::build(
-                        &config.admin,
-                        bus.clone(),
-                        store.clone(),
-                        counties.clone(),
-                        registry.clone(),
+                    let admin = bashu_admin::Admin::build(bashu_admin::Sources {
+                        bus: bus.clone(),
+                        store: store.clone(),
+                        counties: counties.clone(),
+                        registry: registry.clone(),
                         board,
                         takedowns,
-                        tokens.clone(),
-                    );
-                    grpc = grpc
-                        .add_service(admin.registry_service())
-                        .add_service(admin.credential_service())
-                        .add_service(admin.alert_board_service())
-                        .add_service(admin.takedown_service())
-                        .add_service(admin.moderation_rules_service());
+                        tokens: tokens.clone(),
+                        staff: staff.clone(),
+                    });
+                    grpc = admin.add_services(&guard, grpc);
+                    serving.extend(bashu_admin::Admin::SERVICE_NAMES);
                 }
             }
             info!(target = target.name(), "service started");
         }
+
+        grpc = with_reflection(grpc.add_service(health_service))?;
+        for name in &serving {
+            health.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+        }
+        tracker.spawn(report_nats_health(health, control.clone(), serving, shutdown.clone()));
 
         let http_addr =
             serve_http(&tracker, config.http.listen, http.merge(health_routes(control)), shutdown.clone()).await?;
@@ -228,6 +249,47 @@ impl System {
     pub async fn stopped(&self, grace: Duration) -> bool {
         self.shutdown.cancelled().await;
         tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+    }
+}
+
+/// Server reflection (v1 and the v1alpha that older tools ask for) over every Bashu `.proto`,
+/// so generic gRPC clients need no copy of our files.
+fn with_reflection(routes: tonic::service::Routes) -> Result<tonic::service::Routes, Error> {
+    let configure = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(bashu_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok(routes.add_service(configure().build_v1()?).add_service(configure().build_v1alpha()?))
+}
+
+/// The gRPC health service follows the NATS connection: every service is NOT_SERVING while
+/// it is down, so a generic gRPC health probe sees what `/readyz` sees.
+async fn report_nats_health(
+    health: tonic_health::server::HealthReporter,
+    bus: Bus,
+    services: Vec<&'static str>,
+    shutdown: CancellationToken,
+) {
+    let mut was_connected = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let connected = bus.is_connected();
+        if connected != was_connected {
+            let status =
+                if connected { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+            health.set_service_status("", status).await;
+            for name in &services {
+                health.set_service_status(*name, status).await;
+            }
+            was_connected = connected;
+        }
+    }
+    for name in std::iter::once(&"").chain(&services) {
+        health.set_service_status(*name, tonic_health::ServingStatus::NotServing).await;
     }
 }
 

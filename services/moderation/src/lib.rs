@@ -38,7 +38,8 @@ pub struct Config {
     pub rules_file: Option<PathBuf>,
     /// How long a reviewer's claim on a held story lasts, in seconds.
     pub claim_secs: u64,
-    /// The reviewers, their tokens and levels (roles per caller come with the admin issue).
+    /// Reviewers from configuration, their tokens and levels (checked by the admin guard beside
+    /// the reviewer tokens issued through the admin API).
     pub reviewers: Vec<ReviewerConfig>,
 }
 
@@ -143,7 +144,7 @@ impl Moderation {
             None => Rules::new(RulesConfig::default()).map_err(Error::Rules)?,
         };
         let earlier = load_fingerprints(&fingerprints).await?;
-        let desk = ReviewDesk::open(bus.clone(), Duration::from_secs(config.claim_secs), &config.reviewers).await?;
+        let desk = ReviewDesk::open(bus.clone(), Duration::from_secs(config.claim_secs)).await?;
         info!(terms = rules.lexicon().len(), recent = earlier.len(), "moderation rules loaded");
         let rules = std::sync::RwLock::new(Arc::new(rules));
         Ok(Self { config, state: Arc::new(State { bus, rules, desk, fingerprints, earlier: Mutex::new(earlier) }) })

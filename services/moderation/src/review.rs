@@ -47,9 +47,24 @@ impl std::fmt::Debug for ReviewerConfig {
     }
 }
 
+impl ReviewerConfig {
+    /// The reviewer as the admin guard knows staff: checked like an issued reviewer token.
+    pub fn as_staff(&self) -> bashu_registry::StaticStaff {
+        bashu_registry::StaticStaff {
+            caller: bashu_registry::Caller {
+                name: self.name.clone(),
+                role: bashu_proto::registry::v1::StaffRole::Reviewer,
+                review_levels: self.levels.clone(),
+                desk_id: String::new(),
+            },
+            digest: bashu_registry::token_digest(&self.token),
+        }
+    }
+}
+
+/// A reviewer acting: their name and levels, from the caller the admin guard let through.
 struct Reviewer {
     name: String,
-    token_digest: [u8; 32],
     levels: Vec<u32>,
 }
 
@@ -63,7 +78,6 @@ struct Inner {
     bus: Bus,
     kv: kv::Store,
     claim_ttl: Duration,
-    reviewers: Vec<Reviewer>,
 }
 
 fn key_of(item: &ReviewItem) -> String {
@@ -76,20 +90,13 @@ fn level_name(level: u32) -> &'static str {
 
 impl ReviewDesk {
     /// Opens the desk over the moderation bucket.
-    pub async fn open(bus: Bus, claim_ttl: Duration, reviewers: &[ReviewerConfig]) -> Result<Self, bashu_bus::Error> {
+    pub async fn open(bus: Bus, claim_ttl: Duration) -> Result<Self, bashu_bus::Error> {
         let kv = bus.moderation_bucket().await?;
-        let reviewers = reviewers
-            .iter()
-            .map(|r| Reviewer {
-                name: r.name.clone(),
-                token_digest: bashu_registry::token_digest(&r.token),
-                levels: r.levels.clone(),
-            })
-            .collect();
-        Ok(Self { inner: std::sync::Arc::new(Inner { bus, kv, claim_ttl, reviewers }) })
+        Ok(Self { inner: std::sync::Arc::new(Inner { bus, kv, claim_ttl }) })
     }
 
-    /// The gRPC service.
+    /// The gRPC service. Serve it behind the admin guard (`bashu_admin::Guard`), which checks
+    /// the caller's token and role and hands the caller over; without it every call is refused.
     pub fn grpc_service(&self) -> ReviewServiceServer<Self> {
         ReviewServiceServer::new(self.clone())
     }
@@ -103,16 +110,19 @@ impl ReviewDesk {
         }
     }
 
-    fn reviewer<T>(&self, request: &Request<T>) -> Result<&Reviewer, Status> {
-        let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-        let token = bashu_registry::bearer(authorization)
-            .ok_or_else(|| Status::unauthenticated("a reviewer's bearer token is required"))?;
-        let digest = bashu_registry::token_digest(token);
-        self.inner
-            .reviewers
-            .iter()
-            .find(|r| bashu_registry::digests_equal(&r.token_digest, &digest))
-            .ok_or_else(|| Status::unauthenticated("unknown token"))
+    fn caller<T>(request: &Request<T>) -> Result<&bashu_registry::Caller, Status> {
+        request
+            .extensions()
+            .get::<bashu_registry::Caller>()
+            .ok_or_else(|| Status::unauthenticated("a bearer token is required"))
+    }
+
+    fn reviewer<T>(request: &Request<T>) -> Result<Reviewer, Status> {
+        let caller = Self::caller(request)?;
+        if caller.role != bashu_proto::registry::v1::StaffRole::Reviewer {
+            return Err(Status::permission_denied("only reviewers review stories"));
+        }
+        Ok(Reviewer { name: caller.name.clone(), levels: caller.review_levels.clone() })
     }
 
     async fn read(&self, key: &str) -> Result<(ReviewItem, u64), Status> {
@@ -237,7 +247,7 @@ impl ReviewDesk {
 #[tonic::async_trait]
 impl ReviewService for ReviewDesk {
     async fn list_queue(&self, request: Request<ListQueueRequest>) -> Result<Response<ListQueueResponse>, Status> {
-        self.reviewer(&request)?;
+        Self::caller(&request)?;
         let filter = request.into_inner();
         let now = SystemTime::now();
         let mut keys = self.inner.kv.keys().await.map_err(|e| Status::unavailable(e.to_string()))?;
@@ -271,7 +281,7 @@ impl ReviewService for ReviewDesk {
     }
 
     async fn claim_story(&self, request: Request<ReviewRequest>) -> Result<Response<ReviewItem>, Status> {
-        let reviewer = self.reviewer(&request)?;
+        let reviewer = Self::reviewer(&request)?;
         let key = request.into_inner().key;
         let ttl = self.inner.claim_ttl;
         let item = self
@@ -297,12 +307,12 @@ impl ReviewService for ReviewDesk {
     }
 
     async fn approve_story(&self, request: Request<ReviewRequest>) -> Result<Response<ReviewItem>, Status> {
-        let reviewer = self.reviewer(&request)?;
+        let reviewer = Self::reviewer(&request)?;
         let key = request.into_inner().key;
         let item = self
             .change(&key, |item| {
                 let now = SystemTime::now();
-                let level = Self::callers_turn(item, reviewer, now, "approving")?;
+                let level = Self::callers_turn(item, &reviewer, now, "approving")?;
                 if item.approvals.iter().any(|a| a.reviewer == reviewer.name) {
                     return Err(Status::failed_precondition("each level needs a different reviewer"));
                 }
@@ -326,14 +336,14 @@ impl ReviewService for ReviewDesk {
     }
 
     async fn reject_story(&self, request: Request<ReviewRequest>) -> Result<Response<ReviewItem>, Status> {
-        let reviewer = self.reviewer(&request)?;
+        let reviewer = Self::reviewer(&request)?;
         let ReviewRequest { key, reason } = request.into_inner();
         if reason.trim().is_empty() {
             return Err(Status::invalid_argument("reason: the origin county is told why; give one"));
         }
         let item = self
             .change(&key, |item| {
-                Self::callers_turn(item, reviewer, SystemTime::now(), "rejecting")?;
+                Self::callers_turn(item, &reviewer, SystemTime::now(), "rejecting")?;
                 item.set_state(ReviewState::Rejected);
                 item.reason = reason.clone();
                 Ok(())

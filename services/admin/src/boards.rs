@@ -1,0 +1,70 @@
+//! The read-mostly views other services keep: the alert status board, takedowns, and
+//! moderation's rules (changed here, checked by moderation's own parser).
+
+use bashu_proto::admin::v1::{
+    GetModerationRulesRequest, ListAlertChainsRequest, ListAlertChainsResponse, ListTakedownsRequest,
+    ListTakedownsResponse, ModerationRules, alert_board_service_server::AlertBoardService,
+    moderation_rules_service_server::ModerationRulesService, takedown_service_server::TakedownService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{Admin, audit::Who};
+
+#[tonic::async_trait]
+impl AlertBoardService for Admin {
+    async fn list_alert_chains(
+        &self,
+        request: Request<ListAlertChainsRequest>,
+    ) -> Result<Response<ListAlertChainsResponse>, Status> {
+        let chains = self.board.chains(request.into_inner().active_only).await.map_err(|e| e.to_status())?;
+        Ok(Response::new(ListAlertChainsResponse { chains }))
+    }
+
+    async fn get_alert_status(
+        &self,
+        request: Request<bashu_proto::alert::v1::GetAlertStatusRequest>,
+    ) -> Result<Response<bashu_proto::alert::v1::AlertChain>, Status> {
+        self.board.status(&request.into_inner().alert_key).await.map(Response::new).map_err(|e| e.to_status())
+    }
+}
+
+#[tonic::async_trait]
+impl TakedownService for Admin {
+    async fn list_takedowns(
+        &self,
+        request: Request<ListTakedownsRequest>,
+    ) -> Result<Response<ListTakedownsResponse>, Status> {
+        let takedowns = self
+            .takedowns
+            .takedowns(request.into_inner().missing_only)
+            .await
+            .map_err(|e| Status::unavailable(format!("takedowns unavailable: {e}")))?;
+        Ok(Response::new(ListTakedownsResponse { takedowns }))
+    }
+}
+
+#[tonic::async_trait]
+impl ModerationRulesService for Admin {
+    async fn get_moderation_rules(
+        &self,
+        _: Request<GetModerationRulesRequest>,
+    ) -> Result<Response<ModerationRules>, Status> {
+        let json = bashu_moderation::stored_rules(&self.bus).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(ModerationRules { json: json.unwrap_or_else(|| "{}".into()) }))
+    }
+
+    async fn set_moderation_rules(
+        &self,
+        request: Request<ModerationRules>,
+    ) -> Result<Response<ModerationRules>, Status> {
+        let who = Who::of(&request)?;
+        let rules = request.into_inner();
+        let before = bashu_moderation::stored_rules(&self.bus).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        bashu_moderation::store_rules(&self.bus, &rules.json).await.map_err(|error| match error {
+            bashu_moderation::Error::Rules(reason) => Status::invalid_argument(reason),
+            other => Status::unavailable(other.to_string()),
+        })?;
+        self.audit(&who, "moderation rules", before, Some(rules.json.clone())).await?;
+        Ok(Response::new(rules))
+    }
+}

@@ -1,0 +1,150 @@
+//! `CredentialService`: county tokens, staff tokens and desk keys. Secrets are answered once and
+//! never stored, logged or audited.
+
+use base64::Engine as _;
+use bashu_proto::admin::v1::{
+    DeskKey, IssueCountyTokenRequest, IssueCountyTokenResponse, IssueDeskKeyRequest, IssueDeskKeyResponse,
+    IssueStaffTokenRequest, IssueStaffTokenResponse, ListCountyTokensRequest, ListCountyTokensResponse,
+    ListDeskKeysRequest, ListDeskKeysResponse, ListStaffTokensRequest, ListStaffTokensResponse,
+    RevokeCountyTokenRequest, RevokeCountyTokenResponse, RevokeDeskKeyRequest, RevokeDeskKeyResponse,
+    RevokeStaffTokenRequest, RevokeStaffTokenResponse, credential_service_server::CredentialService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    Admin,
+    audit::{Who, json},
+    to_status,
+};
+
+fn base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tonic::async_trait]
+impl CredentialService for Admin {
+    async fn issue_county_token(
+        &self,
+        request: Request<IssueCountyTokenRequest>,
+    ) -> Result<Response<IssueCountyTokenResponse>, Status> {
+        let who = Who::of(&request)?;
+        let request = request.into_inner();
+        if request.label.chars().count() > 100 {
+            return Err(Status::invalid_argument("label: at most 100 characters"));
+        }
+        let issued = self.tokens.issue(&request.county, &request.label).await.map_err(|e| to_status(&e))?;
+        let target = format!("county token {} {}", issued.record.county, issued.record.id);
+        self.audit(&who, target, None, Some(json(&issued.record))).await?;
+        Ok(Response::new(IssueCountyTokenResponse { record: Some(issued.record), token: issued.token }))
+    }
+
+    async fn list_county_tokens(
+        &self,
+        request: Request<ListCountyTokensRequest>,
+    ) -> Result<Response<ListCountyTokensResponse>, Status> {
+        let tokens = self.tokens.list(&request.into_inner().county).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(ListCountyTokensResponse { tokens }))
+    }
+
+    async fn revoke_county_token(
+        &self,
+        request: Request<RevokeCountyTokenRequest>,
+    ) -> Result<Response<RevokeCountyTokenResponse>, Status> {
+        let who = Who::of(&request)?;
+        let request = request.into_inner();
+        if !self.tokens.revoke(&request.county, &request.id).await.map_err(|e| to_status(&e))? {
+            return Err(Status::not_found(format!("county {} has no token {}", request.county, request.id)));
+        }
+        self.audit(&who, format!("county token {} {}", request.county, request.id), None, None).await?;
+        Ok(Response::new(RevokeCountyTokenResponse {}))
+    }
+
+    async fn issue_staff_token(
+        &self,
+        request: Request<IssueStaffTokenRequest>,
+    ) -> Result<Response<IssueStaffTokenResponse>, Status> {
+        let who = Who::of(&request)?;
+        let request = request.into_inner();
+        if !request.desk_id.is_empty() && self.registry.current().desk(&request.desk_id).is_none() {
+            return Err(Status::invalid_argument(format!("desk_id: no desk {:?}", request.desk_id)));
+        }
+        let issued = self
+            .staff
+            .issue(&request.name, request.role(), &request.review_levels, &request.desk_id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let target = format!("staff token {} ({})", issued.record.id, issued.record.name);
+        self.audit(&who, target, None, Some(json(&issued.record))).await?;
+        Ok(Response::new(IssueStaffTokenResponse { record: Some(issued.record), token: issued.token }))
+    }
+
+    async fn list_staff_tokens(
+        &self,
+        _: Request<ListStaffTokensRequest>,
+    ) -> Result<Response<ListStaffTokensResponse>, Status> {
+        let tokens = self.staff.list().await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(ListStaffTokensResponse { tokens }))
+    }
+
+    async fn revoke_staff_token(
+        &self,
+        request: Request<RevokeStaffTokenRequest>,
+    ) -> Result<Response<RevokeStaffTokenResponse>, Status> {
+        let who = Who::of(&request)?;
+        let id = request.into_inner().id;
+        if !self.staff.revoke(&id).await.map_err(|e| to_status(&e))? {
+            return Err(Status::not_found(format!("no staff token {id:?}")));
+        }
+        self.audit(&who, format!("staff token {id}"), None, None).await?;
+        Ok(Response::new(RevokeStaffTokenResponse {}))
+    }
+
+    async fn issue_desk_key(
+        &self,
+        request: Request<IssueDeskKeyRequest>,
+    ) -> Result<Response<IssueDeskKeyResponse>, Status> {
+        let who = Who::of(&request)?;
+        let desk_id = request.into_inner().desk_id;
+        let before = self
+            .registry
+            .current()
+            .desk(&desk_id)
+            .map(json)
+            .ok_or_else(|| Status::not_found(format!("no desk {desk_id:?}")))?;
+        let (secret, public) = bashu_alerts::signature::new_key_pair();
+        let stored = self.store.set_desk_key(&desk_id, public.to_vec()).await.map_err(|e| to_status(&e))?;
+        self.audit(&who, format!("desk key {desk_id}"), Some(before), Some(json(&stored))).await?;
+        Ok(Response::new(IssueDeskKeyResponse { desk_id, secret_key: base64(&secret), public_key: base64(&public) }))
+    }
+
+    async fn list_desk_keys(&self, _: Request<ListDeskKeysRequest>) -> Result<Response<ListDeskKeysResponse>, Status> {
+        let keys = self
+            .registry
+            .current()
+            .desks()
+            .map(|desk| DeskKey {
+                desk_id: desk.id.clone(),
+                public_key: if desk.public_key.is_empty() { String::new() } else { base64(&desk.public_key) },
+                areas: desk.areas.clone(),
+            })
+            .collect();
+        Ok(Response::new(ListDeskKeysResponse { keys }))
+    }
+
+    async fn revoke_desk_key(
+        &self,
+        request: Request<RevokeDeskKeyRequest>,
+    ) -> Result<Response<RevokeDeskKeyResponse>, Status> {
+        let who = Who::of(&request)?;
+        let desk_id = request.into_inner().desk_id;
+        let before = self
+            .registry
+            .current()
+            .desk(&desk_id)
+            .map(json)
+            .ok_or_else(|| Status::not_found(format!("no desk {desk_id:?}")))?;
+        let stored = self.store.set_desk_key(&desk_id, Vec::new()).await.map_err(|e| to_status(&e))?;
+        self.audit(&who, format!("desk key {desk_id}"), Some(before), Some(json(&stored))).await?;
+        Ok(Response::new(RevokeDeskKeyResponse {}))
+    }
+}

@@ -1,0 +1,207 @@
+//! `RegistryService`: counties, alliances, partnerships, desks, subscriptions and webhooks.
+//! Every write goes through the registry store's checks and is audited.
+
+use bashu_proto::{
+    admin::v1::{
+        DeleteAllianceRequest, DeleteAllianceResponse, DeletePartnershipRequest, DeletePartnershipResponse,
+        DeleteWebhookRequest, DeleteWebhookResponse, GetCountyRequest, GetCountyResponse, GetCountySettingsRequest,
+        GetCountySettingsResponse, ListAlliancesRequest, ListAlliancesResponse, ListCountiesRequest,
+        ListCountiesResponse, ListDesksRequest, ListDesksResponse, ListPartnershipsRequest, ListPartnershipsResponse,
+        registry_service_server::RegistryService,
+    },
+    registry::v1::{Alliance, Desk, Partnership, Subscription, Webhook},
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    Admin,
+    audit::{Who, json},
+    to_status,
+};
+
+/// A webhook as the audit log and the API show it: without its key.
+fn without_secret(webhook: &Webhook) -> Webhook {
+    Webhook { secret: Vec::new(), ..webhook.clone() }
+}
+
+impl Admin {
+    /// The current code of a county code, or the code as given when it is not one (the store's
+    /// checks then report it).
+    fn current_code(&self, code: &str) -> String {
+        self.counties.resolve(code).map(|r| r.county.code.clone()).unwrap_or_else(|_| code.to_owned())
+    }
+}
+
+#[tonic::async_trait]
+impl RegistryService for Admin {
+    async fn get_county(&self, request: Request<GetCountyRequest>) -> Result<Response<GetCountyResponse>, Status> {
+        let code = request.into_inner().code;
+        let resolved = self.counties.resolve(&code).map_err(|e| to_status(&e))?;
+        Ok(Response::new(GetCountyResponse {
+            county: Some(resolved.county.clone()),
+            resolved_from: resolved.resolved_from.unwrap_or_default().to_owned(),
+        }))
+    }
+
+    async fn list_counties(
+        &self,
+        request: Request<ListCountiesRequest>,
+    ) -> Result<Response<ListCountiesResponse>, Status> {
+        let within = request.into_inner().within;
+        if !(within.is_empty() || (matches!(within.len(), 2 | 4) && within.bytes().all(|b| b.is_ascii_digit()))) {
+            return Err(Status::invalid_argument("within: empty, a 2-digit province or a 4-digit prefecture code"));
+        }
+        Ok(Response::new(ListCountiesResponse { counties: self.counties.within(&within).cloned().collect() }))
+    }
+
+    async fn list_alliances(
+        &self,
+        _: Request<ListAlliancesRequest>,
+    ) -> Result<Response<ListAlliancesResponse>, Status> {
+        Ok(Response::new(ListAlliancesResponse { alliances: self.registry.current().alliances().cloned().collect() }))
+    }
+
+    async fn list_partnerships(
+        &self,
+        _: Request<ListPartnershipsRequest>,
+    ) -> Result<Response<ListPartnershipsResponse>, Status> {
+        Ok(Response::new(ListPartnershipsResponse {
+            partnerships: self.registry.current().partnerships().cloned().collect(),
+        }))
+    }
+
+    async fn list_desks(&self, _: Request<ListDesksRequest>) -> Result<Response<ListDesksResponse>, Status> {
+        Ok(Response::new(ListDesksResponse { desks: self.registry.current().desks().cloned().collect() }))
+    }
+
+    async fn get_county_settings(
+        &self,
+        request: Request<GetCountySettingsRequest>,
+    ) -> Result<Response<GetCountySettingsResponse>, Status> {
+        let code = request.into_inner().county;
+        let county = self.counties.resolve(&code).map_err(|e| to_status(&e))?.county.code.clone();
+        let snapshot = self.registry.current();
+        Ok(Response::new(GetCountySettingsResponse {
+            subscription: snapshot.subscription(&county).cloned(),
+            webhook: snapshot.webhook(&county).map(without_secret),
+            county,
+        }))
+    }
+
+    async fn put_alliance(&self, request: Request<Alliance>) -> Result<Response<Alliance>, Status> {
+        let who = Who::of(&request)?;
+        let alliance = request.into_inner();
+        let before = self.registry.current().alliance(&alliance.id).map(json);
+        let stored = self.store.put_alliance(alliance).await.map_err(|e| to_status(&e))?;
+        self.audit(&who, format!("alliance {}", stored.id), before, Some(json(&stored))).await?;
+        Ok(Response::new(stored))
+    }
+
+    async fn delete_alliance(
+        &self,
+        request: Request<DeleteAllianceRequest>,
+    ) -> Result<Response<DeleteAllianceResponse>, Status> {
+        let who = Who::of(&request)?;
+        let id = request.into_inner().id;
+        let before = self
+            .registry
+            .current()
+            .alliance(&id)
+            .map(json)
+            .ok_or_else(|| Status::not_found(format!("no alliance {id:?}")))?;
+        self.store.delete_alliance(&id).await.map_err(|e| to_status(&e))?;
+        self.audit(&who, format!("alliance {id}"), Some(before), None).await?;
+        Ok(Response::new(DeleteAllianceResponse {}))
+    }
+
+    async fn put_partnership(&self, request: Request<Partnership>) -> Result<Response<Partnership>, Status> {
+        let who = Who::of(&request)?;
+        let partnership = request.into_inner();
+        let (a, b) = (self.current_code(&partnership.county_a), self.current_code(&partnership.county_b));
+        let before = self
+            .registry
+            .current()
+            .partnerships()
+            .find(|p| (p.county_a == a && p.county_b == b) || (p.county_a == b && p.county_b == a))
+            .map(json);
+        let stored = self.store.put_partnership(partnership).await.map_err(|e| to_status(&e))?;
+        self.audit(&who, format!("partnership {}-{}", stored.county_a, stored.county_b), before, Some(json(&stored)))
+            .await?;
+        Ok(Response::new(stored))
+    }
+
+    async fn delete_partnership(
+        &self,
+        request: Request<DeletePartnershipRequest>,
+    ) -> Result<Response<DeletePartnershipResponse>, Status> {
+        let who = Who::of(&request)?;
+        let DeletePartnershipRequest { county_a, county_b } = request.into_inner();
+        let before = self
+            .registry
+            .current()
+            .partnerships()
+            .find(|p| {
+                (p.county_a == county_a && p.county_b == county_b) || (p.county_a == county_b && p.county_b == county_a)
+            })
+            .map(json);
+        if !self.store.delete_partnership(&county_a, &county_b).await.map_err(|e| to_status(&e))? {
+            return Err(Status::not_found(format!("no partnership between {county_a} and {county_b}")));
+        }
+        self.audit(&who, format!("partnership {county_a}-{county_b}"), before, None).await?;
+        Ok(Response::new(DeletePartnershipResponse {}))
+    }
+
+    async fn put_desk(&self, request: Request<Desk>) -> Result<Response<Desk>, Status> {
+        let who = Who::of(&request)?;
+        let mut desk = request.into_inner();
+        let existing = self.registry.current().desk(&desk.id).cloned();
+        // Changing a desk's areas or contact keeps the key it has; keys change through
+        // CredentialService.
+        if desk.public_key.is_empty()
+            && let Some(existing) = &existing
+        {
+            desk.public_key = existing.public_key.clone();
+        }
+        let stored = self.store.put_desk(desk).await.map_err(|e| to_status(&e))?;
+        self.audit(&who, format!("desk {}", stored.id), existing.as_ref().map(json), Some(json(&stored))).await?;
+        Ok(Response::new(stored))
+    }
+
+    async fn put_subscription(&self, request: Request<Subscription>) -> Result<Response<Subscription>, Status> {
+        let who = Who::of(&request)?;
+        let subscription = request.into_inner();
+        let before = self.registry.current().subscription(&self.current_code(&subscription.county)).map(json);
+        let stored = self.store.put_subscription(subscription).await.map_err(|e| to_status(&e))?;
+        self.audit(&who, format!("subscription {}", stored.county), before, Some(json(&stored))).await?;
+        Ok(Response::new(stored))
+    }
+
+    async fn put_webhook(&self, request: Request<Webhook>) -> Result<Response<Webhook>, Status> {
+        let who = Who::of(&request)?;
+        let webhook = request.into_inner();
+        let before =
+            self.registry.current().webhook(&self.current_code(&webhook.county)).map(|w| json(&without_secret(w)));
+        let stored = self.store.put_webhook(webhook).await.map_err(|e| to_status(&e))?;
+        let shown = without_secret(&stored);
+        self.audit(&who, format!("webhook {}", stored.county), before, Some(json(&shown))).await?;
+        Ok(Response::new(shown))
+    }
+
+    async fn delete_webhook(
+        &self,
+        request: Request<DeleteWebhookRequest>,
+    ) -> Result<Response<DeleteWebhookResponse>, Status> {
+        let who = Who::of(&request)?;
+        let code = request.into_inner().county;
+        let county = self.counties.resolve(&code).map_err(|e| to_status(&e))?.county.code.clone();
+        let before = self
+            .registry
+            .current()
+            .webhook(&county)
+            .map(|w| json(&without_secret(w)))
+            .ok_or_else(|| Status::not_found(format!("county {county} has no webhook")))?;
+        self.store.delete_webhook(&county).await.map_err(|e| to_status(&e))?;
+        self.audit(&who, format!("webhook {county}"), Some(before), None).await?;
+        Ok(Response::new(DeleteWebhookResponse {}))
+    }
+}
