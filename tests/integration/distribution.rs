@@ -312,6 +312,7 @@ async fn webhooks_are_signed_in_order_isolated_retried_and_dead_lettered() {
                 url,
                 secret: secret.clone(),
                 format: WebhookFormat::Ninjs as i32,
+                registered_at: None,
             })
             .await
             .unwrap();

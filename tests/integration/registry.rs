@@ -67,8 +67,13 @@ async fn registry_writes_need_the_operator_token_and_apply_to_the_next_story() {
     bashu_tests::eventually("published", || async { t.published_count().await == 1 }).await;
     assert_eq!(t.feed_counts().await.get("500101"), Some(&1));
 
-    let webhook =
-        Webhook { county: "500101".into(), url: "http://127.0.0.1:9/hook".into(), secret: vec![7; 32], format: 0 };
+    let webhook = Webhook {
+        county: "500101".into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: vec![7; 32],
+        format: 0,
+        registered_at: None,
+    };
     let answer = admin.put_webhook(with_token(bashu_tests::OPERATOR_TOKEN, webhook)).await.unwrap().into_inner();
     assert!(answer.secret.is_empty(), "the secret is never sent back");
     assert_eq!(

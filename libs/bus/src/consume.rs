@@ -145,10 +145,18 @@ impl Bus {
             .get_stream(&spec.stream)
             .await
             .map_err(|e| Error::nats(format!("get stream {}", spec.stream), e))?;
-        stream
-            .create_consumer(spec.config())
-            .await
-            .map_err(|e| Error::nats(format!("create consumer {}", spec.durable), e))
+        match stream.create_consumer(spec.config()).await {
+            Ok(consumer) => Ok(consumer),
+            // Some settings (where it starts) cannot change once a consumer exists: keep the one
+            // there, with its position, rather than lose it.
+            Err(error) => match stream.get_consumer(&spec.durable).await {
+                Ok(existing) => {
+                    warn!(consumer = spec.durable(), error = %error, "consumer kept with its earlier settings");
+                    Ok(existing)
+                }
+                Err(_) => Err(Error::nats(format!("create consumer {}", spec.durable), error)),
+            },
+        }
     }
 
     async fn process<E: Incoming, H: Handler<E>>(&self, spec: &ConsumerSpec, handler: &H, message: Message) {

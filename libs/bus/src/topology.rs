@@ -1,6 +1,6 @@
 //! Streams, key-value buckets and durable consumers: their configuration and their creation.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::{
     self,
@@ -59,6 +59,15 @@ impl Default for Topology {
     fn default() -> Self {
         Self { replicas: 1 }
     }
+}
+
+/// Where a durable consumer starts when it is first created.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Start {
+    /// From the first message the stream holds.
+    All,
+    /// From the first message stored at or after this time.
+    At(SystemTime),
 }
 
 /// How a durable consumer retries.
@@ -143,8 +152,8 @@ pub struct ConsumerSpec {
     pub(crate) durable: String,
     pub(crate) filter: String,
     pub(crate) retry: Retry,
-    /// Start from messages stored after the consumer is created, not from the beginning.
-    pub(crate) new_only: bool,
+    /// Where it starts when first created.
+    pub(crate) start: Start,
     /// Messages handed out and not yet acknowledged, at most: 1 keeps a consumer strictly in
     /// order while it retries (a webhook destination).
     pub(crate) max_ack_pending: i64,
@@ -165,7 +174,10 @@ impl ConsumerSpec {
         pull::Config {
             durable_name: Some(self.durable.clone()),
             ack_policy: AckPolicy::Explicit,
-            deliver_policy: if self.new_only { DeliverPolicy::New } else { DeliverPolicy::All },
+            deliver_policy: match self.start {
+                Start::All => DeliverPolicy::All,
+                Start::At(at) => DeliverPolicy::ByStartTime { start_time: at.into() },
+            },
             ack_wait: self.retry.ack_wait,
             filter_subject: self.filter.clone(),
             // One more than the handler's attempts: if the process dies during the last attempt,
@@ -333,20 +345,20 @@ impl Bus {
             durable: "takedown-tracker".into(),
             filter: self.subjects.all_story_takedown(),
             retry,
-            new_only: false,
+            start: Start::All,
             max_ack_pending: 1_000,
         }
     }
 
     /// A county's webhook sender: everything in the county's feed from the moment its webhook
-    /// is registered, in order.
-    pub fn webhook_consumer(&self, county: &str, retry: Retry) -> Result<ConsumerSpec> {
+    /// was registered (`since`), in order, however late the sender starts.
+    pub fn webhook_consumer(&self, county: &str, since: SystemTime, retry: Retry) -> Result<ConsumerSpec> {
         Ok(ConsumerSpec {
             stream: self.subjects.name(FEEDS),
             durable: format!("webhook-{county}"),
             filter: self.subjects.feed_of(county)?,
             retry,
-            new_only: true,
+            start: Start::At(since),
             max_ack_pending: 1,
         })
     }
@@ -372,7 +384,7 @@ impl Bus {
             durable: "alert-fanout".into(),
             filter: self.subjects.all_alert_issued(),
             retry,
-            new_only: false,
+            start: Start::All,
             max_ack_pending: 1_000,
         }
     }
@@ -384,7 +396,7 @@ impl Bus {
             durable: "alert-tracker".into(),
             filter: String::new(),
             retry,
-            new_only: false,
+            start: Start::All,
             max_ack_pending: 1_000,
         }
     }
@@ -396,7 +408,7 @@ impl Bus {
             durable: format!("alerts-{county}"),
             filter: self.subjects.alert_feed(county)?,
             retry: Retry { ack_wait: Duration::from_secs(30), max_deliver: u32::MAX - 1, backoff: vec![] },
-            new_only: false,
+            start: Start::All,
             max_ack_pending: 1_000,
         })
     }
@@ -408,7 +420,7 @@ impl Bus {
             durable: "moderation".into(),
             filter: self.subjects.all_story_submitted(),
             retry,
-            new_only: false,
+            start: Start::All,
             max_ack_pending: 1_000,
         }
     }
@@ -420,7 +432,7 @@ impl Bus {
             durable: "ingest-status".into(),
             filter: self.subjects.all_story_decided(),
             retry,
-            new_only: false,
+            start: Start::All,
             max_ack_pending: 1_000,
         }
     }
@@ -432,7 +444,7 @@ impl Bus {
             durable: "distribution".into(),
             filter: self.subjects.all_story_decided(),
             retry,
-            new_only: false,
+            start: Start::All,
             max_ack_pending: 1_000,
         }
     }
@@ -445,7 +457,7 @@ impl Bus {
             filter: self.subjects.feed_of(county)?,
             // A county's consumer never gives up: the county must get everything, late or not.
             retry: Retry { ack_wait: Duration::from_secs(30), max_deliver: u32::MAX - 1, backoff: vec![] },
-            new_only: false,
+            start: Start::All,
             max_ack_pending: 1_000,
         })
     }

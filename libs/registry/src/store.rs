@@ -337,7 +337,14 @@ impl RegistryStore {
             return Err(Error::Invalid { field: "secret".into(), reason: "at least 32 random bytes".into() });
         }
         let format = if webhook.format == 0 { WebhookFormat::Ninjs as i32 } else { webhook.format };
-        let stored = Webhook { county, format, ..webhook };
+        let key = format!("{WEBHOOK_KEY}{county}");
+        let earlier = self.kv.get(&key).await.map_err(|e| Error::Store { operation: "get", source: e.into() })?;
+        let registered_at = match earlier {
+            Some(bytes) => Webhook::decode(bytes).map_err(|source| Error::Corrupt { key, source })?.registered_at,
+            None => None,
+        }
+        .or_else(|| Some(bashu_proto::time::now()));
+        let stored = Webhook { county, format, registered_at, ..webhook };
         self.put(format!("{WEBHOOK_KEY}{}", stored.county), stored.encode_to_vec()).await?;
         Ok(stored)
     }

@@ -54,12 +54,20 @@ pub(crate) async fn run(
     let mut senders: BTreeMap<String, CancellationToken> = BTreeMap::new();
     let mut tasks = JoinSet::new();
     loop {
-        let registered: Vec<String> = registry.current().webhooks().map(|w| w.county.clone()).collect();
-        for county in &registered {
+        let graph = registry.current();
+        let registered: Vec<String> = graph.webhooks().map(|w| w.county.clone()).collect();
+        for webhook in graph.webhooks() {
+            let county = &webhook.county;
             if senders.contains_key(county) {
                 continue;
             }
-            let Ok(spec) = bus.webhook_consumer(county, retry.clone()) else { continue };
+            // A webhook stored before registration times were kept starts from now.
+            let since = webhook
+                .registered_at
+                .as_ref()
+                .and_then(bashu_proto::time::to_system_time)
+                .unwrap_or_else(std::time::SystemTime::now);
+            let Ok(spec) = bus.webhook_consumer(county, since, retry.clone()) else { continue };
             let stop = shutdown.child_token();
             senders.insert(county.clone(), stop.clone());
             let (bus, registry, client, county) = (bus.clone(), registry.clone(), client.clone(), county.clone());
@@ -76,7 +84,7 @@ pub(crate) async fn run(
             if let Some(stop) = senders.remove(&county) {
                 stop.cancel();
             }
-            if let Ok(spec) = bus.webhook_consumer(&county, retry.clone()) {
+            if let Ok(spec) = bus.webhook_consumer(&county, std::time::UNIX_EPOCH, retry.clone()) {
                 let _ = bus.delete_consumer(&spec).await;
             }
             info!(county = %county, "webhook sender stopped: unregistered");
