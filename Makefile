@@ -14,6 +14,7 @@ run: tools build
 
 ## make test: every test, against real nats-server processes.
 test: tools test-tools
+	$(CARGO) build --quiet --workspace --bins
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast; \
 	else \

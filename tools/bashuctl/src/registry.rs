@@ -1,0 +1,296 @@
+//! Counties, alliances, partnerships, desks, subscriptions and webhooks.
+
+use bashu_proto::{
+    admin::v1::{
+        DeleteAllianceRequest, DeletePartnershipRequest, DeleteWebhookRequest, GetCountyRequest,
+        GetCountySettingsRequest, ListAlliancesRequest, ListCountiesRequest, ListDesksRequest, ListPartnershipsRequest,
+        registry_service_client::RegistryServiceClient,
+    },
+    registry::v1::{Alliance, County, Desk, Partnership, Subscription, Webhook, WebhookFormat},
+};
+use clap::Subcommand;
+
+use crate::{
+    client::{Failure, StaffChannel},
+    output::Out,
+};
+
+/// `bashuctl county …`
+#[derive(Subcommand)]
+pub(crate) enum CountyCommand {
+    /// One county; an old code says what it became.
+    Get {
+        /// GB/T 2260 code.
+        code: String,
+    },
+    /// Every county, or those of a province (2 digits) or prefecture (4 digits).
+    List {
+        #[arg(long, default_value = "")]
+        within: String,
+    },
+    /// A county's subscription and webhook.
+    Settings {
+        /// GB/T 2260 code.
+        code: String,
+    },
+}
+
+/// `bashuctl alliance …`
+#[derive(Subcommand)]
+pub(crate) enum AllianceCommand {
+    /// Every alliance.
+    List,
+    /// Creates or replaces an alliance.
+    Put {
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Member county codes (at least two).
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Adds counties to an alliance.
+    AddMember { id: String, counties: Vec<String> },
+    /// Removes counties from an alliance.
+    RemoveMember { id: String, counties: Vec<String> },
+    /// Deletes an alliance.
+    Delete { id: String },
+}
+
+/// `bashuctl partnership …`
+#[derive(Subcommand)]
+pub(crate) enum PartnershipCommand {
+    /// Every bilateral partnership.
+    List,
+    /// Creates a partnership between two counties.
+    Put {
+        county_a: String,
+        county_b: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Ends a partnership.
+    Delete { county_a: String, county_b: String },
+}
+
+/// `bashuctl desk …`
+#[derive(Subcommand)]
+pub(crate) enum DeskCommand {
+    /// Every emergency desk and its areas.
+    List,
+    /// Creates or changes a desk (its key is kept; see `bashuctl key desk issue`).
+    Put {
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// `region`, or a province, prefecture or county code; repeat for several.
+        #[arg(long = "area", required = true)]
+        areas: Vec<String>,
+        #[arg(long, default_value = "")]
+        contact: String,
+    },
+}
+
+/// `bashuctl subscription …`
+#[derive(Subcommand)]
+pub(crate) enum SubscriptionCommand {
+    /// Sets what a county wants; nothing given means everything.
+    Put {
+        county: String,
+        /// Category names, e.g. CATEGORY_EMERGENCY.
+        #[arg(long = "category")]
+        categories: Vec<String>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// 50 (Chongqing) or 51 (Sichuan).
+        #[arg(long = "origin-province")]
+        origin_provinces: Vec<String>,
+    },
+}
+
+/// `bashuctl webhook …`
+#[derive(Subcommand)]
+pub(crate) enum WebhookCommand {
+    /// Registers or replaces a county's webhook.
+    Put {
+        county: String,
+        #[arg(long)]
+        url: String,
+        /// A file holding the HMAC key (at least 32 bytes).
+        #[arg(long)]
+        secret_file: std::path::PathBuf,
+        /// ninjs or protobuf.
+        #[arg(long, default_value = "ninjs")]
+        format: String,
+    },
+    /// Removes a county's webhook.
+    Delete { county: String },
+}
+
+fn county_row(c: &County) -> Vec<String> {
+    vec![c.code.clone(), c.name.clone(), c.name_pinyin.clone(), c.prefecture_name.clone(), c.province_name.clone()]
+}
+
+fn alliance_rows(alliances: &[Alliance]) -> Vec<Vec<String>> {
+    alliances.iter().map(|a| vec![a.id.clone(), a.name.clone(), a.members.join(" "), a.note.clone()]).collect()
+}
+
+/// Runs `bashuctl county …`.
+pub(crate) async fn county(channel: StaffChannel, out: Out, command: CountyCommand) -> Result<(), Failure> {
+    let mut client = RegistryServiceClient::new(channel);
+    match command {
+        CountyCommand::Get { code } => {
+            let answer = client.get_county(GetCountyRequest { code }).await?.into_inner();
+            let county = answer.county.clone().unwrap_or_default();
+            let mut rows = vec![county_row(&county)];
+            if !answer.resolved_from.is_empty() {
+                rows[0][0] = format!("{} (was {})", county.code, answer.resolved_from);
+            }
+            out.show(&answer, &["code", "name", "pinyin", "prefecture", "province"], rows)
+        }
+        CountyCommand::List { within } => {
+            let answer = client.list_counties(ListCountiesRequest { within }).await?.into_inner();
+            let rows = answer.counties.iter().map(county_row).collect();
+            out.show(&answer, &["code", "name", "pinyin", "prefecture", "province"], rows)
+        }
+        CountyCommand::Settings { code } => {
+            let answer = client.get_county_settings(GetCountySettingsRequest { county: code }).await?.into_inner();
+            let subscription = answer.subscription.as_ref().map_or("everything shared with it".into(), |s| {
+                format!(
+                    "categories [{}] tags [{}] origin provinces [{}]",
+                    s.categories.join(" "),
+                    s.tags.join(" "),
+                    s.origin_provinces.join(" ")
+                )
+            });
+            let webhook = answer.webhook.as_ref().map_or("none".into(), |w| format!("{} ({:?})", w.url, w.format()));
+            out.say(&answer, format!("county {}\nsubscription: {subscription}\nwebhook: {webhook}", answer.county))
+        }
+    }
+}
+
+/// Runs `bashuctl alliance …`.
+pub(crate) async fn alliance(channel: StaffChannel, out: Out, command: AllianceCommand) -> Result<(), Failure> {
+    let mut client = RegistryServiceClient::new(channel);
+    let header = ["id", "name", "members", "note"];
+    let stored = match command {
+        AllianceCommand::List => {
+            let answer = client.list_alliances(ListAlliancesRequest {}).await?.into_inner();
+            return out.show(&answer, &header, alliance_rows(&answer.alliances));
+        }
+        AllianceCommand::Put { id, name, members, note } => {
+            client.put_alliance(Alliance { id, name, members, note }).await?.into_inner()
+        }
+        AllianceCommand::AddMember { id, counties } | AllianceCommand::RemoveMember { id, counties }
+            if counties.is_empty() =>
+        {
+            return Err(Failure::usage(format!("name at least one county to change in {id}")));
+        }
+        AllianceCommand::AddMember { id, counties } => {
+            let mut alliance = find_alliance(&mut client, &id).await?;
+            alliance.members.extend(counties);
+            client.put_alliance(alliance).await?.into_inner()
+        }
+        AllianceCommand::RemoveMember { id, counties } => {
+            let mut alliance = find_alliance(&mut client, &id).await?;
+            alliance.members.retain(|m| !counties.contains(m));
+            client.put_alliance(alliance).await?.into_inner()
+        }
+        AllianceCommand::Delete { id } => {
+            client.delete_alliance(DeleteAllianceRequest { id: id.clone() }).await?;
+            return out.say(&serde_json::json!({ "deleted": id }), format!("alliance {id} deleted"));
+        }
+    };
+    out.show(&stored, &header, alliance_rows(std::slice::from_ref(&stored)))
+}
+
+async fn find_alliance(client: &mut RegistryServiceClient<StaffChannel>, id: &str) -> Result<Alliance, Failure> {
+    let alliances = client.list_alliances(ListAlliancesRequest {}).await?.into_inner().alliances;
+    alliances
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or_else(|| Failure::new(crate::client::exit::NOT_FOUND, format!("no alliance {id:?}")))
+}
+
+/// Runs `bashuctl partnership …`.
+pub(crate) async fn partnership(channel: StaffChannel, out: Out, command: PartnershipCommand) -> Result<(), Failure> {
+    let mut client = RegistryServiceClient::new(channel);
+    let header = ["county a", "county b", "note"];
+    let row = |p: &Partnership| vec![p.county_a.clone(), p.county_b.clone(), p.note.clone()];
+    match command {
+        PartnershipCommand::List => {
+            let answer = client.list_partnerships(ListPartnershipsRequest {}).await?.into_inner();
+            out.show(&answer, &header, answer.partnerships.iter().map(row).collect())
+        }
+        PartnershipCommand::Put { county_a, county_b, note } => {
+            let stored = client.put_partnership(Partnership { county_a, county_b, note }).await?.into_inner();
+            out.show(&stored, &header, vec![row(&stored)])
+        }
+        PartnershipCommand::Delete { county_a, county_b } => {
+            client
+                .delete_partnership(DeletePartnershipRequest { county_a: county_a.clone(), county_b: county_b.clone() })
+                .await?;
+            out.say(
+                &serde_json::json!({ "deleted": [county_a, county_b] }),
+                format!("partnership {county_a}-{county_b} ended"),
+            )
+        }
+    }
+}
+
+/// Runs `bashuctl desk …`.
+pub(crate) async fn desk(channel: StaffChannel, out: Out, command: DeskCommand) -> Result<(), Failure> {
+    let mut client = RegistryServiceClient::new(channel);
+    let header = ["id", "name", "areas", "key", "contact"];
+    let row = |d: &Desk| {
+        let key = if d.public_key.is_empty() { "none (cannot sign)" } else { "set" };
+        vec![d.id.clone(), d.name.clone(), d.areas.join(" "), key.into(), d.contact.clone()]
+    };
+    match command {
+        DeskCommand::List => {
+            let answer = client.list_desks(ListDesksRequest {}).await?.into_inner();
+            out.show(&answer, &header, answer.desks.iter().map(row).collect())
+        }
+        DeskCommand::Put { id, name, areas, contact } => {
+            let stored = client.put_desk(Desk { id, name, areas, contact, public_key: Vec::new() }).await?.into_inner();
+            out.show(&stored, &header, vec![row(&stored)])
+        }
+    }
+}
+
+/// Runs `bashuctl subscription …`.
+pub(crate) async fn subscription(channel: StaffChannel, out: Out, command: SubscriptionCommand) -> Result<(), Failure> {
+    let SubscriptionCommand::Put { county, categories, tags, origin_provinces } = command;
+    let stored = RegistryServiceClient::new(channel)
+        .put_subscription(Subscription { county, categories, tags, origin_provinces })
+        .await?
+        .into_inner();
+    out.say(&stored, format!("subscription of {} set", stored.county))
+}
+
+/// Runs `bashuctl webhook …`.
+pub(crate) async fn webhook(channel: StaffChannel, out: Out, command: WebhookCommand) -> Result<(), Failure> {
+    let mut client = RegistryServiceClient::new(channel);
+    match command {
+        WebhookCommand::Put { county, url, secret_file, format } => {
+            let secret = std::fs::read(&secret_file)
+                .map_err(|e| Failure::usage(format!("secret file {}: {e}", secret_file.display())))?;
+            let format = match format.as_str() {
+                "ninjs" => WebhookFormat::Ninjs,
+                "protobuf" => WebhookFormat::Protobuf,
+                other => return Err(Failure::usage(format!("--format {other}: ninjs or protobuf"))),
+            };
+            let stored = client
+                .put_webhook(Webhook { county, url, secret, format: format as i32, registered_at: None })
+                .await?
+                .into_inner();
+            out.say(&stored, format!("webhook of {} → {}", stored.county, stored.url))
+        }
+        WebhookCommand::Delete { county } => {
+            client.delete_webhook(DeleteWebhookRequest { county: county.clone() }).await?;
+            out.say(&serde_json::json!({ "deleted": county }), format!("webhook of {county} removed"))
+        }
+    }
+}
