@@ -30,7 +30,7 @@ test-tools:
 	@scripts/install-python-grpc.sh
 
 build:
-	$(CARGO) build -p bashu
+	$(CARGO) build -p bashu -p bashuctl
 
 ## make bench: bashu-bench (release build) with the raw NATS baseline in the same run; see docs/performance.md.
 bench: tools

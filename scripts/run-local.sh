@@ -13,7 +13,7 @@ export BASHU_NATS__URL=${BASHU_NATS__URL:-nats://127.0.0.1:$nats_port}
 export BASHU_HTTP__LISTEN=${BASHU_HTTP__LISTEN:-127.0.0.1:8080}
 export BASHU_GRPC__LISTEN=${BASHU_GRPC__LISTEN:-127.0.0.1:50051}
 export BASHU_REGISTRY__SEED_DEMO=true
-# Dev only: the operator token for admin registry writes (alliances, subscriptions, webhooks).
+# Dev only: the bootstrap operator's token for the admin API and bashuctl.
 export BASHU_ADMIN__OPERATOR_TOKEN=${BASHU_ADMIN__OPERATOR_TOKEN:-dev-operator-token}
 export BASHU_REGISTRY__DEMO_CREDENTIALS_FILE=${BASHU_REGISTRY__DEMO_CREDENTIALS_FILE:-.run/demo-credentials.json}
 nats_server=$([ -x .tools/nats/bin/nats-server ] && echo .tools/nats/bin/nats-server || command -v nats-server)
@@ -52,9 +52,9 @@ Bashu is running on loopback:
   HTTP ingest  POST http://$BASHU_HTTP__LISTEN/v1/stories   (canonical JSON of bashu.story.v1.Story;
                authorization: Bearer <countyTokens[code] in .run/demo-credentials.json>)
   HTTP alerts  POST http://$BASHU_HTTP__LISTEN/v1/alerts       (signed CAP 1.2 XML; docs/alerts.md)
-  gRPC         $BASHU_GRPC__LISTEN   (IngestService, AlertService, admin RegistryService and AlertBoardService)
+  gRPC         $BASHU_GRPC__LISTEN   (IngestService, AlertService, ReviewService, the admin API, health, reflection)
   demo keys    $BASHU_REGISTRY__DEMO_CREDENTIALS_FILE   (demo desks' secret keys and county tokens, new on every start)
-  admin writes gRPC metadata "authorization: Bearer $BASHU_ADMIN__OPERATOR_TOKEN" (dev only)
+  operators    BASHUCTL_TOKEN=$BASHU_ADMIN__OPERATOR_TOKEN target/debug/bashuctl bus health   (docs/operations.md; dev token only)
   logs         .run/bashu.log, .run/nats-server.log
   county feeds docs/county-integration.md (stream FEEDS, consumer feed-<code>)
 

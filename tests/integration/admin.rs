@@ -8,7 +8,7 @@ use bashu_admin::{METHOD_ROLES, Need};
 use bashu_proto::{
     admin::v1::{
         CollaborationReportRequest, DeadLetterRef, GetBusHealthRequest, IssueStaffTokenRequest, ListAuditEventsRequest,
-        ListDeadLettersRequest, ReplayRequest, audit_service_client::AuditServiceClient,
+        ListCountiesRequest, ListDeadLettersRequest, ReplayRequest, audit_service_client::AuditServiceClient,
         bus_health_service_client::BusHealthServiceClient, credential_service_client::CredentialServiceClient,
         dead_letter_service_client::DeadLetterServiceClient, registry_service_client::RegistryServiceClient,
         replay_service_client::ReplayServiceClient, report_service_client::ReportServiceClient,
@@ -546,4 +546,40 @@ async fn bus_health_names_the_counties_that_are_not_reading() {
     // With the default threshold (an hour) nobody is silent yet.
     let answer = health.get_bus_health(GetBusHealthRequest::default()).await.unwrap().into_inner();
     assert!(answer.not_reading.is_empty());
+}
+
+#[tokio::test]
+async fn with_certificates_configured_the_grpc_listener_speaks_only_tls() {
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, certified.cert.pem()).unwrap();
+    std::fs::write(&key_file, certified.signing_key.serialize_pem()).unwrap();
+    let t = TestSystem::start_configured(&[Target::Admin], |config| {
+        config.grpc.tls = Some(bashu::config::TlsConfig { cert_file, key_file });
+    })
+    .await;
+    let address = format!("https://localhost:{}", t.system.grpc_addr.port());
+
+    let tls =
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(certified.cert.pem())).domain_name("localhost");
+    let channel = Channel::from_shared(address.clone()).unwrap().tls_config(tls).unwrap().connect().await.unwrap();
+    let value: tonic::metadata::MetadataValue<_> = format!("Bearer {}", bashu_tests::OPERATOR_TOKEN).parse().unwrap();
+    let mut registry = RegistryServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
+        request.metadata_mut().insert("authorization", value.clone());
+        Ok(request)
+    });
+    let counties = registry.list_counties(ListCountiesRequest { within: "50".into() }).await.unwrap().into_inner();
+    assert_eq!(counties.counties.len(), 37);
+
+    // Plain HTTP/2 gets nowhere, and a client that does not trust the certificate neither.
+    let plain = Channel::from_shared(t.grpc_endpoint()).unwrap().connect().await;
+    if let Ok(plain) = plain {
+        let refused = RegistryServiceClient::new(plain).list_counties(ListCountiesRequest::default()).await;
+        assert!(refused.is_err(), "a plaintext call was answered");
+    }
+    let untrusted =
+        Channel::from_shared(address).unwrap().tls_config(ClientTlsConfig::new().domain_name("localhost")).unwrap();
+    assert!(untrusted.connect().await.is_err(), "an untrusted certificate was accepted");
 }

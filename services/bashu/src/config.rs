@@ -67,18 +67,30 @@ impl Default for ListenConfig {
     }
 }
 
-/// The gRPC listen address.
+/// The gRPC listener.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcConfig {
     /// Address and port; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// TLS: when set, the gRPC listener (ingest, alerts, admin) speaks only TLS.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for GrpcConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 50051)) }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 50051)), tls: None }
     }
+}
+
+/// A certificate chain and its private key, PEM files.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain (PEM).
+    pub cert_file: std::path::PathBuf,
+    /// Its private key (PEM). Read once at start-up, never logged.
+    pub key_file: std::path::PathBuf,
 }
 
 /// Registry settings.

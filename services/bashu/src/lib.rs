@@ -98,6 +98,18 @@ pub enum Error {
     /// The reflection service could not read the descriptors.
     #[error("grpc reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// A TLS file could not be read.
+    #[error("cannot read TLS file {path}")]
+    Tls {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS identity was refused.
+    #[error("grpc.tls: {0}")]
+    TlsConfig(String),
     /// A listener could not be bound.
     #[error("cannot listen on {address}")]
     Listen {
@@ -239,7 +251,8 @@ impl System {
 
         let http_addr =
             serve_http(&tracker, config.http.listen, http.merge(health_routes(control)), shutdown.clone()).await?;
-        let grpc_addr = serve_grpc(&tracker, config.grpc.listen, grpc, shutdown.clone()).await?;
+        let tls = config.grpc.tls.as_ref().map(server_tls).transpose()?;
+        let grpc_addr = serve_grpc(&tracker, config.grpc.listen, tls, grpc, shutdown.clone()).await?;
         tracker.close();
         info!(%http_addr, %grpc_addr, "bashu ready");
         Ok(Self { http_addr, grpc_addr, demo_desks, demo_county_tokens, tracker, shutdown })
@@ -337,20 +350,30 @@ async fn serve_http(
     Ok(bound)
 }
 
+/// The server's TLS identity from its PEM files.
+fn server_tls(files: &config::TlsConfig) -> Result<tonic::transport::ServerTlsConfig, Error> {
+    let read =
+        |path: &std::path::Path| std::fs::read(path).map_err(|source| Error::Tls { path: path.to_owned(), source });
+    let identity = tonic::transport::Identity::from_pem(read(&files.cert_file)?, read(&files.key_file)?);
+    Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
+}
+
 async fn serve_grpc(
     tracker: &TaskTracker,
     address: SocketAddr,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     routes: tonic::service::Routes,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, Error> {
     let listener = TcpListener::bind(address).await.map_err(|source| Error::Listen { address, source })?;
     let bound = listener.local_addr().map_err(|source| Error::Listen { address, source })?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls).map_err(|e| Error::TlsConfig(e.to_string()))?;
+    }
     tracker.spawn(async move {
-        let served = tonic::transport::Server::builder()
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-            .await;
+        let served = server.add_routes(routes).serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await;
         if let Err(error) = served {
             error!(error = %error, "grpc server failed");
         }

@@ -11,7 +11,7 @@ use tonic::{
     Code, Status,
     metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
+    transport::{Certificate, Channel, ClientTlsConfig},
 };
 
 /// The default admin endpoint: `make run`'s gRPC listener.
@@ -27,6 +27,9 @@ pub(crate) struct FileSettings {
     pub(crate) token: Option<String>,
     /// A file holding the staff token (safer than the token in the config file).
     pub(crate) token_file: Option<PathBuf>,
+    /// The CA certificate (PEM) that signed an `https://` endpoint's certificate, when it is not
+    /// one the system trusts.
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 /// The endpoint and token in force.
@@ -35,6 +38,7 @@ pub(crate) struct Settings {
     /// The admin gRPC endpoint.
     pub(crate) endpoint: String,
     token: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 /// A failure: what to print, and the documented exit code.
@@ -108,6 +112,7 @@ impl Settings {
         token: Option<String>,
         token_file: Option<PathBuf>,
         config: Option<PathBuf>,
+        ca_file: Option<PathBuf>,
     ) -> Result<Self, Failure> {
         let explicit = config.is_some();
         let path = config
@@ -136,16 +141,31 @@ impl Settings {
             },
         };
         let endpoint = endpoint.or(file.endpoint).unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
-        Ok(Self { endpoint, token })
+        Ok(Self { endpoint, token, ca_file: ca_file.or(file.ca_file) })
+    }
+
+    /// A channel to the endpoint: TLS for `https://` (the system's roots, or `ca_file`).
+    pub(crate) async fn channel(&self) -> Result<Channel, Failure> {
+        let mut endpoint = Channel::from_shared(self.endpoint.clone())
+            .map_err(|e| Failure::usage(format!("endpoint {}: {e}", self.endpoint)))?;
+        if self.endpoint.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(path) = &self.ca_file {
+                let pem =
+                    std::fs::read(path).map_err(|e| Failure::usage(format!("CA file {}: {e}", path.display())))?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| Failure::usage(format!("TLS: {e}")))?;
+        }
+        endpoint
+            .connect()
+            .await
+            .map_err(|e| Failure::new(exit::UNAVAILABLE, format!("cannot reach {}: {e}", self.endpoint)))
     }
 
     /// A channel whose every call carries the staff token.
     pub(crate) async fn connect(&self) -> Result<StaffChannel, Failure> {
-        let channel = Channel::from_shared(self.endpoint.clone())
-            .map_err(|e| Failure::usage(format!("endpoint {}: {e}", self.endpoint)))?
-            .connect()
-            .await
-            .map_err(|e| Failure::new(exit::UNAVAILABLE, format!("cannot reach {}: {e}", self.endpoint)))?;
+        let channel = self.channel().await?;
         let bearer = match &self.token {
             Some(token) => Some(
                 format!("Bearer {token}")

@@ -29,7 +29,8 @@ Exit codes:
   7  Bashu (or its bus) could not be reached
 
 The endpoint and token come from --endpoint/--token, else BASHUCTL_ENDPOINT/BASHUCTL_TOKEN
-(or BASHUCTL_TOKEN_FILE), else ~/.config/bashuctl/config.toml (endpoint, token or token_file).";
+(or BASHUCTL_TOKEN_FILE), else ~/.config/bashuctl/config.toml (endpoint, token or token_file,
+ca_file). An https:// endpoint is checked against the system's CAs, or --ca-file.";
 
 /// Runs Bashu: counties, alliances, credentials, review, alerts, the bus, replay and reports.
 #[derive(Parser)]
@@ -47,6 +48,9 @@ struct Cli {
     /// The config file [default: ~/.config/bashuctl/config.toml].
     #[arg(long, global = true, env = "BASHUCTL_CONFIG")]
     config: Option<PathBuf>,
+    /// The CA certificate (PEM) of an https endpoint not signed by a CA the system trusts.
+    #[arg(long, global = true, env = "BASHUCTL_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Print answers as JSON (the API's JSON mapping) instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -132,15 +136,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         clap_complete::generate(shell, &mut Cli::command(), "bashuctl", &mut std::io::stdout());
         return Ok(());
     }
-    let settings = Settings::resolve(cli.endpoint, cli.token, cli.token_file, cli.config)?;
+    let settings = Settings::resolve(cli.endpoint, cli.token, cli.token_file, cli.config, cli.ca_file)?;
     if let Command::Story(command) = cli.command {
         // A county acts with its own token, not a staff token.
-        let channel = tonic::transport::Channel::from_shared(settings.endpoint.clone())
-            .map_err(|e| Failure::usage(format!("endpoint: {e}")))?
-            .connect()
-            .await
-            .map_err(|e| Failure::new(client::exit::UNAVAILABLE, format!("cannot reach {}: {e}", settings.endpoint)))?;
-        return desk::story(channel, out, command).await;
+        return desk::story(settings.channel().await?, out, command).await;
     }
     let channel = settings.connect().await?;
     match cli.command {
