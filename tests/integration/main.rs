@@ -11,6 +11,7 @@ mod ingest;
 mod ingest_feeds;
 mod moderation;
 mod nats_harness;
+mod observability;
 mod operations_doc;
 mod registry;
 mod review;

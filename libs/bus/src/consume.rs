@@ -244,6 +244,10 @@ impl Bus {
         headers.insert(headers::DLQ_SEQUENCE, sequence.to_string().as_str());
         headers.insert(headers::DLQ_ATTEMPTS, attempts.to_string().as_str());
         let subject = self.subjects.dead_letter(&spec.durable)?;
+        bashu_telemetry::metrics()
+            .dead_letters
+            .get_or_create(&bashu_telemetry::metrics::DeadLetterLabels { consumer: spec.durable.clone() })
+            .inc();
         self.js
             .publish_with_headers(subject.clone(), headers, message.payload.clone())
             .await

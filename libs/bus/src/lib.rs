@@ -106,6 +106,11 @@ impl Bus {
     /// is harmless: each event carries its idempotency key).
     pub async fn publish_all<E: Event>(&self, events: &[E]) -> Result<Vec<Published>> {
         let mut pending = Vec::with_capacity(events.len());
+        let started = std::time::Instant::now();
+        let latency = bashu_telemetry::metrics()
+            .publish_ack_seconds
+            .get_or_create(&bashu_telemetry::metrics::EventLabels { event: E::TYPE.to_owned() })
+            .clone();
         for event in events {
             let route = event.route(&self.subjects)?;
             let mut headers = HeaderMap::new();
@@ -118,8 +123,11 @@ impl Bus {
                 .publish_with_headers(route.subject.clone(), headers, payload)
                 .await
                 .map_err(|e| Error::nats(format!("publish to {}", route.subject), e))?;
+            let latency = latency.clone();
             pending.push(async move {
-                ack.await
+                let acked = ack.await;
+                latency.observe(started.elapsed().as_secs_f64());
+                acked
                     .map(|ack| Published { sequence: ack.sequence, duplicate: ack.duplicate })
                     .map_err(|e| Error::nats(format!("ack of {}", route.subject), e))
             });

@@ -107,6 +107,23 @@ impl Bus {
         Ok((streams, consumers))
     }
 
+    /// Whether this deployment's bus is usable: connected, every stream there, and each of
+    /// `consumers` created. The reason when it is not.
+    pub async fn ready(&self, consumers: &[crate::ConsumerSpec]) -> std::result::Result<(), String> {
+        if !self.is_connected() {
+            return Err("nats not connected".into());
+        }
+        for base in crate::topology::STREAMS {
+            self.stream(base).await.map_err(|e| e.to_string())?;
+        }
+        for spec in consumers {
+            let stream =
+                self.js.get_stream(spec.stream()).await.map_err(|e| format!("stream {}: {e}", spec.stream()))?;
+            stream.consumer_info(spec.durable()).await.map_err(|e| format!("consumer {}: {e}", spec.durable()))?;
+        }
+        Ok(())
+    }
+
     /// One dead letter by its sequence in the dead-letter stream.
     pub async fn dead_letter(&self, sequence: u64) -> Result<Option<DeadLetter>> {
         let stream = self.stream(DEAD_LETTERS).await?;

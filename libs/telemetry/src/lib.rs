@@ -1,5 +1,9 @@
 //! Tracing for every Bashu process: `tracing` with an OpenTelemetry layer, so that spans carry
-//! W3C trace ids that `bashu-bus` propagates through NATS headers.
+//! W3C trace ids that `bashu-bus` propagates through NATS headers; and the Prometheus metrics.
+
+pub mod metrics;
+
+pub use metrics::metrics;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;

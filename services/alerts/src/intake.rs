@@ -142,8 +142,14 @@ impl Alerts {
         // Stored: now the fast path, straight from here (the fan-out consumer adds the durable
         // copies, and repeats these if this process dies before it is done).
         let live = crate::fanout::delivery(AlertIssued { counties: Vec::new(), ..issued.clone() }, 0);
-        if let Err(error) = inner.bus.publish_alert_live(&live, &issued.counties).await {
-            warn!(error = %error, "live delivery failed; the durable copies follow");
+        match inner.bus.publish_alert_live(&live, &issued.counties).await {
+            Ok(()) => {
+                let since = issued.accepted_at.as_ref().and_then(bashu_proto::time::to_system_time);
+                if let Some(elapsed) = since.and_then(|t| t.elapsed().ok()) {
+                    bashu_telemetry::metrics().alert_fanout_seconds.observe(elapsed.as_secs_f64());
+                }
+            }
+            Err(error) => warn!(error = %error, "live delivery failed; the durable copies follow"),
         }
         let record = AlertRecord {
             alert_key: alert_key.clone(),

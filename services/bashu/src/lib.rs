@@ -4,10 +4,11 @@
 
 pub mod config;
 pub mod demo;
+mod observe;
 
 use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
 
-use axum::{Router, http::StatusCode, routing::get};
+use axum::Router;
 use bashu_bus::{Bus, Subjects, Topology};
 use bashu_registry::{Counties, RegistryStore};
 use tokio::net::TcpListener;
@@ -176,6 +177,10 @@ impl System {
         let mut grpc = tonic::service::Routes::default();
         let (health, health_service) = tonic_health::server::health_reporter();
         let mut serving: Vec<&'static str> = Vec::new();
+        // The consumers this process reads: it is ready once they exist.
+        let mut consumers = Vec::new();
+        let mut operator_view = None;
+        let any = bashu_bus::Retry::default;
         for &target in targets {
             // Each service has a connection of its own, as it would in its own pod.
             let bus = connect(target.name()).await?;
@@ -192,6 +197,7 @@ impl System {
                     http = http.merge(ingest.http_router());
                     grpc = grpc.add_service(ingest.grpc_service());
                     serving.push("bashu.ingest.v1.IngestService");
+                    consumers.push(control.ingest_status_consumer(any()));
                     spawn_service(
                         &tracker,
                         "ingest",
@@ -202,6 +208,7 @@ impl System {
                     let moderation = bashu_moderation::Moderation::build(config.moderation.clone(), bus).await?;
                     grpc = grpc.add_service(guard.wrap(moderation.review_desk().grpc_service()));
                     serving.push("bashu.moderation.v1.ReviewService");
+                    consumers.push(control.moderation_consumer(any()));
                     spawn_service(&tracker, "moderation", moderation.run(shutdown.clone()));
                 }
                 Target::Distribution => {
@@ -213,6 +220,7 @@ impl System {
                     )
                     .await?;
                     spawn_service(&tracker, "distribution", distribution.run(shutdown.clone()));
+                    consumers.extend([control.distribution_consumer(any()), control.takedown_consumer(any())]);
                 }
                 Target::Alerts => {
                     let alerts =
@@ -221,11 +229,13 @@ impl System {
                     http = http.merge(alerts.http_router());
                     grpc = grpc.add_service(alerts.grpc_service());
                     serving.push("bashu.alert.v1.AlertService");
+                    consumers.extend([control.alert_fanout_consumer(any()), control.alert_tracker_consumer(any())]);
                     spawn_service(&tracker, "alerts", alerts.run(shutdown.clone()));
                 }
                 Target::Admin => {
                     let board = bashu_alerts::AlertBoard::open(&bus).await?;
                     let takedowns = bashu_distribution::TakedownBoard::open(&bus).await?;
+                    operator_view = Some(observe::OperatorView { bus: bus.clone(), board: board.clone() });
                     let admin = bashu_admin::Admin::build(bashu_admin::Sources {
                         bus: bus.clone(),
                         store: store.clone(),
@@ -249,8 +259,9 @@ impl System {
         }
         tracker.spawn(report_nats_health(health, control.clone(), serving, shutdown.clone()));
 
-        let http_addr =
-            serve_http(&tracker, config.http.listen, http.merge(health_routes(control)), shutdown.clone()).await?;
+        let http = http.route_layer(axum::middleware::from_fn(observe::count_http));
+        let http = http.merge(observe::routes(control, consumers, operator_view));
+        let http_addr = serve_http(&tracker, config.http.listen, http, shutdown.clone()).await?;
         let tls = config.grpc.tls.as_ref().map(server_tls).transpose()?;
         let grpc_addr = serve_grpc(&tracker, config.grpc.listen, tls, grpc, shutdown.clone()).await?;
         tracker.close();
@@ -317,22 +328,6 @@ where
     });
 }
 
-fn health_routes(bus: Bus) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok" })).route(
-        "/readyz",
-        get(move || {
-            let connected = bus.is_connected();
-            async move {
-                if connected {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "nats not connected")
-                }
-            }
-        }),
-    )
-}
-
 async fn serve_http(
     tracker: &TaskTracker,
     address: SocketAddr,
@@ -368,7 +363,7 @@ async fn serve_grpc(
     let listener = TcpListener::bind(address).await.map_err(|source| Error::Listen { address, source })?;
     let bound = listener.local_addr().map_err(|source| Error::Listen { address, source })?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    let mut server = tonic::transport::Server::builder();
+    let mut server = tonic::transport::Server::builder().layer(observe::CountGrpcLayer);
     if let Some(tls) = tls {
         server = server.tls_config(tls).map_err(|e| Error::TlsConfig(e.to_string()))?;
     }

@@ -130,7 +130,7 @@ async fn send(
         .body(body)
         .send()
         .await;
-    match response {
+    let outcome = match response {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => {
             let status = response.status();
@@ -144,7 +144,17 @@ async fn send(
         Err(error) => {
             Err(Failure::Retry(format!("webhook {} unreachable: {}", redact(&webhook.url), error.without_url())))
         }
-    }
+    };
+    let label = match &outcome {
+        Ok(()) => "delivered",
+        Err(Failure::Retry(_)) => "retry",
+        Err(Failure::Permanent(_)) => "failed",
+    };
+    bashu_telemetry::metrics()
+        .webhook_deliveries
+        .get_or_create(&bashu_telemetry::metrics::WebhookLabels { outcome: label.to_owned() })
+        .inc();
+    outcome
 }
 
 /// The URL without its query, which may carry a token.
