@@ -4,7 +4,7 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use bashu::Target;
-use bashu_bus::ALERTS;
+use bashu_bus::{ALERT_FEEDS, ALERTS};
 use bashu_proto::alert::v1::AlertDelivery;
 use bashu_tests::{TestSystem, eventually};
 use futures::StreamExt;
@@ -465,4 +465,31 @@ async fn the_documented_openssl_signing_script_is_accepted() {
     assert!(output.status.success(), "{answer}");
     assert_eq!(answer["identifier"], "MY-CHILD-20261128-01");
     assert_eq!(answer["counties"].as_array().unwrap().len(), 9);
+}
+
+#[tokio::test]
+async fn one_alert_is_one_trace_from_the_desk_to_every_county_copy() {
+    let spans = bashu_tests::traced();
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    let (status, accepted) =
+        t.issue_alert("mianyang", &cap("TRACE-1", "Alert", "Test", "Severe", None, &gbt("5107"))).await;
+    assert_eq!(status, 202, "{accepted}");
+    let counties = counties_of(&accepted);
+    eventually("every durable copy is stored", || async { t.alert_feed_counts().await.len() == counties.len() }).await;
+
+    let finished = spans.get_finished_spans().unwrap();
+    let submit = finished.iter().find(|s| s.name == "alerts.submit").expect("the desk's request span");
+    let trace = submit.span_context.trace_id().to_string();
+    let fanout = finished.iter().any(|s| {
+        s.span_context.trace_id().to_string() == trace
+            && s.attributes.iter().any(|kv| kv.key.as_str() == "consumer" && kv.value.to_string() == "alert-fanout")
+    });
+    assert!(fanout, "the fan-out's span is in the desk's trace");
+    // Every county's durable copy carries the same trace.
+    for county in &counties {
+        let subject = t.bus.subjects().alert_feed(county).unwrap();
+        let stored = t.bus.stream(ALERT_FEEDS).await.unwrap().get_last_raw_message_by_subject(&subject).await.unwrap();
+        let header = stored.headers.get(bashu_bus::headers::TRACEPARENT).expect("traceparent").as_str().to_owned();
+        assert_eq!(header.split('-').nth(1), Some(trace.as_str()), "{county}: {header}");
+    }
 }

@@ -147,7 +147,7 @@ async fn trace_id(t: &TestSystem, stream: &str, subject: &str) -> String {
 
 #[tokio::test]
 async fn one_story_is_one_trace_from_ingest_to_the_county_feed() {
-    let _telemetry = bashu_telemetry::init("test", "warn", bashu_telemetry::LogFormat::Text);
+    let spans = bashu_tests::traced();
     let t = TestSystem::start().await;
     t.post_story(&story_json("traced-1", "511083", json!({"partners": true}))).await;
     eventually("the story is published", || async { t.published_count().await == 1 }).await;
@@ -158,4 +158,15 @@ async fn one_story_is_one_trace_from_ingest_to_the_county_feed() {
     let delivered = trace_id(&t, FEEDS, &subjects.feed_story("500153").unwrap()).await;
     assert_ne!(submitted, "0".repeat(32));
     assert_eq!((&decided, &delivered), (&submitted, &submitted));
+
+    // The spans themselves, as an exporter receives them: ingest's request, moderation's and
+    // distribution's handling, all in the one trace.
+    let finished = spans.get_finished_spans().unwrap();
+    let in_trace: Vec<_> = finished.iter().filter(|s| s.span_context.trace_id().to_string() == submitted).collect();
+    let consumer = |span: &&opentelemetry_sdk::trace::SpanData| {
+        span.attributes.iter().find(|kv| kv.key.as_str() == "consumer").map(|kv| kv.value.to_string())
+    };
+    assert!(in_trace.iter().any(|s| s.name == "ingest.submit"), "{in_trace:#?}");
+    let consumers: std::collections::BTreeSet<String> = in_trace.iter().filter_map(consumer).collect();
+    assert!(consumers.contains("moderation") && consumers.contains("distribution"), "{consumers:?}");
 }

@@ -32,6 +32,26 @@ pub struct TestSystem {
     tokens: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
+/// The process's tracing, exporting every finished span to memory (installed once; tests that
+/// share a process share it and tell their spans apart by trace id).
+pub fn traced() -> opentelemetry_sdk::trace::InMemorySpanExporter {
+    static EXPORTER: std::sync::OnceLock<opentelemetry_sdk::trace::InMemorySpanExporter> = std::sync::OnceLock::new();
+    EXPORTER
+        .get_or_init(|| {
+            let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+            let guard = bashu_telemetry::init_with_exporter(
+                "bashu-test",
+                "warn",
+                bashu_telemetry::LogFormat::Text,
+                exporter.clone(),
+            );
+            // The provider lives as long as the process.
+            std::mem::forget(guard);
+            exporter
+        })
+        .clone()
+}
+
 /// Adds `authorization: Bearer …` to every call.
 #[derive(Clone)]
 pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);

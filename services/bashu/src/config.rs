@@ -23,6 +23,8 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Trace export.
+    pub tracing: TracingConfig,
     /// Ingest's settings.
     pub ingest: bashu_ingest::Config,
     /// Moderation's settings.
@@ -112,6 +114,15 @@ pub struct LogConfig {
     pub filter: String,
     /// `text` or `json`.
     pub format: String,
+}
+
+/// Where traces go.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// An OTLP/HTTP traces endpoint, e.g. `http://otel-collector:4318/v1/traces`. Unset: spans
+    /// stay in the process (trace ids still flow through NATS headers and log lines).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for LogConfig {

@@ -98,7 +98,8 @@ fn main() -> ExitCode {
     let filter = std::env::var("RUST_LOG").unwrap_or(default_filter);
     let format = if config.log.format == "json" { LogFormat::Json } else { LogFormat::Text };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let _telemetry = runtime.block_on(async { bashu_telemetry::init("bashu", &filter, format) });
+    let _telemetry = runtime
+        .block_on(async { bashu_telemetry::init("bashu", &filter, format, config.tracing.otlp_endpoint.as_deref()) });
     let code = runtime.block_on(async {
         match cli.command {
             Some(Command::Demo(args)) => match demo::run(args, &config).await {
