@@ -15,4 +15,5 @@ mod observability;
 mod operations_doc;
 mod registry;
 mod review;
+mod shutdown;
 mod story_flow;

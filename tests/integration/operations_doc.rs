@@ -71,34 +71,6 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// Builds bashuctl (a no-op after `make test`'s own `cargo build --workspace --bins`, whose
-/// feature set this repeats) and returns where it is.
-fn bashuctl_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = std::process::Command::new(cargo);
-    build.args(["build", "--quiet", "--workspace", "--bins"]).current_dir(&root);
-    // What cargo set for this test process is not the environment of a build: build scripts
-    // that watch these (ring watches CARGO_MANIFEST_DIR) would rebuild everything.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        let set_for_the_test = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
-            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"].contains(&&*name);
-        if set_for_the_test {
-            build.env_remove(&*name);
-        }
-    }
-    let built = build.status().expect("cargo runs");
-    assert!(built.success(), "bashuctl does not build");
-    // The test binary is target/<profile>/deps/<name>; bashuctl is in target/<profile>.
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe.ancestors().nth(2).expect("target/<profile>").to_path_buf();
-    assert!(dir.join("bashuctl").is_file(), "bashuctl not found in {}", dir.display());
-    dir
-}
-
 /// A county CMS receiving webhooks: 503 while `<dir>/cms-down` exists (maintenance), else 200.
 async fn cms(dir: PathBuf) -> (String, Arc<AtomicUsize>) {
     let received = Arc::new(AtomicUsize::new(0));
@@ -132,7 +104,7 @@ fn the_page_has_a_walkthrough_to_run() {
 
 #[tokio::test]
 async fn the_operations_walkthrough_runs_as_written() {
-    let bashuctl = bashuctl_dir();
+    let bashuctl = bashu_tests::workspace_binary("bashuctl").parent().expect("its folder").to_owned();
     let t = TestSystem::start_configured(&Target::ALL, |config| {
         config.distribution.webhooks.retry = RetryConfig { ack_wait_ms: 2_000, max_deliver: 3, backoff_ms: vec![50] };
         config.distribution.webhooks.timeout_ms = 1_000;

@@ -32,6 +32,34 @@ pub struct TestSystem {
     tokens: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
+/// The path of one of the workspace's binaries (`bashu`, `bashuctl`), built first: a no-op after
+/// `make test`'s own `cargo build --workspace --bins`, whose feature set this repeats.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--quiet", "--workspace", "--bins"]).current_dir(&root);
+    // What cargo set for this test process is not the environment of a build: build scripts
+    // that watch these (ring watches CARGO_MANIFEST_DIR) would rebuild everything.
+    for (variable, _) in std::env::vars_os() {
+        let variable = variable.to_string_lossy();
+        let set_for_the_test = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
+            .iter()
+            .any(|prefix| variable.starts_with(prefix))
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"]
+                .contains(&&*variable);
+        if set_for_the_test {
+            build.env_remove(&*variable);
+        }
+    }
+    assert!(build.status().expect("cargo runs").success(), "the workspace's binaries do not build");
+    // The test binary is target/<profile>/deps/<name>; the binaries are in target/<profile>.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let binary = exe.ancestors().nth(2).expect("target/<profile>").join(name);
+    assert!(binary.is_file(), "{} not found", binary.display());
+    binary
+}
+
 /// The process's tracing, exporting every finished span to memory (installed once; tests that
 /// share a process share it and tell their spans apart by trace id).
 pub fn traced() -> opentelemetry_sdk::trace::InMemorySpanExporter {

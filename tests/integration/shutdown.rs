@@ -1,0 +1,136 @@
+//! SIGTERM under load, against the real `bashu` binary: it stops taking work, finishes what it
+//! accepted, exits within its grace period, and not one accepted story is lost.
+
+use std::{
+    collections::BTreeSet,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bashu_bus::{Bus, STORIES, Subjects, Topology};
+use bashu_proto::story::v1::StoryPublished;
+use bashu_test_support::{NatsServer, free_port};
+use bashu_tests::story_json;
+use serde_json::json;
+
+const GRACE: Duration = Duration::from_secs(15);
+
+fn start_bashu(nats: &str, prefix: &str, http: u16) -> tokio::process::Child {
+    tokio::process::Command::new(bashu_tests::workspace_binary("bashu"))
+        .args(["--target", "ingest,moderation,distribution", "--grace-seconds", &GRACE.as_secs().to_string()])
+        .env("BASHU_NATS__URL", nats)
+        .env("BASHU_NATS__PREFIX", prefix)
+        .env("BASHU_HTTP__LISTEN", format!("127.0.0.1:{http}"))
+        .env("BASHU_GRPC__LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("BASHU_INGEST__RATE_PER_MINUTE", "10000000")
+        .env("BASHU_INGEST__RATE_BURST", "100000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bashu starts")
+}
+
+async fn wait_ready(http: &reqwest::Client, port: u16) {
+    let deadline = Instant::now() + bashu_tests::PATIENCE;
+    while Instant::now() < deadline {
+        if let Ok(response) = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("bashu did not become ready");
+}
+
+#[tokio::test]
+async fn sigterm_under_load_loses_no_accepted_story_and_exits_within_the_grace_period() {
+    let nats = NatsServer::start().await;
+    let prefix = format!("t{}", free_port());
+    let observer =
+        Bus::connect(&nats.url(), "observer", Subjects::new(&prefix).unwrap(), Topology::default()).await.unwrap();
+    observer.provision().await.unwrap();
+    let counties = Arc::new(bashu_registry::Counties::builtin().unwrap());
+    let token = bashu_registry::CountyTokens::open(&observer, counties)
+        .await
+        .unwrap()
+        .issue("511083", "load")
+        .await
+        .unwrap()
+        .token;
+    let http = bashu::http_client();
+    let port = free_port();
+    let mut bashu = start_bashu(&nats.url(), &prefix, port);
+    wait_ready(&http, port).await;
+
+    // Four clients submit as fast as they are answered; every 202 is a promise.
+    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut clients = Vec::new();
+    for client in 0..4 {
+        let (http, token, accepted, sent, stop) =
+            (http.clone(), token.clone(), accepted.clone(), sent.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            for n in 0.. {
+                if stop.is_cancelled() {
+                    break;
+                }
+                let id = format!("load-{client}-{n}");
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = http
+                    .post(format!("http://127.0.0.1:{port}/v1/stories"))
+                    .bearer_auth(&token)
+                    .json(&story_json(&id, "511083", json!({"counties": ["500153"]})))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(response) if response.status() == 202 => {
+                        accepted.lock().unwrap().insert(id);
+                    }
+                    // Refused while stopping, or the listener is gone: not accepted, not promised.
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let signalled = Instant::now();
+    let pid = bashu.id().expect("a running process").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(GRACE + Duration::from_secs(5), bashu.wait()).await.expect("exits").unwrap();
+    let took = signalled.elapsed();
+    stop.cancel();
+    for client in clients {
+        client.await.unwrap();
+    }
+    assert!(status.success(), "bashu exited with {status}");
+    assert!(took < GRACE, "took {took:?}, the grace period is {GRACE:?}");
+
+    // Started again, it carries on with whatever the first one left in the streams.
+    let mut again = start_bashu(&nats.url(), &prefix, port);
+    wait_ready(&http, port).await;
+    let accepted = accepted.lock().unwrap().clone();
+    let subject = observer.subjects().all_story_published();
+    let published = || async {
+        let events: Vec<StoryPublished> = observer.read_all(STORIES, &subject).await.unwrap();
+        events.into_iter().map(|e| e.story_id).collect::<BTreeSet<_>>()
+    };
+    bashu_tests::eventually("every accepted story is published", || async { accepted.is_subset(&published().await) })
+        .await;
+    let published = published().await;
+    let lost = accepted.difference(&published).count();
+    println!(
+        "sigterm under load: sent {}, accepted {}, published {}, lost {lost}, exit after {took:?}",
+        sent.load(std::sync::atomic::Ordering::SeqCst),
+        accepted.len(),
+        published.len()
+    );
+    assert!(accepted.len() > 20, "the load was real: {} accepted", accepted.len());
+    assert_eq!(lost, 0);
+    let _ = again.kill().await;
+}
