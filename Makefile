@@ -25,9 +25,11 @@ test: tools test-tools
 tools:
 	@scripts/install-nats-server.sh
 
-## make test-tools: what only the tests need (Python grpcio for the cross-language client test).
+## make test-tools: what only the tests need (Python grpcio for the cross-language client test,
+## kubernetes-validate and kubectl for the manifest check).
 test-tools:
 	@scripts/install-python-grpc.sh
+	@scripts/install-k8s-tools.sh
 
 build:
 	$(CARGO) build -p bashu -p bashuctl
