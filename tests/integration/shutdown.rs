@@ -134,3 +134,45 @@ async fn sigterm_under_load_loses_no_accepted_story_and_exits_within_the_grace_p
     assert_eq!(lost, 0);
     let _ = again.kill().await;
 }
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once_while_the_first_waits_for_in_flight_work() {
+    use tokio::io::AsyncWriteExt;
+    let nats = NatsServer::start().await;
+    let prefix = format!("t{}", free_port());
+    let http = bashu::http_client();
+    let port = free_port();
+    let observer =
+        Bus::connect(&nats.url(), "observer", Subjects::new(&prefix).unwrap(), Topology::default()).await.unwrap();
+    observer.provision().await.unwrap();
+    let counties = Arc::new(bashu_registry::Counties::builtin().unwrap());
+    let token = bashu_registry::CountyTokens::open(&observer, counties)
+        .await
+        .unwrap()
+        .issue("511083", "slow")
+        .await
+        .unwrap()
+        .token;
+    let mut bashu = start_bashu(&nats.url(), &prefix, port);
+    wait_ready(&http, port).await;
+
+    // A request still arriving: its body trickles in, so a graceful stop waits for it.
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!(
+        "POST /v1/stories HTTP/1.1\r\nhost: bashu\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{{"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let pid = bashu.id().expect("a running process").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    // The first signal waits for the slow request (up to the grace period)...
+    assert!(tokio::time::timeout(Duration::from_secs(2), bashu.wait()).await.is_err(), "it did not wait");
+    // ...the second one ends it now.
+    let second = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(5), bashu.wait()).await.expect("exits at once").unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert!(second.elapsed() < Duration::from_secs(5));
+    drop(slow);
+}
