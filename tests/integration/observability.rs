@@ -108,7 +108,8 @@ async fn ready_only_while_nats_is_connected_and_the_streams_and_consumers_exist(
     assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
 
     // A stream is gone (an operator deleted it): not ready, and ready again once it is back.
-    t.bus.jetstream().delete_stream(format!("{}_AUDIT", t.config.nats.prefix.to_uppercase())).await.unwrap();
+    let audit = t.bus.stream(bashu_bus::AUDIT).await.unwrap().cached_info().config.name.clone();
+    t.bus.jetstream().delete_stream(audit).await.unwrap();
     let (status, reason) = ready().await;
     assert_eq!(status, 503);
     assert!(reason.contains("AUDIT"), "{reason}");

@@ -16,6 +16,16 @@ use serde_json::json;
 
 const GRACE: Duration = Duration::from_secs(15);
 
+/// A fresh bus under `prefix` and a token for 511083 on it.
+async fn county_token(nats: &str, prefix: &str) -> (Bus, String) {
+    let observer = Bus::connect(nats, "observer", Subjects::new(prefix).unwrap(), Topology::default()).await.unwrap();
+    observer.provision().await.unwrap();
+    let counties = Arc::new(bashu_registry::Counties::builtin().unwrap());
+    let tokens = bashu_registry::CountyTokens::open(&observer, counties).await.unwrap();
+    let token = tokens.issue("511083", "shutdown test").await.unwrap().token;
+    (observer, token)
+}
+
 fn start_bashu(nats: &str, prefix: &str, http: u16) -> tokio::process::Child {
     tokio::process::Command::new(bashu_tests::workspace_binary("bashu"))
         .args(["--target", "ingest,moderation,distribution", "--grace-seconds", &GRACE.as_secs().to_string()])
@@ -50,17 +60,7 @@ async fn wait_ready(http: &reqwest::Client, port: u16) {
 async fn sigterm_under_load_loses_no_accepted_story_and_exits_within_the_grace_period() {
     let nats = NatsServer::start().await;
     let prefix = format!("t{}", free_port());
-    let observer =
-        Bus::connect(&nats.url(), "observer", Subjects::new(&prefix).unwrap(), Topology::default()).await.unwrap();
-    observer.provision().await.unwrap();
-    let counties = Arc::new(bashu_registry::Counties::builtin().unwrap());
-    let token = bashu_registry::CountyTokens::open(&observer, counties)
-        .await
-        .unwrap()
-        .issue("511083", "load")
-        .await
-        .unwrap()
-        .token;
+    let (observer, token) = county_token(&nats.url(), &prefix).await;
     let http = bashu::http_client();
     let port = free_port();
     let mut bashu = start_bashu(&nats.url(), &prefix, port);
@@ -142,17 +142,7 @@ async fn a_second_signal_exits_at_once_while_the_first_waits_for_in_flight_work(
     let prefix = format!("t{}", free_port());
     let http = bashu::http_client();
     let port = free_port();
-    let observer =
-        Bus::connect(&nats.url(), "observer", Subjects::new(&prefix).unwrap(), Topology::default()).await.unwrap();
-    observer.provision().await.unwrap();
-    let counties = Arc::new(bashu_registry::Counties::builtin().unwrap());
-    let token = bashu_registry::CountyTokens::open(&observer, counties)
-        .await
-        .unwrap()
-        .issue("511083", "slow")
-        .await
-        .unwrap()
-        .token;
+    let (_observer, token) = county_token(&nats.url(), &prefix).await;
     let mut bashu = start_bashu(&nats.url(), &prefix, port);
     wait_ready(&http, port).await;
 

@@ -21,6 +21,20 @@ fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+impl Admin {
+    /// Gives a desk a new public key (empty: none, the desk cannot sign), audited.
+    async fn replace_desk_key(&self, who: &Who, desk_id: &str, public_key: Vec<u8>) -> Result<(), Status> {
+        let before = self
+            .registry
+            .current()
+            .desk(desk_id)
+            .map(json)
+            .ok_or_else(|| Status::not_found(format!("no desk {desk_id:?}")))?;
+        let stored = self.store.set_desk_key(desk_id, public_key).await.map_err(|e| to_status(&e))?;
+        self.audit(who, format!("desk key {desk_id}"), Some(before), Some(json(&stored))).await
+    }
+}
+
 #[tonic::async_trait]
 impl CredentialService for Admin {
     async fn issue_county_token(
@@ -105,15 +119,8 @@ impl CredentialService for Admin {
     ) -> Result<Response<IssueDeskKeyResponse>, Status> {
         let who = Who::of(&request)?;
         let desk_id = request.into_inner().desk_id;
-        let before = self
-            .registry
-            .current()
-            .desk(&desk_id)
-            .map(json)
-            .ok_or_else(|| Status::not_found(format!("no desk {desk_id:?}")))?;
         let (secret, public) = bashu_alerts::signature::new_key_pair();
-        let stored = self.store.set_desk_key(&desk_id, public.to_vec()).await.map_err(|e| to_status(&e))?;
-        self.audit(&who, format!("desk key {desk_id}"), Some(before), Some(json(&stored))).await?;
+        self.replace_desk_key(&who, &desk_id, public.to_vec()).await?;
         Ok(Response::new(IssueDeskKeyResponse { desk_id, secret_key: base64(&secret), public_key: base64(&public) }))
     }
 
@@ -137,14 +144,7 @@ impl CredentialService for Admin {
     ) -> Result<Response<RevokeDeskKeyResponse>, Status> {
         let who = Who::of(&request)?;
         let desk_id = request.into_inner().desk_id;
-        let before = self
-            .registry
-            .current()
-            .desk(&desk_id)
-            .map(json)
-            .ok_or_else(|| Status::not_found(format!("no desk {desk_id:?}")))?;
-        let stored = self.store.set_desk_key(&desk_id, Vec::new()).await.map_err(|e| to_status(&e))?;
-        self.audit(&who, format!("desk key {desk_id}"), Some(before), Some(json(&stored))).await?;
+        self.replace_desk_key(&who, &desk_id, Vec::new()).await?;
         Ok(Response::new(RevokeDeskKeyResponse {}))
     }
 }

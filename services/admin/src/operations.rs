@@ -118,6 +118,16 @@ impl BusHealthService for Admin {
     }
 }
 
+impl Admin {
+    async fn existing_dead_letter(&self, sequence: u64) -> Result<bashu_bus::DeadLetter, Status> {
+        self.bus
+            .dead_letter(sequence)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| Status::not_found(format!("no dead letter {sequence}")))
+    }
+}
+
 #[tonic::async_trait]
 impl DeadLetterService for Admin {
     async fn list_dead_letters(
@@ -137,12 +147,7 @@ impl DeadLetterService for Admin {
 
     async fn get_dead_letter(&self, request: Request<DeadLetterRef>) -> Result<Response<DeadLetterDetail>, Status> {
         let sequence = request.into_inner().sequence;
-        let letter = self
-            .bus
-            .dead_letter(sequence)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| Status::not_found(format!("no dead letter {sequence}")))?;
+        let letter = self.existing_dead_letter(sequence).await?;
         Ok(Response::new(DeadLetterDetail {
             dead_letter: Some(dead_letter_line(&letter)),
             payload_json: payload_json(&letter.event_type, &letter.payload),
@@ -156,12 +161,7 @@ impl DeadLetterService for Admin {
     ) -> Result<Response<RequeueDeadLetterResponse>, Status> {
         let who = Who::of(&request)?;
         let sequence = request.into_inner().sequence;
-        let letter = self
-            .bus
-            .dead_letter(sequence)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| Status::not_found(format!("no dead letter {sequence}")))?;
+        let letter = self.existing_dead_letter(sequence).await?;
         let subject = self
             .bus
             .requeue_dead_letter(sequence)
@@ -179,12 +179,7 @@ impl DeadLetterService for Admin {
     ) -> Result<Response<DiscardDeadLetterResponse>, Status> {
         let who = Who::of(&request)?;
         let sequence = request.into_inner().sequence;
-        let letter = self
-            .bus
-            .dead_letter(sequence)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| Status::not_found(format!("no dead letter {sequence}")))?;
+        let letter = self.existing_dead_letter(sequence).await?;
         self.bus.discard_dead_letter(sequence).await.map_err(unavailable)?;
         let before = crate::audit::json(&dead_letter_line(&letter));
         self.audit(&who, format!("dead letter {sequence} discarded"), Some(before), None).await?;

@@ -259,8 +259,10 @@ impl System {
         }
         tracker.spawn(report_nats_health(health, control.clone(), serving, shutdown.clone()));
 
-        let http = http.route_layer(axum::middleware::from_fn(observe::count_http));
-        let http = http.merge(observe::routes(control, consumers, operator_view));
+        // After the merge: a target with no HTTP routes of its own (admin) still has the probes.
+        let http = http
+            .merge(observe::routes(control, consumers, operator_view))
+            .route_layer(axum::middleware::from_fn(observe::count_http));
         let http_addr = serve_http(&tracker, config.http.listen, http, shutdown.clone()).await?;
         let tls = config.grpc.tls.as_ref().map(server_tls).transpose()?;
         let grpc_addr = serve_grpc(&tracker, config.grpc.listen, tls, grpc, shutdown.clone()).await?;
