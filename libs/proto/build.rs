@@ -32,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out_dir.join("bashu_descriptor.bin"), &descriptor_bytes)?;
 
     tonic_prost_build::configure()
+        .codec_path("crate::codec::GrpcCodec")
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(descriptors)?;

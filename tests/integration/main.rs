@@ -10,6 +10,7 @@ mod distribution_faults;
 mod foreign_client;
 mod ingest;
 mod ingest_feeds;
+mod malformed;
 mod moderation;
 mod nats_harness;
 mod observability;

@@ -4,6 +4,8 @@
 /// The encoded `FileDescriptorSet` of every Bashu `.proto` file, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bashu_descriptor.bin"));
 
+pub mod codec;
+
 /// Re-exported so that users name one timestamp type.
 pub use pbjson_types::Timestamp;
 
