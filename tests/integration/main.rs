@@ -15,6 +15,7 @@ mod moderation;
 mod nats_harness;
 mod observability;
 mod operations_doc;
+mod process_faults;
 mod registry;
 mod review;
 mod shutdown;

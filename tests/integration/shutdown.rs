@@ -3,7 +3,6 @@
 
 use std::{
     collections::BTreeSet,
-    process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -27,33 +26,7 @@ async fn county_token(nats: &str, prefix: &str) -> (Bus, String) {
 }
 
 fn start_bashu(nats: &str, prefix: &str, http: u16) -> tokio::process::Child {
-    tokio::process::Command::new(bashu_tests::workspace_binary("bashu"))
-        .args(["--target", "ingest,moderation,distribution", "--grace-seconds", &GRACE.as_secs().to_string()])
-        .env("BASHU_NATS__URL", nats)
-        .env("BASHU_NATS__PREFIX", prefix)
-        .env("BASHU_HTTP__LISTEN", format!("127.0.0.1:{http}"))
-        .env("BASHU_GRPC__LISTEN", format!("127.0.0.1:{}", free_port()))
-        .env("BASHU_INGEST__RATE_PER_MINUTE", "10000000")
-        .env("BASHU_INGEST__RATE_BURST", "100000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("bashu starts")
-}
-
-async fn wait_ready(http: &reqwest::Client, port: u16) {
-    let deadline = Instant::now() + bashu_tests::PATIENCE;
-    while Instant::now() < deadline {
-        if let Ok(response) = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await
-            && response.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("bashu did not become ready");
+    bashu_tests::spawn_bashu("ingest,moderation,distribution", nats, prefix, http, GRACE)
 }
 
 #[tokio::test]
@@ -64,7 +37,7 @@ async fn sigterm_under_load_loses_no_accepted_story_and_exits_within_the_grace_p
     let http = bashu::http_client();
     let port = free_port();
     let mut bashu = start_bashu(&nats.url(), &prefix, port);
-    wait_ready(&http, port).await;
+    bashu_tests::wait_ready(&http, port).await;
 
     // Four clients submit as fast as they are answered; every 202 is a promise.
     let accepted = Arc::new(Mutex::new(BTreeSet::new()));
@@ -113,7 +86,7 @@ async fn sigterm_under_load_loses_no_accepted_story_and_exits_within_the_grace_p
 
     // Started again, it carries on with whatever the first one left in the streams.
     let mut again = start_bashu(&nats.url(), &prefix, port);
-    wait_ready(&http, port).await;
+    bashu_tests::wait_ready(&http, port).await;
     let accepted = accepted.lock().unwrap().clone();
     let subject = observer.subjects().all_story_published();
     let published = || async {
@@ -144,7 +117,7 @@ async fn a_second_signal_exits_at_once_while_the_first_waits_for_in_flight_work(
     let port = free_port();
     let (_observer, token) = county_token(&nats.url(), &prefix).await;
     let mut bashu = start_bashu(&nats.url(), &prefix, port);
-    wait_ready(&http, port).await;
+    bashu_tests::wait_ready(&http, port).await;
 
     // A request still arriving: its body trickles in, so a graceful stop waits for it.
     let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();

@@ -60,6 +60,46 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     binary
 }
 
+/// The real `bashu` binary running `targets` (`ingest,moderation`) on `nats` under `prefix`, its
+/// HTTP listener on `http_port`, with `--grace-seconds grace`. Killed when dropped.
+pub fn spawn_bashu(targets: &str, nats: &str, prefix: &str, http_port: u16, grace: Duration) -> tokio::process::Child {
+    tokio::process::Command::new(workspace_binary("bashu"))
+        .args(["--target", targets, "--grace-seconds", &grace.as_secs().to_string()])
+        .env("BASHU_NATS__URL", nats)
+        .env("BASHU_NATS__PREFIX", prefix)
+        .env("BASHU_HTTP__LISTEN", format!("127.0.0.1:{http_port}"))
+        .env("BASHU_GRPC__LISTEN", format!("127.0.0.1:{}", bashu_test_support::free_port()))
+        .env("BASHU_INGEST__RATE_PER_MINUTE", "10000000")
+        .env("BASHU_INGEST__RATE_BURST", "100000")
+        // A killed consumer's message comes back after ack_wait: seconds, not the default 30.
+        .env("BASHU_MODERATION__CONSUMER__ACK_WAIT_MS", "2000")
+        .env("BASHU_MODERATION__CONSUMER__BACKOFF_MS", "[100]")
+        .env("BASHU_DISTRIBUTION__CONSUMER__ACK_WAIT_MS", "2000")
+        .env("BASHU_DISTRIBUTION__CONSUMER__BACKOFF_MS", "[100]")
+        .env("BASHU_INGEST__STATUS_CONSUMER__ACK_WAIT_MS", "2000")
+        .env("BASHU_INGEST__STATUS_CONSUMER__BACKOFF_MS", "[100]")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bashu starts")
+}
+
+/// Waits until a `bashu` process's `/readyz` on `http_port` answers 200.
+pub async fn wait_ready(http: &reqwest::Client, http_port: u16) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(response) = http.get(format!("http://127.0.0.1:{http_port}/readyz")).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("bashu on port {http_port} did not become ready");
+}
+
 /// The process's tracing, exporting every finished span to memory (installed once; tests that
 /// share a process share it and tell their spans apart by trace id).
 pub fn traced() -> opentelemetry_sdk::trace::InMemorySpanExporter {
