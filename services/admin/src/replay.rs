@@ -83,12 +83,10 @@ impl Admin {
                 to,
                 |message| {
                     // A copy an earlier replay sent is not a delivery of its own.
-                    let replayed =
-                        message.headers.as_ref().is_some_and(|h| h.get(bashu_bus::headers::REPLAY).is_some());
-                    let Ok(delivery) = StoryDelivery::decode(message.payload.clone()) else { return };
-                    if replayed {
+                    if message.headers.as_ref().is_some_and(|h| h.get(bashu_bus::headers::REPLAY).is_some()) {
                         return;
                     }
+                    let Ok(delivery) = StoryDelivery::decode(message.payload.clone()) else { return };
                     match selection {
                         Selection::Range { .. } => chosen.push(delivery),
                         Selection::Story { origin, id } => {
