@@ -19,4 +19,5 @@ mod process_faults;
 mod registry;
 mod review;
 mod shutdown;
+mod slow_receivers;
 mod story_flow;
