@@ -4,6 +4,7 @@ mod admin;
 mod alerts;
 mod alerts_faults;
 mod bus_contract;
+mod cluster_faults;
 mod deploy_manifests;
 mod distribution;
 mod distribution_faults;

@@ -63,7 +63,20 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
 /// The real `bashu` binary running `targets` (`ingest,moderation`) on `nats` under `prefix`, its
 /// HTTP listener on `http_port`, with `--grace-seconds grace`. Killed when dropped.
 pub fn spawn_bashu(targets: &str, nats: &str, prefix: &str, http_port: u16, grace: Duration) -> tokio::process::Child {
+    spawn_bashu_with(targets, nats, prefix, http_port, grace, &[])
+}
+
+/// As [`spawn_bashu`], with more `BASHU_…` settings.
+pub fn spawn_bashu_with(
+    targets: &str,
+    nats: &str,
+    prefix: &str,
+    http_port: u16,
+    grace: Duration,
+    settings: &[(&str, &str)],
+) -> tokio::process::Child {
     tokio::process::Command::new(workspace_binary("bashu"))
+        .envs(settings.iter().copied())
         .args(["--target", targets, "--grace-seconds", &grace.as_secs().to_string()])
         .env("BASHU_NATS__URL", nats)
         .env("BASHU_NATS__PREFIX", prefix)
