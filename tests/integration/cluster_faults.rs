@@ -1,17 +1,11 @@
 //! Bashu on a three-node nats-server cluster with R3 streams: one node killed in the middle of a
 //! load and brought back loses no accepted story and delivers none twice.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use bashu_bus::{Bus, FEEDS, Subjects, Topology};
-use bashu_proto::story::v1::StoryDelivery;
+use bashu_bus::{Bus, Subjects, Topology};
 use bashu_test_support::{NatsCluster, free_port};
-use bashu_tests::{eventually, spawn_bashu_with, story_json, wait_ready};
-use serde_json::json;
+use bashu_tests::{eventually, spawn_bashu_with, wait_ready};
 
 #[tokio::test]
 async fn a_node_killed_under_load_and_brought_back_loses_nothing() {
@@ -40,72 +34,25 @@ async fn a_node_killed_under_load_and_brought_back_loses_nothing() {
     );
     wait_ready(&http, port).await;
 
-    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let mut clients = Vec::new();
-    for client in 0..3 {
-        let (http, token, accepted, stop) = (http.clone(), token.clone(), accepted.clone(), stop.clone());
-        clients.push(tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.is_cancelled() {
-                let id = format!("r3-{client}-{n}");
-                let answer = http
-                    .post(format!("http://127.0.0.1:{port}/v1/stories"))
-                    .bearer_auth(&token)
-                    .timeout(Duration::from_secs(5))
-                    .json(&story_json(&id, "511083", json!({"counties": ["500153"]})))
-                    .send()
-                    .await;
-                match answer {
-                    Ok(response) if response.status().is_success() => {
-                        accepted.lock().unwrap().insert(id);
-                        n += 1;
-                    }
-                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        }));
-    }
+    let load = bashu_tests::CmsLoad::start(&http, port, &token, 3, "r3");
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.nodes[0].kill();
-    let during = accepted.lock().unwrap().len();
+    let during = load.accepted_count();
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.nodes[0].restart().await;
     let back = std::time::Instant::now();
     // The load goes on until the system has clearly recovered: more stories accepted since.
-    let resumed_at = accepted.lock().unwrap().len();
-    eventually("stories are accepted again", || async { accepted.lock().unwrap().len() >= resumed_at + 30 }).await;
+    let resumed_at = load.accepted_count();
+    eventually("stories are accepted again", || async { load.accepted_count() >= resumed_at + 30 }).await;
     let recovery = back.elapsed();
-    stop.cancel();
-    for client in clients {
-        client.await.unwrap();
-    }
-
-    let accepted = accepted.lock().unwrap().clone();
-    let feed = observer.subjects().feed_story("500153").unwrap();
-    let delivered = || async {
-        let deliveries: Vec<StoryDelivery> = observer.read_all(FEEDS, &feed).await.unwrap_or_default();
-        let mut counts = BTreeMap::<String, usize>::new();
-        for delivery in deliveries {
-            *counts.entry(delivery.story.unwrap().id).or_default() += 1;
-        }
-        counts
-    };
-    eventually("every accepted story reaches 500153", || async {
-        let counts = delivered().await;
-        accepted.iter().all(|id| counts.contains_key(id))
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let counts = delivered().await;
-    let lost = accepted.iter().filter(|id| !counts.contains_key(*id)).count();
-    let duplicated = counts.values().filter(|n| **n > 1).count();
+    let accepted = load.stop().await;
+    let (delivered, lost, duplicated) = bashu_tests::settle_deliveries(&observer, &accepted).await;
     println!(
         "R3 node killed under load: accepted {} ({} before the kill), delivered {}, lost {lost}, duplicated {duplicated}, \
          30 more accepted within {recovery:?} of the node's return",
         accepted.len(),
         during,
-        counts.len()
+        delivered
     );
     assert!(accepted.len() > during, "stories were accepted after the node died");
     assert_eq!((lost, duplicated), (0, 0));

@@ -2,16 +2,14 @@
 //! middle of a load, several times: no accepted story is lost, and no county gets one twice.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::{Arc, Mutex},
+    collections::BTreeMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use bashu_bus::{Bus, FEEDS, Subjects, Topology};
-use bashu_proto::story::v1::StoryDelivery;
+use bashu_bus::{Bus, Subjects, Topology};
 use bashu_test_support::{NatsServer, free_port};
-use bashu_tests::{spawn_bashu, story_json, wait_ready};
-use serde_json::json;
+use bashu_tests::{spawn_bashu, wait_ready};
 
 /// Rounds of kills (each kills every service once); `BASHU_FAULT_ROUNDS` runs the longer variant.
 fn rounds() -> usize {
@@ -43,36 +41,7 @@ async fn kill_minus_nine_of_each_service_in_turn_loses_and_duplicates_nothing() 
         wait_ready(&http, *port).await;
     }
 
-    // Four CMSs submit continuously; a CMS retries a story with the same id until it is accepted,
-    // as docs/county-integration.md tells it to.
-    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let ingest_port = ports["ingest"];
-    let mut clients = Vec::new();
-    for client in 0..4 {
-        let (http, token, accepted, stop) = (http.clone(), token.clone(), accepted.clone(), stop.clone());
-        clients.push(tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.is_cancelled() {
-                let id = format!("kill-{client}-{n}");
-                let answer = http
-                    .post(format!("http://127.0.0.1:{ingest_port}/v1/stories"))
-                    .bearer_auth(&token)
-                    .timeout(Duration::from_secs(5))
-                    .json(&story_json(&id, "511083", json!({"counties": ["500153"]})))
-                    .send()
-                    .await;
-                match answer {
-                    Ok(response) if response.status().is_success() => {
-                        accepted.lock().unwrap().insert(id);
-                        n += 1;
-                    }
-                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        }));
-    }
-
+    let load = bashu_tests::CmsLoad::start(&http, ports["ingest"], &token, 4, "kill");
     let mut kills = 0;
     let mut recovery = Vec::new();
     for _ in 0..rounds() {
@@ -90,36 +59,13 @@ async fn kill_minus_nine_of_each_service_in_turn_loses_and_duplicates_nothing() 
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.cancel();
-    for client in clients {
-        client.await.unwrap();
-    }
-
-    let accepted = accepted.lock().unwrap().clone();
-    let feed = observer.subjects().feed_story("500153").unwrap();
-    let delivered = || async {
-        let deliveries: Vec<StoryDelivery> = observer.read_all(FEEDS, &feed).await.unwrap();
-        let mut counts = BTreeMap::<String, usize>::new();
-        for delivery in deliveries {
-            *counts.entry(delivery.story.unwrap().id).or_default() += 1;
-        }
-        counts
-    };
-    bashu_tests::eventually("every accepted story reaches 500153", || async {
-        let counts = delivered().await;
-        accepted.iter().all(|id| counts.contains_key(id))
-    })
-    .await;
-    // Anything still in flight settles before duplicates are counted.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let counts = delivered().await;
-    let lost = accepted.iter().filter(|id| !counts.contains_key(*id)).count();
-    let duplicated = counts.values().filter(|n| **n > 1).count();
+    let accepted = load.stop().await;
+    let (delivered, lost, duplicated) = bashu_tests::settle_deliveries(&observer, &accepted).await;
     println!(
         "kill -9 under load: accepted {}, delivered {}, lost {lost}, duplicated at the county {duplicated}, \
          {kills} kills, recovery (start to ready) max {:?}",
         accepted.len(),
-        counts.len(),
+        delivered,
         recovery.iter().max().unwrap()
     );
     assert!(accepted.len() > 30, "the load was real: {}", accepted.len());

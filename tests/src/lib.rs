@@ -99,6 +99,91 @@ pub fn spawn_bashu_with(
         .expect("bashu starts")
 }
 
+/// County CMSs submitting stories to 500153 as fast as they are answered, each retrying a story
+/// with the same id until it is accepted (as docs/county-integration.md tells a CMS to).
+pub struct CmsLoad {
+    /// The ids answered 200 or 202.
+    pub accepted: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    stop: CancellationToken,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl CmsLoad {
+    /// Starts `clients` CMSs posting to the ingest HTTP listener on `port` with `token` (511083's).
+    pub fn start(http: &reqwest::Client, port: u16, token: &str, clients: usize, name: &str) -> Self {
+        let accepted = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let stop = CancellationToken::new();
+        let clients = (0..clients)
+            .map(|client| {
+                let (http, token, accepted, stop) = (http.clone(), token.to_owned(), accepted.clone(), stop.clone());
+                let name = name.to_owned();
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while !stop.is_cancelled() {
+                        let id = format!("{name}-{client}-{n}");
+                        let answer = http
+                            .post(format!("http://127.0.0.1:{port}/v1/stories"))
+                            .bearer_auth(&token)
+                            .timeout(Duration::from_secs(5))
+                            .json(&story_json(&id, "511083", json!({"counties": ["500153"]})))
+                            .send()
+                            .await;
+                        match answer {
+                            Ok(response) if response.status().is_success() => {
+                                accepted.lock().expect("accepted").insert(id);
+                                n += 1;
+                            }
+                            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self { accepted, stop, clients }
+    }
+
+    /// How many stories were accepted so far.
+    pub fn accepted_count(&self) -> usize {
+        self.accepted.lock().expect("accepted").len()
+    }
+
+    /// Stops every client and returns the accepted ids.
+    pub async fn stop(self) -> std::collections::BTreeSet<String> {
+        self.stop.cancel();
+        for client in self.clients {
+            client.await.expect("a CMS client");
+        }
+        self.accepted.lock().expect("accepted").clone()
+    }
+}
+
+/// How many times each story id is in `county`'s feed.
+pub async fn deliveries_per_story(bus: &Bus, county: &str) -> BTreeMap<String, usize> {
+    let feed = bus.subjects().feed_story(county).expect("a county code");
+    let deliveries: Vec<bashu_proto::story::v1::StoryDelivery> = bus.read_all(FEEDS, &feed).await.unwrap_or_default();
+    let mut counts = BTreeMap::new();
+    for delivery in deliveries {
+        *counts.entry(delivery.story.expect("a story").id).or_default() += 1;
+    }
+    counts
+}
+
+/// Waits until every accepted id reached 500153, lets in-flight work settle, and returns the
+/// figures (delivered stories, lost, duplicated at the county).
+pub async fn settle_deliveries(bus: &Bus, accepted: &std::collections::BTreeSet<String>) -> (usize, usize, usize) {
+    eventually("every accepted story reaches 500153", || async {
+        let counts = deliveries_per_story(bus, "500153").await;
+        accepted.iter().all(|id| counts.contains_key(id))
+    })
+    .await;
+    // Anything still in flight settles before duplicates are counted.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = deliveries_per_story(bus, "500153").await;
+    let lost = accepted.iter().filter(|id| !counts.contains_key(*id)).count();
+    let duplicated = counts.values().filter(|n| **n > 1).count();
+    (counts.len(), lost, duplicated)
+}
+
 /// Waits until a `bashu` process's `/readyz` on `http_port` answers 200.
 pub async fn wait_ready(http: &reqwest::Client, http_port: u16) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
