@@ -34,7 +34,7 @@ async fn a_node_killed_under_load_and_brought_back_loses_nothing() {
     );
     wait_ready(&http, port).await;
 
-    let load = bashu_tests::CmsLoad::start(&http, port, &token, 3, "r3");
+    let load = bashu_tests::CmsLoad::start(&http, Arc::new(port.into()), &token, 3, "r3");
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.nodes[0].kill();
     let during = load.accepted_count();

@@ -41,7 +41,8 @@ async fn kill_minus_nine_of_each_service_in_turn_loses_and_duplicates_nothing() 
         wait_ready(&http, *port).await;
     }
 
-    let load = bashu_tests::CmsLoad::start(&http, ports["ingest"], &token, 4, "kill");
+    let ingest_port = Arc::new(std::sync::atomic::AtomicU16::new(ports["ingest"]));
+    let load = bashu_tests::CmsLoad::start(&http, ingest_port.clone(), &token, 4, "kill");
     let mut kills = 0;
     let mut recovery = Vec::new();
     for _ in 0..rounds() {
@@ -53,8 +54,13 @@ async fn kill_minus_nine_of_each_service_in_turn_loses_and_duplicates_nothing() 
             kills += 1;
             tokio::time::sleep(Duration::from_millis(200)).await;
             let restarted = Instant::now();
-            processes.insert(target, spawn_bashu(target, &nats.url(), &prefix, ports[target], grace));
-            wait_ready(&http, ports[target]).await;
+            // A new port: the old one may have been taken by a parallel test meanwhile.
+            let port = free_port();
+            processes.insert(target, spawn_bashu(target, &nats.url(), &prefix, port, grace));
+            wait_ready(&http, port).await;
+            if target == "ingest" {
+                ingest_port.store(port, std::sync::atomic::Ordering::SeqCst);
+            }
             recovery.push(restarted.elapsed());
         }
     }

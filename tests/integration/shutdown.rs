@@ -85,6 +85,8 @@ async fn sigterm_under_load_loses_no_accepted_story_and_exits_within_the_grace_p
     assert!(took < GRACE, "took {took:?}, the grace period is {GRACE:?}");
 
     // Started again, it carries on with whatever the first one left in the streams.
+    // On a new port: the old one may have been taken by a parallel test meanwhile.
+    let port = free_port();
     let mut again = start_bashu(&nats.url(), &prefix, port);
     bashu_tests::wait_ready(&http, port).await;
     let accepted = accepted.lock().unwrap().clone();

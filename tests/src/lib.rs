@@ -109,18 +109,26 @@ pub struct CmsLoad {
 }
 
 impl CmsLoad {
-    /// Starts `clients` CMSs posting to the ingest HTTP listener on `port` with `token` (511083's).
-    pub fn start(http: &reqwest::Client, port: u16, token: &str, clients: usize, name: &str) -> Self {
+    /// Starts `clients` CMSs posting to the ingest HTTP listener on `port` with `token` (511083's);
+    /// `port` may change while they run (an ingest process restarted elsewhere).
+    pub fn start(
+        http: &reqwest::Client,
+        port: Arc<std::sync::atomic::AtomicU16>,
+        token: &str,
+        clients: usize,
+        name: &str,
+    ) -> Self {
         let accepted = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
         let stop = CancellationToken::new();
         let clients = (0..clients)
             .map(|client| {
                 let (http, token, accepted, stop) = (http.clone(), token.to_owned(), accepted.clone(), stop.clone());
-                let name = name.to_owned();
+                let (name, port) = (name.to_owned(), port.clone());
                 tokio::spawn(async move {
                     let mut n = 0;
                     while !stop.is_cancelled() {
                         let id = format!("{name}-{client}-{n}");
+                        let port = port.load(std::sync::atomic::Ordering::SeqCst);
                         let answer = http
                             .post(format!("http://127.0.0.1:{port}/v1/stories"))
                             .bearer_auth(&token)
