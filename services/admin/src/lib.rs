@@ -27,7 +27,7 @@ use bashu_proto::{
     registry::v1::StaffRole,
 };
 use bashu_registry::{Caller, Counties, CountyTokens, RegistryStore, RegistryView, StaffTokens, StaticStaff};
-use tonic::Status;
+use tonic::{Status, server::NamedService};
 
 pub use guard::{Called, Guard, Guarded, METHOD_ROLES, Need, need_of};
 
@@ -141,18 +141,19 @@ impl Admin {
             .add_service(guard.wrap(AuditServiceServer::new(self.clone())))
     }
 
-    /// The names of the services [`Admin::add_services`] adds, for the gRPC health service.
+    /// The names of the services [`Admin::add_services`] adds, for the gRPC health service
+    /// (taken from the generated servers, so they cannot drift from the routes).
     pub const SERVICE_NAMES: [&'static str; 10] = [
-        "bashu.admin.v1.RegistryService",
-        "bashu.admin.v1.CredentialService",
-        "bashu.admin.v1.AlertBoardService",
-        "bashu.admin.v1.TakedownService",
-        "bashu.admin.v1.ModerationRulesService",
-        "bashu.admin.v1.BusHealthService",
-        "bashu.admin.v1.DeadLetterService",
-        "bashu.admin.v1.ReplayService",
-        "bashu.admin.v1.ReportService",
-        "bashu.admin.v1.AuditService",
+        <RegistryServiceServer<Admin> as NamedService>::NAME,
+        <CredentialServiceServer<Admin> as NamedService>::NAME,
+        <AlertBoardServiceServer<Admin> as NamedService>::NAME,
+        <TakedownServiceServer<Admin> as NamedService>::NAME,
+        <ModerationRulesServiceServer<Admin> as NamedService>::NAME,
+        <BusHealthServiceServer<Admin> as NamedService>::NAME,
+        <DeadLetterServiceServer<Admin> as NamedService>::NAME,
+        <ReplayServiceServer<Admin> as NamedService>::NAME,
+        <ReportServiceServer<Admin> as NamedService>::NAME,
+        <AuditServiceServer<Admin> as NamedService>::NAME,
     ];
 }
 

@@ -195,8 +195,9 @@ impl System {
                     )
                     .await?;
                     http = http.merge(ingest.http_router());
-                    grpc = grpc.add_service(ingest.grpc_service());
-                    serving.push("bashu.ingest.v1.IngestService");
+                    let service = ingest.grpc_service();
+                    serving.push(name_of(&service));
+                    grpc = grpc.add_service(service);
                     consumers.push(control.ingest_status_consumer(any()));
                     spawn_service(
                         &tracker,
@@ -206,8 +207,9 @@ impl System {
                 }
                 Target::Moderation => {
                     let moderation = bashu_moderation::Moderation::build(config.moderation.clone(), bus).await?;
-                    grpc = grpc.add_service(guard.wrap(moderation.review_desk().grpc_service()));
-                    serving.push("bashu.moderation.v1.ReviewService");
+                    let service = guard.wrap(moderation.review_desk().grpc_service());
+                    serving.push(name_of(&service));
+                    grpc = grpc.add_service(service);
                     consumers.push(control.moderation_consumer(any()));
                     spawn_service(&tracker, "moderation", moderation.run(shutdown.clone()));
                 }
@@ -227,8 +229,9 @@ impl System {
                         bashu_alerts::Alerts::build(config.alerts.clone(), bus, counties.clone(), registry.clone())
                             .await?;
                     http = http.merge(alerts.http_router());
-                    grpc = grpc.add_service(alerts.grpc_service());
-                    serving.push("bashu.alert.v1.AlertService");
+                    let service = alerts.grpc_service();
+                    serving.push(name_of(&service));
+                    grpc = grpc.add_service(service);
                     consumers.extend([control.alert_fanout_consumer(any()), control.alert_tracker_consumer(any())]);
                     spawn_service(&tracker, "alerts", alerts.run(shutdown.clone()));
                 }
@@ -317,6 +320,11 @@ async fn report_nats_health(
     for name in std::iter::once(&"").chain(&services) {
         health.set_service_status(*name, tonic_health::ServingStatus::NotServing).await;
     }
+}
+
+/// A gRPC service's full name, as the health service reports it.
+fn name_of<S: tonic::server::NamedService>(_: &S) -> &'static str {
+    S::NAME
 }
 
 fn spawn_service<F>(tracker: &TaskTracker, name: &'static str, run: F)
