@@ -76,7 +76,6 @@ pub fn spawn_bashu_with(
     settings: &[(&str, &str)],
 ) -> tokio::process::Child {
     tokio::process::Command::new(workspace_binary("bashu"))
-        .envs(settings.iter().copied())
         .args(["--target", targets, "--grace-seconds", &grace.as_secs().to_string()])
         .env("BASHU_NATS__URL", nats)
         .env("BASHU_NATS__PREFIX", prefix)
@@ -92,6 +91,8 @@ pub fn spawn_bashu_with(
         .env("BASHU_INGEST__STATUS_CONSUMER__ACK_WAIT_MS", "2000")
         .env("BASHU_INGEST__STATUS_CONSUMER__BACKOFF_MS", "[100]")
         .env("RUST_LOG", "warn")
+        // Last, so that a caller's setting wins over the defaults above.
+        .envs(settings.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -240,6 +241,13 @@ impl tonic::service::Interceptor for Bearer {
 /// A channel whose calls carry a staff token.
 pub type StaffChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>;
 
+/// A gRPC channel to `endpoint` on which every call carries `token` as a bearer token.
+pub async fn bearer_channel(endpoint: &str, token: &str) -> Result<StaffChannel, tonic::transport::Error> {
+    let channel = tonic::transport::Channel::from_shared(endpoint.to_owned()).expect("an endpoint").connect().await?;
+    let value = format!("Bearer {token}").parse().expect("a header value");
+    Ok(tonic::service::interceptor::InterceptedService::new(channel, Bearer(value)))
+}
+
 /// The operator token the test systems accept for admin writes.
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
 
@@ -313,13 +321,7 @@ impl TestSystem {
 
     /// A gRPC channel on which every call carries `token` as a bearer token.
     pub async fn staff_channel(&self, token: &str) -> StaffChannel {
-        let channel = tonic::transport::Channel::from_shared(self.grpc_endpoint())
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("the gRPC listener accepts");
-        let value = format!("Bearer {token}").parse().expect("a header value");
-        tonic::service::interceptor::InterceptedService::new(channel, Bearer(value))
+        bearer_channel(&self.grpc_endpoint(), token).await.expect("the gRPC listener accepts")
     }
 
     /// A gRPC channel acting as the bootstrap operator.
