@@ -245,10 +245,11 @@ async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result
     let story = delivery.event.story.ok_or_else(|| Failure::Permanent("StorySubmitted without a story".into()))?;
     let now = SystemTime::now();
     let evaluation = {
+        // Compared in place: a copy of the window per story made moderation slower the more
+        // stories the window held (bashu-bench pipeline, docs/performance.md). The story's own
+        // earlier versions are never compared: evaluate skips its origin county's stories.
         let earlier = state.earlier.lock().await;
-        let others: Vec<Earlier> =
-            earlier.iter().filter(|e| !(e.origin == story.origin_county && e.id == story.id)).cloned().collect();
-        state.current_rules().evaluate(&story, &others, now)
+        state.current_rules().evaluate(&story, &earlier, now)
     };
     let mut verdict = evaluation.verdict;
     let mut reason = evaluation.reason.clone();
