@@ -35,9 +35,13 @@ build:
 	$(CARGO) build -p bashu -p bashuctl
 
 ## make bench: bashu-bench (release build) with the raw NATS baseline in the same run; see docs/performance.md.
+## BENCH_SCENARIOS picks some of alerts, pipeline and lexicon; BENCH_ARGS goes to each.
+BENCH_SCENARIOS ?= alerts pipeline lexicon
 bench: tools
-	$(CARGO) build --release -p bashu-bench
-	$(CARGO) run --release -q -p bashu-bench -- alerts $(BENCH_ARGS)
+	$(CARGO) build --release -p bashu-bench -p bashu
+	@for scenario in $(BENCH_SCENARIOS); do \
+	  $${CARGO_TARGET_DIR:-target}/release/bashu-bench $$scenario $(BENCH_ARGS) || exit 1; echo; \
+	done
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -256,7 +256,7 @@ fn alert_iteration(payload: &[u8]) -> Option<u64> {
     delivery.alert?.identifier.rsplit('-').next()?.parse().ok()
 }
 
-fn region_alert(identifier: &str) -> String {
+pub(crate) fn region_alert(identifier: &str) -> String {
     format!(
         r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{identifier}</identifier><sender>bench@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent><status>Exercise</status><msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>暴雨</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty><headline>基准测试</headline><description>{}</description><area><areaDesc>川渝</areaDesc><geocode><valueName>bashu:region</valueName><value>all</value></geocode></area></info></alert>"#,
         "x".repeat(512)

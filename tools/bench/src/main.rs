@@ -3,6 +3,8 @@
 
 mod alerts;
 mod lexicon;
+mod pipeline;
+mod processes;
 mod stats;
 
 use std::time::Duration;
@@ -37,6 +39,26 @@ enum Scenario {
         #[arg(long, default_value_t = 20)]
         pace_ms: u64,
     },
+    /// The story pipeline (and ingest, and each service's memory) beside a raw three-hop
+    /// JetStream pipeline; needs the `bashu` binary beside this one or in BENCH_BASHU_BINARY.
+    Pipeline {
+        /// Stories per run in the sustained phase.
+        #[arg(long, default_value_t = 5_000)]
+        stories: usize,
+        /// Clients sending at once in the sustained phase.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Stories per second in the paced phase (below what the machine sustains, or the
+        /// latency measured is the backlog's).
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// Length of the paced phase, in seconds.
+        #[arg(long, default_value_t = 5)]
+        paced_seconds: u64,
+        /// Runs; medians and spreads are reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Moderation's lexicon scan rate (MB/s), normalisation included.
     Lexicon {
         /// Terms in the lexicon.
@@ -62,6 +84,18 @@ fn main() -> anyhow::Result<()> {
                 );
             } else {
                 print_alerts(&results, &options);
+            }
+        }
+        Scenario::Pipeline { stories, concurrency, rate, paced_seconds, runs } => {
+            let options = pipeline::Options { stories, concurrency, rate, paced_seconds, runs };
+            let result = runtime.block_on(pipeline::run(&options))?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "machine": machine(), "pipeline": result }))?
+                );
+            } else {
+                print_pipeline(&result, &options);
             }
         }
         Scenario::Lexicon { terms, body_bytes } => {
@@ -134,4 +168,56 @@ fn print_alerts(results: &[alerts::LayoutResult], options: &alerts::Options) {
         }
     }
     println!("targets: Bashu p99 within 1.5× raw JetStream and 2× raw core NATS");
+}
+
+fn print_pipeline(result: &pipeline::PipelineResult, options: &pipeline::Options) {
+    let machine = machine();
+    println!(
+        "story pipeline, ingest → moderation → distribution → county feed, each service its own process; \
+         {} B stories; {} runs; medians (range over runs); {} CPUs, {}",
+        result.story_bytes,
+        options.runs,
+        machine["cpus"],
+        machine["placement"].as_str().unwrap_or("")
+    );
+    let rate = |r: &pipeline::Rate| format!("{:.0} ({:.0}–{:.0})", r.median, r.min, r.max);
+    println!("{:<44} {:>22} {:>22} {:>8}", "figure", "Bashu", "raw JetStream", "ratio");
+    let (bashu, raw) = (&result.bashu, &result.raw);
+    println!(
+        "{:<44} {:>22} {:>22} {:>8.2}",
+        format!("sustained, stories/s end to end ({} clients)", options.concurrency),
+        rate(&bashu.end_to_end_per_second),
+        rate(&raw.end_to_end_per_second),
+        bashu.end_to_end_per_second.median / raw.end_to_end_per_second.median
+    );
+    println!(
+        "{:<44} {:>22} {:>22} {:>8.2}",
+        "ingest, stories/s accepted (same phase)",
+        rate(&bashu.accepted_per_second),
+        rate(&raw.accepted_per_second),
+        bashu.accepted_per_second.median / raw.accepted_per_second.median
+    );
+    for (name, pick) in [("p50", 0), ("p99", 1), ("max", 2)] {
+        let value = |s: &Summary| [s.median.p50, s.median.p99, s.median.max][pick];
+        println!(
+            "{:<44} {:>22.2} {:>22.2} {:>8.2}",
+            format!("at {}/s, end to end {name} ms", options.rate),
+            value(&bashu.paced),
+            value(&raw.paced),
+            value(&bashu.paced) / value(&raw.paced)
+        );
+    }
+    println!(
+        "{:<44} {:>22} {:>22}",
+        format!("at {}/s, p99 range over runs ms", options.rate),
+        format!("{:.2}–{:.2}", bashu.paced.p99_min, bashu.paced.p99_max),
+        format!("{:.2}–{:.2}", raw.paced.p99_min, raw.paced.p99_max)
+    );
+    println!("targets: throughput ≥ 0.8× raw, p99 ≤ 2× raw, ingest ≥ 0.8× raw publish");
+    println!();
+    println!("{:<14} {:>10} {:>14}", "service", "idle MiB", "load peak MiB");
+    for memory in &result.memory {
+        println!("{:<14} {:>10.1} {:>14.1}", memory.target, memory.idle_mib, memory.load_peak_mib);
+    }
+    println!("target: each service under 50 MiB resident when idle");
 }

@@ -27,3 +27,26 @@ fn the_lexicon_scan_reports_a_rate() {
     assert_eq!(report["lexicon"][0]["terms"], 500);
     assert!(report["lexicon"][0]["mb_per_second"].as_f64().is_some_and(|rate| rate > 0.0));
 }
+
+#[test]
+fn a_tiny_pipeline_run_measures_both_paths_and_every_service() {
+    let bashu = bashu_tests::workspace_binary("bashu");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bashu-bench"))
+        .env("BENCH_BASHU_BINARY", bashu)
+        .args(["--json", "pipeline", "--stories", "40", "--concurrency", "4", "--rate", "20"])
+        .args(["--paced-seconds", "1", "--runs", "1"])
+        .output()
+        .expect("bashu-bench runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    for path in ["bashu", "raw"] {
+        let figures = &report["pipeline"][path];
+        assert!(figures["end_to_end_per_second"]["median"].as_f64().is_some_and(|r| r > 0.0), "{figures}");
+        assert!(figures["accepted_per_second"]["median"].as_f64().is_some_and(|r| r > 0.0), "{figures}");
+        assert!(figures["paced"]["median"]["p99"].as_f64().is_some_and(|ms| ms > 0.0), "{figures}");
+    }
+    let services: Vec<&str> =
+        report["pipeline"]["memory"].as_array().unwrap().iter().map(|m| m["target"].as_str().unwrap()).collect();
+    assert_eq!(services, ["ingest", "moderation", "distribution", "alerts", "admin"]);
+    assert!(report["pipeline"]["memory"].as_array().unwrap().iter().all(|m| m["idle_mib"].as_f64() > Some(1.0)));
+}
