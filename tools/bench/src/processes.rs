@@ -21,7 +21,6 @@ pub(crate) struct Service {
 
 /// The `bashu` binary beside this one (`make bench` builds both in release), or
 /// `BENCH_BASHU_BINARY` (not `BASHU_…`: bashu reads every such variable as configuration).
-/// `BENCH_BASHU_BINARY` (not `BASHU_…`: bashu reads every such variable as its configuration).
 pub(crate) fn bashu_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("BENCH_BASHU_BINARY") {
         return Ok(path.into());
