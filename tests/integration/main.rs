@@ -4,6 +4,7 @@ mod admin;
 mod alerts;
 mod alerts_faults;
 mod bus_contract;
+mod bus_security;
 mod cluster_faults;
 mod deploy_manifests;
 mod distribution;

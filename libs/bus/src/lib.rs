@@ -9,6 +9,7 @@ mod events;
 pub mod headers;
 mod inspect;
 mod operate;
+mod permissions;
 mod subjects;
 mod topology;
 
@@ -17,6 +18,7 @@ pub use consume::{DeadLetter, Delivery, Failure, Handler};
 pub use error::{Error, Result};
 pub use events::{AlertTrackingEvent, Event, Incoming, Route, StoryLedgerEvent};
 pub use operate::{ConsumerFigures, RangeMessage, Stored, StreamFigures};
+pub use permissions::{Permissions, SERVICES, county_inbox, desk_inbox};
 pub use subjects::Subjects;
 pub use topology::{
     ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, AUDIT, CREDENTIALS_BUCKET, ConsumerSpec, DEAD_LETTERS,
@@ -42,6 +44,26 @@ pub struct Bus {
     topology: Topology,
 }
 
+/// How a client proves who it is to nats-server, and how it checks the server.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// The identity's nkey seed (`SU…`); none: connect without one (a server without
+    /// authorization).
+    pub nkey_seed: Option<String>,
+    /// A CA certificate (PEM) to check the server's TLS certificate against; set: TLS required.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Credentials {
+    // The seed is a secret: never in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("nkey_seed", &self.nkey_seed.as_ref().map(|_| "<redacted>"))
+            .field("tls_ca_file", &self.tls_ca_file)
+            .finish()
+    }
+}
+
 /// What JetStream said about a stored publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Published {
@@ -61,17 +83,31 @@ impl Bus {
     /// Connects to `url` (one or several comma-separated servers), retrying until the server is
     /// up and reconnecting forever after, as a service should.
     pub async fn connect(url: &str, name: &str, subjects: Subjects, topology: Topology) -> Result<Self> {
+        Self::connect_as(url, name, &Credentials::default(), subjects, topology).await
+    }
+
+    /// As [`Bus::connect`], proving who it is with `credentials` (and checking the server's TLS
+    /// certificate against their CA, when given).
+    pub async fn connect_as(
+        url: &str,
+        name: &str,
+        credentials: &Credentials,
+        subjects: Subjects,
+        topology: Topology,
+    ) -> Result<Self> {
         let servers = url
             .split(',')
             .map(|server| server.trim().parse::<async_nats::ServerAddr>())
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::nats(format!("parse server list {url}"), e))?;
-        let client = async_nats::ConnectOptions::new()
-            .name(name)
-            .retry_on_initial_connect()
-            .connect(servers)
-            .await
-            .map_err(|e| Error::nats(format!("connect to {url}"), e))?;
+        let mut options = async_nats::ConnectOptions::new().name(name).retry_on_initial_connect();
+        if let Some(seed) = &credentials.nkey_seed {
+            options = options.nkey(seed.clone());
+        }
+        if let Some(ca) = &credentials.tls_ca_file {
+            options = options.require_tls(true).add_root_certificates(ca.clone());
+        }
+        let client = options.connect(servers).await.map_err(|e| Error::nats(format!("connect to {url}"), e))?;
         Ok(Self::new(client, subjects, topology))
     }
 

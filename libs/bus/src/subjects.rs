@@ -23,13 +23,19 @@ impl Subjects {
         Ok(Self { subject_prefix: format!("{prefix}."), name_prefix: format!("{}_", prefix.to_ascii_uppercase()) })
     }
 
-    fn subject(&self, rest: &str) -> String {
+    pub(crate) fn subject(&self, rest: &str) -> String {
         format!("{}bashu.{rest}", self.subject_prefix)
     }
 
     /// The name of a stream, key-value bucket or object store, prefixed.
     pub(crate) fn name(&self, base: &str) -> String {
         format!("{}{base}", self.name_prefix)
+    }
+
+    /// The name of a stream (`FEEDS`, or `KV_<bucket>` for a bucket's), prefixed: what a county's
+    /// client names when it reads its consumer.
+    pub fn stream_name(&self, base: &str) -> String {
+        self.name(base)
     }
 
     /// `bashu.story.submitted.<origin>`: ingest accepted a story version.
@@ -85,6 +91,21 @@ impl Subjects {
     /// `bashu.alert.issued.<desk>`: an accepted alert, stored once.
     pub fn alert_issued(&self, desk: &str) -> Result<String> {
         Ok(self.subject(&format!("alert.issued.{}", token(desk)?)))
+    }
+
+    /// `bashu.alert.submit.<desk>`: a desk submits a signed CAP alert over NATS (request/reply).
+    pub fn alert_submit(&self, desk: &str) -> Result<String> {
+        Ok(self.subject(&format!("alert.submit.{}", token(desk)?)))
+    }
+
+    /// Every desk's alert submissions, `bashu.alert.submit.*`.
+    pub fn all_alert_submit(&self) -> String {
+        self.subject("alert.submit.*")
+    }
+
+    /// The desk of an alert submission subject.
+    pub fn alert_submit_desk<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.alert.submit.")
     }
 
     /// `bashu.alert.live.<county>`: the live (core NATS) alert delivery to a county.

@@ -5,11 +5,13 @@
 mod counties;
 mod credentials;
 mod error;
+mod nats_users;
 mod staff;
 mod store;
 
 pub use counties::{Counties, Resolved, Seat};
 pub use credentials::{CountyTokens, IssuedToken, Refusal, bearer, digests_equal, token_digest};
 pub use error::{Error, Result};
+pub use nats_users::{IssuedNatsUser, NatsUsers, ServiceKey, authorization};
 pub use staff::{Caller, IssuedStaffToken, StaffTokens, StaticStaff};
 pub use store::{RegistrySnapshot, RegistryStore, RegistryView, WHOLE_REGION, demo_seed};

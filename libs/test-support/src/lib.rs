@@ -44,6 +44,8 @@ pub fn free_port() -> u16 {
 pub struct NatsServer {
     port: u16,
     cluster: Option<ClusterMembership>,
+    /// With authorization: the configuration file (which includes `auth.conf` beside it).
+    config: Option<PathBuf>,
     store: TempDir,
     child: Option<Child>,
 }
@@ -66,7 +68,7 @@ impl NatsServer {
 
     fn spawn_unready(cluster: Option<ClusterMembership>) -> Self {
         let store = tempfile::Builder::new().prefix("bashu-nats-").tempdir().expect("temporary store");
-        let mut server = Self { port: free_port(), cluster, store, child: None };
+        let mut server = Self { port: free_port(), cluster, config: None, store, child: None };
         server.spawn_process();
         server
     }
@@ -85,6 +87,9 @@ impl NatsServer {
             .arg(self.store.path().join("js"))
             .stdout(Stdio::null())
             .stderr(log);
+        if let Some(config) = &self.config {
+            command.arg("--config").arg(config);
+        }
         if let Some(cluster) = &self.cluster {
             let routes =
                 cluster.routes.iter().map(|port| format!("nats://127.0.0.1:{port}")).collect::<Vec<_>>().join(",");
@@ -95,6 +100,36 @@ impl NatsServer {
                 .args(["--routes", &routes]);
         }
         self.child = Some(command.spawn().expect("spawn nats-server"));
+    }
+
+    /// Starts a single server whose authorization is `authorization` (an `authorization { … }`
+    /// block, as `bashu nats-auth render` writes it, kept in [`NatsServer::authorization_file`])
+    /// and waits until it is ready. Clients then need an identity the block knows.
+    pub async fn start_authorized(authorization: &str) -> Self {
+        let store = tempfile::Builder::new().prefix("bashu-nats-").tempdir().expect("temporary store");
+        let config = store.path().join("server.conf");
+        std::fs::write(store.path().join("auth.conf"), authorization).expect("auth.conf");
+        let pid = store.path().join("nats-server.pid");
+        std::fs::write(&config, format!("pid_file: {:?}\ninclude \"auth.conf\"\n", pid.display().to_string()))
+            .expect("server.conf");
+        let mut server = Self { port: free_port(), cluster: None, config: Some(config), store, child: None };
+        server.spawn_process();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !server.log().contains("Server is ready") {
+            assert!(std::time::Instant::now() < deadline, "nats-server not ready after 30 s; log:\n{}", server.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    /// The authorization file a server started with [`NatsServer::start_authorized`] includes.
+    pub fn authorization_file(&self) -> PathBuf {
+        self.store.path().join("auth.conf")
+    }
+
+    /// The pid file of a server started with [`NatsServer::start_authorized`].
+    pub fn pid_file(&self) -> PathBuf {
+        self.store.path().join("nats-server.pid")
     }
 
     /// The client URL, `nats://127.0.0.1:<port>`.

@@ -47,11 +47,39 @@ pub struct NatsConfig {
     pub prefix: String,
     /// Stream replicas: 1 for a single server, 3 for a production cluster.
     pub replicas: usize,
+    /// A folder with the services' nkey seeds, `<service>.nk` (`bashu nats-auth init`); each
+    /// service connects as itself. Unset: connect without an identity (a server without
+    /// authorization, as in tests and the plain `make run`).
+    pub nkey_dir: Option<std::path::PathBuf>,
+    /// A CA certificate (PEM) for the server's TLS certificate; set: TLS required.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for NatsConfig {
     fn default() -> Self {
-        Self { url: "nats://127.0.0.1:4222".into(), prefix: String::new(), replicas: 1 }
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            prefix: String::new(),
+            replicas: 1,
+            nkey_dir: None,
+            tls_ca_file: None,
+        }
+    }
+}
+
+impl NatsConfig {
+    /// How `service` (one of [`bashu_bus::SERVICES`]) connects: its seed from `nkey_dir`.
+    pub fn credentials(&self, service: &str) -> std::io::Result<bashu_bus::Credentials> {
+        let nkey_seed = match &self.nkey_dir {
+            None => None,
+            Some(dir) => {
+                let path = dir.join(format!("{service}.nk"));
+                let seed = std::fs::read_to_string(&path)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+                Some(seed.trim().to_owned())
+            }
+        };
+        Ok(bashu_bus::Credentials { nkey_seed, tls_ca_file: self.tls_ca_file.clone() })
     }
 }
 

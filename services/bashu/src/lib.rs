@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod nats_auth;
 mod observe;
 
 use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
@@ -99,6 +100,15 @@ pub enum Error {
     /// The reflection service could not read the descriptors.
     #[error("grpc reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// A service's NATS identity (its nkey seed) could not be read.
+    #[error("the NATS identity of {service}")]
+    NatsIdentity {
+        /// The service.
+        service: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A TLS file could not be read.
     #[error("cannot read TLS file {path}")]
     Tls {
@@ -142,9 +152,22 @@ impl System {
     pub async fn start(config: &Config, targets: &[Target], shutdown: CancellationToken) -> Result<Self, Error> {
         let subjects = Subjects::new(&config.nats.prefix)?;
         let topology = Topology { replicas: config.nats.replicas };
-        let connect = |name: &'static str| Bus::connect(&config.nats.url, name, subjects.clone(), topology.clone());
-
-        let control = connect("bashu-control").await?;
+        // Each service connects as itself when nats.nkey_dir is set (docs/security.md).
+        let connect = |name: &'static str, identity: &'static str| {
+            let (subjects, topology) = (subjects.clone(), topology.clone());
+            async move {
+                let credentials = config
+                    .nats
+                    .credentials(identity)
+                    .map_err(|source| Error::NatsIdentity { service: identity, source })?;
+                Ok::<_, Error>(Bus::connect_as(&config.nats.url, name, &credentials, subjects, topology).await?)
+            }
+        };
+        // The process's shared connection (provisioning, the registry, credentials) acts as admin
+        // when admin runs here (it writes the registry), else as the process's one service.
+        let control_identity =
+            if targets.contains(&Target::Admin) { "admin" } else { targets.first().map_or("admin", |t| t.name()) };
+        let control = connect("bashu-control", control_identity).await?;
         control.provision().await?;
         let counties = Arc::new(Counties::builtin()?);
         let store = RegistryStore::open(&control, counties.clone()).await?;
@@ -183,7 +206,7 @@ impl System {
         let any = bashu_bus::Retry::default;
         for &target in targets {
             // Each service has a connection of its own, as it would in its own pod.
-            let bus = connect(target.name()).await?;
+            let bus = connect(target.name(), target.name()).await?;
             match target {
                 Target::Ingest => {
                     let ingest = bashu_ingest::Ingest::build(

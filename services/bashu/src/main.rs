@@ -34,6 +34,9 @@ enum Command {
     /// Works with ingest mapping adapters offline.
     #[command(subcommand)]
     Mapping(MappingCommand),
+    /// NATS identities and nats-server's generated authorization (docs/security.md).
+    #[command(subcommand)]
+    NatsAuth(bashu::nats_auth::NatsAuthCommand),
 }
 
 #[derive(Subcommand)]
@@ -106,6 +109,13 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("bashu demo: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Some(Command::NatsAuth(command)) => match bashu::nats_auth::run(command, &config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("bashu nats-auth: {error:#}");
                     ExitCode::FAILURE
                 }
             },

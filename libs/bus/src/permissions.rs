@@ -1,0 +1,123 @@
+//! What each identity on the bus may publish and subscribe to, derived from the same names the
+//! services use, so that nats-server itself enforces who may do what.
+//!
+//! A county reads its feeds only through its own durable consumers (a fetch is a publish to
+//! `$JS.API.CONSUMER.MSG.NEXT.<stream>.<its consumer>`, the messages come back to its own inbox
+//! prefix) and may not create consumers, read streams directly or use any other JetStream API:
+//! a consumer of its own making could read any subject of a stream, whatever its subscribe
+//! permissions say.
+
+use serde::Serialize;
+
+use crate::{
+    ALERT_FEEDS, FEEDS, Result, Subjects,
+    topology::{
+        ALERT_STATE_BUCKET, DISTRIBUTION_BUCKET, INGEST_BUCKET, INGEST_FEEDS_BUCKET, MEDIA_STORE, MODERATION_BUCKET,
+    },
+};
+
+/// Subjects an identity may publish to and subscribe to (NATS wildcards allowed).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Permissions {
+    /// Allowed publish subjects; everything else is refused.
+    pub publish: Vec<String>,
+    /// Allowed subscribe subjects; everything else is refused.
+    pub subscribe: Vec<String>,
+}
+
+/// The services that connect to the bus, each with an identity of its own.
+pub const SERVICES: [&str; 6] = ["ingest", "moderation", "distribution", "alerts", "admin", "nats-auth"];
+
+/// The inbox prefix a county's client must use (`custom_inbox_prefix`), so that the replies to
+/// its fetches reach only it.
+pub fn county_inbox(county: &str) -> String {
+    format!("_INBOX_{county}")
+}
+
+/// The inbox prefix a desk's client must use.
+pub fn desk_inbox(desk: &str) -> String {
+    format!("_INBOX_desk_{desk}")
+}
+
+impl Permissions {
+    /// A county: its own receipts, acknowledgements, takedown confirmations and reuse notes; its
+    /// own two durable consumers (fetch, info, ack); its live alerts; its own inbox.
+    pub fn county(subjects: &Subjects, county: &str) -> Result<Self> {
+        let feeds = subjects.name(FEEDS);
+        let alert_feeds = subjects.name(ALERT_FEEDS);
+        let consumers = [(feeds, format!("feed-{county}")), (alert_feeds, format!("alerts-{county}"))];
+        let mut publish = vec![
+            subjects.story_receipt(county)?,
+            subjects.story_takedown(county)?,
+            subjects.story_used(county)?,
+            subjects.alert_receipt(county)?,
+            subjects.alert_ack(county)?,
+        ];
+        for (stream, consumer) in &consumers {
+            publish.push(format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"));
+            publish.push(format!("$JS.API.CONSUMER.INFO.{stream}.{consumer}"));
+            // Acknowledgement subjects: `$JS.ACK.<stream>.<consumer>.…`, and the form with a
+            // domain and account hash in front.
+            publish.push(format!("$JS.ACK.{stream}.{consumer}.>"));
+            publish.push(format!("$JS.ACK.*.*.{stream}.{consumer}.>"));
+        }
+        Ok(Self { publish, subscribe: vec![format!("{}.>", county_inbox(county)), subjects.alert_live(county)?] })
+    }
+
+    /// An emergency desk: submits its alerts (signed CAP, checked by the alert service like the
+    /// HTTP intake) on its own subject, and hears the answers on its own inbox.
+    pub fn desk(subjects: &Subjects, desk: &str) -> Result<Self> {
+        Ok(Self { publish: vec![subjects.alert_submit(desk)?], subscribe: vec![format!("{}.>", desk_inbox(desk))] })
+    }
+
+    /// A service: the events it produces, the buckets it writes, and what every service needs
+    /// (the JetStream API to provision streams and consumers and to read, dead letters, its inbox).
+    /// None is given another service's events.
+    pub fn service(subjects: &Subjects, service: &str) -> Option<Self> {
+        let kv = |bucket: &str| format!("$KV.{}.>", subjects.name(bucket));
+        let mut publish = match service {
+            "ingest" => vec![
+                subjects.subject("story.submitted.*"),
+                kv(INGEST_BUCKET),
+                kv(INGEST_FEEDS_BUCKET),
+                format!("$O.{}.>", subjects.name(MEDIA_STORE)),
+            ],
+            "moderation" => vec![
+                subjects.subject("story.decided.*"),
+                subjects.subject("story.reviewed.*"),
+                subjects.subject("feed.*.decision"),
+                kv(MODERATION_BUCKET),
+            ],
+            "distribution" => {
+                vec![subjects.subject("feed.*.story"), subjects.subject("story.published.*"), kv(DISTRIBUTION_BUCKET)]
+            }
+            "alerts" => vec![
+                subjects.subject("alert.issued.*"),
+                subjects.subject("alert.live.*"),
+                subjects.subject("alert.feed.*"),
+                subjects.subject("alert.ack.*"),
+                subjects.subject("alert.receipt.*"),
+                subjects.subject("alert.escalated.*"),
+                kv(ALERT_STATE_BUCKET),
+            ],
+            // Operators change the registry and credentials, replay into feeds and requeue dead
+            // letters to wherever they came from: the one service with every Bashu subject.
+            "admin" => vec![subjects.subject(">"), "$KV.>".into()],
+            // Reads the credentials to write nats-server's authorization: nothing to publish.
+            "nats-auth" => vec![],
+            _ => return None,
+        };
+        publish.extend([
+            subjects.subject("dlq.*"),
+            "$JS.API.>".into(),
+            "$JS.ACK.>".into(),
+            // Flow control replies of the ordered consumers that watch buckets.
+            "$JS.FC.>".into(),
+        ]);
+        let mut subscribe = vec!["_INBOX.>".to_owned()];
+        if service == "alerts" {
+            subscribe.push(subjects.all_alert_submit());
+        }
+        Some(Self { publish, subscribe })
+    }
+}

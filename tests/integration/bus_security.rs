@@ -1,0 +1,358 @@
+//! Least privilege on the bus, against a real nats-server running the authorization that
+//! `bashu nats-auth` generates: each county, desk and service is its own NATS identity, and the
+//! server refuses whatever that identity may not do. The whole system runs under its service
+//! identities meanwhile, and a revoked county is refused within seconds.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use async_nats::jetstream;
+use bashu::Target;
+use bashu_bus::{Bus, FEEDS, STORIES, Subjects, Topology, county_inbox};
+use bashu_proto::{
+    registry::v1::{NatsUser, NatsUserKind},
+    story::v1::{StoryDelivery, StoryReceipt},
+};
+use bashu_registry::{Counties, NatsUsers};
+use bashu_test_support::NatsServer;
+use bashu_tests::{PATIENCE, eventually, story_json, test_config, workspace_binary};
+use futures::StreamExt;
+use prost::Message as _;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const A: &str = "511083";
+const B: &str = "500153";
+
+/// A client connected as one identity, with the server's permission errors collected.
+struct Identity {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    violations: mpsc::UnboundedReceiver<String>,
+}
+
+impl Identity {
+    async fn connect(url: &str, seed: &str, inbox: Option<String>) -> Result<Self, async_nats::ConnectError> {
+        let (sender, violations) = mpsc::unbounded_channel();
+        let mut options = async_nats::ConnectOptions::with_nkey(seed.to_owned()).event_callback(move |event| {
+            let sender = sender.clone();
+            async move {
+                if let async_nats::Event::ServerError(error) = event {
+                    let _ = sender.send(error.to_string());
+                }
+            }
+        });
+        if let Some(inbox) = inbox {
+            options = options.custom_inbox_prefix(inbox);
+        }
+        let client = options.connect(url).await?;
+        let js = jetstream::ContextBuilder::new().timeout(Duration::from_secs(2)).build(client.clone());
+        Ok(Self { client, js, violations })
+    }
+
+    /// Runs `attempt` and says whether the server refused it with a permissions violation.
+    async fn refused<F: std::future::Future>(&mut self, attempt: F) -> bool {
+        while self.violations.try_recv().is_ok() {}
+        let _ = tokio::time::timeout(Duration::from_secs(3), attempt).await;
+        let _ = self.client.flush().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Ok(Some(violation)) = tokio::time::timeout_at(deadline, self.violations.recv()).await {
+            if violation.to_lowercase().contains("permissions violation") {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn run_bashu(args: &[&str], env: &[(&str, &str)]) {
+    let output = std::process::Command::new(workspace_binary("bashu"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("bashu runs");
+    assert!(output.status.success(), "bashu {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+fn seed(dir: &Path, service: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("{service}.nk"))).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn each_identity_may_do_only_its_own_part() {
+    // The services' keys and the first authorization, as an operator sets them up.
+    let keys = tempfile::tempdir().unwrap();
+    let keys_dir = keys.path().to_str().unwrap();
+    let first = keys.path().join("first.conf");
+    run_bashu(&["nats-auth", "init", "--dir", keys_dir], &[]);
+    let prefix = format!("t{}", bashu_test_support::free_port());
+    let prefix_env = [("BASHU_NATS__PREFIX", prefix.as_str())];
+    run_bashu(&["nats-auth", "render", "--keys", keys_dir, "--out", first.to_str().unwrap()], &prefix_env);
+    let nats = NatsServer::start_authorized(&std::fs::read_to_string(&first).unwrap()).await;
+    let url = nats.url();
+    assert!(
+        Identity::connect(&url, &nkeys::KeyPair::new_user().seed().unwrap(), None).await.is_err(),
+        "an unknown identity is refused"
+    );
+
+    // The whole system under its service identities.
+    let mut config = test_config(&url, &prefix);
+    config.nats.nkey_dir = Some(keys.path().to_owned());
+    let shutdown = CancellationToken::new();
+    let system = bashu::System::start(&config, &Target::ALL, shutdown.clone()).await.expect("the system starts");
+    let subjects = Subjects::new(&prefix).unwrap();
+    let admin = Bus::connect_as(
+        &url,
+        "test-admin",
+        &config.nats.credentials("admin").unwrap(),
+        subjects.clone(),
+        Topology::default(),
+    )
+    .await
+    .unwrap();
+
+    // The watcher keeps the server's authorization current.
+    let auth_file = nats.authorization_file();
+    let mut watcher = tokio::process::Command::new(workspace_binary("bashu"))
+        .args(["nats-auth", "watch", "--keys", keys_dir, "--out", auth_file.to_str().unwrap()])
+        .args(["--pid-file", nats.pid_file().to_str().unwrap()])
+        .env("BASHU_NATS__URL", &url)
+        .env("BASHU_NATS__PREFIX", &prefix)
+        .env("BASHU_NATS__NKEY_DIR", keys_dir)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let users = NatsUsers::open(&admin, Arc::new(Counties::builtin().unwrap())).await.unwrap();
+    let a = users.issue(NatsUserKind::County, A, "CMS of 隆昌").await.unwrap();
+    let b = users.issue(NatsUserKind::County, B, "CMS of 梁平").await.unwrap();
+    let desk = users.issue(NatsUserKind::Desk, "sc-provincial", "duty desk").await.unwrap();
+    let identity_usable = |seed: String, inbox: String| {
+        let url = url.clone();
+        async move { Identity::connect(&url, &seed, Some(inbox)).await.is_ok() }
+    };
+    eventually("the watcher wrote every identity and the server reloaded", || {
+        identity_usable(b.seed.clone(), county_inbox(B))
+    })
+    .await;
+
+    // A story from A reaches B, which reads it through its own consumer and confirms it.
+    let token = bashu_registry::CountyTokens::open(&admin, Arc::new(Counties::builtin().unwrap()))
+        .await
+        .unwrap()
+        .issue(A, "test")
+        .await
+        .unwrap()
+        .token;
+    let answer = bashu::http_client()
+        .post(format!("http://{}/v1/stories", system.http_addr))
+        .bearer_auth(&token)
+        .json(&story_json("secure-1", A, json!({"counties": [B]})))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.text().await.unwrap_or_default());
+    let as_b = Identity::connect(&url, &b.seed, Some(county_inbox(B))).await.unwrap();
+    let feeds = subjects.stream_name(FEEDS);
+    let consumer: jetstream::consumer::PullConsumer =
+        as_b.js.get_consumer_from_stream(format!("feed-{B}"), &feeds).await.expect("B reads its own consumer");
+    let delivery = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let mut batch = consumer.fetch().max_messages(10).expires(Duration::from_secs(1)).messages().await.unwrap();
+            if let Some(Ok(message)) = batch.next().await {
+                message.ack().await.unwrap();
+                return StoryDelivery::decode(message.payload.clone()).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("B's feed has the story");
+    assert_eq!(delivery.story.unwrap().id, "secure-1");
+    let receipt = StoryReceipt {
+        county: B.into(),
+        origin_county: A.into(),
+        story_id: "secure-1".into(),
+        version: 1,
+        ..Default::default()
+    };
+    as_b.js
+        .publish(subjects.story_receipt(B).unwrap(), receipt.encode_to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .expect("B's receipt is stored");
+
+    // An alert reaches B's alert consumer, and an operator's call works: every service did its
+    // part under its own identity without one refusal.
+    let desk_of_region = system.demo_desks.iter().find(|d| d.id == "chengdu-chongqing").unwrap();
+    let cap = format!(
+        r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>SECURE-1</identifier><sender>t@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent><status>Exercise</status><msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>暴雨</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty><area><areaDesc>川渝</areaDesc><geocode><valueName>GB/T 2260</valueName><value>{B}</value></geocode></area></info></alert>"#
+    );
+    let answer =
+        desk_of_region.post_alert(&bashu::http_client(), &format!("http://{}", system.http_addr), cap).await.unwrap();
+    assert!(answer.status().is_success(), "{}", answer.text().await.unwrap_or_default());
+    let alert_feeds = subjects.stream_name(bashu_bus::ALERT_FEEDS);
+    let alerts_of_b: jetstream::consumer::PullConsumer = as_b
+        .js
+        .get_consumer_from_stream(format!("alerts-{B}"), &alert_feeds)
+        .await
+        .expect("B reads its alert consumer");
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let mut batch =
+                alerts_of_b.fetch().max_messages(10).expires(Duration::from_secs(1)).messages().await.unwrap();
+            if let Some(Ok(message)) = batch.next().await {
+                message.ack().await.unwrap();
+                return;
+            }
+        }
+    })
+    .await
+    .expect("B's alert feed has the alert");
+    let operator = bashu_tests::bearer_channel(&format!("http://{}", system.grpc_addr), bashu_tests::OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    bashu_proto::admin::v1::bus_health_service_client::BusHealthServiceClient::new(operator)
+        .get_bus_health(bashu_proto::admin::v1::GetBusHealthRequest::default())
+        .await
+        .expect("bus health under the admin identity");
+    let refused_services: Vec<String> =
+        nats.log().lines().filter(|l| l.contains("Violation")).map(str::to_owned).collect();
+    assert!(refused_services.is_empty(), "the services were refused: {refused_services:#?}");
+
+    // What A may not do, each attempt counted.
+    let mut as_a = Identity::connect(&url, &a.seed, Some(county_inbox(A))).await.unwrap();
+    let stories = subjects.stream_name(STORIES);
+    let mut attempts = 0;
+    let mut refusals = 0;
+    macro_rules! refused {
+        ($who:expr, $what:expr, $attempt:expr) => {{
+            attempts += 1;
+            if $who.refused($attempt).await {
+                refusals += 1;
+            } else {
+                println!("NOT refused: {}", $what);
+            }
+        }};
+    }
+    let (client, js) = (as_a.client.clone(), as_a.js.clone());
+    refused!(as_a, "publish B's receipt", client.publish(subjects.story_receipt(B).unwrap(), "x".into()));
+    refused!(as_a, "publish B's alert acknowledgement", client.publish(subjects.alert_ack(B).unwrap(), "x".into()));
+    refused!(as_a, "publish an alert", client.publish(subjects.alert_issued("sc-provincial").unwrap(), "x".into()));
+    refused!(
+        as_a,
+        "submit an alert as a desk",
+        client.publish(subjects.alert_submit("sc-provincial").unwrap(), "x".into())
+    );
+    refused!(as_a, "publish a submission", client.publish(subjects.story_submitted(A).unwrap(), "x".into()));
+    refused!(as_a, "subscribe to B's feed", client.subscribe(subjects.feed_story(B).unwrap()));
+    refused!(as_a, "subscribe to every feed", client.subscribe(subjects.all_feeds()));
+    refused!(as_a, "subscribe to B's live alerts", client.subscribe(subjects.alert_live(B).unwrap()));
+    refused!(as_a, "subscribe to another inbox", client.subscribe("_INBOX.>"));
+    refused!(
+        as_a,
+        "create a consumer on FEEDS",
+        js.create_consumer_on_stream(
+            jetstream::consumer::pull::Config {
+                durable_name: Some("sneaky".into()),
+                filter_subject: subjects.feed_story(B).unwrap(),
+                ..Default::default()
+            },
+            feeds.as_str(),
+        )
+    );
+    refused!(
+        as_a,
+        "create an ephemeral consumer on STORIES",
+        js.create_consumer_on_stream(jetstream::consumer::pull::Config::default(), stories.as_str())
+    );
+    refused!(
+        as_a,
+        "fetch from B's consumer",
+        client.publish(format!("$JS.API.CONSUMER.MSG.NEXT.{feeds}.feed-{B}"), "1".into())
+    );
+    refused!(
+        as_a,
+        "direct get from STORIES",
+        client.publish(format!("$JS.API.DIRECT.GET.{stories}"), "{\"seq\":1}".into())
+    );
+    refused!(
+        as_a,
+        "message get from FEEDS",
+        client.publish(format!("$JS.API.STREAM.MSG.GET.{feeds}"), "{\"seq\":1}".into())
+    );
+    refused!(as_a, "stream info", client.publish(format!("$JS.API.STREAM.INFO.{feeds}"), "".into()));
+    refused!(as_a, "delete a stream", client.publish(format!("$JS.API.STREAM.DELETE.{feeds}"), "".into()));
+    refused!(
+        as_a,
+        "read the credentials bucket",
+        client.publish(format!("$JS.API.DIRECT.GET.{}", subjects.stream_name("KV_CREDENTIALS")), "".into())
+    );
+    refused!(
+        as_a,
+        "write the registry",
+        client.publish(format!("$KV.{}.desk.x", subjects.stream_name("REGISTRY")), "x".into())
+    );
+
+    let mut as_desk = Identity::connect(&url, &desk.seed, Some(bashu_bus::desk_inbox("sc-provincial"))).await.unwrap();
+    let desk_client = as_desk.client.clone();
+    refused!(
+        as_desk,
+        "a desk publishes a story",
+        desk_client.publish(subjects.story_submitted(A).unwrap(), "x".into())
+    );
+    refused!(
+        as_desk,
+        "a desk publishes an alert event directly",
+        desk_client.publish(subjects.alert_issued("sc-provincial").unwrap(), "x".into())
+    );
+    refused!(
+        as_desk,
+        "a desk submits as another desk",
+        desk_client.publish(subjects.alert_submit("cq-municipal").unwrap(), "x".into())
+    );
+
+    for (service, forbidden, what) in [
+        ("ingest", subjects.story_decided(A).unwrap(), "ingest publishes moderation's decision"),
+        ("moderation", subjects.feed_story(B).unwrap(), "moderation writes a county's feed"),
+        ("distribution", subjects.alert_issued("sc-provincial").unwrap(), "distribution issues an alert"),
+        ("alerts", subjects.story_submitted(A).unwrap(), "alerts submits a story"),
+        ("nats-auth", subjects.story_receipt(B).unwrap(), "nats-auth publishes a receipt"),
+    ] {
+        let mut as_service = Identity::connect(&url, &seed(keys.path(), service), None).await.unwrap();
+        let client = as_service.client.clone();
+        refused!(as_service, what, client.publish(forbidden.clone(), "x".into()));
+    }
+    println!("least privilege: {refusals} of {attempts} forbidden attempts refused");
+    assert_eq!(refusals, attempts);
+
+    // A's own part still works: its receipt and its consumer's info.
+    assert!(
+        !as_a
+            .refused(client.publish(subjects.story_receipt(A).unwrap(), StoryReceipt::default().encode_to_vec().into()))
+            .await
+    );
+    let own = format!("feed-{A}");
+    as_a.js
+        .get_consumer_from_stream::<jetstream::consumer::pull::Config, _, _>(own, &feeds)
+        .await
+        .expect("A reads its own consumer's info");
+
+    // Revoked: refused on the next connection within seconds.
+    let revoked_at = tokio::time::Instant::now();
+    let record: NatsUser = users.revoke(&a.record.public_key).await.unwrap().expect("A's identity existed");
+    assert_eq!(record.owner, A);
+    eventually("A's identity is refused", || async {
+        Identity::connect(&url, &a.seed, Some(county_inbox(A))).await.is_err()
+    })
+    .await;
+    let refused_after = revoked_at.elapsed();
+    let old_connection = as_a.client.connection_state();
+    println!(
+        "revocation: a new connection as A refused after {refused_after:?}; A's open connection is {old_connection:?}"
+    );
+    assert!(identity_usable(b.seed.clone(), county_inbox(B)).await, "B is not affected");
+
+    watcher.start_kill().unwrap();
+    shutdown.cancel();
+}
