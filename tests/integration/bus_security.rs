@@ -185,11 +185,13 @@ async fn each_identity_may_do_only_its_own_part() {
     // An alert reaches B's alert consumer, and an operator's call works: every service did its
     // part under its own identity without one refusal.
     let desk_of_region = system.demo_desks.iter().find(|d| d.id == "chengdu-chongqing").unwrap();
-    let cap = format!(
+    let cap: String = format!(
         r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>SECURE-1</identifier><sender>t@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent><status>Exercise</status><msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>暴雨</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty><area><areaDesc>川渝</areaDesc><geocode><valueName>GB/T 2260</valueName><value>{B}</value></geocode></area></info></alert>"#
     );
-    let answer =
-        desk_of_region.post_alert(&bashu::http_client(), &format!("http://{}", system.http_addr), cap).await.unwrap();
+    let answer = desk_of_region
+        .post_alert(&bashu::http_client(), &format!("http://{}", system.http_addr), cap.clone())
+        .await
+        .unwrap();
     assert!(answer.status().is_success(), "{}", answer.text().await.unwrap_or_default());
     let alert_feeds = subjects.stream_name(bashu_bus::ALERT_FEEDS);
     let alerts_of_b: jetstream::consumer::PullConsumer = as_b
@@ -312,6 +314,28 @@ async fn each_identity_may_do_only_its_own_part() {
         desk_client.publish(subjects.alert_submit("cq-municipal").unwrap(), "x".into())
     );
 
+    // The desk's own part: a signed alert over NATS on its own subject, checked like over HTTP.
+    let provincial = system.demo_desks.iter().find(|d| d.id == "sc-provincial").unwrap();
+    let submit_as_desk = |signed_by: [u8; 32]| {
+        let xml = cap.replace("SECURE-1", "SECURE-NATS").replace(B, A);
+        let now = bashu_proto::time::now().seconds;
+        let signature = bashu_alerts::signature::sign(&signed_by, "sc-provincial", now, xml.as_bytes());
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(bashu_alerts::TIMESTAMP_HEADER, now.to_string().as_str());
+        headers.insert(
+            bashu_alerts::SIGNATURE_HEADER,
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, signature).as_str(),
+        );
+        let (client, subject) = (desk_client.clone(), subjects.alert_submit("sc-provincial").unwrap());
+        async move {
+            let answer =
+                client.request_with_headers(subject, headers, xml.into()).await.expect("the alert service answers");
+            answer.headers.unwrap().get(bashu_alerts::STATUS_HEADER).unwrap().as_str().to_owned()
+        }
+    };
+    assert_eq!(submit_as_desk([7; 32]).await, "401", "a wrong signature is refused over NATS too");
+    assert_eq!(submit_as_desk(provincial.secret_key_bytes()).await, "202");
+
     for (service, forbidden, what) in [
         ("ingest", subjects.story_decided(A).unwrap(), "ingest publishes moderation's decision"),
         ("moderation", subjects.feed_story(B).unwrap(), "moderation writes a county's feed"),
@@ -347,9 +371,14 @@ async fn each_identity_may_do_only_its_own_part() {
     })
     .await;
     let refused_after = revoked_at.elapsed();
-    let old_connection = as_a.client.connection_state();
+    // The reload also closes the connection A had open; its client's reconnection is refused.
+    eventually("A's open connection is closed", || async {
+        as_a.client.connection_state() != async_nats::connection::State::Connected
+    })
+    .await;
     println!(
-        "revocation: a new connection as A refused after {refused_after:?}; A's open connection is {old_connection:?}"
+        "revocation: a new connection as A refused after {refused_after:?}, its open connection closed after {:?}",
+        revoked_at.elapsed()
     );
     assert!(identity_usable(b.seed.clone(), county_inbox(B)).await, "B is not affected");
 

@@ -23,6 +23,9 @@ pub struct Permissions {
     pub publish: Vec<String>,
     /// Allowed subscribe subjects; everything else is refused.
     pub subscribe: Vec<String>,
+    /// May answer the requests it receives (on whatever reply subject they carry), and nothing
+    /// more: how the alert service answers desks on their own inboxes.
+    pub allow_responses: bool,
 }
 
 /// The services that connect to the bus, each with an identity of its own.
@@ -61,13 +64,18 @@ impl Permissions {
             publish.push(format!("$JS.ACK.{stream}.{consumer}.>"));
             publish.push(format!("$JS.ACK.*.*.{stream}.{consumer}.>"));
         }
-        Ok(Self { publish, subscribe: vec![format!("{}.>", county_inbox(county)), subjects.alert_live(county)?] })
+        let subscribe = vec![format!("{}.>", county_inbox(county)), subjects.alert_live(county)?];
+        Ok(Self { publish, subscribe, allow_responses: false })
     }
 
     /// An emergency desk: submits its alerts (signed CAP, checked by the alert service like the
     /// HTTP intake) on its own subject, and hears the answers on its own inbox.
     pub fn desk(subjects: &Subjects, desk: &str) -> Result<Self> {
-        Ok(Self { publish: vec![subjects.alert_submit(desk)?], subscribe: vec![format!("{}.>", desk_inbox(desk))] })
+        Ok(Self {
+            publish: vec![subjects.alert_submit(desk)?],
+            subscribe: vec![format!("{}.>", desk_inbox(desk))],
+            allow_responses: false,
+        })
     }
 
     /// A service: the events it produces, the buckets it writes, and what every service needs
@@ -118,6 +126,6 @@ impl Permissions {
         if service == "alerts" {
             subscribe.push(subjects.all_alert_submit());
         }
-        Some(Self { publish, subscribe })
+        Some(Self { publish, subscribe, allow_responses: service == "alerts" })
     }
 }

@@ -123,13 +123,14 @@ pub struct ServiceKey {
 pub fn authorization(subjects: &Subjects, services: &[ServiceKey], users: &[NatsUser]) -> Result<String> {
     let mut entries = Vec::new();
     let entry = |public_key: &str, permissions: Permissions| {
-        serde_json::json!({
-            "nkey": public_key,
-            "permissions": {
-                "publish": { "allow": permissions.publish },
-                "subscribe": { "allow": permissions.subscribe },
-            }
-        })
+        let mut rules = serde_json::json!({
+            "publish": { "allow": permissions.publish },
+            "subscribe": { "allow": permissions.subscribe },
+        });
+        if permissions.allow_responses {
+            rules["allow_responses"] = serde_json::json!(true);
+        }
+        serde_json::json!({ "nkey": public_key, "permissions": rules })
     };
     for service in services {
         let permissions = Permissions::service(subjects, &service.service).ok_or_else(|| Error::Invalid {

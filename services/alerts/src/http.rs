@@ -98,8 +98,9 @@ async fn status(State(alerts): State<Alerts>, Path(alert_key): Path<String>) -> 
     }
 }
 
-fn error_response(error: &Error) -> Response {
-    let status = match error {
+/// The HTTP status an error is answered with (the NATS intake reports the same).
+pub(crate) fn status_of(error: &Error) -> StatusCode {
+    match error {
         Error::Invalid(_) => StatusCode::BAD_REQUEST,
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -107,7 +108,11 @@ fn error_response(error: &Error) -> Response {
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Bus(_) | Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-    };
+    }
+}
+
+fn error_response(error: &Error) -> Response {
+    let status = status_of(error);
     let body = json!({"error": {"code": error.code(), "message": error.to_string(), "problems": error.problems()}});
     (status, Json(body)).into_response()
 }

@@ -11,6 +11,7 @@ mod fanout;
 mod grpc;
 mod http;
 mod intake;
+mod nats;
 pub mod signature;
 mod state;
 pub mod targeting;
@@ -27,6 +28,7 @@ pub use board::AlertBoard;
 pub use error::{Error, Result};
 pub use http::{DESK_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 pub use intake::Submission;
+pub use nats::STATUS_HEADER;
 pub use state::alert_key;
 pub use tracker::OPERATORS;
 
@@ -162,8 +164,9 @@ impl Alerts {
         let delay = std::time::Duration::from_millis(inner.config.durable_copy_delay_ms);
         let fan_out = move |delivery| fanout::fan_out(bus.clone(), delay, delivery);
         let fanout = inner.bus.consume(fanout_spec, fan_out, shutdown.clone());
+        let desks = nats::serve(self.clone(), shutdown.clone());
         let tracking = Arc::new(tracker).run((&inner.config.tracker).into(), shutdown);
-        let (fanout, tracking) = tokio::join!(fanout, tracking);
-        fanout.and(tracking)
+        let (fanout, tracking, desks) = tokio::join!(fanout, tracking, desks);
+        fanout.and(tracking).and(desks)
     }
 }
