@@ -125,7 +125,23 @@ async fn each_identity_may_do_only_its_own_part() {
         .unwrap();
     let users = NatsUsers::open(&admin, Arc::new(Counties::builtin().unwrap())).await.unwrap();
     let a = users.issue(NatsUserKind::County, A, "CMS of 隆昌").await.unwrap();
-    let b = users.issue(NatsUserKind::County, B, "CMS of 梁平").await.unwrap();
+    // B's identity through the admin API, as an operator issues it (bashuctl token issue-nats).
+    let mut credentials = bashu_proto::admin::v1::credential_service_client::CredentialServiceClient::new(
+        bashu_tests::bearer_channel(&format!("http://{}", system.grpc_addr), bashu_tests::OPERATOR_TOKEN)
+            .await
+            .unwrap(),
+    );
+    let issued = credentials
+        .issue_nats_user(bashu_proto::admin::v1::IssueNatsUserRequest {
+            county: B.into(),
+            label: "CMS of 梁平".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(issued.inbox_prefix, county_inbox(B));
+    let b = bashu_registry::IssuedNatsUser { record: issued.record.unwrap(), seed: issued.seed };
     let desk = users.issue(NatsUserKind::Desk, "sc-provincial", "duty desk").await.unwrap();
     let identity_usable = |seed: String, inbox: String| {
         let url = url.clone();
@@ -364,8 +380,12 @@ async fn each_identity_may_do_only_its_own_part() {
 
     // Revoked: refused on the next connection within seconds.
     let revoked_at = tokio::time::Instant::now();
-    let record: NatsUser = users.revoke(&a.record.public_key).await.unwrap().expect("A's identity existed");
-    assert_eq!(record.owner, A);
+    credentials
+        .revoke_nats_user(bashu_proto::admin::v1::RevokeNatsUserRequest { public_key: a.record.public_key.clone() })
+        .await
+        .expect("A's identity existed");
+    let remaining: Vec<NatsUser> = users.list().await.unwrap();
+    assert!(remaining.iter().all(|user| user.owner != A), "{remaining:?}");
     eventually("A's identity is refused", || async {
         Identity::connect(&url, &a.seed, Some(county_inbox(A))).await.is_err()
     })

@@ -4,11 +4,14 @@
 use base64::Engine as _;
 use bashu_proto::admin::v1::{
     DeskKey, IssueCountyTokenRequest, IssueCountyTokenResponse, IssueDeskKeyRequest, IssueDeskKeyResponse,
-    IssueStaffTokenRequest, IssueStaffTokenResponse, ListCountyTokensRequest, ListCountyTokensResponse,
-    ListDeskKeysRequest, ListDeskKeysResponse, ListStaffTokensRequest, ListStaffTokensResponse,
-    RevokeCountyTokenRequest, RevokeCountyTokenResponse, RevokeDeskKeyRequest, RevokeDeskKeyResponse,
-    RevokeStaffTokenRequest, RevokeStaffTokenResponse, credential_service_server::CredentialService,
+    IssueNatsUserRequest, IssueNatsUserResponse, IssueStaffTokenRequest, IssueStaffTokenResponse,
+    ListCountyTokensRequest, ListCountyTokensResponse, ListDeskKeysRequest, ListDeskKeysResponse, ListNatsUsersRequest,
+    ListNatsUsersResponse, ListStaffTokensRequest, ListStaffTokensResponse, RevokeCountyTokenRequest,
+    RevokeCountyTokenResponse, RevokeDeskKeyRequest, RevokeDeskKeyResponse, RevokeNatsUserRequest,
+    RevokeNatsUserResponse, RevokeStaffTokenRequest, RevokeStaffTokenResponse,
+    credential_service_server::CredentialService,
 };
+use bashu_proto::registry::v1::NatsUserKind;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -146,5 +149,56 @@ impl CredentialService for Admin {
         let desk_id = request.into_inner().desk_id;
         self.replace_desk_key(&who, &desk_id, Vec::new()).await?;
         Ok(Response::new(RevokeDeskKeyResponse {}))
+    }
+
+    async fn issue_nats_user(
+        &self,
+        request: Request<IssueNatsUserRequest>,
+    ) -> Result<Response<IssueNatsUserResponse>, Status> {
+        let who = Who::of(&request)?;
+        let request = request.into_inner();
+        if request.label.chars().count() > 100 {
+            return Err(Status::invalid_argument("label: at most 100 characters"));
+        }
+        let (kind, owner) = match (request.county.is_empty(), request.desk_id.is_empty()) {
+            (false, true) => (NatsUserKind::County, request.county),
+            (true, false) => {
+                if self.registry.current().desk(&request.desk_id).is_none() {
+                    return Err(Status::invalid_argument(format!("desk_id: no desk {:?}", request.desk_id)));
+                }
+                (NatsUserKind::Desk, request.desk_id)
+            }
+            _ => return Err(Status::invalid_argument("county, desk_id: give exactly one")),
+        };
+        let issued = self.nats_users.issue(kind, &owner, &request.label).await.map_err(|e| to_status(&e))?;
+        let inbox_prefix = match kind {
+            NatsUserKind::Desk => bashu_bus::desk_inbox(&issued.record.owner),
+            _ => bashu_bus::county_inbox(&issued.record.owner),
+        };
+        let target = format!("NATS identity {} of {}", issued.record.public_key, issued.record.owner);
+        self.audit(&who, target, None, Some(json(&issued.record))).await?;
+        Ok(Response::new(IssueNatsUserResponse { record: Some(issued.record), seed: issued.seed, inbox_prefix }))
+    }
+
+    async fn list_nats_users(
+        &self,
+        _: Request<ListNatsUsersRequest>,
+    ) -> Result<Response<ListNatsUsersResponse>, Status> {
+        let users = self.nats_users.list().await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(ListNatsUsersResponse { users }))
+    }
+
+    async fn revoke_nats_user(
+        &self,
+        request: Request<RevokeNatsUserRequest>,
+    ) -> Result<Response<RevokeNatsUserResponse>, Status> {
+        let who = Who::of(&request)?;
+        let public_key = request.into_inner().public_key;
+        let Some(record) = self.nats_users.revoke(&public_key).await.map_err(|e| to_status(&e))? else {
+            return Err(Status::not_found(format!("no NATS identity {public_key:?}")));
+        };
+        let target = format!("NATS identity {public_key} of {}", record.owner);
+        self.audit(&who, target, Some(json(&record)), None).await?;
+        Ok(Response::new(RevokeNatsUserResponse {}))
     }
 }

@@ -101,6 +101,8 @@ pub struct Sources {
     pub tokens: CountyTokens,
     /// Staff tokens.
     pub staff: StaffTokens,
+    /// NATS identities of counties and desks.
+    pub nats_users: bashu_registry::NatsUsers,
 }
 
 /// The admin service.
@@ -114,6 +116,7 @@ pub struct Admin {
     takedowns: TakedownBoard,
     tokens: CountyTokens,
     staff: StaffTokens,
+    nats_users: bashu_registry::NatsUsers,
 }
 
 /// One of the admin gRPC services behind the guard.
@@ -122,8 +125,8 @@ pub type Service<S> = Guarded<S>;
 impl Admin {
     /// Builds the service over its sources.
     pub fn build(sources: Sources) -> Self {
-        let Sources { bus, store, counties, registry, board, takedowns, tokens, staff } = sources;
-        Self { bus, store, counties, registry, board, takedowns, tokens, staff }
+        let Sources { bus, store, counties, registry, board, takedowns, tokens, staff, nats_users } = sources;
+        Self { bus, store, counties, registry, board, takedowns, tokens, staff, nats_users }
     }
 
     /// Every admin gRPC service behind `guard`, for a tonic router.

@@ -271,6 +271,7 @@ impl System {
                         takedowns,
                         tokens: tokens.clone(),
                         staff: staff.clone(),
+                        nats_users: bashu_registry::NatsUsers::open(&bus, counties.clone()).await?,
                     });
                     grpc = admin.add_services(&guard, grpc);
                     serving.extend(bashu_admin::Admin::SERVICE_NAMES);

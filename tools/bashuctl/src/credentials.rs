@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use bashu_proto::{
     admin::v1::{
-        IssueCountyTokenRequest, IssueDeskKeyRequest, IssueStaffTokenRequest, ListCountyTokensRequest,
-        ListDeskKeysRequest, ListStaffTokensRequest, RevokeCountyTokenRequest, RevokeDeskKeyRequest,
-        RevokeStaffTokenRequest, credential_service_client::CredentialServiceClient,
+        IssueCountyTokenRequest, IssueDeskKeyRequest, IssueNatsUserRequest, IssueStaffTokenRequest,
+        ListCountyTokensRequest, ListDeskKeysRequest, ListNatsUsersRequest, ListStaffTokensRequest,
+        RevokeCountyTokenRequest, RevokeDeskKeyRequest, RevokeNatsUserRequest, RevokeStaffTokenRequest,
+        credential_service_client::CredentialServiceClient,
     },
     registry::v1::StaffRole,
 };
@@ -67,6 +68,28 @@ pub(crate) enum TokenCommand {
     ListDeskKeys,
     /// Removes a desk's key: its next signed alert is refused.
     RevokeDeskKey { desk: String },
+    /// Issues a NATS identity (an nkey seed) for a county or a desk; prints (or writes) the seed
+    /// and the inbox prefix its client must use.
+    IssueNats {
+        /// The county (GB/T 2260 code).
+        #[arg(long, conflicts_with = "desk", required_unless_present = "desk")]
+        county: Option<String>,
+        /// The desk id.
+        #[arg(long)]
+        desk: Option<String>,
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Write the seed to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Every county's and desk's NATS identity.
+    ListNats,
+    /// Revokes a NATS identity: refused and disconnected within seconds.
+    RevokeNats {
+        /// The identity's public key, `U…`.
+        public_key: String,
+    },
 }
 
 /// Prints a secret, or writes it to a file only its owner can read.
@@ -174,6 +197,42 @@ pub(crate) async fn token(channel: StaffChannel, out: Out, command: TokenCommand
         TokenCommand::RevokeDeskKey { desk } => {
             client.revoke_desk_key(RevokeDeskKeyRequest { desk_id: desk.clone() }).await?;
             out.say(&serde_json::json!({ "revoked": desk }), format!("key of desk {desk} revoked"))
+        }
+        TokenCommand::IssueNats { county, desk, label, out: file } => {
+            let request =
+                IssueNatsUserRequest { county: county.unwrap_or_default(), desk_id: desk.unwrap_or_default(), label };
+            let issued = client.issue_nats_user(request).await?.into_inner();
+            if out.json && file.is_none() {
+                return out.print_json(&issued);
+            }
+            let record = issued.record.clone().unwrap_or_default();
+            let text = hand_over(&issued.seed, file, &format!("NATS seed of {}", record.owner))?;
+            let public = serde_json::json!({
+                "owner": record.owner, "publicKey": record.public_key, "inboxPrefix": issued.inbox_prefix,
+            });
+            out.say(
+                &public,
+                format!(
+                    "{text}\npublic key: {}\ninbox prefix: {} (the client must use it)",
+                    record.public_key, issued.inbox_prefix
+                ),
+            )
+        }
+        TokenCommand::ListNats => {
+            let answer = client.list_nats_users(ListNatsUsersRequest {}).await?.into_inner();
+            let rows = answer
+                .users
+                .iter()
+                .map(|u| {
+                    let kind = u.kind().as_str_name().trim_start_matches("NATS_USER_KIND_").to_lowercase();
+                    vec![kind, u.owner.clone(), u.public_key.clone(), when(&u.issued_at), u.label.clone()]
+                })
+                .collect();
+            out.show(&answer, &["kind", "owner", "public key", "issued", "label"], rows)
+        }
+        TokenCommand::RevokeNats { public_key } => {
+            client.revoke_nats_user(RevokeNatsUserRequest { public_key: public_key.clone() }).await?;
+            out.say(&serde_json::json!({ "revoked": public_key }), format!("NATS identity {public_key} revoked"))
         }
     }
 }
