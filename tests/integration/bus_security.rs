@@ -405,3 +405,33 @@ async fn each_identity_may_do_only_its_own_part() {
     watcher.start_kill().unwrap();
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn services_reach_nats_over_tls_when_a_ca_is_configured() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = (dir.path().join("cert.pem"), dir.path().join("key.pem"), dir.path().join("ca.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    std::fs::write(&ca, certified.cert.pem()).unwrap();
+    let tls =
+        format!("tls {{ cert_file: {:?}, key_file: {:?} }}", cert.display().to_string(), key.display().to_string());
+    let nats = NatsServer::start_with_config(None, &tls).await;
+
+    let mut config = test_config(&nats.url(), "tls");
+    config.nats.tls_ca_file = Some(ca);
+    let credentials = config.nats.credentials("ingest").unwrap();
+    let bus = tokio::time::timeout(
+        PATIENCE,
+        Bus::connect_as(&nats.url(), "tls-test", &credentials, Subjects::new("tls").unwrap(), Topology::default()),
+    )
+    .await
+    .expect("connected over TLS in time")
+    .unwrap();
+    bus.provision().await.expect("JetStream over TLS");
+
+    let plain = async_nats::ConnectOptions::new().connect(nats.url()).await;
+    assert!(plain.is_err(), "a client without TLS is refused");
+    let untrusted = async_nats::ConnectOptions::new().require_tls(true).connect(nats.url()).await;
+    assert!(untrusted.is_err(), "a client that does not trust the certificate gives up");
+}

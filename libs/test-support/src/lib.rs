@@ -106,12 +106,21 @@ impl NatsServer {
     /// block, as `bashu nats-auth render` writes it, kept in [`NatsServer::authorization_file`])
     /// and waits until it is ready. Clients then need an identity the block knows.
     pub async fn start_authorized(authorization: &str) -> Self {
+        Self::start_with_config(Some(authorization), "").await
+    }
+
+    /// Starts a single server with `authorization` (if any, kept in `auth.conf`) and `extra`
+    /// configuration lines (a `tls { … }` block, say), and waits until it says it is ready.
+    pub async fn start_with_config(authorization: Option<&str>, extra: &str) -> Self {
         let store = tempfile::Builder::new().prefix("bashu-nats-").tempdir().expect("temporary store");
         let config = store.path().join("server.conf");
-        std::fs::write(store.path().join("auth.conf"), authorization).expect("auth.conf");
         let pid = store.path().join("nats-server.pid");
-        std::fs::write(&config, format!("pid_file: {:?}\ninclude \"auth.conf\"\n", pid.display().to_string()))
-            .expect("server.conf");
+        let mut text = format!("pid_file: {:?}\n{extra}\n", pid.display().to_string());
+        if let Some(authorization) = authorization {
+            std::fs::write(store.path().join("auth.conf"), authorization).expect("auth.conf");
+            text.push_str("include \"auth.conf\"\n");
+        }
+        std::fs::write(&config, text).expect("server.conf");
         let mut server = Self { port: free_port(), cluster: None, config: Some(config), store, child: None };
         server.spawn_process();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
