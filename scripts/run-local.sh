@@ -30,8 +30,26 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$nats_server" --jetstream --addr 127.0.0.1 --port "$nats_port" --store_dir .run/nats > .run/nats-server.log 2>&1 &
+# NATS identities, as in production (docs/security.md): each service connects with its own nkey
+# (generated once into .run/nats-keys), and nats-server's authorization is generated from them
+# and from the counties' and desks' identities, rewritten and reloaded by `bashu nats-auth watch`.
+# BASHU_INSECURE_NATS=1 runs nats-server without authorization instead.
+if [ -z "${BASHU_INSECURE_NATS:-}" ]; then
+  export BASHU_NATS__NKEY_DIR="$root/.run/nats-keys"
+  "$bashu" nats-auth init --dir "$BASHU_NATS__NKEY_DIR" > /dev/null
+  [ -f .run/nats-auth.conf ] || "$bashu" nats-auth render --keys "$BASHU_NATS__NKEY_DIR" --out .run/nats-auth.conf
+  printf 'pid_file: "%s"\ninclude "nats-auth.conf"\n' "$root/.run/nats-server.pid" > .run/nats-server.conf
+  nats_config=(--config .run/nats-server.conf)
+else
+  nats_config=()
+fi
+"$nats_server" --jetstream --addr 127.0.0.1 --port "$nats_port" --store_dir .run/nats "${nats_config[@]}" > .run/nats-server.log 2>&1 &
 pids+=($!)
+if [ -z "${BASHU_INSECURE_NATS:-}" ]; then
+  for _ in $(seq 1 100); do grep -q "Server is ready" .run/nats-server.log && break; sleep 0.1; done
+  "$bashu" nats-auth watch --keys "$BASHU_NATS__NKEY_DIR" --out .run/nats-auth.conf --pid-file .run/nats-server.pid > .run/nats-auth.log 2>&1 &
+  pids+=($!)
+fi
 "$bashu" --target all > .run/bashu.log 2>&1 &
 pids+=($!)
 
@@ -41,7 +59,7 @@ for _ in $(seq 1 300); do
 import sys, urllib.request
 urllib.request.urlopen(f"http://{sys.argv[1]}/readyz", timeout=1)
 PY
-  if ! kill -0 "${pids[1]}" 2>/dev/null; then echo "bashu exited; see .run/bashu.log:"; tail -20 .run/bashu.log; exit 1; fi
+  if ! kill -0 "${pids[-1]}" 2>/dev/null; then echo "bashu exited; see .run/bashu.log:"; tail -20 .run/bashu.log; exit 1; fi
   sleep 0.2
 done
 
@@ -53,7 +71,8 @@ Bashu is running on loopback:
                authorization: Bearer <countyTokens[code] in .run/demo-credentials.json>)
   HTTP alerts  POST http://$BASHU_HTTP__LISTEN/v1/alerts       (signed CAP 1.2 XML; docs/alerts.md)
   gRPC         $BASHU_GRPC__LISTEN   (IngestService, AlertService, ReviewService, the admin API, health, reflection)
-  demo keys    $BASHU_REGISTRY__DEMO_CREDENTIALS_FILE   (demo desks' secret keys and county tokens, new on every start)
+  demo keys    $BASHU_REGISTRY__DEMO_CREDENTIALS_FILE   (demo desks' secret keys, county tokens and county NATS seeds, new on every start)
+  NATS auth    ${BASHU_NATS__NKEY_DIR:-off (BASHU_INSECURE_NATS)}   (services' nkeys; authorization in .run/nats-auth.conf, docs/security.md)
   operators    BASHUCTL_TOKEN=$BASHU_ADMIN__OPERATOR_TOKEN target/debug/bashuctl bus health   (docs/operations.md; dev token only)
   logs         .run/bashu.log, .run/nats-server.log
   county feeds docs/county-integration.md (stream FEEDS, consumer feed-<code>)

@@ -52,6 +52,8 @@ pub struct Credentials {
     pub nkey_seed: Option<String>,
     /// A CA certificate (PEM) to check the server's TLS certificate against; set: TLS required.
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// The inbox prefix a county or desk identity must use ([`county_inbox`]); none: `_INBOX`.
+    pub inbox_prefix: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -60,6 +62,7 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("nkey_seed", &self.nkey_seed.as_ref().map(|_| "<redacted>"))
             .field("tls_ca_file", &self.tls_ca_file)
+            .field("inbox_prefix", &self.inbox_prefix)
             .finish()
     }
 }
@@ -103,6 +106,9 @@ impl Bus {
         let mut options = async_nats::ConnectOptions::new().name(name).retry_on_initial_connect();
         if let Some(seed) = &credentials.nkey_seed {
             options = options.nkey(seed.clone());
+        }
+        if let Some(prefix) = &credentials.inbox_prefix {
+            options = options.custom_inbox_prefix(prefix);
         }
         if let Some(ca) = &credentials.tls_ca_file {
             options = options.require_tls(true).add_root_certificates(ca.clone());

@@ -79,7 +79,7 @@ impl NatsConfig {
                 Some(seed.trim().to_owned())
             }
         };
-        Ok(bashu_bus::Credentials { nkey_seed, tls_ca_file: self.tls_ca_file.clone() })
+        Ok(bashu_bus::Credentials { nkey_seed, tls_ca_file: self.tls_ca_file.clone(), inbox_prefix: None })
     }
 }
 

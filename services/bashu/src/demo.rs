@@ -98,12 +98,26 @@ pub async fn seed_county_tokens(
     Ok(issued)
 }
 
-/// The demo credentials file: desk keys and county tokens (dev mode only).
+/// Issues a NATS identity for each demo county (every start: old ones stay until revoked).
+pub async fn seed_nats_identities(
+    users: &bashu_registry::NatsUsers,
+) -> bashu_registry::Result<std::collections::BTreeMap<String, String>> {
+    let mut issued = std::collections::BTreeMap::new();
+    for county in DEMO_COUNTIES {
+        let identity = users.issue(bashu_proto::registry::v1::NatsUserKind::County, county, "make run demo").await?;
+        issued.insert((*county).to_owned(), identity.seed);
+    }
+    Ok(issued)
+}
+
+/// The demo credentials file: desk keys, county tokens and county NATS seeds (dev mode only).
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Credentials {
     desks: Vec<DemoDesk>,
     county_tokens: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    nats_seeds: std::collections::BTreeMap<String, String>,
 }
 
 /// Options of `bashu demo`.
@@ -149,33 +163,49 @@ fn demo_stories(run: u64) -> Vec<serde_json::Value> {
     ]
 }
 
+async fn connect_as_county(config: &Config, credentials: &Credentials, county: &str) -> anyhow::Result<Bus> {
+    let subjects = Subjects::new(&config.nats.prefix)?;
+    let mut identity = bashu_bus::Credentials { tls_ca_file: config.nats.tls_ca_file.clone(), ..Default::default() };
+    if config.nats.nkey_dir.is_some() {
+        let seed = credentials
+            .nats_seeds
+            .get(county)
+            .ok_or_else(|| anyhow::anyhow!("no NATS identity for {county} in the demo credentials"))?;
+        identity.nkey_seed = Some(seed.clone());
+        identity.inbox_prefix = Some(bashu_bus::county_inbox(county));
+    }
+    let name = format!("bashu-demo-{county}");
+    Ok(Bus::connect_as(&config.nats.url, &name, &identity, subjects, Topology::default()).await?)
+}
+
 /// Runs the demo.
 pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     let counties = Counties::builtin()?;
-    let bus =
-        Bus::connect(&config.nats.url, "bashu-demo", Subjects::new(&config.nats.prefix)?, Topology::default()).await?;
     let names: HashMap<String, String> = counties.all().iter().map(|c| (c.code.clone(), c.name.clone())).collect();
-
-    let mut readers = Vec::new();
-    for code in &args.watch {
-        let county = counties.resolve(code)?.county.code.clone();
-        let spec = bus.county_feed_consumer(&county)?;
-        let consumer: PullConsumer = bus
-            .jetstream()
-            .get_stream(spec.stream())
-            .await?
-            .get_consumer(spec.durable())
-            .await
-            .map_err(|e| anyhow::anyhow!("feed consumer {} (is distribution running?): {e}", spec.durable()))?;
-        readers.push(tokio::spawn(read_feed(bus.clone(), consumer, county, names.clone())));
-    }
-
     let path = config
         .registry
         .demo_credentials_file
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("the demo needs registry.demo_credentials_file (make run sets it)"))?;
     let credentials: Credentials = serde_json::from_slice(&std::fs::read(path)?)?;
+
+    // Each county's feed is read as that county would: its own connection, under its own NATS
+    // identity when the server enforces them (nats.nkey_dir set, as make run does).
+    let mut readers = Vec::new();
+    let mut live = Vec::new();
+    for code in &args.watch {
+        let county = counties.resolve(code)?.county.code.clone();
+        let bus = connect_as_county(config, &credentials, &county).await?;
+        let spec = bus.county_feed_consumer(&county)?;
+        let consumer: PullConsumer = bus
+            .jetstream()
+            .get_consumer_from_stream(spec.durable(), spec.stream())
+            .await
+            .map_err(|e| anyhow::anyhow!("feed consumer {} (is distribution running?): {e}", spec.durable()))?;
+        live.push(bus.client().subscribe(bus.subjects().alert_live(&county)?).await?);
+        readers.push(tokio::spawn(read_feed(bus, consumer, county, names.clone())));
+    }
+
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let http = crate::http_client();
     let stories = demo_stories(run);
@@ -197,7 +227,7 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     let response = http.post(format!("{}/v1/stories", args.http)).bearer_auth(token).json(&bad).send().await?;
     println!("submitted a bad story → HTTP {} {}", response.status(), response.text().await.unwrap_or_default());
 
-    demo_alert(&bus, &http, &args, credentials.desks, &names).await?;
+    demo_alert(live, &http, &args, credentials.desks, &names).await?;
 
     match args.for_seconds {
         Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
@@ -215,7 +245,7 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
 /// A signed Exercise flood warning from the 绵阳 desk to prefecture 5107, live arrivals printed,
 /// one county acknowledging, and the status board's counts.
 async fn demo_alert(
-    bus: &Bus,
+    live: Vec<bashu_bus::async_nats::Subscriber>,
     http: &reqwest::Client,
     args: &DemoArgs,
     desks: Vec<DemoDesk>,
@@ -223,7 +253,7 @@ async fn demo_alert(
 ) -> anyhow::Result<()> {
     let desk = desks.into_iter().find(|d| d.id == "mianyang").ok_or_else(|| anyhow::anyhow!("no mianyang desk"))?;
 
-    let mut live = bus.client().subscribe(bus.subjects().all_alert_live()).await?;
+    let mut live = futures::stream::select_all(live);
     let names = names.clone();
     let printer = tokio::spawn(async move {
         while let Some(message) = live.next().await {

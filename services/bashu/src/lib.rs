@@ -142,6 +142,8 @@ pub struct System {
     pub demo_desks: Vec<demo::DemoDesk>,
     /// With `registry.seed_demo`: a token for each demo county (county code → token).
     pub demo_county_tokens: std::collections::BTreeMap<String, String>,
+    /// With `registry.seed_demo`: a NATS identity's seed for each demo county (code → seed).
+    pub demo_nats_seeds: std::collections::BTreeMap<String, String>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -180,8 +182,11 @@ impl System {
         let registry = store.watch(shutdown.clone()).await?;
         let tokens = bashu_registry::CountyTokens::open(&control, counties.clone()).await?;
         let mut demo_county_tokens = std::collections::BTreeMap::new();
+        let mut demo_nats_seeds = std::collections::BTreeMap::new();
         if config.registry.seed_demo {
             demo_county_tokens = demo::seed_county_tokens(&tokens).await?;
+            let nats_users = bashu_registry::NatsUsers::open(&control, counties.clone()).await?;
+            demo_nats_seeds = demo::seed_nats_identities(&nats_users).await?;
         }
 
         // Every staff token (the bootstrap operator, configured reviewers, issued tokens) is
@@ -295,7 +300,7 @@ impl System {
         let grpc_addr = serve_grpc(&tracker, config.grpc.listen, tls, grpc, shutdown.clone()).await?;
         tracker.close();
         info!(%http_addr, %grpc_addr, "bashu ready");
-        Ok(Self { http_addr, grpc_addr, demo_desks, demo_county_tokens, tracker, shutdown })
+        Ok(Self { http_addr, grpc_addr, demo_desks, demo_county_tokens, demo_nats_seeds, tracker, shutdown })
     }
 
     /// Waits until every task has stopped after shutdown, or `grace` has passed; true if all stopped.

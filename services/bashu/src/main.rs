@@ -138,9 +138,11 @@ async fn serve(targets: &Targets, config: &Config, grace: Duration) -> ExitCode 
         }
     };
     if let (Some(path), false) = (&config.registry.demo_credentials_file, system.demo_desks.is_empty()) {
-        let written = serde_json::to_vec_pretty(
-            &serde_json::json!({ "desks": system.demo_desks, "countyTokens": system.demo_county_tokens }),
-        )
+        let written = serde_json::to_vec_pretty(&serde_json::json!({
+            "desks": system.demo_desks,
+            "countyTokens": system.demo_county_tokens,
+            "natsSeeds": system.demo_nats_seeds,
+        }))
         .map_err(std::io::Error::other)
         .and_then(|json| std::fs::write(path, json));
         match written {
