@@ -385,7 +385,7 @@ async fn each_identity_may_do_only_its_own_part() {
         .await
         .expect("A's identity existed");
     let remaining: Vec<NatsUser> = users.list().await.unwrap();
-    assert!(remaining.iter().all(|user| user.owner != A), "{remaining:?}");
+    assert!(remaining.iter().all(|user| user.public_key != a.record.public_key), "{remaining:?}");
     eventually("A's identity is refused", || async {
         Identity::connect(&url, &a.seed, Some(county_inbox(A))).await.is_err()
     })
