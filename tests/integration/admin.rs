@@ -267,13 +267,7 @@ async fn the_collaboration_report_matches_a_scripted_scenario_exactly() {
         .await
         .unwrap();
     for county in ["510781", "510703"] {
-        let (status, body) = t
-            .post(
-                &format!("/v1/alerts/{key}/acknowledgements"),
-                json!({"county": county, "acknowledgedBy": "值班员"}).to_string().into_bytes(),
-                "application/json",
-            )
-            .await;
+        let (status, body) = t.acknowledge(&key, county, "值班员").await;
         assert_eq!(status, 202, "{body}");
     }
     let mut board =

@@ -218,13 +218,7 @@ async fn an_unacknowledged_county_is_resent_then_escalated_and_an_acknowledged_o
     let xml = cap("ESC-1", "Alert", "Actual", "Severe", None, &format!("{}{}", gbt("510703"), gbt("510781")));
     let (_, answer) = t.issue_alert("mianyang", &xml).await;
     let key = answer["alertKey"].as_str().unwrap().to_owned();
-    let (status, ack) = t
-        .post(
-            &format!("/v1/alerts/{key}/acknowledgements"),
-            json!({"county": "510703", "acknowledgedBy": "王值班"}).to_string().into_bytes(),
-            "application/json",
-        )
-        .await;
+    let (status, ack) = t.acknowledge(&key, "510703", "王值班").await;
     assert_eq!(status, 202, "{ack}");
 
     eventually("江油市 is escalated", || async {
@@ -346,8 +340,10 @@ async fn the_grpc_api_issues_updates_and_cancels_and_counties_confirm_over_nats(
         })
         .await
         .unwrap();
+    // Status is read with a staff token (a desk reads it through its officers' tokens).
+    let operator = AlertServiceClient::new(t.operator_channel().await);
     let status = || {
-        let mut client = client.clone();
+        let mut client = operator.clone();
         let key = key.clone();
         async move { client.get_alert_status(GetAlertStatusRequest { alert_key: key }).await.map(|r| r.into_inner()) }
     };
@@ -384,8 +380,10 @@ async fn the_grpc_api_issues_updates_and_cancels_and_counties_confirm_over_nats(
     );
     let cancelled = client.cancel_alert(signed(&cancel)).await.unwrap().into_inner();
     assert_eq!(cancelled.chain_key, key);
-    let unknown = client.get_alert_status(GetAlertStatusRequest { alert_key: "nope".into() }).await.unwrap_err();
-    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    let unknown = operator.clone().get_alert_status(GetAlertStatusRequest { alert_key: "nope".into() }).await;
+    assert_eq!(unknown.unwrap_err().code(), tonic::Code::NotFound);
+    let anonymous = client.get_alert_status(GetAlertStatusRequest { alert_key: key.clone() }).await;
+    assert_eq!(anonymous.unwrap_err().code(), tonic::Code::Unauthenticated, "status needs a token");
 }
 
 #[tokio::test]
@@ -397,13 +395,7 @@ async fn the_admin_status_board_counts_every_county_per_state() {
     let t = TestSystem::start_with(&[Target::Alerts, Target::Admin]).await;
     let (_, accepted) = t.issue_alert("mianyang", &cap("BOARD-1", "Alert", "Test", "Severe", None, &gbt("5107"))).await;
     let key = accepted["alertKey"].as_str().unwrap().to_owned();
-    let (status, _) = t
-        .post(
-            &format!("/v1/alerts/{key}/acknowledgements"),
-            json!({"county": "510781", "acknowledgedBy": "赵值班"}).to_string().into_bytes(),
-            "application/json",
-        )
-        .await;
+    let (status, _) = t.acknowledge(&key, "510781", "赵值班").await;
     assert_eq!(status, 202);
 
     let mut board = AlertBoardServiceClient::new(t.operator_channel().await);
@@ -492,4 +484,76 @@ async fn one_alert_is_one_trace_from_the_desk_to_every_county_copy() {
         let header = stored.headers.get(bashu_bus::headers::TRACEPARENT).expect("traceparent").as_str().to_owned();
         assert_eq!(header.split('-').nth(1), Some(trace.as_str()), "{county}: {header}");
     }
+}
+
+#[tokio::test]
+async fn only_the_county_itself_or_a_desk_officer_acknowledges_and_counties_read_only_their_alerts() {
+    use bashu_proto::{
+        admin::v1::{IssueStaffTokenRequest, credential_service_client::CredentialServiceClient},
+        alert::v1::{AcknowledgeAlertRequest, GetAlertStatusRequest, alert_service_client::AlertServiceClient},
+        registry::v1::StaffRole,
+    };
+    let t = TestSystem::start_with(&[Target::Alerts, Target::Admin]).await;
+    let (_, accepted) =
+        t.issue_alert("mianyang", &cap("WHO-1", "Alert", "Exercise", "Severe", None, &gbt("5107"))).await;
+    let key = accepted["alertKey"].as_str().unwrap().to_owned();
+    let http = bashu::http_client();
+    let ack_url = format!("{}/v1/alerts/{key}/acknowledgements", t.http_base());
+    let body = json!({"county": "510781", "acknowledgedBy": "值班员"});
+    let ack_as = |token: Option<String>| {
+        let mut request = http.post(&ack_url).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let mut credentials = CredentialServiceClient::new(t.operator_channel().await);
+    let mut staff = Vec::new();
+    for (role, desk) in [(StaffRole::Viewer, ""), (StaffRole::Desk, "mianyang")] {
+        let request = IssueStaffTokenRequest {
+            name: format!("{role:?}"),
+            role: role as i32,
+            desk_id: desk.into(),
+            ..Default::default()
+        };
+        staff.push(credentials.issue_staff_token(request).await.unwrap().into_inner().token);
+    }
+    let (viewer, desk_officer) = (staff[0].clone(), staff[1].clone());
+
+    assert_eq!(ack_as(None).await, 401, "no token");
+    assert_eq!(ack_as(Some("bashu_510781_00000000_forged".into())).await, 401, "an unknown token");
+    assert_eq!(ack_as(Some(t.token_for("510703").await)).await, 403, "another county's token");
+    assert_eq!(ack_as(Some(viewer.clone())).await, 403, "a viewer");
+    assert_eq!(t.alert_feed_counts().await.len(), 9, "nothing refused changed anything");
+    assert_eq!(ack_as(Some(t.token_for("510781").await)).await, 202, "the county itself");
+    assert_eq!(ack_as(Some(desk_officer.clone())).await, 202, "a desk officer on its behalf");
+
+    // Over gRPC the same rules hold.
+    let grpc = |token: String| {
+        let endpoint = t.grpc_endpoint();
+        async move { AlertServiceClient::new(bashu_tests::bearer_channel(&endpoint, &token).await.unwrap()) }
+    };
+    let request = || AcknowledgeAlertRequest {
+        alert_key: key.clone(),
+        county: "510703".into(),
+        acknowledged_by: "值班员".into(),
+        note: String::new(),
+    };
+    let refused = grpc(t.token_for("510781").await).await.acknowledge_alert(request()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    grpc(t.token_for("510703").await).await.acknowledge_alert(request()).await.expect("510703 for itself");
+
+    // Reading: a county only the alerts sent to it; staff every alert.
+    let status_as = |token: String| {
+        let request = http.get(format!("{}/v1/alerts/{key}", t.http_base())).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status_as(t.token_for("510781").await).await, 200);
+    assert_eq!(status_as(t.token_for("500153").await).await, 404, "荣昌 was not sent this alert");
+    assert_eq!(status_as(viewer).await, 200);
+    let status = grpc(t.token_for("500153").await)
+        .await
+        .get_alert_status(GetAlertStatusRequest { alert_key: key.clone() })
+        .await;
+    assert_eq!(status.unwrap_err().code(), tonic::Code::NotFound);
 }

@@ -420,12 +420,29 @@ impl TestSystem {
         (status, response.json().await.expect("a JSON answer"))
     }
 
+    /// Acknowledges alert `key` for `county` over HTTP with that county's own token.
+    pub async fn acknowledge(&self, key: &str, county: &str, by: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/alerts/{key}/acknowledgements", self.http_base()))
+            .bearer_auth(self.token_for(county).await)
+            .json(&json!({"county": county, "acknowledgedBy": by}))
+            .send()
+            .await
+            .expect("bashu answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
     /// GETs a path and returns the status and JSON answer. A story's status
-    /// (`/v1/stories/<origin>/…`) is read with its origin county's token.
+    /// (`/v1/stories/<origin>/…`) is read with its origin county's token, an alert's
+    /// (`/v1/alerts/<key>`) with the operator's.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let mut request = self.http.get(format!("{}{path}", self.http_base()));
         if let Some(origin) = path.strip_prefix("/v1/stories/").and_then(|rest| rest.split('/').next()) {
             request = request.bearer_auth(self.token_for(origin).await);
+        } else if path.starts_with("/v1/alerts/") {
+            request = request.bearer_auth(OPERATOR_TOKEN);
         }
         let response = request.send().await.expect("bashu answers");
         let status = response.status().as_u16();

@@ -7,16 +7,21 @@ use bashu_proto::alert::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{Alerts, Submission};
+use crate::{Alerts, Callers, Submission};
 
 /// `bashu.alert.v1.AlertService` over [`Alerts`].
 pub struct AlertApi {
     alerts: Alerts,
+    callers: Callers,
 }
 
-pub(crate) fn service(alerts: Alerts) -> AlertServiceServer<AlertApi> {
+pub(crate) fn service(alerts: Alerts, callers: Callers) -> AlertServiceServer<AlertApi> {
     let limit = alerts.inner.config.max_document_bytes + 4096;
-    AlertServiceServer::new(AlertApi { alerts }).max_decoding_message_size(limit)
+    AlertServiceServer::new(AlertApi { alerts, callers }).max_decoding_message_size(limit)
+}
+
+fn authorization<T>(request: &Request<T>) -> Option<&str> {
+    request.metadata().get("authorization").and_then(|v| v.to_str().ok())
 }
 
 impl AlertApi {
@@ -57,7 +62,11 @@ impl AlertService for AlertApi {
         &self,
         request: Request<AcknowledgeAlertRequest>,
     ) -> Result<Response<AcknowledgeAlertResponse>, Status> {
+        let acting = self.callers.identify(authorization(&request)).await.map_err(|e| e.to_status())?;
         let request = request.into_inner();
+        acting
+            .may_acknowledge(&self.alerts.county_code(&request.county).map_err(|e| e.to_status())?)
+            .map_err(|e| e.to_status())?;
         self.alerts
             .acknowledge(&request.alert_key, &request.county, &request.acknowledged_by, &request.note)
             .await
@@ -66,6 +75,9 @@ impl AlertService for AlertApi {
     }
 
     async fn get_alert_status(&self, request: Request<GetAlertStatusRequest>) -> Result<Response<AlertChain>, Status> {
-        self.alerts.status(&request.into_inner().alert_key).await.map(Response::new).map_err(|e| e.to_status())
+        let acting = self.callers.identify(authorization(&request)).await.map_err(|e| e.to_status())?;
+        let chain = self.alerts.status(&request.into_inner().alert_key).await.map_err(|e| e.to_status())?;
+        acting.may_read(&chain).map_err(|e| e.to_status())?;
+        Ok(Response::new(chain))
     }
 }

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{Alerts, Error, Submission};
+use crate::{Alerts, Callers, Error, Submission};
 
 /// The desk id header.
 pub const DESK_HEADER: &str = "Bashu-Desk";
@@ -22,13 +22,26 @@ pub const TIMESTAMP_HEADER: &str = "Bashu-Timestamp";
 /// The signature header (standard base64 of the 64-byte ed25519 signature).
 pub const SIGNATURE_HEADER: &str = "Bashu-Signature";
 
-pub(crate) fn router(alerts: Alerts) -> Router {
-    Router::new()
+#[derive(Clone)]
+struct Front {
+    alerts: Alerts,
+    callers: Callers,
+}
+
+pub(crate) fn router(alerts: Alerts, callers: Callers) -> Router {
+    let signed = Router::new()
         .route("/v1/alerts", post(issue))
         .route("/v1/alerts/validate", post(validate))
+        .with_state(alerts.clone());
+    let by_token = Router::new()
         .route("/v1/alerts/{alert_key}", get(status))
         .route("/v1/alerts/{alert_key}/acknowledgements", post(acknowledge))
-        .with_state(alerts)
+        .with_state(Front { alerts, callers });
+    signed.merge(by_token)
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
 async fn body_bytes(alerts: &Alerts, body: Body) -> Result<axum::body::Bytes, Error> {
@@ -77,11 +90,18 @@ struct AcknowledgeBody {
     note: String,
 }
 
-async fn acknowledge(State(alerts): State<Alerts>, Path(alert_key): Path<String>, body: Body) -> Response {
+async fn acknowledge(
+    State(Front { alerts, callers }): State<Front>,
+    Path(alert_key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = async {
+        let acting = callers.identify(authorization(&headers)).await?;
         let bytes = body_bytes(&alerts, body).await?;
         let body: AcknowledgeBody = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(vec![crate::cap::Problem { path: "body".into(), reason: e.to_string() }]))?;
+        acting.may_acknowledge(&alerts.county_code(&body.county)?)?;
         alerts.acknowledge(&alert_key, &body.county, &body.acknowledged_by, &body.note).await
     }
     .await;
@@ -91,8 +111,18 @@ async fn acknowledge(State(alerts): State<Alerts>, Path(alert_key): Path<String>
     }
 }
 
-async fn status(State(alerts): State<Alerts>, Path(alert_key): Path<String>) -> Response {
-    match alerts.status(&alert_key).await {
+async fn status(
+    State(Front { alerts, callers }): State<Front>,
+    Path(alert_key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let acting = callers.identify(authorization(&headers)).await?;
+        let chain = alerts.status(&alert_key).await?;
+        acting.may_read(&chain)?;
+        Ok::<_, Error>(chain)
+    };
+    match result.await {
         Ok(chain) => Json(chain).into_response(),
         Err(error) => error_response(&error),
     }

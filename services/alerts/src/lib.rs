@@ -5,6 +5,7 @@
 //! time is re-sent to and then escalated to its prefecture's and province's desks and operators.
 
 mod board;
+mod callers;
 pub mod cap;
 mod error;
 mod fanout;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 pub use board::AlertBoard;
+pub use callers::Callers;
 pub use error::{Error, Result};
 pub use http::{DESK_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 pub use intake::Submission;
@@ -138,14 +140,26 @@ impl Alerts {
         Ok(Self { inner: Arc::new(Inner { config, bus, counties, registry, store }) })
     }
 
-    /// The HTTP routes (`/v1/alerts…`).
-    pub fn http_router(&self) -> axum::Router {
-        http::router(self.clone())
+    /// The HTTP routes (`/v1/alerts…`); acknowledgements and status need a token `callers` knows.
+    pub fn http_router(&self, callers: Callers) -> axum::Router {
+        http::router(self.clone(), callers)
     }
 
-    /// The gRPC `bashu.alert.v1.AlertService`.
-    pub fn grpc_service(&self) -> bashu_proto::alert::v1::alert_service_server::AlertServiceServer<grpc::AlertApi> {
-        grpc::service(self.clone())
+    /// The gRPC `bashu.alert.v1.AlertService`; acknowledgements and status need a token.
+    pub fn grpc_service(
+        &self,
+        callers: Callers,
+    ) -> bashu_proto::alert::v1::alert_service_server::AlertServiceServer<grpc::AlertApi> {
+        grpc::service(self.clone(), callers)
+    }
+
+    /// The current code of a county (old codes resolved), or why it is none.
+    pub(crate) fn county_code(&self, county: &str) -> Result<String> {
+        self.inner
+            .counties
+            .resolve(county)
+            .map(|resolved| resolved.county.code.clone())
+            .map_err(|e| Error::Invalid(vec![cap::Problem { path: "county".into(), reason: e.to_string() }]))
     }
 
     /// Fans out accepted alerts and tracks every county's state until `shutdown`.

@@ -227,7 +227,8 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     let response = http.post(format!("{}/v1/stories", args.http)).bearer_auth(token).json(&bad).send().await?;
     println!("submitted a bad story → HTTP {} {}", response.status(), response.text().await.unwrap_or_default());
 
-    demo_alert(live, &http, &args, credentials.desks, &names).await?;
+    let jiangyou = credentials.county_tokens.get("510781").cloned().unwrap_or_default();
+    demo_alert(live, &http, &args, credentials.desks, &jiangyou, &names).await?;
 
     match args.for_seconds {
         Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
@@ -249,6 +250,7 @@ async fn demo_alert(
     http: &reqwest::Client,
     args: &DemoArgs,
     desks: Vec<DemoDesk>,
+    jiangyou_token: &str,
     names: &HashMap<String, String>,
 ) -> anyhow::Result<()> {
     let desk = desks.into_iter().find(|d| d.id == "mianyang").ok_or_else(|| anyhow::anyhow!("no mianyang desk"))?;
@@ -307,9 +309,11 @@ async fn demo_alert(
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ack = json!({"county": "510781", "acknowledgedBy": "江油市融媒体中心 值班员"});
-    http.post(format!("{}/v1/alerts/{key}/acknowledgements", args.http)).json(&ack).send().await?;
+    // 江油 acknowledges with its own token, and reads the alert's state with it.
+    let url = format!("{}/v1/alerts/{key}", args.http);
+    http.post(format!("{url}/acknowledgements")).bearer_auth(jiangyou_token).json(&ack).send().await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let chain: serde_json::Value = http.get(format!("{}/v1/alerts/{key}", args.http)).send().await?.json().await?;
+    let chain: serde_json::Value = http.get(&url).bearer_auth(jiangyou_token).send().await?.json().await?;
     let mut counts: std::collections::BTreeMap<String, u32> = Default::default();
     for county in chain["counties"].as_array().into_iter().flatten() {
         *counts

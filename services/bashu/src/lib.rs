@@ -256,8 +256,9 @@ impl System {
                     let alerts =
                         bashu_alerts::Alerts::build(config.alerts.clone(), bus, counties.clone(), registry.clone())
                             .await?;
-                    http = http.merge(alerts.http_router());
-                    let service = alerts.grpc_service();
+                    let callers = bashu_alerts::Callers::new(tokens.clone(), staff.clone());
+                    http = http.merge(alerts.http_router(callers.clone()));
+                    let service = alerts.grpc_service(callers);
                     serving.push(name_of(&service));
                     grpc = grpc.add_service(service);
                     consumers.extend([control.alert_fanout_consumer(any()), control.alert_tracker_consumer(any())]);

@@ -1,0 +1,70 @@
+//! Who may acknowledge an alert for a county and read an alert's state: the county itself, with
+//! its token; or staff on its behalf (a desk officer or an operator recording a confirmation
+//! taken by telephone), with a staff token. Viewers and reviewers may read, not acknowledge.
+
+use bashu_proto::{alert::v1::AlertChain, registry::v1::StaffRole};
+use bashu_registry::{Caller, CountyTokens, StaffTokens, bearer};
+
+use crate::Error;
+
+/// The two kinds of token the alert front ends accept.
+#[derive(Clone)]
+pub struct Callers {
+    tokens: CountyTokens,
+    staff: StaffTokens,
+}
+
+/// Who is calling.
+pub(crate) enum Acting {
+    /// A county centre, by its token.
+    County(String),
+    /// A staff member, by theirs.
+    Staff(Caller),
+}
+
+impl Callers {
+    /// Checks county tokens against `tokens` and staff tokens against `staff`.
+    pub fn new(tokens: CountyTokens, staff: StaffTokens) -> Self {
+        Self { tokens, staff }
+    }
+
+    /// The caller of an `authorization: Bearer …` value; 401 for none or an unknown one.
+    pub(crate) async fn identify(&self, authorization: Option<&str>) -> Result<Acting, Error> {
+        let refused = || Error::Unauthenticated("a county token or a staff token is needed".into());
+        let token = bearer(authorization).ok_or_else(refused)?;
+        let unavailable = |e: bashu_registry::Error| Error::Store(Box::new(e));
+        if let Ok(county) = self.tokens.authenticate(token).await.map_err(unavailable)? {
+            return Ok(Acting::County(county));
+        }
+        match self.staff.authenticate(token).await.map_err(unavailable)? {
+            Ok(caller) => Ok(Acting::Staff(caller)),
+            Err(_) => Err(refused()),
+        }
+    }
+}
+
+impl Acting {
+    /// A county acknowledges only for itself; staff for any county if they are desk officers or
+    /// operators.
+    pub(crate) fn may_acknowledge(&self, county: &str) -> Result<(), Error> {
+        match self {
+            Acting::County(own) if own == county => Ok(()),
+            Acting::County(own) => Err(Error::Forbidden(format!("county {own} may acknowledge only for itself"))),
+            Acting::Staff(caller) if matches!(caller.role, StaffRole::Desk | StaffRole::Operator) => Ok(()),
+            Acting::Staff(caller) => Err(Error::Forbidden(format!(
+                "{} may not acknowledge for a county (desk officers and operators may)",
+                caller.name
+            ))),
+        }
+    }
+
+    /// A county reads only alerts sent to it; any staff member reads every alert.
+    pub(crate) fn may_read(&self, chain: &AlertChain) -> Result<(), Error> {
+        match self {
+            Acting::County(own) if !chain.counties.iter().any(|c| &c.county == own) => {
+                Err(Error::NotFound("no such alert for this county".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
