@@ -180,17 +180,63 @@ pub async fn deliveries_per_story(bus: &Bus, county: &str) -> BTreeMap<String, u
 /// Waits until every accepted id reached 500153, lets in-flight work settle, and returns the
 /// figures (delivered stories, lost, duplicated at the county).
 pub async fn settle_deliveries(bus: &Bus, accepted: &std::collections::BTreeSet<String>) -> (usize, usize, usize) {
-    eventually("every accepted story reaches 500153", || async {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
         let counts = deliveries_per_story(bus, "500153").await;
-        accepted.iter().all(|id| counts.contains_key(id))
-    })
-    .await;
+        let missing: Vec<&String> = accepted.iter().filter(|id| !counts.contains_key(*id)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "{} accepted stories never reached 500153: {}",
+                missing.len(),
+                where_stories_stopped(bus, &missing).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Anything still in flight settles before duplicates are counted.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let counts = deliveries_per_story(bus, "500153").await;
     let lost = accepted.iter().filter(|id| !counts.contains_key(*id)).count();
     let duplicated = counts.values().filter(|n| **n > 1).count();
     (counts.len(), lost, duplicated)
+}
+
+/// How far each of some stories of 511083 got in the `STORIES` ledger (submitted, decided,
+/// published), for a failing test's message: lost at a stage, or only late.
+async fn where_stories_stopped(bus: &Bus, ids: &[&String]) -> String {
+    use bashu_proto::story::v1::{ModerationDecision, StoryPublished, StorySubmitted};
+    let subjects = bus.subjects();
+    let ids_of = |stories: Vec<Option<bashu_proto::story::v1::Story>>| -> std::collections::BTreeSet<String> {
+        stories.into_iter().flatten().map(|story| story.id).collect()
+    };
+    let submitted: Vec<StorySubmitted> =
+        bus.read_all(STORIES, &subjects.story_submitted("511083").expect("code")).await.unwrap_or_default();
+    let decided: Vec<ModerationDecision> =
+        bus.read_all(STORIES, &subjects.story_decided("511083").expect("code")).await.unwrap_or_default();
+    let published: Vec<StoryPublished> =
+        bus.read_all(STORIES, &subjects.story_published("511083").expect("code")).await.unwrap_or_default();
+    let submitted = ids_of(submitted.into_iter().map(|e| e.story).collect());
+    let decided = ids_of(decided.into_iter().map(|e| e.story).collect());
+    let published: std::collections::BTreeSet<String> = published.into_iter().map(|e| e.story_id).collect();
+    ids.iter()
+        .take(10)
+        .map(|id| {
+            let stage = if published.contains(*id) {
+                "published, not in the feed"
+            } else if decided.contains(*id) {
+                "decided, not published"
+            } else if submitted.contains(*id) {
+                "submitted, not decided"
+            } else {
+                "not even submitted"
+            };
+            format!("{id}: {stage}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Waits until a `bashu` process's `/readyz` on `http_port` answers 200.

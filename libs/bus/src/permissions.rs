@@ -7,8 +7,6 @@
 //! a consumer of its own making could read any subject of a stream, whatever its subscribe
 //! permissions say.
 
-use serde::Serialize;
-
 use crate::{
     ALERT_FEEDS, FEEDS, Result, Subjects,
     topology::{
@@ -17,7 +15,7 @@ use crate::{
 };
 
 /// Subjects an identity may publish to and subscribe to (NATS wildcards allowed).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Permissions {
     /// Allowed publish subjects; everything else is refused.
     pub publish: Vec<String>,

@@ -57,7 +57,7 @@ impl NatsUsers {
             NatsUserKind::Desk if !owner.is_empty() && owner.len() <= 64 => owner.to_owned(),
             _ => return Err(Error::Invalid { field: "owner".into(), reason: "a county code or a desk id".into() }),
         };
-        // A subject token must not hold what the desk id cannot: the permissions are built on it.
+        // The owner becomes a subject token in the identity's permissions: it must be one.
         Subjects::default().alert_submit(&owner).map_err(|_| Error::Invalid {
             field: "owner".into(),
             reason: "letters, digits, '-' and '_' only".into(),
