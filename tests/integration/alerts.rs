@@ -509,7 +509,7 @@ async fn only_the_county_itself_or_a_desk_officer_acknowledges_and_counties_read
     };
     let mut credentials = CredentialServiceClient::new(t.operator_channel().await);
     let mut staff = Vec::new();
-    for (role, desk) in [(StaffRole::Viewer, ""), (StaffRole::Desk, "mianyang")] {
+    for (role, desk) in [(StaffRole::Viewer, ""), (StaffRole::Desk, "mianyang"), (StaffRole::Desk, "cq-municipal")] {
         let request = IssueStaffTokenRequest {
             name: format!("{role:?}"),
             role: role as i32,
@@ -518,15 +518,16 @@ async fn only_the_county_itself_or_a_desk_officer_acknowledges_and_counties_read
         };
         staff.push(credentials.issue_staff_token(request).await.unwrap().into_inner().token);
     }
-    let (viewer, desk_officer) = (staff[0].clone(), staff[1].clone());
+    let (viewer, desk_officer, chongqing_officer) = (staff[0].clone(), staff[1].clone(), staff[2].clone());
 
     assert_eq!(ack_as(None).await, 401, "no token");
     assert_eq!(ack_as(Some("bashu_510781_00000000_forged".into())).await, 401, "an unknown token");
     assert_eq!(ack_as(Some(t.token_for("510703").await)).await, 403, "another county's token");
     assert_eq!(ack_as(Some(viewer.clone())).await, 403, "a viewer");
+    assert_eq!(ack_as(Some(chongqing_officer)).await, 403, "a desk officer outside their desk's areas");
     assert_eq!(t.alert_feed_counts().await.len(), 9, "nothing refused changed anything");
     assert_eq!(ack_as(Some(t.token_for("510781").await)).await, 202, "the county itself");
-    assert_eq!(ack_as(Some(desk_officer.clone())).await, 202, "a desk officer on its behalf");
+    assert_eq!(ack_as(Some(desk_officer.clone())).await, 202, "绵阳's desk officer on its behalf");
 
     // Over gRPC the same rules hold.
     let grpc = |token: String| {

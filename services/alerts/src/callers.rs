@@ -1,6 +1,7 @@
 //! Who may acknowledge an alert for a county and read an alert's state: the county itself, with
-//! its token; or staff on its behalf (a desk officer or an operator recording a confirmation
-//! taken by telephone), with a staff token. Viewers and reviewers may read, not acknowledge.
+//! its token; or staff on its behalf (an operator, or a desk officer for the counties of their
+//! desk's areas, recording a confirmation taken by telephone), with a staff token. Viewers and
+//! reviewers may read, not acknowledge.
 
 use bashu_proto::{alert::v1::AlertChain, registry::v1::StaffRole};
 use bashu_registry::{Caller, CountyTokens, StaffTokens, bearer};
@@ -44,13 +45,22 @@ impl Callers {
 }
 
 impl Acting {
-    /// A county acknowledges only for itself; staff for any county if they are desk officers or
-    /// operators.
-    pub(crate) fn may_acknowledge(&self, county: &str) -> Result<(), Error> {
+    /// A county acknowledges only for itself; an operator for any county; a desk officer for the
+    /// counties within their desk's areas (`desk_areas` looks those up).
+    pub(crate) fn may_acknowledge(&self, county: &str, desk_areas: impl Fn(&str) -> Vec<String>) -> Result<(), Error> {
         match self {
             Acting::County(own) if own == county => Ok(()),
             Acting::County(own) => Err(Error::Forbidden(format!("county {own} may acknowledge only for itself"))),
-            Acting::Staff(caller) if matches!(caller.role, StaffRole::Desk | StaffRole::Operator) => Ok(()),
+            Acting::Staff(caller) if caller.role == StaffRole::Operator => Ok(()),
+            Acting::Staff(caller) if caller.role == StaffRole::Desk => {
+                let areas = desk_areas(&caller.desk_id);
+                let target = std::collections::BTreeSet::from([county.to_owned()]);
+                if crate::targeting::outside_authority(&areas, &target).is_empty() {
+                    Ok(())
+                } else {
+                    Err(Error::Forbidden(format!("{county} is outside the areas of desk {}", caller.desk_id)))
+                }
+            }
             Acting::Staff(caller) => Err(Error::Forbidden(format!(
                 "{} may not acknowledge for a county (desk officers and operators may)",
                 caller.name

@@ -64,9 +64,8 @@ impl AlertService for AlertApi {
     ) -> Result<Response<AcknowledgeAlertResponse>, Status> {
         let acting = self.callers.identify(authorization(&request)).await.map_err(|e| e.to_status())?;
         let request = request.into_inner();
-        acting
-            .may_acknowledge(&self.alerts.county_code(&request.county).map_err(|e| e.to_status())?)
-            .map_err(|e| e.to_status())?;
+        let county = self.alerts.county_code(&request.county).map_err(|e| e.to_status())?;
+        acting.may_acknowledge(&county, |desk| self.alerts.desk_areas(desk)).map_err(|e| e.to_status())?;
         self.alerts
             .acknowledge(&request.alert_key, &request.county, &request.acknowledged_by, &request.note)
             .await

@@ -101,7 +101,7 @@ async fn acknowledge(
         let bytes = body_bytes(&alerts, body).await?;
         let body: AcknowledgeBody = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(vec![crate::cap::Problem { path: "body".into(), reason: e.to_string() }]))?;
-        acting.may_acknowledge(&alerts.county_code(&body.county)?)?;
+        acting.may_acknowledge(&alerts.county_code(&body.county)?, |desk| alerts.desk_areas(desk))?;
         alerts.acknowledge(&alert_key, &body.county, &body.acknowledged_by, &body.note).await
     }
     .await;

@@ -153,6 +153,11 @@ impl Alerts {
         grpc::service(self.clone(), callers)
     }
 
+    /// The areas a desk may alert (none for an unknown desk).
+    pub(crate) fn desk_areas(&self, desk_id: &str) -> Vec<String> {
+        self.inner.registry.current().desk(desk_id).map(|desk| desk.areas.clone()).unwrap_or_default()
+    }
+
     /// The current code of a county (old codes resolved), or why it is none.
     pub(crate) fn county_code(&self, county: &str) -> Result<String> {
         self.inner
