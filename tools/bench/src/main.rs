@@ -58,6 +58,10 @@ enum Scenario {
         /// Runs; medians and spreads are reported.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Start nats-server with `sync_interval: always` (fsync before every acknowledgement),
+        /// as production runs it.
+        #[arg(long)]
+        sync_always: bool,
     },
     /// Moderation's lexicon scan rate (MB/s), normalisation included.
     Lexicon {
@@ -86,8 +90,8 @@ fn main() -> anyhow::Result<()> {
                 print_alerts(&results, &options);
             }
         }
-        Scenario::Pipeline { stories, concurrency, rate, paced_seconds, runs } => {
-            let options = pipeline::Options { stories, concurrency, rate, paced_seconds, runs };
+        Scenario::Pipeline { stories, concurrency, rate, paced_seconds, runs, sync_always } => {
+            let options = pipeline::Options { stories, concurrency, rate, paced_seconds, runs, sync_always };
             let result = runtime.block_on(pipeline::run(&options))?;
             if cli.json {
                 println!(
@@ -174,8 +178,9 @@ fn print_pipeline(result: &pipeline::PipelineResult, options: &pipeline::Options
     let machine = machine();
     println!(
         "story pipeline, ingest → moderation → distribution → county feed, each service its own process; \
-         {} B stories; {} runs; medians (range over runs); {} CPUs, {}",
+         {} B stories; nats-server fsync {}; {} runs; medians (range over runs); {} CPUs, {}",
         result.story_bytes,
+        if result.sync_always { "before every ack (sync_interval: always)" } else { "by default (every 2 min)" },
         options.runs,
         machine["cpus"],
         machine["placement"].as_str().unwrap_or("")

@@ -41,6 +41,8 @@ pub(crate) struct Options {
     pub(crate) rate: u64,
     pub(crate) paced_seconds: u64,
     pub(crate) runs: usize,
+    /// nats-server fsyncs every write before acknowledging it (`sync_interval: always`).
+    pub(crate) sync_always: bool,
 }
 
 /// The median, smallest and largest of a rate over runs.
@@ -78,6 +80,7 @@ pub(crate) struct PathFigures {
 #[derive(Debug, Serialize)]
 pub(crate) struct PipelineResult {
     pub(crate) story_bytes: usize,
+    pub(crate) sync_always: bool,
     pub(crate) bashu: PathFigures,
     pub(crate) raw: PathFigures,
     pub(crate) memory: Vec<Memory>,
@@ -90,7 +93,12 @@ type Arrival = (String, Instant);
 
 pub(crate) async fn run(options: &Options) -> anyhow::Result<PipelineResult> {
     let binary = crate::processes::bashu_binary()?;
-    let nats = bashu_test_support::NatsServer::start().await;
+    let nats = if options.sync_always {
+        // What k8s/nats/values.yaml runs in production (docs/deploy.md).
+        bashu_test_support::NatsServer::start_with_config(None, "jetstream { sync_interval: always }").await
+    } else {
+        bashu_test_support::NatsServer::start().await
+    };
     let prefix = "bench";
     let subjects = Subjects::new(prefix)?;
     let bus = Bus::connect(&nats.url(), "bench", subjects.clone(), Topology::default()).await?;
@@ -134,7 +142,13 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<PipelineResult> {
             load_peak_mib: mib(peak),
         })
         .collect();
-    Ok(PipelineResult { story_bytes, bashu: bashu.figures()?, raw: raw.figures()?, memory })
+    Ok(PipelineResult {
+        story_bytes,
+        sync_always: options.sync_always,
+        bashu: bashu.figures()?,
+        raw: raw.figures()?,
+        memory,
+    })
 }
 
 #[derive(Default)]
