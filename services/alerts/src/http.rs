@@ -49,18 +49,27 @@ async fn body_bytes(alerts: &Alerts, body: Body) -> Result<axum::body::Bytes, Er
     to_bytes(body, limit).await.map_err(|_| Error::TooLarge { limit })
 }
 
+fn missing(name: &str) -> Error {
+    Error::Unauthenticated(format!("the {name} header is missing or not text"))
+}
+
+/// The signing time and the signature from a submission's headers (HTTP or NATS alike).
+pub(crate) fn signing<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Result<(i64, Vec<u8>), Error> {
+    let timestamp = header(TIMESTAMP_HEADER)
+        .ok_or_else(|| missing(TIMESTAMP_HEADER))?
+        .parse::<i64>()
+        .map_err(|_| Error::Unauthenticated(format!("{TIMESTAMP_HEADER} must be Unix seconds")))?;
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(header(SIGNATURE_HEADER).ok_or_else(|| missing(SIGNATURE_HEADER))?)
+        .map_err(|_| Error::Unauthenticated(format!("{SIGNATURE_HEADER} is not base64")))?;
+    Ok((timestamp, signature))
+}
+
 async fn issue(State(alerts): State<Alerts>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let missing = |name: &str| Error::Unauthenticated(format!("the {name} header is missing or not text"));
         let desk_id = header(DESK_HEADER).ok_or_else(|| missing(DESK_HEADER))?;
-        let timestamp = header(TIMESTAMP_HEADER)
-            .ok_or_else(|| missing(TIMESTAMP_HEADER))?
-            .parse::<i64>()
-            .map_err(|_| Error::Unauthenticated(format!("{TIMESTAMP_HEADER} must be Unix seconds")))?;
-        let signature = base64::engine::general_purpose::STANDARD
-            .decode(header(SIGNATURE_HEADER).ok_or_else(|| missing(SIGNATURE_HEADER))?)
-            .map_err(|_| Error::Unauthenticated(format!("{SIGNATURE_HEADER} is not base64")))?;
+        let (timestamp, signature) = signing(header)?;
         let cap_xml = body_bytes(&alerts, body).await?;
         alerts.submit(Submission { desk_id, timestamp, signature: &signature, cap_xml: &cap_xml }, None).await
     }

@@ -3,12 +3,11 @@
 //! intake's JSON and its status code in a `Bashu-Status` header. nats-server lets a desk publish
 //! only on its own subject (docs/security.md); the signature is checked all the same.
 
-use base64::Engine as _;
 use futures::StreamExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Alerts, DESK_HEADER, Error, SIGNATURE_HEADER, Submission, TIMESTAMP_HEADER};
+use crate::{Alerts, DESK_HEADER, Error, Submission};
 
 /// The reply header with the HTTP status the same submission would have been answered with.
 pub const STATUS_HEADER: &str = "Bashu-Status";
@@ -57,17 +56,10 @@ async fn submit(
         .alert_submit_desk(&request.subject)
         .ok_or_else(|| Error::Unauthenticated("not a desk's submission subject".into()))?;
     let header = |name: &str| request.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().trim());
-    let missing = |name: &str| Error::Unauthenticated(format!("the {name} header is missing"));
     if header(DESK_HEADER).is_some_and(|named| named != desk_id) {
         return Err(Error::Unauthenticated(format!("{DESK_HEADER} names another desk than the subject")));
     }
-    let timestamp = header(TIMESTAMP_HEADER)
-        .ok_or_else(|| missing(TIMESTAMP_HEADER))?
-        .parse::<i64>()
-        .map_err(|_| Error::Unauthenticated(format!("{TIMESTAMP_HEADER} must be Unix seconds")))?;
-    let signature = base64::engine::general_purpose::STANDARD
-        .decode(header(SIGNATURE_HEADER).ok_or_else(|| missing(SIGNATURE_HEADER))?)
-        .map_err(|_| Error::Unauthenticated(format!("{SIGNATURE_HEADER} is not base64")))?;
+    let (timestamp, signature) = crate::http::signing(header)?;
     let limit = alerts.inner.config.max_document_bytes;
     if request.payload.len() > limit {
         return Err(Error::TooLarge { limit });
