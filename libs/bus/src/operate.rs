@@ -303,6 +303,40 @@ impl Bus {
     }
 }
 
+impl Bus {
+    /// How many dead letters wait in the dead-letter stream.
+    pub async fn dead_letter_count(&self) -> Result<u64> {
+        let mut stream = self.stream(DEAD_LETTERS).await?;
+        Ok(stream.info().await.map_err(|e| Error::nats("info of DEAD_LETTERS", e))?.state.messages)
+    }
+
+    /// Every story version published since `since`, oldest first, and then each one as it is
+    /// published, for as long as the returned stream is read (an ordered consumer: it recreates
+    /// itself after a reconnect). Undecodable messages are skipped.
+    pub async fn follow_published(
+        &self,
+        since: SystemTime,
+    ) -> Result<impl futures::Stream<Item = Stored<bashu_proto::story::v1::StoryPublished>> + Send + use<>> {
+        use prost::Message as _;
+        let stream = self.stream(crate::STORIES).await?;
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                filter_subject: self.subjects.all_story_published(),
+                deliver_policy: DeliverPolicy::ByStartTime { start_time: since.into() },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::nats("follow published stories", e))?;
+        let messages = consumer.messages().await.map_err(|e| Error::nats("follow published stories", e))?;
+        Ok(messages.filter_map(|message| async move {
+            let message = message.ok()?;
+            let stored_at = system_time(message.info().ok()?.published);
+            let event = bashu_proto::story::v1::StoryPublished::decode(message.payload.clone()).ok()?;
+            Some(Stored { event, subject: message.subject.to_string(), stored_at })
+        }))
+    }
+}
+
 /// A message met by [`Bus::scan_range`].
 #[derive(Debug)]
 pub struct RangeMessage {

@@ -7,7 +7,7 @@
 mod review;
 pub mod rules;
 
-pub use review::{ReviewDesk, ReviewerConfig};
+pub use review::{ReviewDesk, ReviewerConfig, next_level};
 
 use std::{
     path::PathBuf,

@@ -84,6 +84,11 @@ fn key_of(item: &ReviewItem) -> String {
     format!("review.{}", item.key)
 }
 
+/// The level a held story waits at: one past the approvals it has.
+pub fn next_level(item: &ReviewItem) -> u32 {
+    item.approvals.len() as u32 + 1
+}
+
 fn level_name(level: u32) -> &'static str {
     LEVEL_NAMES.get(level.saturating_sub(1) as usize).copied().unwrap_or("review")
 }
@@ -99,6 +104,30 @@ impl ReviewDesk {
     /// the caller's token and role and hands the caller over; without it every call is refused.
     pub fn grpc_service(&self) -> ReviewServiceServer<Self> {
         ReviewServiceServer::new(self.clone())
+    }
+
+    /// Every story still waiting for review, oldest first, with lapsed claims cleared.
+    pub async fn held(&self) -> Result<Vec<ReviewItem>, bashu_bus::Error> {
+        let unavailable =
+            |e: String| bashu_bus::Error::Nats { operation: "read the review queue".into(), source: e.into() };
+        let now = SystemTime::now();
+        let mut keys = self.inner.kv.keys().await.map_err(|e| unavailable(e.to_string()))?;
+        let mut items = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| unavailable(e.to_string()))?;
+            let Some(key) = key.strip_prefix("review.") else { continue };
+            // An item decided between listing and reading is simply gone.
+            let Ok((mut item, _)) = self.read(key).await else { continue };
+            if item.state() != ReviewState::Pending {
+                continue;
+            }
+            if Self::claim_is_live(&item.claim, now).is_none() {
+                item.claim = None;
+            }
+            items.push(item);
+        }
+        items.sort_by_key(|i| i.held_at.map(|t| (t.seconds, t.nanos)));
+        Ok(items)
     }
 
     /// Puts a story in the queue (idempotent: an item already there is kept as it is).
@@ -229,7 +258,7 @@ impl ReviewDesk {
         if item.state() != ReviewState::Pending {
             return Err(Status::failed_precondition("the story is no longer waiting for review"));
         }
-        let level = item.approvals.len() as u32 + 1;
+        let level = next_level(item);
         if !reviewer.levels.contains(&level) {
             return Err(Status::permission_denied(format!("{doing} at {} needs that role", level_name(level))));
         }
@@ -250,33 +279,23 @@ impl ReviewService for ReviewDesk {
         Self::caller(&request)?;
         let filter = request.into_inner();
         let now = SystemTime::now();
-        let mut keys = self.inner.kv.keys().await.map_err(|e| Status::unavailable(e.to_string()))?;
-        let mut items = Vec::new();
-        while let Some(key) = keys.next().await {
-            let key = key.map_err(|e| Status::unavailable(e.to_string()))?;
-            let Some(key) = key.strip_prefix("review.") else { continue };
-            let Ok((mut item, _)) = self.read(key).await else { continue };
-            let story = item.story.clone().unwrap_or_default();
-            let level = item.approvals.len() as u32 + 1;
-            let age = item
-                .held_at
-                .as_ref()
-                .and_then(to_system_time)
-                .and_then(|t| now.duration_since(t).ok())
-                .unwrap_or_default();
-            let keep = item.state() == ReviewState::Pending
-                && (filter.county.is_empty() || story.origin_county == filter.county)
-                && (filter.category.is_empty() || story.category().as_str_name() == filter.category)
-                && (filter.level == 0 || filter.level == level)
-                && age.as_secs() >= filter.min_age_seconds;
-            if keep {
-                if Self::claim_is_live(&item.claim, now).is_none() {
-                    item.claim = None;
-                }
-                items.push(item);
-            }
-        }
-        items.sort_by_key(|i| i.held_at.map(|t| (t.seconds, t.nanos)));
+        let items = self.held().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let items = items
+            .into_iter()
+            .filter(|item| {
+                let story = item.story.clone().unwrap_or_default();
+                let age = item
+                    .held_at
+                    .as_ref()
+                    .and_then(to_system_time)
+                    .and_then(|t| now.duration_since(t).ok())
+                    .unwrap_or_default();
+                (filter.county.is_empty() || story.origin_county == filter.county)
+                    && (filter.category.is_empty() || story.category().as_str_name() == filter.category)
+                    && (filter.level == 0 || filter.level == next_level(item))
+                    && age.as_secs() >= filter.min_age_seconds
+            })
+            .collect();
         Ok(Response::new(ListQueueResponse { items }))
     }
 
@@ -290,7 +309,7 @@ impl ReviewService for ReviewDesk {
                 if item.state() != ReviewState::Pending {
                     return Err(Status::failed_precondition("the story is no longer waiting for review"));
                 }
-                let level = item.approvals.len() as u32 + 1;
+                let level = next_level(item);
                 if !reviewer.levels.contains(&level) {
                     return Err(Status::permission_denied(format!("{} needs a {} reviewer", key, level_name(level))));
                 }
@@ -302,7 +321,7 @@ impl ReviewService for ReviewDesk {
                 Ok(())
             })
             .await?;
-        self.record(&item, &reviewer.name, item.approvals.len() as u32 + 1, "claim", "").await?;
+        self.record(&item, &reviewer.name, next_level(&item), "claim", "").await?;
         Ok(Response::new(item))
     }
 
@@ -349,7 +368,7 @@ impl ReviewService for ReviewDesk {
                 Ok(())
             })
             .await?;
-        self.record(&item, &reviewer.name, item.approvals.len() as u32 + 1, "reject", &reason).await?;
+        self.record(&item, &reviewer.name, next_level(&item), "reject", &reason).await?;
         self.decide(&item, Verdict::Rejected, &reason).await?;
         Ok(Response::new(item))
     }
