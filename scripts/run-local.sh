@@ -74,6 +74,8 @@ Bashu is running on loopback:
   demo keys    $BASHU_REGISTRY__DEMO_CREDENTIALS_FILE   (demo desks' secret keys, county tokens and county NATS seeds, new on every start)
   NATS auth    ${BASHU_NATS__NKEY_DIR:-off (BASHU_INSECURE_NATS)}   (services' nkeys; authorization in .run/nats-auth.conf, docs/security.md)
   operators    BASHUCTL_TOKEN=$BASHU_ADMIN__OPERATOR_TOKEN target/debug/bashuctl bus health   (docs/operations.md; dev token only)
+  duty board   http://$BASHU_HTTP__LISTEN/board/   (sign in with the operator token above, or a viewer's:
+               BASHUCTL_TOKEN=$BASHU_ADMIN__OPERATOR_TOKEN target/debug/bashuctl token issue-staff --name 值班 --role viewer; docs/duty-board.md)
   logs         .run/bashu.log, .run/nats-server.log
   county feeds docs/county-integration.md (stream FEEDS, consumer feed-<code>)
 

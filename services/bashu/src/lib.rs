@@ -281,6 +281,10 @@ impl System {
                     });
                     grpc = admin.add_services(&guard, grpc);
                     serving.extend(bashu_admin::Admin::SERVICE_NAMES);
+                    // The duty board is the operators' too: served with admin, at /board/.
+                    let board =
+                        bashu_board::Board::start(bus.clone(), &counties, staff.clone(), shutdown.clone()).await?;
+                    http = http.merge(board.router());
                 }
             }
             info!(target = target.name(), "service started");
