@@ -26,10 +26,12 @@ tools:
 	@scripts/install-nats-server.sh
 
 ## make test-tools: what only the tests need (Python grpcio for the cross-language client test,
-## kubernetes-validate and kubectl for the manifest check).
+## kubernetes-validate and kubectl for the manifest check, Chromium and playwright-core for the
+## duty board's browser test).
 test-tools:
 	@scripts/install-python-grpc.sh
 	@scripts/install-k8s-tools.sh
+	@scripts/install-browser-tools.sh
 
 build:
 	$(CARGO) build -p bashu -p bashuctl
@@ -48,5 +50,5 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 clean:
-	rm -rf .tools .run
+	rm -rf .tools .run artifacts tests/browser/node_modules
 	$(CARGO) clean

@@ -7,8 +7,8 @@ use bashu::Target;
 use bashu_admin::{METHOD_ROLES, Need};
 use bashu_proto::{
     admin::v1::{
-        CollaborationReportRequest, DeadLetterRef, GetBusHealthRequest, IssueStaffTokenRequest, ListAuditEventsRequest,
-        ListCountiesRequest, ListDeadLettersRequest, ReplayRequest, audit_service_client::AuditServiceClient,
+        CollaborationReportRequest, DeadLetterRef, GetBusHealthRequest, ListAuditEventsRequest, ListCountiesRequest,
+        ListDeadLettersRequest, ReplayRequest, audit_service_client::AuditServiceClient,
         bus_health_service_client::BusHealthServiceClient, credential_service_client::CredentialServiceClient,
         dead_letter_service_client::DeadLetterServiceClient, registry_service_client::RegistryServiceClient,
         replay_service_client::ReplayServiceClient, report_service_client::ReportServiceClient,
@@ -26,18 +26,7 @@ use crate::alerts::{cap, gbt};
 
 /// Issues a staff token as the bootstrap operator.
 async fn staff_token(t: &TestSystem, name: &str, role: StaffRole, levels: Vec<u32>, desk: &str) -> String {
-    let mut credentials = CredentialServiceClient::new(t.operator_channel().await);
-    credentials
-        .issue_staff_token(IssueStaffTokenRequest {
-            name: name.into(),
-            role: role as i32,
-            review_levels: levels,
-            desk_id: desk.into(),
-        })
-        .await
-        .expect("the operator issues staff tokens")
-        .into_inner()
-        .token
+    t.issue_staff_token(name, role, levels, desk).await.1
 }
 
 /// Calls any method by its path with an empty message, as a generic client would.

@@ -3,6 +3,7 @@
 mod admin;
 mod alerts;
 mod alerts_faults;
+mod board;
 mod bus_contract;
 mod bus_security;
 mod cluster_faults;

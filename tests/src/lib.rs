@@ -375,6 +375,23 @@ impl TestSystem {
         self.staff_channel(OPERATOR_TOKEN).await
     }
 
+    /// Issues a staff token as the bootstrap operator; returns its id and the token.
+    pub async fn issue_staff_token(
+        &self,
+        name: &str,
+        role: bashu_proto::registry::v1::StaffRole,
+        review_levels: Vec<u32>,
+        desk_id: &str,
+    ) -> (String, String) {
+        use bashu_proto::admin::v1::{IssueStaffTokenRequest, credential_service_client::CredentialServiceClient};
+        let mut credentials = CredentialServiceClient::new(self.operator_channel().await);
+        let request =
+            IssueStaffTokenRequest { name: name.into(), role: role as i32, review_levels, desk_id: desk_id.into() };
+        let issued =
+            credentials.issue_staff_token(request).await.expect("the operator issues staff tokens").into_inner();
+        (issued.record.unwrap_or_default().id, issued.token)
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn http_base(&self) -> String {
         format!("http://{}", self.system.http_addr)

@@ -1,0 +1,295 @@
+//! The duty board (`/board/` on the admin target): who may open it, what its live stream
+//! carries, and the whole page in Debian's headless Chromium (tests/browser/board.e2e.mjs).
+
+use std::{collections::BTreeSet, path::PathBuf, process::Stdio, time::Duration};
+
+use bashu::Target;
+use bashu_proto::{
+    admin::v1::{RevokeStaffTokenRequest, credential_service_client::CredentialServiceClient},
+    registry::v1::StaffRole,
+};
+use bashu_registry::Counties;
+use bashu_tests::TestSystem;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::alerts::{cap, gbt};
+
+/// The counties of a prefecture by the built-in registry: what an alert to it must show.
+fn counties_of(prefecture: &str) -> BTreeSet<String> {
+    Counties::builtin().unwrap().within(prefecture).map(|c| c.code.clone()).collect()
+}
+
+async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The value of the board's cookie in a sign-in answer, and the whole `Set-Cookie` line.
+fn board_cookie(response: &reqwest::Response) -> (String, String) {
+    let line = response.headers().get("set-cookie").expect("a cookie is set").to_str().unwrap().to_owned();
+    let pair = line.split(';').next().unwrap().trim();
+    (pair.strip_prefix("bashu_board=").expect("the board's cookie").to_owned(), line)
+}
+
+#[tokio::test]
+async fn the_board_refuses_anyone_without_a_live_staff_token() {
+    let t = TestSystem::start_with(&[Target::Alerts, Target::Admin]).await;
+    let http = bashu::http_client();
+    let base = format!("{}/board", t.http_base());
+
+    // The page itself is public (it is only the login form); nothing behind it is.
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"), "{policy}");
+    for path in ["session", "counties", "events"] {
+        let (status, body) = answer(http.get(format!("{base}/{path}")).send().await.unwrap()).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthenticated")), "{path} without a token");
+        let forged = http.get(format!("{base}/{path}")).header("cookie", "bashu_board=bm90LWEtdG9rZW4").send().await;
+        assert_eq!(forged.unwrap().status(), 401, "{path} with a cookie that is no token");
+    }
+
+    // Sign-in refusals: a wrong token, a county's token (not staff), malformed and oversized bodies.
+    let sign_in = |body: Vec<u8>| http.post(format!("{base}/session")).body(body).send();
+    let (status, body) =
+        answer(sign_in(json!({"token": "wrong-token-0123456789"}).to_string().into()).await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthenticated")));
+    let county_token = t.token_for("510781").await;
+    let (status, _) = answer(sign_in(json!({"token": county_token}).to_string().into()).await.unwrap()).await;
+    assert_eq!(status, 401, "a county's token does not open the board");
+    let (status, body) = answer(sign_in(b"token=abc".to_vec()).await.unwrap()).await;
+    assert_eq!((status, body["error"]["problems"][0]["field"].as_str()), (400, Some("body")));
+    let (status, body) = answer(sign_in(json!({"token": "  "}).to_string().into()).await.unwrap()).await;
+    assert_eq!((status, body["error"]["problems"][0]["field"].as_str()), (400, Some("token")));
+    let (status, _) = answer(sign_in(vec![b' '; 10_000]).await.unwrap()).await;
+    assert_eq!(status, 413);
+
+    // A viewer's token signs in; the cookie is out of the script's reach and sent only to /board.
+    let (id, viewer) = t.issue_staff_token("board-viewer", StaffRole::Viewer, vec![], "").await;
+    let signed_in = sign_in(json!({"token": viewer}).to_string().into()).await.unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let (cookie, line) = board_cookie(&signed_in);
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/board"] {
+        assert!(line.contains(attribute), "{attribute} missing from {line}");
+    }
+    let who: Value = signed_in.json().await.unwrap();
+    assert_eq!((who["name"].as_str(), who["role"].as_str()), (Some("board-viewer"), Some("viewer")));
+    let with_cookie =
+        |path: &str| http.get(format!("{base}/{path}")).header("cookie", format!("bashu_board={cookie}")).send();
+    let counties: Value = with_cookie("counties").await.unwrap().json().await.unwrap();
+    let counties = counties.as_array().unwrap();
+    assert_eq!(counties.len(), 220);
+    let jiangyou = counties.iter().find(|c| c["code"] == "510781").unwrap();
+    assert_eq!((jiangyou["name"].as_str(), jiangyou["prefecture_code"].as_str()), (Some("江油市"), Some("5107")));
+    assert!(!jiangyou["pinyin"].as_str().unwrap().is_empty());
+
+    // Revoked: refused from the next request on.
+    let mut credentials = CredentialServiceClient::new(t.operator_channel().await);
+    credentials.revoke_staff_token(RevokeStaffTokenRequest { id }).await.unwrap();
+    assert_eq!(with_cookie("session").await.unwrap().status(), 401);
+    assert_eq!(with_cookie("events").await.unwrap().status(), 401);
+}
+
+/// Reads server-sent events from `response` until `wanted` accepts one (name, data).
+async fn read_events_until(response: reqwest::Response, mut wanted: impl FnMut(&str, &Value) -> bool) -> Vec<String> {
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut seen = Vec::new();
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk.expect("the stream stays open")));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned())).unwrap_or_default()
+                };
+                let (name, data) = (field("event:"), field("data:"));
+                seen.push(name.clone());
+                if wanted(&name, &serde_json::from_str(&data).unwrap_or(Value::Null)) {
+                    return;
+                }
+            }
+        }
+        panic!("the stream ended; events seen: {seen:?}");
+    };
+    // A hang guard, not a speed check.
+    tokio::time::timeout(Duration::from_secs(60), read).await.expect("the awaited event came");
+    seen
+}
+
+#[tokio::test]
+async fn the_live_stream_starts_with_a_snapshot_and_carries_every_state_change() {
+    let t = TestSystem::start_with(&[Target::Alerts, Target::Admin]).await;
+    let http = bashu::http_client();
+    let base = format!("{}/board", t.http_base());
+    let (_, desk_officer) = t.issue_staff_token("board-desk", StaffRole::Desk, vec![], "mianyang").await;
+    let signed_in =
+        http.post(format!("{base}/session")).body(json!({"token": desk_officer}).to_string()).send().await.unwrap();
+    let (cookie, _) = board_cookie(&signed_in);
+    let open = || http.get(format!("{base}/events")).header("cookie", format!("bashu_board={cookie}")).send();
+
+    let stream = open().await.unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let issuing = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (status, answer) =
+            t.issue_alert("mianyang", &cap("BOARD-1", "Alert", "Exercise", "Severe", None, &gbt("5107"))).await;
+        assert_eq!(status, 202, "{answer}");
+        answer["alertKey"].as_str().unwrap().to_owned()
+    };
+    let expected = counties_of("5107");
+    let mut first = None;
+    let watching = read_events_until(stream, |name, data| {
+        first.get_or_insert(name.to_owned());
+        let codes: BTreeSet<String> =
+            data["counties"].as_array().into_iter().flatten().map(|c| c["code"].as_str().unwrap().to_owned()).collect();
+        name == "chain" && data["identifier"] == "BOARD-1" && codes == expected
+    });
+    let (key, _) = tokio::join!(issuing, watching);
+    assert_eq!(first.as_deref(), Some("snapshot"), "a page first gets the whole board");
+
+    // A page opened now finds the alert in its snapshot, then sees the acknowledgement arrive.
+    let stream = open().await.unwrap();
+    let acknowledging = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(t.acknowledge(&key, "510781", "江油 值班员").await.0, 202);
+    };
+    let mut in_snapshot = false;
+    let watching = read_events_until(stream, |name, data| {
+        if name == "snapshot" {
+            in_snapshot = data["chains"].as_array().unwrap().iter().any(|c| c["key"] == key.as_str());
+        }
+        let acknowledged =
+            data["counties"].as_array().into_iter().flatten().any(|c| {
+                c["code"] == "510781" && c["state"] == "acknowledged" && c["acknowledged_by"] == "江油 值班员"
+            });
+        name == "chain" && acknowledged
+    });
+    tokio::join!(acknowledging, watching);
+    assert!(in_snapshot, "the snapshot of a page opened later holds the alert");
+}
+
+/// A loopback TCP proxy whose connections the test can cut, as a restarted admin pod or a
+/// broken network would: while cut, open connections are dropped and new ones closed at once.
+struct CuttableProxy {
+    port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl CuttableProxy {
+    async fn start(to: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, watching) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cut = watching.clone();
+                if *cut.borrow() {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Self { port, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+/// `tests/browser` with playwright-core installed (`make test-tools` does it).
+fn browser_test_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed in {}: run `make test-tools` (scripts/install-browser-tools.sh)",
+        dir.display()
+    );
+    dir
+}
+
+/// Where the test keeps its screenshot: `artifacts/` at the top of the repository.
+fn artifact(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[tokio::test]
+async fn the_duty_board_in_headless_chromium() {
+    let dir = browser_test_dir();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "no Chromium at {chromium}: run `make test-tools` (installs Debian's chromium)"
+    );
+    let t = TestSystem::start_with(&[Target::Alerts, Target::Admin]).await;
+    let (_, viewer) = t.issue_staff_token("duty-viewer", StaffRole::Viewer, vec![], "").await;
+    let proxy = CuttableProxy::start(t.system.http_addr).await;
+    let screenshot = artifact("duty-board.png");
+    let _ = std::fs::remove_file(&screenshot);
+
+    let mut script = tokio::process::Command::new("node")
+        .arg(dir.join("board.e2e.mjs"))
+        .current_dir(&dir)
+        .env("BOARD_URL", format!("http://127.0.0.1:{}/board/", proxy.port))
+        .env("BOARD_TOKEN", &viewer)
+        .env("BOARD_SCREENSHOT", &screenshot)
+        .env("CHROMIUM", &chromium)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (Debian's nodejs)");
+    let mut to_script = script.stdin.take().unwrap();
+    let mut from_script = BufReader::new(script.stdout.take().unwrap()).lines();
+    let mut next = async || -> Vec<String> {
+        // A hang guard, not a speed check: a step that never comes fails with the script's output.
+        let line = tokio::time::timeout(Duration::from_secs(120), from_script.next_line())
+            .await
+            .expect("the browser script answered within two minutes")
+            .unwrap()
+            .expect("the browser script went on (its error is above)");
+        line.split(' ').map(str::to_owned).collect()
+    };
+
+    assert_eq!(next().await, ["signed-in"]);
+    let (status, issued) =
+        t.issue_alert("mianyang", &cap("BOARD-E2E", "Alert", "Exercise", "Severe", None, &gbt("5107"))).await;
+    assert_eq!(status, 202, "{issued}");
+    let key = issued["alertKey"].as_str().unwrap();
+    let expected: Vec<String> = counties_of("5107").into_iter().collect();
+    to_script.write_all(format!("alert {key} {}\n", expected.join(",")).as_bytes()).await.unwrap();
+
+    let tiles = next().await;
+    assert_eq!(tiles[0], "tiles");
+    assert_eq!(tiles[1].split(',').collect::<Vec<_>>(), expected, "the page shows exactly the prefecture's counties");
+
+    assert_eq!(t.acknowledge(key, "510781", "江油值班员").await.0, 202);
+    to_script.write_all("acknowledged 510781 江油值班员\n".as_bytes()).await.unwrap();
+    assert_eq!(next().await, ["cut-now"]);
+    proxy.set_cut(true);
+    to_script.write_all(b"cut\n").await.unwrap();
+    assert_eq!(next().await, ["restore-now"]);
+    proxy.set_cut(false);
+    to_script.write_all(b"restored\n").await.unwrap();
+    assert_eq!(next().await, ["recovered"]);
+    assert_eq!(t.acknowledge(key, "510703", "涪城值班员").await.0, 202);
+    to_script.write_all("acknowledged 510703 涪城值班员\n".as_bytes()).await.unwrap();
+
+    assert_eq!(next().await[0], "done");
+    drop(to_script);
+    let status = tokio::time::timeout(Duration::from_secs(60), script.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "the browser script failed: {status}");
+    let png = std::fs::read(&screenshot).expect("the screenshot was kept");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "the screenshot is a real picture");
+}
