@@ -7,7 +7,7 @@ const STATES = [
   ["acknowledged", "已确认", "acknowledged", "✔"],
   ["escalated", "已升级", "escalated", "!"],
   ["cancelled", "已取消", "cancelled", "✕"],
-  ["expired", "已过期", "expired", "◌"],
+  ["expired", "已过期", "expired", "—"],
 ];
 const STATE_LABEL = Object.fromEntries(STATES.map(([key, zh, en]) => [key, `${zh} ${en}`]));
 const STATE_MARK = Object.fromEntries(STATES.map(([key, , , mark]) => [key, mark]));
@@ -212,7 +212,6 @@ function everySecond() {
 function onSnapshot({ now_ms, chains, stories }) {
   board.serverOffsetMs = now_ms - Date.now();
   board.chains = new Map(chains.map((chain) => [chain.key, chain]));
-  board.tilesOf = null;
   onStories(stories);
   render();
 }
