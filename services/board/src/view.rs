@@ -246,6 +246,23 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_is_shown_while_active_and_for_a_day_after_it_ended() {
+        let chain = |cancelled: bool, issued_ms: i64, expires_ms: Option<i64>| ChainView {
+            cancelled,
+            issued_ms: Some(issued_ms),
+            expires_ms,
+            ..ChainView::from(&AlertChain::default())
+        };
+        let (now, day_ago) = (100_000_000, 100_000_000 - 86_400_000);
+        assert!(chain(false, 0, None).worth_showing(now, day_ago), "no expiry: active");
+        assert!(chain(false, 0, Some(now + 1)).worth_showing(now, day_ago), "not yet expired");
+        assert!(chain(false, 0, Some(now - 1)).worth_showing(now, day_ago), "expired within the day");
+        assert!(!chain(false, 0, Some(day_ago - 1)).worth_showing(now, day_ago), "expired before the day");
+        assert!(chain(true, now - 5, None).worth_showing(now, day_ago), "cancelled, issued within the day");
+        assert!(!chain(true, day_ago - 5, None).worth_showing(now, day_ago), "cancelled long ago");
+    }
+
+    #[test]
     fn a_chain_shows_its_most_severe_info_and_latest_expiry_and_each_county() {
         use bashu_proto::alert::v1::{Alert, Info};
         let info = |severity: Severity, expires: i64| Info {
