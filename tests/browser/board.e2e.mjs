@@ -145,6 +145,10 @@ try {
   await page.locator(`#tiles [data-county="${second}"][data-state="acknowledged"]`).waitFor();
   check(await page.evaluate(() => window.notReloaded === true), "the page reloaded while recovering");
 
+  // The same board on a phone, kept beside the others.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-phone.png"), fullPage: true });
+
   check(offLoopback.length === 0, `the page asked beyond loopback: ${offLoopback.join(", ")}`);
   check(!requested.some((r) => r.includes(token)), "the token appeared in a URL");
   check(problems.length === 0, problems.join("; "));

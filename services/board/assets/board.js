@@ -79,9 +79,13 @@ async function start() {
     renderDetail();
   });
   setInterval(everySecond, 1000);
-  const response = await fetch("session", { credentials: "same-origin" });
-  if (response.ok) await signedIn(await response.json());
-  else showLogin("");
+  try {
+    const response = await fetch("session", { credentials: "same-origin" });
+    if (response.ok) await signedIn(await response.json());
+    else showLogin("");
+  } catch {
+    showLogin("无法连接 · Cannot reach the server");
+  }
 }
 
 async function signIn(event) {

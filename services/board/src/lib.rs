@@ -186,9 +186,16 @@ async fn feed(board: &Board, token: &str, sender: &mpsc::Sender<Event>) {
         let chains: Vec<&view::ChainView> = chains.iter().map(|c| &**c).collect();
         event("snapshot", &json!({ "now_ms": now_ms(), "chains": chains, "stories": stories }))
     };
+    // A page that stops reading must not keep this task (and the process's shutdown) waiting.
+    let deliver = async |event: Event| -> bool {
+        tokio::select! {
+            _ = board.inner.shutdown.cancelled() => false,
+            sent = sender.send(event) => sent.is_ok(),
+        }
+    };
     let (chains, mut changes) = live.snapshot().await;
     let first = snapshot(chains, &stories.borrow_and_update());
-    if sender.send(first).await.is_err() {
+    if !deliver(first).await {
         return;
     }
     let mut tick = tokio::time::interval(TICK);
@@ -208,18 +215,18 @@ async fn feed(board: &Board, token: &str, sender: &mpsc::Sender<Event>) {
                 }
                 Err(RecvError::Closed) => return,
             },
-            Ok(()) = stories.changed() => event("stories", &json!(*stories.borrow_and_update().clone())),
+            Ok(()) = stories.changed() => event("stories", &json!(&**stories.borrow_and_update())),
             _ = tick.tick() => event("tick", &json!({ "now_ms": now_ms() })),
             _ = recheck.tick() => match session::check(&board.inner.staff, token).await {
                 Err(Refused::Unauthenticated(reason)) => {
-                    let _ = sender.send(event("signed-out", &json!({ "reason": reason }))).await;
+                    deliver(event("signed-out", &json!({ "reason": reason }))).await;
                     return;
                 }
                 // A store that cannot be read now is no reason to close a duty officer's board.
                 _ => continue,
             },
         };
-        if sender.send(next).await.is_err() {
+        if !deliver(next).await {
             return;
         }
     }

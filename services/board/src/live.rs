@@ -22,7 +22,7 @@ use crate::view::{ChainView, CrossingView, StoriesView, crosses_border};
 const CROSSINGS_SHOWN: usize = 20;
 /// How far back the stories view looks for crossings when the process starts.
 const CROSSINGS_LOOKBACK: Duration = Duration::from_secs(7 * 24 * 3600);
-/// How often the review queue and the dead letters are counted.
+/// How often the review queue and the dead letters are counted, and pages told of the view.
 const STORIES_REFRESH: Duration = Duration::from_secs(3);
 /// Chains that ended (cancelled or expired) this long ago are no longer sent to the page.
 const ENDED_SHOWN_FOR: Duration = Duration::from_secs(24 * 3600);
@@ -155,7 +155,7 @@ async fn follow_stories(live: Arc<Live>, bus: Bus, review: bashu_moderation::Rev
                     crossings.push_front(CrossingView::of(&stored.event));
                     view.crossings = crossings.iter().cloned().collect();
                 }
-                Some(_) => continue,
+                Some(_) => {}
                 None => published = None,
             },
             _ = refresh.tick() => {
@@ -176,14 +176,16 @@ async fn follow_stories(live: Arc<Live>, bus: Bus, review: bashu_moderation::Rev
                 if published.is_none() {
                     view.unavailable.push("published stories: not followed".into());
                 }
+                // Pages hear of the view only here: catching up on a week of the ledger at start
+                // must not become thousands of updates to every open page.
+                live.stories.send_if_modified(|current| {
+                    let changed = **current != view;
+                    if changed {
+                        *current = Arc::new(view.clone());
+                    }
+                    changed
+                });
             }
         }
-        live.stories.send_if_modified(|current| {
-            let changed = **current != view;
-            if changed {
-                *current = Arc::new(view.clone());
-            }
-            changed
-        });
     }
 }
