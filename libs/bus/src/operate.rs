@@ -301,9 +301,7 @@ impl Bus {
             .map_err(|e| Error::nats(format!("ack of {}", route.subject), e))?;
         Ok(!ack.duplicate)
     }
-}
 
-impl Bus {
     /// How many dead letters wait in the dead-letter stream.
     pub async fn dead_letter_count(&self) -> Result<u64> {
         let mut stream = self.stream(DEAD_LETTERS).await?;
@@ -312,7 +310,7 @@ impl Bus {
 
     /// Every story version published since `since`, oldest first, and then each one as it is
     /// published, for as long as the returned stream is read (an ordered consumer: it recreates
-    /// itself after a reconnect). Undecodable messages are skipped.
+    /// itself after a reconnect or a gap). Undecodable messages and read errors are skipped.
     pub async fn follow_published(
         &self,
         since: SystemTime,

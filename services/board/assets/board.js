@@ -21,7 +21,6 @@ const $ = (id) => document.getElementById(id);
 const board = {
   counties: new Map(), // code → county
   chains: new Map(), // chain key → chain
-  stories: null,
   selected: null,
   serverOffsetMs: 0,
   source: null,
@@ -124,7 +123,6 @@ function showLogin(message) {
   board.source?.close();
   board.source = null;
   board.chains.clear();
-  board.stories = null;
   board.selected = null;
   board.tilesOf = null;
   for (const id of ["alerts-view", "stories-view", "views", "who", "alert-detail"]) $(id).hidden = true;
@@ -403,7 +401,6 @@ function openCounty(code) {
 // ---- the stories view ---------------------------------------------------------------------------
 
 function onStories(stories) {
-  board.stories = stories;
   $("stories-problems").textContent = stories.unavailable.join("; ");
   $("held").replaceChildren(
     ...[1, 2, 3].map((level) => h("li", { dataset: { level } }, `${LEVELS[level]}: `, h("strong", {}, String(stories.held_per_level[level] ?? 0)))),

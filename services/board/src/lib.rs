@@ -122,7 +122,7 @@ async fn harden(mut response: Response) -> Response {
 
 async fn who(State(board): State<Board>, jar: CookieJar) -> Result<Response, Refused> {
     let (caller, _) = session::signed_in(&board.inner.staff, &jar).await?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(session::who(&caller))).into_response())
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(session::describe(&caller))).into_response())
 }
 
 async fn sign_in(State(board): State<Board>, headers: HeaderMap, jar: CookieJar, body: Body) -> Response {

@@ -135,7 +135,11 @@ async fn follow_stories(live: Arc<Live>, bus: Bus, review: bashu_moderation::Rev
         if published.is_none() {
             let since = SystemTime::now() - CROSSINGS_LOOKBACK;
             match bus.follow_published(since).await {
-                Ok(stream) => published = Some(Box::pin(stream)),
+                Ok(stream) => {
+                    // Following again reads the lookback again: start the list over.
+                    crossings.clear();
+                    published = Some(Box::pin(stream));
+                }
                 Err(error) => warn!(error = %error, "duty board: cannot follow published stories"),
             }
         }

@@ -17,13 +17,13 @@ use serde_json::json;
 use tracing::{info, warn};
 
 /// The cookie that carries the token.
-pub(crate) const COOKIE: &str = "bashu_board";
+const COOKIE: &str = "bashu_board";
 /// Where the cookie is sent.
 const COOKIE_PATH: &str = "/board";
 /// A shift and a half: a projector left on overnight signs in again the next day.
 const COOKIE_MAX_AGE: time::Duration = time::Duration::hours(12);
 /// Longer than any token Bashu issues or accepts.
-pub(crate) const MAX_TOKEN_BYTES: usize = 512;
+const MAX_TOKEN_BYTES: usize = 512;
 
 /// Why a board request was refused; answered as JSON like every Bashu HTTP error.
 #[derive(Debug)]
@@ -98,7 +98,7 @@ pub(crate) struct Login {
 }
 
 /// Who is signed in, as the page shows it.
-pub(crate) fn who(caller: &Caller) -> serde_json::Value {
+pub(crate) fn describe(caller: &Caller) -> serde_json::Value {
     let role = caller.role.as_str_name().trim_start_matches("STAFF_ROLE_").to_lowercase();
     json!({ "name": caller.name, "role": role, "desk": caller.desk_id })
 }
@@ -136,7 +136,7 @@ pub(crate) async fn sign_in(
         .secure(behind_tls)
         .max_age(COOKIE_MAX_AGE)
         .build();
-    Ok((jar.add(cookie), Json(who(&caller))))
+    Ok((jar.add(cookie), Json(describe(&caller))))
 }
 
 /// `DELETE /board/session`: forgets the cookie.

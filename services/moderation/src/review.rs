@@ -108,13 +108,14 @@ impl ReviewDesk {
 
     /// Every story still waiting for review, oldest first, with lapsed claims cleared.
     pub async fn held(&self) -> Result<Vec<ReviewItem>, bashu_bus::Error> {
-        let unavailable =
-            |e: String| bashu_bus::Error::Nats { operation: "read the review queue".into(), source: e.into() };
+        fn unreadable(source: impl std::error::Error + Send + Sync + 'static) -> bashu_bus::Error {
+            bashu_bus::Error::Nats { operation: "read the review queue".into(), source: Box::new(source) }
+        }
         let now = SystemTime::now();
-        let mut keys = self.inner.kv.keys().await.map_err(|e| unavailable(e.to_string()))?;
+        let mut keys = self.inner.kv.keys().await.map_err(unreadable)?;
         let mut items = Vec::new();
         while let Some(key) = keys.next().await {
-            let key = key.map_err(|e| unavailable(e.to_string()))?;
+            let key = key.map_err(unreadable)?;
             let Some(key) = key.strip_prefix("review.") else { continue };
             // An item decided between listing and reading is simply gone.
             let Ok((mut item, _)) = self.read(key).await else { continue };
