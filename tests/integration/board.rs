@@ -171,6 +171,29 @@ async fn the_live_stream_starts_with_a_snapshot_and_carries_every_state_change()
     assert!(in_snapshot, "the snapshot of a page opened later holds the alert");
 }
 
+#[tokio::test]
+async fn an_open_board_is_signed_out_when_its_token_is_revoked() {
+    let t = TestSystem::start_with(&[Target::Alerts, Target::Admin]).await;
+    let http = bashu::http_client();
+    let base = format!("{}/board", t.http_base());
+    let (id, viewer) = t.issue_staff_token("board-leaver", StaffRole::Viewer, vec![], "").await;
+    let signed_in =
+        http.post(format!("{base}/session")).body(json!({"token": viewer}).to_string()).send().await.unwrap();
+    let (cookie, _) = board_cookie(&signed_in);
+    let stream =
+        http.get(format!("{base}/events")).header("cookie", format!("bashu_board={cookie}")).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+
+    let mut credentials = CredentialServiceClient::new(t.operator_channel().await);
+    credentials.revoke_staff_token(RevokeStaffTokenRequest { id }).await.unwrap();
+    // The stream checks its token every 30 s; the page then shows the login form.
+    let seen = read_events_until(stream, |name, data| {
+        name == "signed-out" && data["reason"].as_str().is_some_and(|r| r.contains("not a live staff token"))
+    })
+    .await;
+    assert_eq!(seen.first().map(String::as_str), Some("snapshot"));
+}
+
 /// A loopback TCP proxy whose connections the test can cut, as a restarted admin pod or a
 /// broken network would: while cut, open connections are dropped and new ones closed at once.
 struct CuttableProxy {
