@@ -33,6 +33,22 @@ fn board_cookie(response: &reqwest::Response) -> (String, String) {
     (pair.strip_prefix("bashu_board=").expect("the board's cookie").to_owned(), line)
 }
 
+/// Signs in to the board at `base` with `token`; the cookie's value.
+async fn sign_in(http: &reqwest::Client, base: &str, token: &str) -> String {
+    let response = http.post(format!("{base}/session")).body(json!({"token": token}).to_string()).send().await;
+    let response = response.unwrap();
+    assert_eq!(response.status(), 200, "the board signs a staff token in");
+    board_cookie(&response).0
+}
+
+/// Opens the board's live stream with its cookie.
+async fn open_events(http: &reqwest::Client, base: &str, cookie: &str) -> reqwest::Response {
+    let stream = http.get(format!("{base}/events")).header("cookie", format!("bashu_board={cookie}")).send().await;
+    let stream = stream.unwrap();
+    assert_eq!(stream.status(), 200, "the board opens its stream to a signed-in page");
+    stream
+}
+
 #[tokio::test]
 async fn the_board_refuses_anyone_without_a_live_staff_token() {
     let t = TestSystem::start_with(&[Target::Alerts, Target::Admin]).await;
@@ -125,12 +141,9 @@ async fn the_live_stream_starts_with_a_snapshot_and_carries_every_state_change()
     let http = bashu::http_client();
     let base = format!("{}/board", t.http_base());
     let (_, desk_officer) = t.issue_staff_token("board-desk", StaffRole::Desk, vec![], "mianyang").await;
-    let signed_in =
-        http.post(format!("{base}/session")).body(json!({"token": desk_officer}).to_string()).send().await.unwrap();
-    let (cookie, _) = board_cookie(&signed_in);
-    let open = || http.get(format!("{base}/events")).header("cookie", format!("bashu_board={cookie}")).send();
+    let cookie = sign_in(&http, &base, &desk_officer).await;
 
-    let stream = open().await.unwrap();
+    let stream = open_events(&http, &base, &cookie).await;
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     let issuing = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -151,7 +164,7 @@ async fn the_live_stream_starts_with_a_snapshot_and_carries_every_state_change()
     assert_eq!(first.as_deref(), Some("snapshot"), "a page first gets the whole board");
 
     // A page opened now finds the alert in its snapshot, then sees the acknowledgement arrive.
-    let stream = open().await.unwrap();
+    let stream = open_events(&http, &base, &cookie).await;
     let acknowledging = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(t.acknowledge(&key, "510781", "江油 值班员").await.0, 202);
@@ -177,12 +190,7 @@ async fn an_open_board_is_signed_out_when_its_token_is_revoked() {
     let http = bashu::http_client();
     let base = format!("{}/board", t.http_base());
     let (id, viewer) = t.issue_staff_token("board-leaver", StaffRole::Viewer, vec![], "").await;
-    let signed_in =
-        http.post(format!("{base}/session")).body(json!({"token": viewer}).to_string()).send().await.unwrap();
-    let (cookie, _) = board_cookie(&signed_in);
-    let stream =
-        http.get(format!("{base}/events")).header("cookie", format!("bashu_board={cookie}")).send().await.unwrap();
-    assert_eq!(stream.status(), 200);
+    let stream = open_events(&http, &base, &sign_in(&http, &base, &viewer).await).await;
 
     let mut credentials = CredentialServiceClient::new(t.operator_channel().await);
     credentials.revoke_staff_token(RevokeStaffTokenRequest { id }).await.unwrap();
