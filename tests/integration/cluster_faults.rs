@@ -30,7 +30,15 @@ async fn a_node_killed_under_load_and_brought_back_loses_nothing() {
         &prefix,
         port,
         Duration::from_secs(10),
-        &[("BASHU_NATS__REPLICAS", "3")],
+        &[
+            ("BASHU_NATS__REPLICAS", "3"),
+            // A killed node's streams elect new leaders; until then publishes fail. The harness's
+            // 100 ms backoff spends a story's five attempts in well under a second and dead-letters
+            // it; production's (1 s, 5 s, 30 s) outlasts an election, and so does this.
+            ("BASHU_MODERATION__CONSUMER__BACKOFF_MS", "[500, 1000, 2000, 4000]"),
+            ("BASHU_DISTRIBUTION__CONSUMER__BACKOFF_MS", "[500, 1000, 2000, 4000]"),
+            ("BASHU_INGEST__STATUS_CONSUMER__BACKOFF_MS", "[500, 1000, 2000, 4000]"),
+        ],
     );
     wait_ready(&http, port).await;
 

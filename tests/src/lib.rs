@@ -207,7 +207,9 @@ pub async fn settle_deliveries(bus: &Bus, accepted: &std::collections::BTreeSet<
 /// How far each of some stories of 511083 got in the `STORIES` ledger (submitted, decided,
 /// published), for a failing test's message: lost at a stage, or only late.
 async fn where_stories_stopped(bus: &Bus, ids: &[&String]) -> String {
+    use bashu_bus::Event as _;
     use bashu_proto::story::v1::{ModerationDecision, StoryPublished, StorySubmitted};
+    use prost::Message as _;
     let subjects = bus.subjects();
     let ids_of = |stories: Vec<Option<bashu_proto::story::v1::Story>>| -> std::collections::BTreeSet<String> {
         stories.into_iter().flatten().map(|story| story.id).collect()
@@ -221,6 +223,24 @@ async fn where_stories_stopped(bus: &Bus, ids: &[&String]) -> String {
     let submitted = ids_of(submitted.into_iter().map(|e| e.story).collect());
     let decided = ids_of(decided.into_iter().map(|e| e.story).collect());
     let published: std::collections::BTreeSet<String> = published.into_iter().map(|e| e.story_id).collect();
+    // A story a consumer gave up on is in the dead letters, with the reason.
+    let dead: BTreeMap<String, String> = bus
+        .dead_letters()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|letter| {
+            let id = match letter.event_type.as_str() {
+                StorySubmitted::TYPE => StorySubmitted::decode(letter.payload).ok()?.story?.id,
+                ModerationDecision::TYPE => ModerationDecision::decode(letter.payload).ok()?.story?.id,
+                _ => return None,
+            };
+            Some((
+                id,
+                format!("dead-lettered by {} after {} attempts: {}", letter.consumer, letter.attempts, letter.reason),
+            ))
+        })
+        .collect();
     ids.iter()
         .take(10)
         .map(|id| {
@@ -233,7 +253,10 @@ async fn where_stories_stopped(bus: &Bus, ids: &[&String]) -> String {
             } else {
                 "not even submitted"
             };
-            format!("{id}: {stage}")
+            match dead.get(*id) {
+                Some(why) => format!("{id}: {stage}, {why}"),
+                None => format!("{id}: {stage}"),
+            }
         })
         .collect::<Vec<_>>()
         .join("; ")
