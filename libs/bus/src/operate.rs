@@ -60,6 +60,9 @@ pub struct Stored<E> {
     pub stored_at: SystemTime,
 }
 
+/// How long a range scan waits for its next message before it fails rather than end short.
+const SCAN_STALL: Duration = Duration::from_secs(30);
+
 /// Durable-name prefixes of the consumers that belong to one county.
 const COUNTY_CONSUMERS: [&str; 3] = ["feed-", "alerts-", "webhook-"];
 
@@ -234,13 +237,21 @@ impl Bus {
             })
             .await
             .map_err(|e| Error::nats(format!("read {base}"), e))?;
+        // The server counted what matches when it made the consumer: nothing means an empty range.
+        // (Waiting for a quiet moment instead ended a busy server's scans early, silently.)
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(());
+        }
         let mut messages = consumer.messages().await.map_err(|e| Error::nats(format!("read {base}"), e))?;
         let mut scanned = 0u64;
         loop {
-            // An empty range never delivers anything: a quiet second means the end.
-            let next = match tokio::time::timeout(Duration::from_secs(1), messages.next()).await {
+            let next = match tokio::time::timeout(SCAN_STALL, messages.next()).await {
                 Ok(Some(next)) => next.map_err(|e| Error::nats(format!("read {base}"), e))?,
-                Ok(None) | Err(_) => break,
+                Ok(None) => break,
+                Err(_) => {
+                    let stalled = format!("no message for {} s after {scanned}", SCAN_STALL.as_secs());
+                    return Err(Error::nats(format!("read {base}"), stalled));
+                }
             };
             let info = next.info().map_err(|e| Error::nats(format!("read {base}"), e))?;
             let stored_at = system_time(info.published);
