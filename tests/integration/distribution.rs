@@ -313,7 +313,7 @@ async fn webhooks_are_signed_in_order_isolated_retried_and_dead_lettered() {
                 secret: secret.clone(),
                 format: WebhookFormat::Ninjs as i32,
                 registered_at: None,
-            })
+            }, &t.config.egress)
             .await
             .unwrap();
     }
@@ -370,4 +370,52 @@ async fn webhooks_are_signed_in_order_isolated_retried_and_dead_lettered() {
             .count(),
         5
     );
+}
+
+#[tokio::test]
+async fn a_webhook_cannot_point_inside_the_network_or_skip_tls() {
+    use bashu_proto::admin::v1::registry_service_client::RegistryServiceClient;
+    // Production's policy: public addresses only, https only.
+    let t = TestSystem::start_configured(&Target::ALL, |config| {
+        config.egress = bashu_egress::Config::default();
+        config.distribution.webhooks.retry =
+            bashu_bus::RetryConfig { ack_wait_ms: 5_000, max_deliver: 2, backoff_ms: vec![100] };
+    })
+    .await;
+    let mut admin = RegistryServiceClient::new(t.operator_channel().await);
+    let webhook =
+        |url: &str| Webhook { county: "510727".into(), url: url.into(), secret: vec![7; 32], format: 0, registered_at: None };
+    for (url, reason) in [
+        ("https://127.0.0.1:9/hook", "not a public address"),
+        ("https://[::ffff:127.0.0.1]:9/hook", "not a public address"),
+        ("https://169.254.169.254/latest/meta-data", "not a public address"),
+        ("http://cms.example.cn/hook", "must be https"),
+        ("ftp://cms.example.cn/hook", "not an http(s) URL"),
+    ] {
+        let refused = admin.put_webhook(webhook(url)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{url}");
+        assert!(refused.message().contains("url") && refused.message().contains(reason), "{url}: {}", refused.message());
+    }
+    let settings = admin
+        .get_county_settings(bashu_proto::admin::v1::GetCountySettingsRequest { county: "510727".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(settings.webhook, None, "nothing was stored");
+
+    // A name is accepted when registered, and checked where it counts: when the sender resolves
+    // it. This one resolves to loopback only, so nothing is posted and the delivery is a dead
+    // letter that says why.
+    let received = Received::default();
+    let inside = endpoint("ok", received.clone()).await.replace("http://127.0.0.1", "https://localhost");
+    admin.put_webhook(webhook(&inside)).await.expect("a name is accepted");
+    submit(&t, &story_json("inside-1", "510703", json!({"counties": ["510727"]}))).await;
+    eventually("the delivery to the inside name is dead-lettered", || async {
+        t.bus.dead_letters().await.unwrap().iter().any(|l| l.consumer == "webhook-510727")
+    })
+    .await;
+    let letters = t.bus.dead_letters().await.unwrap();
+    let letter = letters.iter().find(|l| l.consumer == "webhook-510727").unwrap();
+    assert!(letter.reason.contains("resolves to no public address"), "{}", letter.reason);
+    assert!(received.lock().unwrap().is_empty(), "the inside endpoint was reached");
 }

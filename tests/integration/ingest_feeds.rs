@@ -42,14 +42,26 @@ async fn serve(
     ([("content-type", content_type), ("etag", etag.as_str())], body).into_response()
 }
 
-/// Ingest alone, polling every 100 ms, feeds allowed every second.
-async fn feed_system(allow_private_addresses: bool) -> TestSystem {
+/// Ingest alone, polling every 100 ms, feeds allowed every second, reaching what `egress`
+/// permits.
+async fn feed_system(egress: bashu_egress::Config) -> TestSystem {
     TestSystem::start_configured(&[Target::Ingest], |config| {
         config.ingest.feeds.min_interval_secs = 1;
         config.ingest.feeds.tick_ms = 100;
-        config.ingest.feeds.allow_private_addresses = allow_private_addresses;
+        config.egress = egress;
     })
     .await
+}
+
+/// Everything reachable, as on a laptop.
+fn anywhere() -> bashu_egress::Config {
+    bashu_egress::Config { allow_private: true, ..Default::default() }
+}
+
+/// Production's policy, except that 127.0.0.2 stands for "the public internet": the test's
+/// outside server listens there, and every other loopback address is inside the network.
+fn public_is_127_0_0_2() -> bashu_egress::Config {
+    bashu_egress::Config { allowed_networks: vec!["127.0.0.2/32".parse().unwrap()], ..Default::default() }
 }
 
 /// `PUT /v1/feeds/<name>` as a county: the status and the answer's text.
@@ -96,7 +108,7 @@ async fn rss_and_atom_items_are_ingested_once_a_bad_item_is_reported_and_polls_a
     let feeds = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let t = feed_system(true).await;
+    let t = feed_system(anywhere()).await;
     for (county, name, path) in [("511083", "news", "rss"), ("500153", "news", "atom")] {
         let source = json!({"url": format!("{feeds}/{path}"), "intervalSecs": 1, "category": "CATEGORY_LIVELIHOOD", "sharing": {"partners": true}});
         let (status, answer) = register_feed(&t, county, name, source).await;
@@ -137,7 +149,7 @@ async fn rss_and_atom_items_are_ingested_once_a_bad_item_is_reported_and_polls_a
 
 #[tokio::test]
 async fn a_dead_feed_backs_off_and_says_why() {
-    let t = feed_system(true).await;
+    let t = feed_system(anywhere()).await;
     let dead = format!("http://127.0.0.1:{}/gone", bashu_test_support::free_port());
     let (status, _) =
         register_feed(&t, "511083", "dead", json!({"url": dead, "intervalSecs": 1, "category": "CATEGORY_OTHER"}))
@@ -153,12 +165,100 @@ async fn a_dead_feed_backs_off_and_says_why() {
 }
 
 #[tokio::test]
-async fn by_default_a_feed_inside_the_network_is_not_fetched() {
-    let t = feed_system(false).await;
-    let inside = json!({"url": "http://127.0.0.1:8222/varz", "intervalSecs": 1, "category": "CATEGORY_OTHER"});
-    assert_eq!(register_feed(&t, "511083", "inside", inside).await.0, 204);
-    let error =
-        || async { feeds_of(&t, "511083").await["feeds"][0]["state"]["lastError"].as_str().unwrap_or("").to_owned() };
-    eventually("the poll is refused", || async { !error().await.is_empty() }).await;
-    assert!(error().await.contains("loopback, private or link-local"), "{}", error().await);
+async fn by_default_a_feed_at_an_inside_address_is_refused_at_registration() {
+    let t = feed_system(bashu_egress::Config::default()).await;
+    for url in ["http://127.0.0.1:8222/varz", "http://[::ffff:127.0.0.1]:8222/varz", "http://[::1]/", "http://10.0.0.7/rss"]
+    {
+        let (status, answer) =
+            register_feed(&t, "511083", "inside", json!({"url": url, "intervalSecs": 1, "category": "CATEGORY_OTHER"}))
+                .await;
+        assert_eq!(status, 400, "{url}: {answer}");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["error"]["fields"][0]["field"], "url", "{answer}");
+        assert!(answer["error"]["fields"][0]["reason"].as_str().unwrap().contains("not a public address"), "{answer}");
+    }
+    assert_eq!(feeds_of(&t, "511083").await["feeds"].as_array().unwrap().len(), 0, "nothing was registered");
+}
+
+/// Counts the requests an inside server (on 127.0.0.1, which the policy treats as inside) got.
+async fn inside_server() -> (u16, Arc<Mutex<usize>>) {
+    let hits = Arc::new(Mutex::new(0));
+    let counted = hits.clone();
+    let app = Router::new().fallback(move || {
+        let counted = counted.clone();
+        async move {
+            *counted.lock().unwrap() += 1;
+            ([("content-type", "application/rss+xml")], RSS)
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, hits)
+}
+
+#[tokio::test]
+async fn a_public_feed_cannot_redirect_or_resolve_into_the_inside_network() {
+    let (inside_port, inside_hits) = inside_server().await;
+    // The "public" feed server: one path redirects inside, one to a mapped IPv6 form of an inside
+    // address, one to itself (allowed, so the test can tell a refusal from a broken server).
+    let app = Router::new()
+        .route(
+            "/to-inside",
+            get(move || async move { axum::response::Redirect::to(&format!("http://127.0.0.1:{inside_port}/secret")) }),
+        )
+        .route(
+            "/to-mapped",
+            get(move || async move {
+                axum::response::Redirect::to(&format!("http://[::ffff:127.0.0.1]:{inside_port}/secret"))
+            }),
+        )
+        .route("/to-self", get(|| async { axum::response::Redirect::to("/rss") }))
+        .route("/rss", get(|| async { ([("content-type", "application/rss+xml")], RSS) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let outside = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let t = feed_system(public_is_127_0_0_2()).await;
+    let feeds = [
+        ("redirect", format!("{outside}/to-inside")),
+        ("mapped", format!("{outside}/to-mapped")),
+        // A name that resolves to an inside address (what a rebinding name answers on its second
+        // look-up): the resolver drops the answer, so nothing is connected to.
+        ("rebinding", format!("http://localhost:{inside_port}/rss")),
+        ("allowed", format!("{outside}/to-self")),
+    ];
+    for (name, url) in &feeds {
+        let (status, answer) =
+            register_feed(&t, "511083", name, json!({"url": url, "intervalSecs": 1, "category": "CATEGORY_OTHER"}))
+                .await;
+        assert_eq!(status, 204, "{name}: {answer}");
+    }
+    let state_of = |name: &'static str| {
+        let t = &t;
+        async move {
+            let listed = feeds_of(t, "511083").await;
+            listed["feeds"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap()["state"].clone()
+        }
+    };
+    eventually("every refused feed has failed", || async {
+        let mut failed = true;
+        for name in ["redirect", "mapped", "rebinding"] {
+            failed &= state_of(name).await["consecutiveFailures"].as_u64() >= Some(1);
+        }
+        failed
+    })
+    .await;
+    eventually("the allowed redirect was followed", || async { state_of("allowed").await["itemsIngested"] == 2 }).await;
+    for (name, expected) in [
+        ("redirect", "redirect to http://127.0.0.1"),
+        ("mapped", "not a public address"),
+        ("rebinding", "resolves to no public address"),
+    ] {
+        let error = state_of(name).await["lastError"].as_str().unwrap_or_default().to_owned();
+        assert!(error.contains(expected), "{name}: {error}");
+    }
+    assert_eq!(*inside_hits.lock().unwrap(), 0, "the inside server was reached");
+    // Only the allowed feed's two good items became stories.
+    assert_eq!(t.submitted_count().await, 2);
 }

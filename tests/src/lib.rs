@@ -338,6 +338,10 @@ pub fn test_config(nats_url: &str, prefix: &str) -> Config {
     // Load tests send thousands of stories from one county; the limit has a test of its own.
     config.ingest.rate_per_minute = 10_000_000;
     config.ingest.rate_burst = 100_000;
+    // The tests' feed and webhook servers listen on loopback over plain HTTP; the refusals have
+    // tests of their own.
+    config.egress.allow_private = true;
+    config.egress.allow_plain_http_webhooks = true;
     config
 }
 
@@ -573,7 +577,13 @@ impl TestSystem {
             .await
             .expect("watch");
         let distribution =
-            bashu_distribution::Distribution::build(self.config.distribution.clone(), bus, counties, registry)
+            bashu_distribution::Distribution::build(
+                self.config.distribution.clone(),
+                self.config.egress.clone(),
+                bus,
+                counties,
+                registry,
+            )
                 .await
                 .expect("distribution builds");
         let run = distribution.run(shutdown.clone());

@@ -45,7 +45,7 @@ impl From<Error> for Failure {
 }
 
 /// The error and its sources on one line, for a dead letter's reason.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

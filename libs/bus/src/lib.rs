@@ -14,7 +14,7 @@ mod subjects;
 mod topology;
 
 pub use async_nats;
-pub use consume::{DeadLetter, Delivery, Failure, Handler};
+pub use consume::{DeadLetter, Delivery, Failure, Handler, error_chain};
 pub use error::{Error, Result};
 pub use events::{AlertTrackingEvent, Event, Incoming, Route, StoryLedgerEvent};
 pub use operate::{ConsumerFigures, RangeMessage, Stored, StreamFigures};

@@ -321,17 +321,18 @@ impl RegistryStore {
         Ok(stored)
     }
 
-    /// Validates and stores a county's webhook (replacing any earlier one).
-    pub async fn put_webhook(&self, webhook: Webhook) -> Result<Webhook> {
+    /// Validates and stores a county's webhook (replacing any earlier one); its URL must be one
+    /// `egress` permits (https, and not an inside address, unless configured otherwise).
+    pub async fn put_webhook(&self, webhook: Webhook, egress: &bashu_egress::Config) -> Result<Webhook> {
         let county = self.current_code("county".into(), &webhook.county)?;
-        let url_ok = (webhook.url.starts_with("https://") || webhook.url.starts_with("http://"))
-            && webhook.url.len() <= 2048
-            && !webhook.url.chars().any(char::is_whitespace);
-        if !url_ok {
+        if webhook.url.len() > 2048 || webhook.url.chars().any(char::is_whitespace) {
             return Err(Error::Invalid {
                 field: "url".into(),
-                reason: "an http:// or https:// URL of at most 2048 bytes".into(),
+                reason: "an https:// URL of at most 2048 bytes".into(),
             });
+        }
+        if let Err(error) = egress.check_webhook_url(&webhook.url) {
+            return Err(Error::Invalid { field: "url".into(), reason: error.to_string() });
         }
         if webhook.secret.len() < 32 {
             return Err(Error::Invalid { field: "secret".into(), reason: "at least 32 random bytes".into() });

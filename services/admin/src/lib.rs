@@ -103,6 +103,8 @@ pub struct Sources {
     pub staff: StaffTokens,
     /// NATS identities of counties and desks.
     pub nats_users: bashu_registry::NatsUsers,
+    /// Where a webhook may point.
+    pub egress: bashu_egress::Config,
 }
 
 /// The admin service.
@@ -117,6 +119,7 @@ pub struct Admin {
     tokens: CountyTokens,
     staff: StaffTokens,
     nats_users: bashu_registry::NatsUsers,
+    egress: bashu_egress::Config,
 }
 
 /// One of the admin gRPC services behind the guard.
@@ -125,8 +128,8 @@ pub type Service<S> = Guarded<S>;
 impl Admin {
     /// Builds the service over its sources.
     pub fn build(sources: Sources) -> Self {
-        let Sources { bus, store, counties, registry, board, takedowns, tokens, staff, nats_users } = sources;
-        Self { bus, store, counties, registry, board, takedowns, tokens, staff, nats_users }
+        let Sources { bus, store, counties, registry, board, takedowns, tokens, staff, nats_users, egress } = sources;
+        Self { bus, store, counties, registry, board, takedowns, tokens, staff, nats_users, egress }
     }
 
     /// Every admin gRPC service behind `guard`, for a tonic router.

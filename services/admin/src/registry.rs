@@ -181,7 +181,7 @@ impl RegistryService for Admin {
         let webhook = request.into_inner();
         let before =
             self.registry.current().webhook(&self.current_code(&webhook.county)).map(|w| json(&without_secret(w)));
-        let stored = self.store.put_webhook(webhook).await.map_err(|e| to_status(&e))?;
+        let stored = self.store.put_webhook(webhook, &self.egress).await.map_err(|e| to_status(&e))?;
         let shown = without_secret(&stored);
         self.audit(&who, format!("webhook {}", stored.county), before, Some(json(&shown))).await?;
         Ok(Response::new(shown))

@@ -35,6 +35,9 @@ pub struct Config {
     pub alerts: bashu_alerts::Config,
     /// Admin's settings.
     pub admin: bashu_admin::Config,
+    /// Which addresses feeds and webhooks that counties register may reach (all three of
+    /// ingest, distribution and admin apply it).
+    pub egress: bashu_egress::Config,
 }
 
 /// How to reach NATS.

@@ -216,6 +216,7 @@ impl System {
                 Target::Ingest => {
                     let ingest = bashu_ingest::Ingest::build(
                         config.ingest.clone(),
+                        config.egress.clone(),
                         bus,
                         counties.clone(),
                         registry.clone(),
@@ -244,6 +245,7 @@ impl System {
                 Target::Distribution => {
                     let distribution = bashu_distribution::Distribution::build(
                         config.distribution.clone(),
+                        config.egress.clone(),
                         bus,
                         counties.clone(),
                         registry.clone(),
@@ -278,6 +280,7 @@ impl System {
                         tokens: tokens.clone(),
                         staff: staff.clone(),
                         nats_users: bashu_registry::NatsUsers::open(&bus, counties.clone()).await?,
+                        egress: config.egress.clone(),
                     });
                     grpc = admin.add_services(&guard, grpc);
                     serving.extend(bashu_admin::Admin::SERVICE_NAMES);

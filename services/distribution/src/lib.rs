@@ -89,15 +89,18 @@ impl Config {
 /// The distribution service.
 pub struct Distribution {
     config: Config,
+    egress: bashu_egress::Config,
     bus: Bus,
     registry: RegistryView,
     distributor: Arc<distributor::Distributor>,
 }
 
 impl Distribution {
-    /// Builds the service and makes sure every county's feed consumer exists.
+    /// Builds the service and makes sure every county's feed consumer exists; webhooks are
+    /// posted only where `egress` permits.
     pub async fn build(
         config: Config,
+        egress: bashu_egress::Config,
         bus: Bus,
         counties: Arc<Counties>,
         registry: RegistryView,
@@ -105,7 +108,7 @@ impl Distribution {
         bus.provision_county_feeds(counties.all().iter().map(|c| c.code.as_str())).await?;
         let kv = bus.distribution_bucket().await?;
         let distributor = Arc::new(distributor::Distributor::new(bus.clone(), counties, registry.clone(), kv));
-        Ok(Self { config, bus, registry, distributor })
+        Ok(Self { config, egress, bus, registry, distributor })
     }
 
     /// Distributes approved stories, releases embargoes, tracks takedowns and sends webhooks until
@@ -146,6 +149,7 @@ impl Distribution {
             self.registry.clone(),
             (&self.config.webhooks.retry).into(),
             Duration::from_millis(self.config.webhooks.timeout_ms),
+            self.egress.clone(),
             shutdown.clone(),
         );
         let (decisions, takedowns, (), ()) = tokio::join!(decisions, takedowns, releases, webhooks);

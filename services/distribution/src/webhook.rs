@@ -40,11 +40,12 @@ pub(crate) async fn run(
     registry: RegistryView,
     retry: Retry,
     timeout: Duration,
+    egress: bashu_egress::Config,
     shutdown: CancellationToken,
 ) {
-    // rustls needs one process-wide crypto provider; ring is the one async-nats already uses.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match reqwest::Client::builder().timeout(timeout).build() {
+    // A webhook is posted to where it was registered, never redirected: a redirect would turn a
+    // county's URL into a way to make Bashu reach something else.
+    let client = match egress.client(timeout, "bashu-distribution webhooks", 0) {
         Ok(client) => client,
         Err(error) => {
             warn!(error = %error, "webhooks disabled: no HTTP client");
@@ -71,9 +72,11 @@ pub(crate) async fn run(
             let stop = shutdown.child_token();
             senders.insert(county.clone(), stop.clone());
             let (bus, registry, client, county) = (bus.clone(), registry.clone(), client.clone(), county.clone());
+            let egress = egress.clone();
             info!(county = %county, "webhook sender started");
             tasks.spawn(async move {
-                let handler = |delivery: Delivery<StoryDelivery>| send(&client, &registry, &county, delivery);
+                let handler =
+                    |delivery: Delivery<StoryDelivery>| send(&client, &egress, &registry, &county, delivery);
                 if let Err(error) = bus.consume(spec, handler, stop).await {
                     warn!(county = %county, error = %error, "webhook sender stopped");
                 }
@@ -99,6 +102,7 @@ pub(crate) async fn run(
 
 async fn send(
     client: &reqwest::Client,
+    egress: &bashu_egress::Config,
     registry: &RegistryView,
     county: &str,
     delivery: Delivery<StoryDelivery>,
@@ -106,6 +110,10 @@ async fn send(
     let graph = registry.current();
     // Unregistered since: nothing to send to.
     let Some(webhook) = graph.webhook(county) else { return Ok(()) };
+    // Registered before the policy was what it is now: the policy wins.
+    if let Err(error) = egress.check_webhook_url(&webhook.url) {
+        return Err(Failure::Permanent(format!("webhook {} refused: {error}", redact(&webhook.url))));
+    }
     let story = delivery.event.story.as_ref().ok_or_else(|| Failure::Permanent("delivery without a story".into()))?;
     let (body, content_type) = match webhook.format() {
         WebhookFormat::Protobuf => (delivery.event.encode_to_vec(), "application/x-protobuf"),
@@ -141,9 +149,11 @@ async fn send(
                 Err(Failure::Retry(reason))
             }
         }
-        Err(error) => {
-            Err(Failure::Retry(format!("webhook {} unreachable: {}", redact(&webhook.url), error.without_url())))
-        }
+        Err(error) => Err(Failure::Retry(format!(
+            "webhook {} unreachable: {}",
+            redact(&webhook.url),
+            bashu_bus::error_chain(&error.without_url())
+        ))),
     };
     let label = match &outcome {
         Ok(()) => "delivered",

@@ -92,12 +92,14 @@ fn unix_now() -> u64 {
 }
 
 impl FeedSource {
-    /// Checks a registration; `min_interval` comes from the configuration.
-    pub fn check(&self, min_interval: u64) -> Result<()> {
+    /// Checks a registration; `min_interval` comes from the configuration, `egress` says which
+    /// addresses a URL may name.
+    pub fn check(&self, min_interval: u64, egress: &bashu_egress::Config) -> Result<()> {
         let mut errors = Vec::new();
-        let url_ok = (self.url.starts_with("https://") || self.url.starts_with("http://")) && self.url.len() <= 2048;
-        if !url_ok {
+        if self.url.len() > 2048 {
             errors.push(FieldError::new("url", "an http(s) URL of at most 2048 bytes"));
+        } else if let Err(error) = egress.check_url(&self.url) {
+            errors.push(FieldError::new("url", error.to_string()));
         }
         if self.interval_secs < min_interval || self.interval_secs > 86_400 {
             errors.push(FieldError::new("intervalSecs", format!("between {min_interval} and 86400 seconds")));
@@ -157,7 +159,7 @@ impl Ingest {
         if !name_ok {
             return Err(Error::Invalid(vec![FieldError::new("name", "1-64 of A-Z, a-z, 0-9 and '-'")]));
         }
-        source.check(self.inner.config.feeds.min_interval_secs)?;
+        source.check(self.inner.config.feeds.min_interval_secs, &self.inner.egress)?;
         let bytes = serde_json::to_vec(&source).map_err(Error::store)?;
         self.inner.feeds.put(Self::feed_key(county, name), bytes.into()).await.map_err(Error::store)?;
         let state = serde_json::to_vec(&FeedState::default()).map_err(Error::store)?;
@@ -201,13 +203,14 @@ impl Ingest {
     /// Polls every due feed each `tick`, until `shutdown`.
     pub async fn poll_feeds(self, shutdown: CancellationToken) {
         let tick = Duration::from_millis(self.inner.config.feeds.tick_ms);
-        // reqwest is built without a default TLS provider; ring is the one async-nats uses.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(self.inner.config.feeds.timeout_secs))
-            .user_agent("bashu-ingest feed poller")
-            .build()
-            .expect("an HTTP client");
+        let timeout = Duration::from_secs(self.inner.config.feeds.timeout_secs);
+        let client = match self.inner.egress.client(timeout, "bashu-ingest feed poller", bashu_egress::MAX_REDIRECTS) {
+            Ok(client) => client,
+            Err(error) => {
+                warn!(%error, "feed polling disabled: no HTTP client");
+                return;
+            }
+        };
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -272,9 +275,8 @@ impl Ingest {
         source: &FeedSource,
         state: &mut FeedState,
     ) -> std::result::Result<(), String> {
-        if !self.inner.config.feeds.allow_private_addresses {
-            refuse_private(&source.url).await?;
-        }
+        // The URL itself; the resolver and the redirect policy check every address after it.
+        self.inner.egress.check_url(&source.url).map_err(|e| e.to_string())?;
         let mut request = client.get(&source.url);
         if let Some(etag) = &state.etag {
             request = request.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -282,7 +284,7 @@ impl Ingest {
         if let Some(modified) = &state.last_modified {
             request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
         }
-        let response = request.send().await.map_err(|e| format!("fetch failed: {e}"))?;
+        let response = request.send().await.map_err(|e| format!("fetch failed: {}", bashu_bus::error_chain(&e)))?;
         state.last_status = response.status().as_u16();
         if response.status() == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(());
@@ -331,36 +333,6 @@ impl Ingest {
         state.last_modified = modified;
         Ok(())
     }
-}
-
-/// Refuses a URL whose host resolves to a loopback, private, link-local or unspecified address.
-/// (A name that changes its answer between this check and the fetch can still slip through;
-/// a network policy on ingest's egress is the complete answer.)
-async fn refuse_private(url: &str) -> std::result::Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-    let host = parsed.host_str().ok_or("the URL has no host")?;
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addresses = tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    for address in addresses {
-        let internal = match address.ip() {
-            std::net::IpAddr::V4(ip) => {
-                ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast()
-            }
-            std::net::IpAddr::V6(ip) => {
-                let segments = ip.segments();
-                ip.is_loopback()
-                    || ip.is_unspecified()
-                    || (segments[0] & 0xfe00) == 0xfc00
-                    || (segments[0] & 0xffc0) == 0xfe80
-                    || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_private())
-            }
-        };
-        if internal {
-            return Err(format!("{host} is a loopback, private or link-local address ({}); not fetched", address.ip()));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -58,14 +58,11 @@ pub struct FeedsConfig {
     pub tick_ms: u64,
     /// How long one fetch may take.
     pub timeout_secs: u64,
-    /// Whether a feed may live at a loopback, private or link-local address. Off: a county
-    /// cannot make ingest fetch from inside the cluster.
-    pub allow_private_addresses: bool,
 }
 
 impl Default for FeedsConfig {
     fn default() -> Self {
-        Self { min_interval_secs: 60, tick_ms: 1_000, timeout_secs: 20, allow_private_addresses: false }
+        Self { min_interval_secs: 60, tick_ms: 1_000, timeout_secs: 20 }
     }
 }
 
@@ -119,6 +116,7 @@ pub struct Ingest {
 
 struct Inner {
     config: Config,
+    egress: bashu_egress::Config,
     bus: Bus,
     counties: Arc<Counties>,
     registry: RegistryView,
@@ -130,9 +128,11 @@ struct Inner {
 }
 
 impl Ingest {
-    /// Builds the service on a provisioned bus.
+    /// Builds the service on a provisioned bus; feeds are fetched only from where `egress`
+    /// permits.
     pub async fn build(
         config: Config,
+        egress: bashu_egress::Config,
         bus: Bus,
         counties: Arc<Counties>,
         registry: RegistryView,
@@ -147,6 +147,7 @@ impl Ingest {
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
+                egress,
                 bus,
                 counties,
                 registry,
