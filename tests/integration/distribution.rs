@@ -307,13 +307,16 @@ async fn webhooks_are_signed_in_order_isolated_retried_and_dead_lettered() {
     ] {
         let url = endpoint(behaviour, received.clone()).await;
         store
-            .put_webhook(Webhook {
-                county: county.into(),
-                url,
-                secret: secret.clone(),
-                format: WebhookFormat::Ninjs as i32,
-                registered_at: None,
-            }, &t.config.egress)
+            .put_webhook(
+                Webhook {
+                    county: county.into(),
+                    url,
+                    secret: secret.clone(),
+                    format: WebhookFormat::Ninjs as i32,
+                    registered_at: None,
+                },
+                &t.config.egress,
+            )
             .await
             .unwrap();
     }
@@ -383,8 +386,13 @@ async fn a_webhook_cannot_point_inside_the_network_or_skip_tls() {
     })
     .await;
     let mut admin = RegistryServiceClient::new(t.operator_channel().await);
-    let webhook =
-        |url: &str| Webhook { county: "510727".into(), url: url.into(), secret: vec![7; 32], format: 0, registered_at: None };
+    let webhook = |url: &str| Webhook {
+        county: "510727".into(),
+        url: url.into(),
+        secret: vec![7; 32],
+        format: 0,
+        registered_at: None,
+    };
     for (url, reason) in [
         ("https://127.0.0.1:9/hook", "not a public address"),
         ("https://[::ffff:127.0.0.1]:9/hook", "not a public address"),
@@ -394,7 +402,11 @@ async fn a_webhook_cannot_point_inside_the_network_or_skip_tls() {
     ] {
         let refused = admin.put_webhook(webhook(url)).await.unwrap_err();
         assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{url}");
-        assert!(refused.message().contains("url") && refused.message().contains(reason), "{url}: {}", refused.message());
+        assert!(
+            refused.message().contains("url") && refused.message().contains(reason),
+            "{url}: {}",
+            refused.message()
+        );
     }
     let settings = admin
         .get_county_settings(bashu_proto::admin::v1::GetCountySettingsRequest { county: "510727".into() })

@@ -167,7 +167,8 @@ async fn a_dead_feed_backs_off_and_says_why() {
 #[tokio::test]
 async fn by_default_a_feed_at_an_inside_address_is_refused_at_registration() {
     let t = feed_system(bashu_egress::Config::default()).await;
-    for url in ["http://127.0.0.1:8222/varz", "http://[::ffff:127.0.0.1]:8222/varz", "http://[::1]/", "http://10.0.0.7/rss"]
+    for url in
+        ["http://127.0.0.1:8222/varz", "http://[::ffff:127.0.0.1]:8222/varz", "http://[::1]/", "http://10.0.0.7/rss"]
     {
         let (status, answer) =
             register_feed(&t, "511083", "inside", json!({"url": url, "intervalSecs": 1, "category": "CATEGORY_OTHER"}))

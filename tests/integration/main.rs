@@ -1,6 +1,7 @@
 //! Bashu's end-to-end tests, one binary, every test against a real nats-server of its own.
 
 mod admin;
+mod alert_counties;
 mod alerts;
 mod alerts_faults;
 mod board;

@@ -576,16 +576,15 @@ impl TestSystem {
             .watch(shutdown.clone())
             .await
             .expect("watch");
-        let distribution =
-            bashu_distribution::Distribution::build(
-                self.config.distribution.clone(),
-                self.config.egress.clone(),
-                bus,
-                counties,
-                registry,
-            )
-                .await
-                .expect("distribution builds");
+        let distribution = bashu_distribution::Distribution::build(
+            self.config.distribution.clone(),
+            self.config.egress.clone(),
+            bus,
+            counties,
+            registry,
+        )
+        .await
+        .expect("distribution builds");
         let run = distribution.run(shutdown.clone());
         (tokio::spawn(async move { run.await.expect("distribution runs") }), shutdown)
     }

@@ -177,7 +177,10 @@ impl Bus {
             Err(Failure::Permanent(format!("gave up after {max_deliver} attempts (the last one did not finish)")))
         } else {
             let event_type = message.headers.as_ref().and_then(|h| h.get(headers::EVENT_TYPE)).map(|v| v.as_str());
-            match E::decode_incoming(event_type, message.payload.clone()) {
+            match E::decode_incoming(
+                crate::Arrival { subjects: &self.subjects, subject: &message.subject, event_type },
+                message.payload.clone(),
+            ) {
                 Ok(event) => {
                     handler
                         .handle(Delivery { event, subject: subject.clone(), stream_sequence, attempt })

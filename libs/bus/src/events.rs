@@ -32,25 +32,43 @@ pub trait Event: prost::Message + Default + Send + Sync + 'static {
     fn route(&self, subjects: &Subjects) -> Result<Route>;
 }
 
-/// What a consumer can decode: one event type, or an enum of several told apart by the
-/// `Bashu-Type` header.
+/// Where a consumed message came from: its subject (read with the bus's names) and its
+/// `Bashu-Type` header, when the publisher sent one.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival<'a> {
+    /// The names of the bus it came on.
+    pub subjects: &'a Subjects,
+    /// The subject it was published on.
+    pub subject: &'a str,
+    /// The `Bashu-Type` header.
+    pub event_type: Option<&'a str>,
+}
+
+/// What a consumer can decode: one event type, or an enum of several told apart by the subject
+/// or the `Bashu-Type` header.
 pub trait Incoming: Sized + Send + 'static {
     /// What it is called in a dead letter's reason.
     const NAME: &'static str;
 
-    /// Decodes a payload; `event_type` is the `Bashu-Type` header, when there is one.
-    fn decode_incoming(event_type: Option<&str>, payload: Bytes) -> std::result::Result<Self, String>;
+    /// Decodes a payload that arrived as `arrival` says.
+    fn decode_incoming(arrival: Arrival<'_>, payload: Bytes) -> std::result::Result<Self, String>;
 }
 
 impl<E: Event> Incoming for E {
     const NAME: &'static str = E::TYPE;
 
-    fn decode_incoming(_: Option<&str>, payload: Bytes) -> std::result::Result<Self, String> {
+    fn decode_incoming(_: Arrival<'_>, payload: Bytes) -> std::result::Result<Self, String> {
         E::decode(payload).map_err(|e| e.to_string())
     }
 }
 
 /// Everything in the alert ledger, as the alert tracker reads it.
+///
+/// The subject says what a message is and, for receipts and acknowledgements, which county sent
+/// it: nats-server lets a county publish only on its own `receipt.<county>` and `ack.<county>`, so
+/// the subject is the county's identity and the body's `county` field is not. A receipt or
+/// acknowledgement arrives here with its `county` set from the subject; one whose body names
+/// another county is an [`AlertTrackingEvent::Impersonation`], never a receipt.
 #[derive(Debug)]
 pub enum AlertTrackingEvent {
     /// An accepted alert (boxed: it carries the whole alert and its XML).
@@ -61,21 +79,65 @@ pub enum AlertTrackingEvent {
     Acknowledged(AlertAcknowledgement),
     /// An escalation step was taken.
     Escalated(AlertEscalation),
+    /// A county sent a receipt or acknowledgement naming another county: refused.
+    Impersonation {
+        /// `receipt` or `ack`.
+        kind: String,
+        /// The county whose subject it came on: who really sent it.
+        sender: String,
+        /// The county its body claims to speak for.
+        claimed: String,
+        /// The alert it was about.
+        alert_key: String,
+    },
 }
 
 impl Incoming for AlertTrackingEvent {
     const NAME: &'static str = "alert ledger event";
 
-    fn decode_incoming(event_type: Option<&str>, payload: Bytes) -> std::result::Result<Self, String> {
+    fn decode_incoming(arrival: Arrival<'_>, payload: Bytes) -> std::result::Result<Self, String> {
         fn decode<E: Event>(payload: Bytes) -> std::result::Result<E, String> {
             E::decode(payload).map_err(|e| e.to_string())
         }
-        match event_type {
-            Some(AlertIssued::TYPE) => decode(payload).map(|issued| Self::Issued(Box::new(issued))),
-            Some(AlertReceipt::TYPE) => decode(payload).map(Self::Receipt),
-            Some(AlertAcknowledgement::TYPE) => decode(payload).map(Self::Acknowledged),
-            Some(AlertEscalation::TYPE) => decode(payload).map(Self::Escalated),
-            other => Err(format!("unexpected event type {other:?}")),
+        /// The subject's county in `county`, or the impersonation it is.
+        fn from_subject(kind: &str, sender: &str, county: &mut String, alert_key: &str) -> Option<AlertTrackingEvent> {
+            if county.is_empty() || county == sender {
+                *county = sender.to_owned();
+                return None;
+            }
+            Some(AlertTrackingEvent::Impersonation {
+                kind: kind.to_owned(),
+                sender: sender.to_owned(),
+                claimed: std::mem::take(county),
+                alert_key: alert_key.to_owned(),
+            })
+        }
+        let Some((kind, token)) = arrival.subjects.alert_ledger_entry(arrival.subject) else {
+            return Err(format!("{} is not an alert ledger subject", arrival.subject));
+        };
+        // The subject decides; a header, when present, must agree with it.
+        let expected = match kind {
+            "issued" => AlertIssued::TYPE,
+            "receipt" => AlertReceipt::TYPE,
+            "ack" => AlertAcknowledgement::TYPE,
+            _ => AlertEscalation::TYPE,
+        };
+        if let Some(named) = arrival.event_type
+            && named != expected
+        {
+            return Err(format!("Bashu-Type {named} on {}, which carries {expected}", arrival.subject));
+        }
+        match kind {
+            "issued" => decode(payload).map(|issued| Self::Issued(Box::new(issued))),
+            "receipt" => {
+                let mut receipt: AlertReceipt = decode(payload)?;
+                Ok(from_subject(kind, token, &mut receipt.county, &receipt.alert_key).unwrap_or(Self::Receipt(receipt)))
+            }
+            "ack" => {
+                let mut ack: AlertAcknowledgement = decode(payload)?;
+                Ok(from_subject(kind, token, &mut ack.county, &ack.alert_key).unwrap_or(Self::Acknowledged(ack)))
+            }
+            _ => decode(payload).map(Self::Escalated),
         }
     }
 }
@@ -260,7 +322,8 @@ impl Event for AuditEvent {
     const TYPE: &'static str = "bashu.admin.v1.AuditEvent";
 
     fn route(&self, subjects: &Subjects) -> Result<Route> {
-        Ok(Route { subject: subjects.audit("admin")?, msg_id: format!("audit.{}", self.id) })
+        let service = if self.service.is_empty() { "admin" } else { self.service.as_str() };
+        Ok(Route { subject: subjects.audit(service)?, msg_id: format!("audit.{}", self.id) })
     }
 }
 
@@ -280,8 +343,8 @@ pub enum StoryLedgerEvent {
 impl Incoming for StoryLedgerEvent {
     const NAME: &'static str = "story ledger event";
 
-    fn decode_incoming(event_type: Option<&str>, payload: Bytes) -> std::result::Result<Self, String> {
-        let decoded = match event_type {
+    fn decode_incoming(arrival: Arrival<'_>, payload: Bytes) -> std::result::Result<Self, String> {
+        let decoded = match arrival.event_type {
             Some(StoryPublished::TYPE) => StoryPublished::decode(payload).map(Self::Published),
             Some(TakedownConfirmation::TYPE) => TakedownConfirmation::decode(payload).map(Self::TakedownConfirmed),
             Some(StoryUse::TYPE) => StoryUse::decode(payload).map(Self::Used),

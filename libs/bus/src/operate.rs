@@ -204,7 +204,10 @@ impl Bus {
             to,
             |message| {
                 let event_type = message.headers.as_ref().and_then(|h| h.get(headers::EVENT_TYPE)).map(|v| v.as_str());
-                match E::decode_incoming(event_type, message.payload.clone()) {
+                match E::decode_incoming(
+                    crate::Arrival { subjects: &self.subjects, subject: &message.subject, event_type },
+                    message.payload.clone(),
+                ) {
                     Ok(event) => {
                         found.push(Stored { event, subject: message.subject.to_string(), stored_at: message.stored_at })
                     }

@@ -104,6 +104,9 @@ impl Permissions {
                 subjects.subject("alert.ack.*"),
                 subjects.subject("alert.receipt.*"),
                 subjects.subject("alert.escalated.*"),
+                // What it refused from a county (an acknowledgement for another county), and the
+                // acknowledgements staff made on a county's behalf.
+                subjects.subject("audit.alerts"),
                 kv(ALERT_STATE_BUCKET),
             ],
             // Operators change the registry and credentials, replay into feeds and requeue dead

@@ -163,6 +163,14 @@ impl Subjects {
         subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.alert.feed.")
     }
 
+    /// What an alert ledger subject says: its kind (`issued`, `receipt`, `ack`, `escalated`) and
+    /// its last token (the desk for `issued`, the county for the others), if it is one.
+    pub fn alert_ledger_entry<'a>(&self, subject: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.alert.")?;
+        let (kind, token) = rest.split_once('.')?;
+        (["issued", "receipt", "ack", "escalated"].contains(&kind) && !token.contains('.')).then_some((kind, token))
+    }
+
     pub(crate) fn alert_tracking_subjects(&self) -> Vec<String> {
         ["issued", "receipt", "ack", "escalated"].iter().map(|kind| self.subject(&format!("alert.{kind}.>"))).collect()
     }

@@ -104,7 +104,12 @@ impl Config {
     /// and no proxy from the environment is used (a proxy would resolve names where this policy
     /// cannot see). Callers still check the first URL with [`Config::check_url`], since a URL
     /// naming an address is connected to without resolving.
-    pub fn client(&self, timeout: Duration, user_agent: &str, follow_redirects: usize) -> reqwest::Result<reqwest::Client> {
+    pub fn client(
+        &self,
+        timeout: Duration,
+        user_agent: &str,
+        follow_redirects: usize,
+    ) -> reqwest::Result<reqwest::Client> {
         // rustls needs one process-wide crypto provider; ring is the one async-nats already uses.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let policy = self.clone();
@@ -227,9 +232,27 @@ mod tests {
     #[test]
     fn inside_addresses_are_not_public() {
         for inside in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1",
-            "255.255.255.255", "::1", "::", "fc00::1", "fd12::1", "fe80::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-            "::127.0.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "198.18.0.1", "240.0.0.1", "224.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "198.18.0.1",
+            "240.0.0.1",
+            "224.0.0.1",
         ] {
             assert!(!is_public(ip(inside)), "{inside} counted as public");
         }
@@ -241,7 +264,13 @@ mod tests {
     #[test]
     fn urls_naming_inside_addresses_are_refused_unless_allowed() {
         let strict = Config::default();
-        for url in ["http://127.0.0.1:8080/x", "http://[::ffff:127.0.0.1]/", "http://[::1]/", "http://0x7f.1/", "http://2130706433/"] {
+        for url in [
+            "http://127.0.0.1:8080/x",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::1]/",
+            "http://0x7f.1/",
+            "http://2130706433/",
+        ] {
             assert!(matches!(strict.check_url(url), Err(Error::NotPublic { .. })), "{url} not refused");
         }
         assert!(strict.check_url("file:///etc/passwd").is_err());

@@ -326,10 +326,7 @@ impl RegistryStore {
     pub async fn put_webhook(&self, webhook: Webhook, egress: &bashu_egress::Config) -> Result<Webhook> {
         let county = self.current_code("county".into(), &webhook.county)?;
         if webhook.url.len() > 2048 || webhook.url.chars().any(char::is_whitespace) {
-            return Err(Error::Invalid {
-                field: "url".into(),
-                reason: "an https:// URL of at most 2048 bytes".into(),
-            });
+            return Err(Error::Invalid { field: "url".into(), reason: "an https:// URL of at most 2048 bytes".into() });
         }
         if let Err(error) = egress.check_webhook_url(&webhook.url) {
             return Err(Error::Invalid { field: "url".into(), reason: error.to_string() });

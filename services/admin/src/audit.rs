@@ -66,6 +66,7 @@ impl Admin {
             at: Some(bashu_proto::time::now()),
             before_json: before.unwrap_or_default(),
             after_json: after.unwrap_or_default(),
+            service: "admin".into(),
         };
         tracing::info!(actor = %event.actor, method = %event.method, target = %event.target, "admin change");
         self.bus.publish(&event).await.map(drop).map_err(|e| {

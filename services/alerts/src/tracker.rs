@@ -12,6 +12,7 @@ use std::{
 use bashu_bus::{AlertTrackingEvent, Bus, Delivery, Failure, Retry};
 use bashu_proto::{
     Timestamp,
+    admin::v1::AuditEvent,
     alert::v1::{
         AlertChain, AlertEscalation, AlertIssued, CountyAlertState, CountyAlertStatus, MsgType, Severity, Status,
     },
@@ -123,16 +124,57 @@ impl Tracker {
         let tracker = self.clone();
         let handler = move |delivery: Delivery<AlertTrackingEvent>| {
             let tracker = tracker.clone();
-            async move { tracker.handle(delivery.event).await.map_err(|e| Failure::Retry(e.to_string())) }
+            async move {
+                if let AlertTrackingEvent::Impersonation { kind, sender, claimed, alert_key } = &delivery.event {
+                    return Err(tracker
+                        .refuse_impersonation(kind, sender, claimed, alert_key, delivery.stream_sequence)
+                        .await);
+                }
+                tracker.handle(delivery.event).await.map_err(|e| Failure::Retry(e.to_string()))
+            }
         };
         let consumed = self.bus.consume(spec, handler, shutdown.clone());
         let ((), consumed) = tokio::join!(timer, consumed);
         consumed
     }
 
+    /// A county spoke for another: nothing changes in the chain, the operators' audit log says
+    /// who tried, and the message goes to the dead letters with the reason.
+    async fn refuse_impersonation(
+        &self,
+        kind: &str,
+        sender: &str,
+        claimed: &str,
+        alert_key: &str,
+        sequence: u64,
+    ) -> Failure {
+        let reason =
+            format!("county {sender} sent an alert {kind} for county {claimed}: a county speaks only for itself");
+        warn!(%sender, %claimed, %alert_key, kind, "alert {kind} for another county refused");
+        let event = AuditEvent {
+            // One record however often the message is redelivered.
+            id: format!("alerts-refused-{sequence}"),
+            actor: sender.to_owned(),
+            role: "COUNTY".into(),
+            method: format!("bashu.alert.{kind}"),
+            target: format!("alert {alert_key} county {claimed}"),
+            at: at(SystemTime::now()),
+            before_json: String::new(),
+            after_json: serde_json::json!({ "refused": reason }).to_string(),
+            service: "alerts".into(),
+        };
+        match self.bus.publish(&event).await {
+            Ok(_) => Failure::Permanent(reason),
+            // Not dead-lettered before it is audited: tried again.
+            Err(error) => Failure::Retry(format!("{reason}; its audit event was not recorded: {error}")),
+        }
+    }
+
     async fn handle(&self, event: AlertTrackingEvent) -> Result<()> {
         let mut board = self.board.lock().await;
         let changed = match event {
+            // Refused before it gets here.
+            AlertTrackingEvent::Impersonation { .. } => None,
             AlertTrackingEvent::Issued(issued) => self.issued(&mut board, *issued),
             AlertTrackingEvent::Receipt(receipt) => {
                 let Some((chain, i)) = board.county_of_alert(&receipt.alert_key, &receipt.county) else {

@@ -75,8 +75,7 @@ pub(crate) async fn run(
             let egress = egress.clone();
             info!(county = %county, "webhook sender started");
             tasks.spawn(async move {
-                let handler =
-                    |delivery: Delivery<StoryDelivery>| send(&client, &egress, &registry, &county, delivery);
+                let handler = |delivery: Delivery<StoryDelivery>| send(&client, &egress, &registry, &county, delivery);
                 if let Err(error) = bus.consume(spec, handler, stop).await {
                     warn!(county = %county, error = %error, "webhook sender stopped");
                 }
