@@ -75,6 +75,24 @@ async fn rules_reject_hidden_terms_hold_near_duplicates_and_tell_the_origin() {
     assert!(banned["reason"].as_str().unwrap().contains("法轮"));
     assert_eq!(t.get("/v1/stories/511083/clean/1").await.1["status"], "approved");
     assert_eq!(t.get("/v1/stories/511083/never-sent/1").await.0, 404);
+
+    // Another county asking, with a plain HTTP client: an existing story of 511083 and one never
+    // submitted get the same answer, so the status tells it nothing.
+    let as_rongchang = |path: &'static str| {
+        let (base, token) = (t.http_base(), t.token_for("500153"));
+        async move {
+            let response = reqwest::Client::new()
+                .get(format!("{base}{path}"))
+                .header("authorization", format!("Bearer {}", token.await))
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let existing = as_rongchang("/v1/stories/511083/clean/1").await;
+    assert_eq!(existing.0, 404, "{}", existing.1);
+    assert_eq!(existing, as_rongchang("/v1/stories/511083/never-sent/1").await);
 }
 
 #[tokio::test]
