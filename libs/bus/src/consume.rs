@@ -1,13 +1,17 @@
 //! Durable pull consumption: ack after the handler succeeded, bounded retries, dead letters.
 
-use std::{future::Future, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    future::Future,
+    time::Duration,
+};
 
 use async_nats::{
     HeaderMap,
     jetstream::{AckKind, Message, consumer::PullConsumer},
 };
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, stream::FuturesUnordered};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
@@ -103,6 +107,26 @@ impl Bus {
         handler: H,
         shutdown: CancellationToken,
     ) -> Result<()> {
+        self.consume_keyed(spec.in_parallel(1), |_: &E| String::new(), handler, shutdown).await
+    }
+
+    /// Runs a durable consumer until `shutdown` is cancelled, handling up to the spec's
+    /// [`ConsumerSpec::in_parallel`] messages at once: messages whose `order_key` differs run
+    /// side by side, messages with the same key one after the other in stream order (a story's
+    /// versions, an alert chain's messages). Each is acked only after its own handler succeeded.
+    /// At shutdown no new message is taken, and those in hand are finished and acked first.
+    pub async fn consume_keyed<E, H, K>(
+        &self,
+        spec: ConsumerSpec,
+        order_key: K,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<()>
+    where
+        E: Incoming,
+        H: Handler<E>,
+        K: Fn(&E) -> String,
+    {
         while !shutdown.is_cancelled() {
             let consumer = match self.open_consumer(&spec).await {
                 Ok(consumer) => consumer,
@@ -120,19 +144,40 @@ impl Bus {
                     continue;
                 }
             };
+            let mut lanes = Lanes::default();
+            let mut running = FuturesUnordered::new();
             loop {
-                let next = tokio::select! {
+                let room = lanes.holding < spec.parallel;
+                tokio::select! {
                     biased;
-                    _ = shutdown.cancelled() => return Ok(()),
-                    next = messages.next() => next,
-                };
-                match next {
-                    Some(Ok(message)) => self.process(&spec, &handler, message).await,
-                    Some(Err(error)) => {
-                        warn!(consumer = spec.durable(), error = %error_chain(&error), "pull failed");
+                    _ = shutdown.cancelled() => break,
+                    Some(key) = running.next(), if !running.is_empty() => {
+                        lanes.holding -= 1;
+                        if let Some(next) = lanes.finished(key) {
+                            running.push(self.process(&spec, &handler, next));
+                        }
                     }
-                    // The pull stream ended (consumer deleted, server gone): open it again.
-                    None => break,
+                    next = messages.next(), if room => match next {
+                        Some(Ok(message)) => {
+                            lanes.holding += 1;
+                            let arrived = self.arrive::<E>(&spec, message);
+                            let key = arrived.event.as_ref().ok().map(&order_key).unwrap_or_default();
+                            if let Some(first) = lanes.admit(key, arrived) {
+                                running.push(self.process(&spec, &handler, first));
+                            }
+                        }
+                        Some(Err(error)) => {
+                            warn!(consumer = spec.durable(), error = %error_chain(&error), "pull failed");
+                        }
+                        // The pull stream ended (consumer deleted, server gone): open it again.
+                        None => break,
+                    },
+                }
+            }
+            // Whatever is in hand is finished, in order per key, before the consumer is left.
+            while let Some(key) = running.next().await {
+                if let Some(next) = lanes.finished(key) {
+                    running.push(self.process(&spec, &handler, next));
                 }
             }
         }
@@ -159,55 +204,79 @@ impl Bus {
         }
     }
 
-    async fn process<E: Incoming, H: Handler<E>>(&self, spec: &ConsumerSpec, handler: &H, message: Message) {
+    /// A message as it arrived: its metadata and its decoded event, or why it does not decode.
+    fn arrive<E: Incoming>(&self, spec: &ConsumerSpec, message: Message) -> Arrived<E> {
         let (stream_sequence, attempt) = match message.info() {
             Ok(info) => (info.stream_sequence, info.delivered.max(1) as u64),
-            Err(error) => {
-                warn!(consumer = spec.durable(), error = %error, "message without JetStream metadata, ignored");
-                return;
-            }
+            // Not from a JetStream consumer: nothing to ack, nothing to redeliver.
+            Err(_) => (0, 0),
         };
+        let event = if stream_sequence == 0 {
+            Err(Failure::Permanent("message without JetStream metadata".into()))
+        } else if attempt > u64::from(spec.retry.max_deliver) {
+            // The process died during the last attempt; the server handed it back once more.
+            Err(Failure::Permanent(format!(
+                "gave up after {} attempts (the last one did not finish)",
+                spec.retry.max_deliver
+            )))
+        } else {
+            let event_type = message.headers.as_ref().and_then(|h| h.get(headers::EVENT_TYPE)).map(|v| v.as_str());
+            E::decode_incoming(
+                crate::Arrival { subjects: &self.subjects, subject: &message.subject, event_type },
+                message.payload.clone(),
+            )
+            .map_err(|error| Failure::Permanent(format!("undecodable {}: {error}", E::NAME)))
+        };
+        Arrived { message, stream_sequence, attempt, event }
+    }
+
+    /// Handles one arrived message and acks, retries or dead-letters it; returns its lane's key.
+    async fn process<E: Incoming, H: Handler<E>>(
+        &self,
+        spec: &ConsumerSpec,
+        handler: &H,
+        (key, arrived): (String, Arrived<E>),
+    ) -> String {
+        let Arrived { message, stream_sequence, attempt, event } = arrived;
+        if stream_sequence == 0 {
+            warn!(consumer = spec.durable(), "message without JetStream metadata, ignored");
+            return key;
+        }
         let subject = message.subject.to_string();
         let span = info_span!("consume", consumer = spec.durable(), subject = %subject, stream_sequence, attempt);
         headers::adopt_trace_context(&span, message.headers.as_ref());
 
         let max_deliver = u64::from(spec.retry.max_deliver);
-        let outcome = if attempt > max_deliver {
-            // The process died during the last attempt; the server handed it back once more.
-            Err(Failure::Permanent(format!("gave up after {max_deliver} attempts (the last one did not finish)")))
-        } else {
-            let event_type = message.headers.as_ref().and_then(|h| h.get(headers::EVENT_TYPE)).map(|v| v.as_str());
-            match E::decode_incoming(
-                crate::Arrival { subjects: &self.subjects, subject: &message.subject, event_type },
-                message.payload.clone(),
-            ) {
-                Ok(event) => {
-                    handler
-                        .handle(Delivery { event, subject: subject.clone(), stream_sequence, attempt })
-                        .instrument(span.clone())
-                        .await
-                }
-                Err(error) => Err(Failure::Permanent(format!("undecodable {}: {error}", E::NAME))),
+        let outcome = match event {
+            Ok(event) => {
+                handler
+                    .handle(Delivery { event, subject: subject.clone(), stream_sequence, attempt })
+                    .instrument(span.clone())
+                    .await
             }
+            Err(failure) => Err(failure),
         };
 
-        let _entered = span.enter();
         let result = match outcome {
-            Ok(()) => message.ack().await,
+            Ok(()) => message.ack().instrument(span.clone()).await,
             Err(Failure::Retry(reason)) if attempt < max_deliver => {
                 let delay = jittered(spec.retry.delay_after(attempt as u32));
-                warn!(consumer = spec.durable(), reason = %reason, attempt, "handler failed, will retry");
+                span.in_scope(
+                    || warn!(consumer = spec.durable(), reason = %reason, attempt, "handler failed, will retry"),
+                );
                 message.ack_with(AckKind::Nak(Some(delay))).await
             }
             Err(Failure::Retry(reason) | Failure::Permanent(reason)) => {
                 match self.send_to_dead_letters(spec, &message, stream_sequence, attempt, &reason).await {
                     Ok(()) => {
-                        warn!(consumer = spec.durable(), reason = %reason, attempt, "dead-lettered");
+                        span.in_scope(|| warn!(consumer = spec.durable(), reason = %reason, attempt, "dead-lettered"));
                         message.ack_with(AckKind::Term).await
                     }
                     Err(error) => {
                         // Keep the message: it is redelivered after ack_wait and tried again.
-                        warn!(consumer = spec.durable(), error = %error_chain(&error), "dead-letter publish failed");
+                        span.in_scope(
+                            || warn!(consumer = spec.durable(), error = %error_chain(&error), "dead-letter publish failed"),
+                        );
                         Ok(())
                     }
                 }
@@ -215,8 +284,9 @@ impl Bus {
         };
         if let Err(error) = result {
             // The server redelivers after ack_wait; handlers are idempotent.
-            warn!(consumer = spec.durable(), error = %error, "ack failed");
+            span.in_scope(|| warn!(consumer = spec.durable(), error = %error, "ack failed"));
         }
+        key
     }
 
     async fn send_to_dead_letters(
@@ -277,6 +347,56 @@ impl Bus {
             letters.push(DeadLetter::from_stored(sequence, &raw.headers, raw.payload.clone(), raw.time.into()));
         }
         Ok(letters)
+    }
+}
+
+/// A message taken from the consumer, decoded (or not) once.
+struct Arrived<E> {
+    message: Message,
+    stream_sequence: u64,
+    attempt: u64,
+    event: Result<E, Failure>,
+}
+
+/// The messages in hand, one lane per order key: the head of each lane is being handled, the
+/// rest wait behind it in stream order.
+struct Lanes<E> {
+    waiting: HashMap<String, VecDeque<Arrived<E>>>,
+    /// Messages in hand, running or waiting: the bound on what is taken from the server.
+    holding: usize,
+}
+
+impl<E> Default for Lanes<E> {
+    fn default() -> Self {
+        Self { waiting: HashMap::new(), holding: 0 }
+    }
+}
+
+impl<E> Lanes<E> {
+    /// Takes a message in; returns it if it may start now (its lane was empty).
+    fn admit(&mut self, key: String, arrived: Arrived<E>) -> Option<(String, Arrived<E>)> {
+        match self.waiting.get_mut(&key) {
+            Some(lane) => {
+                lane.push_back(arrived);
+                None
+            }
+            None => {
+                self.waiting.insert(key.clone(), VecDeque::new());
+                Some((key, arrived))
+            }
+        }
+    }
+
+    /// The head of `key`'s lane finished; returns the next message of that lane, if any.
+    fn finished(&mut self, key: String) -> Option<(String, Arrived<E>)> {
+        let lane = self.waiting.get_mut(&key)?;
+        match lane.pop_front() {
+            Some(next) => Some((key, next)),
+            None => {
+                self.waiting.remove(&key);
+                None
+            }
+        }
     }
 }
 

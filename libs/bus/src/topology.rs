@@ -157,6 +157,8 @@ pub struct ConsumerSpec {
     /// Messages handed out and not yet acknowledged, at most: 1 keeps a consumer strictly in
     /// order while it retries (a webhook destination).
     pub(crate) max_ack_pending: i64,
+    /// Messages one process handles at once (in order per key, [`Bus::consume_keyed`]).
+    pub(crate) parallel: usize,
 }
 
 impl ConsumerSpec {
@@ -168,6 +170,13 @@ impl ConsumerSpec {
     /// The stream it reads.
     pub fn stream(&self) -> &str {
         &self.stream
+    }
+
+    /// Lets one process handle up to `messages` of it at once (at least 1; bounded by what the
+    /// server hands out unacknowledged).
+    pub fn in_parallel(mut self, messages: usize) -> Self {
+        self.parallel = messages.clamp(1, self.max_ack_pending.max(1) as usize);
+        self
     }
 
     pub(crate) fn config(&self) -> pull::Config {
@@ -347,6 +356,7 @@ impl Bus {
             retry,
             start: Start::All,
             max_ack_pending: 1_000,
+            parallel: 1,
         }
     }
 
@@ -360,6 +370,7 @@ impl Bus {
             retry,
             start: Start::At(since),
             max_ack_pending: 1,
+            parallel: 1,
         })
     }
 
@@ -386,6 +397,7 @@ impl Bus {
             retry,
             start: Start::All,
             max_ack_pending: 1_000,
+            parallel: 1,
         }
     }
 
@@ -398,6 +410,7 @@ impl Bus {
             retry,
             start: Start::All,
             max_ack_pending: 1_000,
+            parallel: 1,
         }
     }
 
@@ -410,6 +423,7 @@ impl Bus {
             retry: Retry { ack_wait: Duration::from_secs(30), max_deliver: u32::MAX - 1, backoff: vec![] },
             start: Start::All,
             max_ack_pending: 1_000,
+            parallel: 1,
         })
     }
 
@@ -422,6 +436,7 @@ impl Bus {
             retry,
             start: Start::All,
             max_ack_pending: 1_000,
+            parallel: 1,
         }
     }
 
@@ -434,6 +449,7 @@ impl Bus {
             retry,
             start: Start::All,
             max_ack_pending: 1_000,
+            parallel: 1,
         }
     }
 
@@ -446,6 +462,7 @@ impl Bus {
             retry,
             start: Start::All,
             max_ack_pending: 1_000,
+            parallel: 1,
         }
     }
 
@@ -459,6 +476,7 @@ impl Bus {
             retry: Retry { ack_wait: Duration::from_secs(30), max_deliver: u32::MAX - 1, backoff: vec![] },
             start: Start::All,
             max_ack_pending: 1_000,
+            parallel: 1,
         })
     }
 
