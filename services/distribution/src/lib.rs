@@ -19,6 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use takedowns::TakedownBoard;
 
+/// `<origin>.<id>`: what orders a story's versions.
+fn story_key(story: &bashu_proto::story::v1::Story) -> String {
+    format!("{}.{}", story.origin_county, story.id)
+}
+
 /// Webhook settings.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -52,6 +57,9 @@ pub struct Config {
     pub takedowns: RetryConfig,
     /// How often held (embargoed) versions are checked for release, in milliseconds.
     pub release_tick_ms: u64,
+    /// Decisions (and takedown confirmations) one process handles at once: different stories
+    /// side by side, one story's versions in order.
+    pub parallel: usize,
     /// Webhooks.
     pub webhooks: WebhookConfig,
 }
@@ -62,6 +70,7 @@ impl Default for Config {
             consumer: RetryConfig::default(),
             takedowns: RetryConfig::default(),
             release_tick_ms: 250,
+            parallel: 64,
             webhooks: WebhookConfig::default(),
         }
     }
@@ -78,6 +87,9 @@ impl Config {
                 "distribution.release_tick_ms must be between 10 and 1000 (embargoes are released within a second)"
                     .into(),
             );
+        }
+        if !(1..=1_000).contains(&self.parallel) {
+            return Err("distribution.parallel must be between 1 and 1000".into());
         }
         if self.webhooks.timeout_ms == 0 || self.webhooks.timeout_ms >= self.webhooks.retry.ack_wait_ms {
             return Err("distribution.webhooks.timeout_ms must be positive and below retry.ack_wait_ms".into());
@@ -112,11 +124,13 @@ impl Distribution {
     }
 
     /// Distributes approved stories, releases embargoes, tracks takedowns and sends webhooks until
-    /// `shutdown`. Everything runs inside this future: if it is dropped, all of it stops.
+    /// `shutdown`. Everything runs inside this future: if it is dropped, all of it stops. Any
+    /// number of processes may run it at once (see `distributor`).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), bashu_bus::Error> {
         let distributor = self.distributor.clone();
-        let decisions = self.bus.consume(
-            self.bus.distribution_consumer((&self.config.consumer).into()),
+        let decisions = self.bus.consume_keyed(
+            self.bus.distribution_consumer((&self.config.consumer).into()).in_parallel(self.config.parallel),
+            |decision: &ModerationDecision| decision.story.as_ref().map(story_key).unwrap_or_default(),
             move |delivery: Delivery<ModerationDecision>| {
                 let distributor = distributor.clone();
                 async move { distributor.decided(delivery.event).await }
@@ -124,14 +138,16 @@ impl Distribution {
             shutdown.clone(),
         );
         let distributor = self.distributor.clone();
-        let takedowns = self.bus.consume(
-            self.bus.takedown_consumer((&self.config.takedowns).into()),
+        let takedowns = self.bus.consume_keyed(
+            self.bus.takedown_consumer((&self.config.takedowns).into()).in_parallel(self.config.parallel),
+            |confirmation: &TakedownConfirmation| format!("{}.{}", confirmation.origin_county, confirmation.story_id),
             move |delivery: Delivery<TakedownConfirmation>| {
                 let distributor = distributor.clone();
                 async move { distributor.takedown_confirmed(delivery.event).await }
             },
             shutdown.clone(),
         );
+        let held = self.distributor.follow_held(shutdown.clone());
         let releases = async {
             let tick = Duration::from_millis(self.config.release_tick_ms);
             loop {
@@ -152,7 +168,7 @@ impl Distribution {
             self.egress.clone(),
             shutdown.clone(),
         );
-        let (decisions, takedowns, (), ()) = tokio::join!(decisions, takedowns, releases, webhooks);
+        let (decisions, takedowns, (), (), ()) = tokio::join!(decisions, takedowns, held, releases, webhooks);
         decisions.and(takedowns)
     }
 }
