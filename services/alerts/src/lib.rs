@@ -170,19 +170,23 @@ impl Alerts {
     /// Fans out accepted alerts and tracks every county's state until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> std::result::Result<(), bashu_bus::Error> {
         let inner = &self.inner;
-        let tracker = tracker::Tracker::load(
+        let tracker = tracker::Tracker::new(
             inner.bus.clone(),
             inner.store.clone(),
             inner.registry.clone(),
             inner.config.escalation.clone(),
-        )
-        .await
-        .map_err(|e| bashu_bus::Error::Nats { operation: "load alert chains".into(), source: Box::new(e) })?;
+        );
         let fanout_spec = inner.bus.alert_fanout_consumer((&inner.config.fanout).into());
         let bus = inner.bus.clone();
         let delay = std::time::Duration::from_millis(inner.config.durable_copy_delay_ms);
         let fan_out = move |delivery| fanout::fan_out(bus.clone(), delay, delivery);
-        let fanout = inner.bus.consume(fanout_spec, fan_out, shutdown.clone());
+        // Alerts side by side: one alert's fan-out never waits for another's.
+        let fanout = inner.bus.consume_keyed(
+            fanout_spec.in_parallel(64),
+            |issued: &bashu_proto::alert::v1::AlertIssued| issued.alert_key.clone(),
+            fan_out,
+            shutdown.clone(),
+        );
         let desks = nats::serve(self.clone(), shutdown.clone());
         let tracking = Arc::new(tracker).run((&inner.config.tracker).into(), shutdown);
         let (fanout, tracking, desks) = tokio::join!(fanout, tracking, desks);

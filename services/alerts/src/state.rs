@@ -1,8 +1,13 @@
 //! The alert state bucket: intake's record of every accepted message (`record.<alert_key>`) and
 //! the tracker's chains with every county's state (`chain.<chain_key>`).
 
+use std::time::{Duration, SystemTime};
+
 use async_nats::jetstream::kv;
-use bashu_proto::alert::v1::{AlertChain, AlertRecord};
+use bashu_proto::{
+    Timestamp,
+    alert::v1::{AlertChain, AlertRecord},
+};
 use futures::StreamExt;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -59,12 +64,64 @@ impl StateStore {
             .ok_or_else(|| Error::NotFound(format!("alert {alert_key} is still being delivered")))
     }
 
-    pub(crate) async fn put_chain(&self, chain: &AlertChain) -> Result<()> {
-        self.kv
-            .put(format!("chain.{}", chain.chain_key), chain.encode_to_vec().into())
-            .await
-            .map(drop)
-            .map_err(Error::store)
+    /// A chain and the revision it was read at (0: not stored yet).
+    pub(crate) async fn chain_at(&self, chain_key: &str) -> Result<Option<(AlertChain, u64)>> {
+        match self.kv.entry(format!("chain.{chain_key}")).await.map_err(Error::store)? {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                Ok(Some((AlertChain::decode(entry.value).map_err(Error::store)?, entry.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes a chain if nobody changed it since `revision` (0: if it does not exist yet);
+    /// false: somebody did, read it again.
+    pub(crate) async fn store_chain(&self, chain: &AlertChain, revision: u64) -> Result<bool> {
+        let key = format!("chain.{}", chain.chain_key);
+        let value = chain.encode_to_vec().into();
+        if revision == 0 {
+            match self.kv.create(&key, value).await {
+                Ok(_) => Ok(true),
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Err(error) => Err(Error::store(error)),
+            }
+        } else {
+            match self.kv.update(&key, value, revision).await {
+                Ok(_) => Ok(true),
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+                Err(error) => Err(Error::store(error)),
+            }
+        }
+    }
+
+    /// Claims one escalation step of one county for `hold`: true if this process may take it
+    /// (nobody claimed it, or the claim of a process that did not finish in time ran out).
+    pub(crate) async fn claim_step(&self, chain_key: &str, county: &str, step: u32, hold: Duration) -> Result<bool> {
+        let key = format!("claim.{chain_key}.{county}.{step}");
+        let until = bashu_proto::time::from_system_time(SystemTime::now() + hold).encode_to_vec();
+        match self.kv.create(&key, until.clone().into()).await {
+            Ok(_) => return Ok(true),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(error) => return Err(Error::store(error)),
+        }
+        let Some(entry) = self.kv.entry(key.as_str()).await.map_err(Error::store)? else { return Ok(false) };
+        let expired = Timestamp::decode(entry.value)
+            .ok()
+            .and_then(|t| bashu_proto::time::to_system_time(&t))
+            .is_none_or(|t| t <= SystemTime::now());
+        if !expired {
+            return Ok(false);
+        }
+        match self.kv.update(&key, until.into(), entry.revision).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(error) => Err(Error::store(error)),
+        }
+    }
+
+    /// Every chain as it changes (a snapshot first), for the escalation timers of every replica.
+    pub(crate) async fn watch_chains(&self) -> Result<kv::Watch> {
+        self.kv.watch_with_history("chain.>").await.map_err(Error::store)
     }
 
     pub(crate) async fn all_chains(&self) -> Result<Vec<AlertChain>> {

@@ -1,11 +1,16 @@
-//! The tracker: the one writer of every chain's per-county state. It reads the alert ledger in
-//! order (issued, receipts, acknowledgements, escalations), keeps the chains in memory and in the
-//! state bucket, and runs the escalation timers, which live in the stored chains and therefore
-//! survive a restart.
+//! The tracker: every chain's per-county state, from the alert ledger (issued, receipts,
+//! acknowledgements, escalations), and the escalation timers.
+//!
+//! Any number of trackers may run at once. A chain changes only by compare-and-set on its
+//! revision in the state bucket, so two trackers never overwrite each other. Every tracker follows
+//! the stored chains (a watch) to know which deadlines are due; a due step is claimed in the bucket
+//! first, so one tracker takes it, and a claim whose tracker died runs out and is taken by
+//! another. The step's event carries its idempotency key besides, so the ledger holds it once
+//! even if two trackers took it.
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
@@ -19,42 +24,30 @@ use bashu_proto::{
     time::{from_system_time, to_system_time},
 };
 use bashu_registry::RegistryView;
-use tokio::sync::Mutex;
+use futures::StreamExt;
+use prost::Message as _;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
-use crate::{EscalationConfig, Result, fanout, state::StateStore};
+use crate::{Error, EscalationConfig, Result, fanout, state::StateStore};
 
 /// Who is told at the last escalation step besides the desks.
 pub const OPERATORS: &str = "operators";
+
+/// How long a tracker has to finish a step it claimed before another may take it over.
+const STEP_CLAIM: Duration = Duration::from_secs(10);
+
+/// Messages of the alert ledger one tracker handles at once.
+const PARALLEL: usize = 64;
 
 pub(crate) struct Tracker {
     bus: Bus,
     store: StateStore,
     registry: RegistryView,
     config: EscalationConfig,
-    board: Mutex<Board>,
-}
-
-#[derive(Default)]
-struct Board {
-    chains: HashMap<String, AlertChain>,
-    chain_of: HashMap<String, String>,
-}
-
-impl Board {
-    fn insert(&mut self, chain: AlertChain) {
-        for key in &chain.alert_keys {
-            self.chain_of.insert(key.clone(), chain.chain_key.clone());
-        }
-        self.chains.insert(chain.chain_key.clone(), chain);
-    }
-
-    fn county_of_alert(&mut self, alert_key: &str, county: &str) -> Option<(&mut AlertChain, usize)> {
-        let chain = self.chains.get_mut(self.chain_of.get(alert_key)?)?;
-        let index = chain.counties.iter().position(|c| c.county == county)?;
-        Some((chain, index))
-    }
+    /// The stored chains as the watch last saw them: what the timers look at (never written
+    /// back; every change goes to the bucket by compare-and-set).
+    seen: Mutex<HashMap<String, AlertChain>>,
 }
 
 fn is_open(state: CountyAlertState) -> bool {
@@ -69,19 +62,24 @@ fn due(deadline: &Option<Timestamp>, now: SystemTime) -> bool {
     deadline.as_ref().and_then(to_system_time).is_some_and(|d| d <= now)
 }
 
+/// What one ledger event does to a chain: changed it, nothing to do, or not yet (the chain does
+/// not show the alert it refers to: its issue is still being tracked).
+enum Applied {
+    Changed,
+    Unchanged,
+    NotYet,
+}
+
+/// A step of the escalation that is due: re-send (1) or escalate (2).
+struct DueStep {
+    chain_key: String,
+    county: String,
+    step: u32,
+}
+
 impl Tracker {
-    pub(crate) async fn load(
-        bus: Bus,
-        store: StateStore,
-        registry: RegistryView,
-        config: EscalationConfig,
-    ) -> Result<Self> {
-        let mut board = Board::default();
-        for chain in store.all_chains().await? {
-            board.insert(chain);
-        }
-        info!(chains = board.chains.len(), "alert chains loaded");
-        Ok(Self { bus, store, registry, config, board: Mutex::new(board) })
+    pub(crate) fn new(bus: Bus, store: StateStore, registry: RegistryView, config: EscalationConfig) -> Self {
+        Self { bus, store, registry, config, seen: Mutex::new(HashMap::new()) }
     }
 
     /// How long a county has to acknowledge before the next escalation step; none for anything
@@ -101,8 +99,8 @@ impl Tracker {
         Some(self.config.deadline(severity))
     }
 
-    /// Runs the escalation timer and the ledger consumer together, in this one future: if it is
-    /// dropped (a crash, an abort) both stop, and nothing escalates from a dead instance.
+    /// Runs the ledger consumer, the watch of stored chains and the escalation timer together, in
+    /// this one future: if it is dropped (a crash, an abort) all stop.
     pub(crate) async fn run(
         self: Arc<Self>,
         retry: Retry,
@@ -120,7 +118,7 @@ impl Tracker {
                 }
             }
         };
-        let spec = self.bus.alert_tracker_consumer(retry);
+        let spec = self.bus.alert_tracker_consumer(retry).in_parallel(PARALLEL);
         let tracker = self.clone();
         let handler = move |delivery: Delivery<AlertTrackingEvent>| {
             let tracker = tracker.clone();
@@ -130,12 +128,54 @@ impl Tracker {
                         .refuse_impersonation(kind, sender, claimed, alert_key, delivery.stream_sequence)
                         .await);
                 }
-                tracker.handle(delivery.event).await.map_err(|e| Failure::Retry(e.to_string()))
+                tracker.handle(delivery.event).await
             }
         };
-        let consumed = self.bus.consume(spec, handler, shutdown.clone());
-        let ((), consumed) = tokio::join!(timer, consumed);
+        // One chain's issue and its escalations in order; one alert's receipts and
+        // acknowledgements in order (a chain's other changes meet by compare-and-set).
+        let order = |event: &AlertTrackingEvent| match event {
+            AlertTrackingEvent::Issued(issued) => issued.chain_key.clone(),
+            AlertTrackingEvent::Escalated(escalation) => escalation.chain_key.clone(),
+            AlertTrackingEvent::Receipt(receipt) => receipt.alert_key.clone(),
+            AlertTrackingEvent::Acknowledged(ack) => ack.alert_key.clone(),
+            AlertTrackingEvent::Impersonation { alert_key, .. } => alert_key.clone(),
+        };
+        let consumed = self.bus.consume_keyed(spec, order, handler, shutdown.clone());
+        let ((), (), consumed) = tokio::join!(self.follow_chains(&shutdown), timer, consumed);
         consumed
+    }
+
+    /// Keeps `seen` current with the stored chains, until `shutdown`.
+    async fn follow_chains(&self, shutdown: &CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let mut watch = match self.store.watch_chains().await {
+                Ok(watch) => watch,
+                Err(error) => {
+                    warn!(error = %error, "alert chains cannot be followed, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            loop {
+                let entry = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    entry = watch.next() => entry,
+                };
+                let Some(Ok(entry)) = entry else { break };
+                let Some(chain_key) = entry.key.strip_prefix("chain.") else { continue };
+                let mut seen = self.seen.lock().expect("seen chains");
+                match AlertChain::decode(entry.value) {
+                    Ok(chain) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
+                        seen.insert(chain_key.to_owned(), chain);
+                    }
+                    _ => {
+                        seen.remove(chain_key);
+                    }
+                }
+            }
+        }
     }
 
     /// A county spoke for another: nothing changes in the chain, the operators' audit log says
@@ -170,76 +210,104 @@ impl Tracker {
         }
     }
 
-    async fn handle(&self, event: AlertTrackingEvent) -> Result<()> {
-        let mut board = self.board.lock().await;
-        let changed = match event {
+    /// Applies one ledger event to its chain by compare-and-set.
+    async fn handle(&self, event: AlertTrackingEvent) -> Result<(), Failure> {
+        let chain_key = match &event {
+            AlertTrackingEvent::Issued(issued) => issued.chain_key.clone(),
+            AlertTrackingEvent::Escalated(escalation) => escalation.chain_key.clone(),
+            AlertTrackingEvent::Receipt(receipt) => self.chain_key_of(&receipt.alert_key).await?,
+            AlertTrackingEvent::Acknowledged(ack) => self.chain_key_of(&ack.alert_key).await?,
             // Refused before it gets here.
-            AlertTrackingEvent::Impersonation { .. } => None,
-            AlertTrackingEvent::Issued(issued) => self.issued(&mut board, *issued),
-            AlertTrackingEvent::Receipt(receipt) => {
-                let Some((chain, i)) = board.county_of_alert(&receipt.alert_key, &receipt.county) else {
-                    return Ok(());
-                };
-                let status = &mut chain.counties[i];
-                if status.latest_alert_key != receipt.alert_key || status.received_at.is_some() {
-                    return Ok(());
-                }
-                status.received_at = receipt.received_at.or_else(|| at(SystemTime::now()));
-                if status.state() == CountyAlertState::Sent {
-                    status.set_state(CountyAlertState::Received);
-                }
-                Some(chain.chain_key.clone())
-            }
-            AlertTrackingEvent::Acknowledged(ack) => {
-                let Some((chain, i)) = board.county_of_alert(&ack.alert_key, &ack.county) else {
-                    return Ok(());
-                };
-                let status = &mut chain.counties[i];
-                if status.latest_alert_key != ack.alert_key || !is_open(status.state()) {
-                    return Ok(());
-                }
-                status.set_state(CountyAlertState::Acknowledged);
-                status.acknowledged_at = ack.acknowledged_at.or_else(|| at(SystemTime::now()));
-                status.acknowledged_by = ack.acknowledged_by;
-                status.note = ack.note;
-                status.next_deadline = None;
-                Some(chain.chain_key.clone())
-            }
-            AlertTrackingEvent::Escalated(escalation) => {
-                let deadline = self.config.deadline_for_chain(&board.chains, &escalation.chain_key);
-                let Some(chain) = board.chains.get_mut(&escalation.chain_key) else { return Ok(()) };
-                let Some(status) = chain.counties.iter_mut().find(|c| c.county == escalation.county) else {
-                    return Ok(());
-                };
-                if escalation.step <= status.escalation_step || !is_open(status.state()) {
-                    return Ok(());
-                }
-                apply_step(status, escalation.step, deadline, SystemTime::now());
-                Some(chain.chain_key.clone())
-            }
+            AlertTrackingEvent::Impersonation { .. } => return Ok(()),
         };
-        if let Some(chain_key) = changed {
-            self.store.put_chain(&board.chains[&chain_key]).await?;
+        loop {
+            let loaded = self.store.chain_at(&chain_key).await.map_err(retry)?;
+            let (mut chain, revision) = match loaded {
+                Some(loaded) => loaded,
+                None => match &event {
+                    AlertTrackingEvent::Issued(issued) => (
+                        AlertChain {
+                            chain_key: chain_key.clone(),
+                            desk_id: issued.desk_id.clone(),
+                            issued_at: issued.accepted_at.or_else(|| at(SystemTime::now())),
+                            ..Default::default()
+                        },
+                        0,
+                    ),
+                    _ => return Err(Failure::Retry(format!("chain {chain_key} is not tracked yet"))),
+                },
+            };
+            let applied = match &event {
+                AlertTrackingEvent::Issued(issued) => self.issued(&mut chain, issued),
+                AlertTrackingEvent::Receipt(receipt) => {
+                    apply_to_county(&mut chain, &receipt.alert_key, &receipt.county, |status| {
+                        if status.received_at.is_some() {
+                            return false;
+                        }
+                        status.received_at = receipt.received_at.or_else(|| at(SystemTime::now()));
+                        if status.state() == CountyAlertState::Sent {
+                            status.set_state(CountyAlertState::Received);
+                        }
+                        true
+                    })
+                }
+                AlertTrackingEvent::Acknowledged(ack) => {
+                    apply_to_county(&mut chain, &ack.alert_key, &ack.county, |status| {
+                        if !is_open(status.state()) {
+                            return false;
+                        }
+                        status.set_state(CountyAlertState::Acknowledged);
+                        status.acknowledged_at = ack.acknowledged_at.or_else(|| at(SystemTime::now()));
+                        status.acknowledged_by = ack.acknowledged_by.clone();
+                        status.note = ack.note.clone();
+                        status.next_deadline = None;
+                        true
+                    })
+                }
+                AlertTrackingEvent::Escalated(escalation) => {
+                    let deadline = self.config.deadline_of(&chain);
+                    match chain.counties.iter_mut().find(|c| c.county == escalation.county) {
+                        Some(status) if escalation.step > status.escalation_step && is_open(status.state()) => {
+                            apply_step(status, escalation.step, deadline, SystemTime::now());
+                            Applied::Changed
+                        }
+                        _ => Applied::Unchanged,
+                    }
+                }
+                AlertTrackingEvent::Impersonation { .. } => Applied::Unchanged,
+            };
+            match applied {
+                Applied::Unchanged => return Ok(()),
+                Applied::NotYet => {
+                    return Err(Failure::Retry(format!("chain {chain_key} does not show this alert yet")));
+                }
+                Applied::Changed => {
+                    if self.store.store_chain(&chain, revision).await.map_err(retry)? {
+                        return Ok(());
+                    }
+                }
+            }
         }
-        Ok(())
     }
 
-    fn issued(&self, board: &mut Board, issued: AlertIssued) -> Option<String> {
-        if board.chain_of.contains_key(&issued.alert_key) {
-            return None;
+    /// The chain an alert belongs to, from intake's record of it.
+    async fn chain_key_of(&self, alert_key: &str) -> Result<String, Failure> {
+        match self.store.record(alert_key).await.map_err(retry)? {
+            Some(record) => Ok(record.chain_key),
+            None => Err(Failure::Permanent(format!("no alert {alert_key} was accepted"))),
+        }
+    }
+
+    fn issued(&self, chain: &mut AlertChain, issued: &AlertIssued) -> Applied {
+        if chain.alert_keys.contains(&issued.alert_key) {
+            return Applied::Unchanged;
         }
         let accepted_at = issued.accepted_at.as_ref().and_then(to_system_time).unwrap_or_else(SystemTime::now);
-        let deadline = self.deadline(&issued);
+        let deadline = self.deadline(issued);
         let cancel = issued.alert.as_ref().is_some_and(|a| a.msg_type() == MsgType::Cancel);
-        let chain = board.chains.entry(issued.chain_key.clone()).or_insert_with(|| AlertChain {
-            chain_key: issued.chain_key.clone(),
-            desk_id: issued.desk_id.clone(),
-            issued_at: at(accepted_at),
-            ..Default::default()
-        });
         chain.alert_keys.push(issued.alert_key.clone());
         chain.latest_alert_key = issued.alert_key.clone();
-        chain.latest = issued.alert;
+        chain.latest = issued.alert.clone();
         chain.cancelled |= cancel;
         for county in &issued.counties {
             let index = match chain.counties.iter().position(|c| &c.county == county) {
@@ -264,76 +332,108 @@ impl Tracker {
                 status.next_deadline = deadline.map(|d| from_system_time(accepted_at + d));
             }
         }
-        board.chain_of.insert(issued.alert_key, issued.chain_key.clone());
-        Some(issued.chain_key)
+        Applied::Changed
     }
 
     /// One round of the escalation timers: expire what has expired, and take the next step for
-    /// every open county whose deadline has passed.
+    /// every open county whose deadline has passed and whose step nobody else holds.
     async fn escalate_due(&self) -> Result<()> {
         let now = SystemTime::now();
-        let mut board = self.board.lock().await;
-        let mut changed = Vec::new();
-        let mut steps = Vec::new();
-        for chain in board.chains.values_mut() {
-            if chain.cancelled {
-                continue;
-            }
-            let expires = chain
-                .latest
-                .as_ref()
-                .and_then(|a| a.infos.iter().filter_map(|i| i.expires.as_ref().and_then(to_system_time)).max());
-            let mut chain_changed = false;
-            for status in chain.counties.iter_mut().filter(|s| is_open(s.state())) {
-                if expires.is_some_and(|e| e <= now) {
-                    status.set_state(CountyAlertState::Expired);
-                    status.next_deadline = None;
-                    chain_changed = true;
-                } else if due(&status.next_deadline, now) && status.escalation_step < 2 {
-                    steps.push((chain.chain_key.clone(), status.county.clone(), status.escalation_step + 1));
+        let (expired, steps) = {
+            let seen = self.seen.lock().expect("seen chains");
+            let mut expired = Vec::new();
+            let mut steps = Vec::new();
+            for chain in seen.values().filter(|c| !c.cancelled) {
+                let open: Vec<&CountyAlertStatus> = chain.counties.iter().filter(|s| is_open(s.state())).collect();
+                if open.is_empty() {
+                    continue;
+                }
+                if expires_of(chain).is_some_and(|e| e <= now) {
+                    expired.push(chain.chain_key.clone());
+                    continue;
+                }
+                for status in open {
+                    if due(&status.next_deadline, now) && status.escalation_step < 2 {
+                        steps.push(DueStep {
+                            chain_key: chain.chain_key.clone(),
+                            county: status.county.clone(),
+                            step: status.escalation_step + 1,
+                        });
+                    }
                 }
             }
-            if chain_changed {
-                changed.push(chain.chain_key.clone());
+            (expired, steps)
+        };
+        for chain_key in expired {
+            self.expire(&chain_key, now).await?;
+        }
+        for step in steps {
+            if self.store.claim_step(&step.chain_key, &step.county, step.step, STEP_CLAIM).await? {
+                self.take_step(&step, now).await?;
             }
         }
-        for (chain_key, county, step) in steps {
-            let chain = &board.chains[&chain_key];
-            let escalation = AlertEscalation {
-                chain_key: chain_key.clone(),
-                alert_key: chain.latest_alert_key.clone(),
-                county: county.clone(),
-                step,
-                notified: if step >= 2 { self.notified(&county) } else { Vec::new() },
-                at: at(now),
-            };
-            if step == 1 {
+        Ok(())
+    }
+
+    /// Every open county of an expired chain becomes expired.
+    async fn expire(&self, chain_key: &str, now: SystemTime) -> Result<()> {
+        loop {
+            let Some((mut chain, revision)) = self.store.chain_at(chain_key).await? else { return Ok(()) };
+            if chain.cancelled || expires_of(&chain).is_none_or(|e| e > now) {
+                return Ok(());
+            }
+            let mut changed = false;
+            for status in chain.counties.iter_mut().filter(|s| is_open(s.state())) {
+                status.set_state(CountyAlertState::Expired);
+                status.next_deadline = None;
+                changed = true;
+            }
+            if !changed || self.store.store_chain(&chain, revision).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Takes one claimed step: the re-send or the escalation, its ledger event, and the chain.
+    async fn take_step(&self, step: &DueStep, now: SystemTime) -> Result<()> {
+        loop {
+            let Some((mut chain, revision)) = self.store.chain_at(&step.chain_key).await? else { return Ok(()) };
+            let deadline = self.config.deadline_of(&chain);
+            let latest_alert_key = chain.latest_alert_key.clone();
+            let latest = chain.latest.clone();
+            let Some(status) = chain.counties.iter_mut().find(|c| c.county == step.county) else { return Ok(()) };
+            // Taken already, acknowledged meanwhile, or no longer due: nothing to do.
+            if status.escalation_step >= step.step || !is_open(status.state()) || !due(&status.next_deadline, now) {
+                return Ok(());
+            }
+            if step.step == 1 {
                 // The re-send: the newest message of the chain again, live and durable.
                 let issued = AlertIssued {
-                    alert: chain.latest.clone(),
-                    alert_key: chain.latest_alert_key.clone(),
-                    chain_key: chain_key.clone(),
+                    alert: latest,
+                    alert_key: latest_alert_key.clone(),
+                    chain_key: step.chain_key.clone(),
                     ..Default::default()
                 };
                 let resend = fanout::delivery(issued, 1);
-                self.bus.publish_alert_live(&resend, std::slice::from_ref(&county)).await?;
-                self.bus.publish_alert_durable(&resend, std::slice::from_ref(&county)).await?;
+                let county = std::slice::from_ref(&step.county);
+                self.bus.publish_alert_live(&resend, county).await?;
+                self.bus.publish_alert_durable(&resend, county).await?;
             }
+            let escalation = AlertEscalation {
+                chain_key: step.chain_key.clone(),
+                alert_key: latest_alert_key,
+                county: step.county.clone(),
+                step: step.step,
+                notified: if step.step >= 2 { self.notified(&step.county) } else { Vec::new() },
+                at: at(now),
+            };
             self.bus.publish(&escalation).await?;
-            warn!(chain_key = %chain_key, county = %county, step, notified = ?escalation.notified, "alert escalated");
-            let deadline = self.config.deadline_for_chain(&board.chains, &chain_key);
-            let chain = board.chains.get_mut(&chain_key).expect("chain in board");
-            if let Some(status) = chain.counties.iter_mut().find(|c| c.county == county) {
-                apply_step(status, step, deadline, now);
+            apply_step(status, step.step, deadline, now);
+            if self.store.store_chain(&chain, revision).await? {
+                warn!(chain_key = %step.chain_key, county = %step.county, step = step.step, notified = ?escalation.notified, "alert escalated");
+                return Ok(());
             }
-            changed.push(chain_key);
         }
-        changed.sort();
-        changed.dedup();
-        for chain_key in changed {
-            self.store.put_chain(&board.chains[&chain_key]).await?;
-        }
-        Ok(())
     }
 
     /// The desks of a county's prefecture and province, and the operators.
@@ -347,6 +447,37 @@ impl Tracker {
         notified.push(OPERATORS.into());
         notified
     }
+}
+
+/// Applies `change` to `county` of the chain if the chain's newest message to it is `alert_key`.
+fn apply_to_county(
+    chain: &mut AlertChain,
+    alert_key: &str,
+    county: &str,
+    change: impl FnOnce(&mut CountyAlertStatus) -> bool,
+) -> Applied {
+    if !chain.alert_keys.iter().any(|key| key == alert_key) {
+        return Applied::NotYet;
+    }
+    match chain.counties.iter_mut().find(|c| c.county == county) {
+        // An acknowledgement of an older message of the chain does not count.
+        Some(status) if status.latest_alert_key == alert_key => {
+            if change(status) {
+                Applied::Changed
+            } else {
+                Applied::Unchanged
+            }
+        }
+        _ => Applied::Unchanged,
+    }
+}
+
+fn expires_of(chain: &AlertChain) -> Option<SystemTime> {
+    chain.latest.as_ref().and_then(|a| a.infos.iter().filter_map(|i| i.expires.as_ref().and_then(to_system_time)).max())
+}
+
+fn retry(error: Error) -> Failure {
+    Failure::Retry(error.to_string())
 }
 
 fn apply_step(status: &mut CountyAlertStatus, step: u32, deadline: Duration, now: SystemTime) {
@@ -370,10 +501,10 @@ impl EscalationConfig {
         })
     }
 
-    fn deadline_for_chain(&self, chains: &HashMap<String, AlertChain>, chain_key: &str) -> Duration {
-        let severity = chains
-            .get(chain_key)
-            .and_then(|c| c.latest.as_ref())
+    fn deadline_of(&self, chain: &AlertChain) -> Duration {
+        let severity = chain
+            .latest
+            .as_ref()
             .and_then(|a| {
                 a.infos.iter().map(|i| i.severity()).filter(|s| *s != Severity::Unspecified).min_by_key(|s| *s as i32)
             })
