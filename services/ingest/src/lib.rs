@@ -114,6 +114,9 @@ pub struct Ingest {
     inner: Arc<Inner>,
 }
 
+/// Moderation decisions recorded at once for the status answers.
+const STATUS_PARALLEL: usize = 64;
+
 struct Inner {
     config: Config,
     egress: bashu_egress::Config,
@@ -340,7 +343,17 @@ impl Ingest {
                     .map_err(|e| bashu_bus::Failure::Retry(e.to_string()))
             }
         };
-        let consumed = bus.consume(bus.ingest_status_consumer((&retry).into()), handler, shutdown.clone()).await;
+        // Decisions on different stories side by side; one story's (held, then approved) in order.
+        let consumed = bus
+            .consume_keyed(
+                bus.ingest_status_consumer((&retry).into()).in_parallel(STATUS_PARALLEL),
+                |decision: &ModerationDecision| {
+                    decision.story.as_ref().map(|s| format!("{}.{}", s.origin_county, s.id)).unwrap_or_default()
+                },
+                handler,
+                shutdown.clone(),
+            )
+            .await;
         // On shutdown the poller finishes the feed it is on; on a consumer failure it stops now.
         if shutdown.is_cancelled() {
             let _ = feeds.await;

@@ -41,11 +41,20 @@ pub struct Config {
     /// Reviewers from configuration, their tokens and levels (checked by the admin guard beside
     /// the reviewer tokens issued through the admin API).
     pub reviewers: Vec<ReviewerConfig>,
+    /// Submitted stories one process decides at once: different stories side by side, one
+    /// story's versions in order.
+    pub parallel: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { consumer: RetryConfig::default(), rules_file: None, claim_secs: 600, reviewers: Vec::new() }
+        Self {
+            consumer: RetryConfig::default(),
+            rules_file: None,
+            claim_secs: 600,
+            reviewers: Vec::new(),
+            parallel: 64,
+        }
     }
 }
 
@@ -53,6 +62,9 @@ impl Config {
     /// Checks the settings make sense, reading and checking the rules file.
     pub fn validate(&self) -> Result<(), String> {
         self.consumer.validate().map_err(|e| format!("moderation.consumer: {e}"))?;
+        if !(1..=1_000).contains(&self.parallel) {
+            return Err("moderation.parallel must be between 1 and 1000".into());
+        }
         if !(1..=86_400).contains(&self.claim_secs) {
             return Err("moderation.claim_secs must be between 1 and 86400".into());
         }
@@ -121,7 +133,7 @@ struct State {
     rules: std::sync::RwLock<Arc<Rules>>,
     desk: ReviewDesk,
     fingerprints: kv::Store,
-    earlier: Mutex<Vec<Earlier>>,
+    earlier: Mutex<Window>,
 }
 
 impl Moderation {
@@ -147,7 +159,10 @@ impl Moderation {
         let desk = ReviewDesk::open(bus.clone(), Duration::from_secs(config.claim_secs)).await?;
         info!(terms = rules.lexicon().len(), recent = earlier.len(), "moderation rules loaded");
         let rules = std::sync::RwLock::new(Arc::new(rules));
-        Ok(Self { config, state: Arc::new(State { bus, rules, desk, fingerprints, earlier: Mutex::new(earlier) }) })
+        Ok(Self {
+            config,
+            state: Arc::new(State { bus, rules, desk, fingerprints, earlier: Mutex::new(Window(earlier)) }),
+        })
     }
 
     /// The review desk (its gRPC service is the reviewers' API).
@@ -158,14 +173,21 @@ impl Moderation {
     /// Decides on submitted stories, following rule changes, until `shutdown`. Both run inside
     /// this future.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), bashu_bus::Error> {
-        let spec = self.state.bus.moderation_consumer((&self.config.consumer).into());
+        let spec = self.state.bus.moderation_consumer((&self.config.consumer).into()).in_parallel(self.config.parallel);
         let state = self.state.clone();
-        let decisions = self.state.bus.consume(
+        let decisions = self.state.bus.consume_keyed(
             spec,
+            |submitted: &StorySubmitted| {
+                submitted.story.as_ref().map(|s| format!("{}.{}", s.origin_county, s.id)).unwrap_or_default()
+            },
             move |delivery: Delivery<StorySubmitted>| decide(state.clone(), delivery),
             shutdown.clone(),
         );
-        let (decided, ()) = tokio::join!(decisions, follow_rules(self.state.clone(), shutdown));
+        let (decided, (), ()) = tokio::join!(
+            decisions,
+            follow_rules(self.state.clone(), shutdown.clone()),
+            follow_fingerprints(self.state.clone(), shutdown)
+        );
         decided
     }
 }
@@ -185,18 +207,73 @@ async fn load_fingerprints(kv: &kv::Store) -> Result<Vec<Earlier>, Error> {
         let Some(rest) = key.strip_prefix("recent.") else { continue };
         let Some((origin, id)) = rest.split_once('.') else { continue };
         let Some(value) = kv.get(&key).await.map_err(|e| Error::Store(e.into()))? else { continue };
-        if value.len() == 16 {
-            let fingerprint = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
-            let seconds = u64::from_be_bytes(value[8..].try_into().expect("8 bytes"));
-            earlier.push(Earlier {
-                origin: origin.into(),
-                id: id.into(),
-                fingerprint,
-                at: UNIX_EPOCH + Duration::from_secs(seconds),
-            });
-        }
+        earlier.extend(Earlier::decode(origin, id, &value));
     }
     Ok(earlier)
+}
+
+/// The fingerprints of the stories approved within the near-duplicate window, by any replica.
+struct Window(Vec<Earlier>);
+
+impl Window {
+    /// Keeps `earlier` (in place of the same story's older one) and forgets what left the window.
+    fn remember(&mut self, earlier: Earlier, window: Duration) {
+        let now = SystemTime::now();
+        self.0.retain(|e| {
+            !(e.origin == earlier.origin && e.id == earlier.id)
+                && now.duration_since(e.at).map_or(true, |age| age <= window)
+        });
+        self.0.push(earlier);
+    }
+}
+
+impl Earlier {
+    /// A stored fingerprint: 8 bytes of SimHash, 8 bytes of Unix seconds.
+    fn decode(origin: &str, id: &str, value: &[u8]) -> Option<Self> {
+        let (fingerprint, seconds) = (value.get(..8)?, value.get(8..16)?);
+        Some(Earlier {
+            origin: origin.into(),
+            id: id.into(),
+            fingerprint: u64::from_be_bytes(fingerprint.try_into().ok()?),
+            at: UNIX_EPOCH + Duration::from_secs(u64::from_be_bytes(seconds.try_into().ok()?)),
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let seconds = self.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        [self.fingerprint.to_be_bytes(), seconds.to_be_bytes()].concat()
+    }
+}
+
+/// Takes every fingerprint any moderation process stores into this process's window, so that a
+/// near-duplicate is found whichever replica approved the original.
+async fn follow_fingerprints(state: Arc<State>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        let mut changes = match state.fingerprints.watch("recent.>").await {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot follow other replicas' fingerprints yet; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let change = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                change = changes.next() => change,
+            };
+            let Some(Ok(entry)) = change else { break };
+            let Some((origin, id)) = entry.key.strip_prefix("recent.").and_then(|rest| rest.split_once('.')) else {
+                continue;
+            };
+            if let Some(earlier) = Earlier::decode(origin, id, &entry.value) {
+                let window = state.current_rules().near_duplicate_window();
+                state.earlier.lock().await.remember(earlier, window);
+            }
+        }
+    }
 }
 
 /// Recompiles the rules whenever the stored ones change; invalid rules are logged and ignored.
@@ -249,7 +326,7 @@ async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result
         // stories the window held (bashu-bench pipeline, docs/performance.md). The story's own
         // earlier versions are never compared: evaluate skips its origin county's stories.
         let earlier = state.earlier.lock().await;
-        state.current_rules().evaluate(&story, &earlier, now)
+        state.current_rules().evaluate(&story, &earlier.0, now)
     };
     let mut verdict = evaluation.verdict;
     let mut reason = evaluation.reason.clone();
@@ -286,33 +363,30 @@ async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result
         };
         state.desk.hold(item).await.map_err(Failure::Retry)?;
     }
-    state.bus.publish(&decision).await?;
+    // The decision and what goes with it are written together, each idempotent.
     match verdict {
         Verdict::Approved => {
-            let seconds = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            let mut value = evaluation.fingerprint.to_be_bytes().to_vec();
-            value.extend_from_slice(&seconds.to_be_bytes());
-            let key = format!("recent.{}.{}", story.origin_county, story.id);
-            state.fingerprints.put(key, value.into()).await.map_err(|e| Failure::Retry(e.to_string()))?;
-            let window = state.current_rules().near_duplicate_window();
-            let mut earlier = state.earlier.lock().await;
-            // Only the window is ever compared: older fingerprints need not stay in memory.
-            earlier.retain(|e| {
-                !(e.origin == story.origin_county && e.id == story.id)
-                    && now.duration_since(e.at).is_ok_and(|age| age <= window)
-            });
-            earlier.push(Earlier {
+            let earlier = Earlier {
                 origin: story.origin_county.clone(),
                 id: story.id.clone(),
                 fingerprint: evaluation.fingerprint,
                 at: now,
-            });
+            };
+            let key = format!("recent.{}.{}", story.origin_county, story.id);
+            let remembered = async {
+                state.fingerprints.put(key, earlier.encode().into()).await.map_err(|e| Failure::Retry(e.to_string()))
+            };
+            let (published, remembered) = tokio::join!(state.bus.publish(&decision), remembered);
+            published?;
+            remembered?;
+            let window = state.current_rules().near_duplicate_window();
+            state.earlier.lock().await.remember(earlier, window);
         }
         _ => {
-            state
-                .bus
-                .publish(&DecisionNotice { county: story.origin_county.clone(), decision: Some(decision.clone()) })
-                .await?;
+            let notice = DecisionNotice { county: story.origin_county.clone(), decision: Some(decision.clone()) };
+            let (published, told) = tokio::join!(state.bus.publish(&decision), state.bus.publish(&notice));
+            published?;
+            told?;
         }
     }
     info!(story_id = %story.id, verdict = decision.verdict().as_str_name(), "story decided");
