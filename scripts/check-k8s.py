@@ -85,6 +85,7 @@ def check_references(documents, where, external_secrets):
                 own = int(args[args.index("--grace-seconds") + 1])
                 if grace <= own:
                     problem(where, f"{who}: terminationGracePeriodSeconds {grace} must exceed --grace-seconds {own}")
+    check_replicas(documents, where)
     for doc in documents:
         who = f"{doc['kind']}/{doc['metadata']['name']}"
         if doc["kind"] == "HorizontalPodAutoscaler":
@@ -96,6 +97,34 @@ def check_references(documents, where, external_secrets):
             selector = doc["spec"].get("selector") or doc["spec"].get("podSelector")
         if selector is not None and not any(selector_matches(selector, labels) for labels in pod_labels):
             problem(where, f"{who}: its selector matches no pod of any Deployment")
+
+
+def check_replicas(documents, where):
+    """No service runs alone: at least two replicas, rolled without a gap, a disruption budget that
+    keeps one serving, and an autoscaler that never goes below two."""
+    deployments = [d for d in documents if d["kind"] == "Deployment"]
+    budgets = {d["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") for d in documents if d["kind"] == "PodDisruptionBudget"}
+    scalers = {d["spec"]["scaleTargetRef"]["name"]: d["spec"] for d in documents if d["kind"] == "HorizontalPodAutoscaler"}
+    for deployment in deployments:
+        name = deployment["metadata"]["name"]
+        who = f"Deployment/{name}"
+        spec = deployment["spec"]
+        if spec.get("replicas", 1) < 2:
+            problem(where, f"{who}: {spec.get('replicas', 1)} replica(s); every service runs at least two")
+        strategy = spec.get("strategy", {})
+        if strategy.get("type") != "RollingUpdate" or strategy.get("rollingUpdate", {}).get("maxUnavailable") != 0:
+            problem(where, f"{who}: must roll with RollingUpdate and maxUnavailable 0")
+        if name not in budgets:
+            problem(where, f"{who}: no PodDisruptionBudget")
+        scaler = scalers.get(name)
+        if scaler is None:
+            problem(where, f"{who}: no HorizontalPodAutoscaler")
+        elif scaler.get("minReplicas", 1) < 2:
+            problem(where, f"{who}: its autoscaler may go below two replicas")
+        for budget in (d for d in documents if d["kind"] == "PodDisruptionBudget"):
+            if budget["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") == name:
+                if budget["spec"].get("minAvailable", 0) >= spec.get("replicas", 1):
+                    problem(where, f"PodDisruptionBudget/{name}: minAvailable leaves no pod evictable")
 
 
 def main():

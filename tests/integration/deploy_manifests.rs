@@ -88,3 +88,22 @@ fn a_grace_period_shorter_than_the_service_s_own_fails_the_check() {
     assert!(!ok, "{text}");
     assert!(text.contains("must exceed --grace-seconds 25"), "{text}");
 }
+
+#[test]
+fn a_service_left_with_one_replica_fails_the_check() {
+    let copy = broken_copy("base/alerts/deployment.yaml", "  replicas: 2\n", "  replicas: 1\n");
+    let (ok, text) = check(copy.path());
+    assert!(!ok, "{text}");
+    assert!(text.contains("Deployment/bashu-alerts: 1 replica(s); every service runs at least two"), "{text}");
+    let recreated = broken_copy(
+        "base/distribution/deployment.yaml",
+        "    type: RollingUpdate\n    rollingUpdate: {maxUnavailable: 0, maxSurge: 1}\n",
+        "    type: Recreate\n",
+    );
+    let (ok, text) = check(recreated.path());
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("Deployment/bashu-distribution: must roll with RollingUpdate and maxUnavailable 0"),
+        "{text}"
+    );
+}

@@ -21,6 +21,7 @@ mod observability;
 mod operations_doc;
 mod process_faults;
 mod registry;
+mod replicas;
 mod review;
 mod shutdown;
 mod slow_receivers;
