@@ -82,3 +82,63 @@ async fn registry_writes_need_the_operator_token_and_apply_to_the_next_story() {
         "ninjs unless protobuf is asked for"
     );
 }
+
+#[tokio::test]
+async fn known_tokens_are_checked_from_memory_and_a_revoked_one_fails_its_very_next_use() {
+    use std::sync::{Arc, atomic::Ordering};
+
+    use bashu_bus::{Bus, Subjects, Topology};
+    use bashu_registry::{CountyTokens, CredentialCache, Refusal};
+    let nats = bashu_test_support::NatsServer::start().await;
+    let bus = Bus::connect(&nats.url(), "cache", Subjects::new("cache").unwrap(), Topology::default()).await.unwrap();
+    let counties = Arc::new(bashu_registry::Counties::builtin().unwrap());
+    let cache = CredentialCache::open(&bus).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(cache.clone().follow(shutdown.clone()));
+    bashu_tests::eventually("the cache has caught up with the bucket", || async { cache.is_current() }).await;
+    let tokens = CountyTokens::open(&bus, counties).await.unwrap().with_cache(cache.clone());
+
+    // Issued a moment ago: it works at once, whether or not the watch has brought it yet.
+    let issued = tokens.issue("510781", "cache test").await.unwrap();
+    assert_eq!(tokens.authenticate(&issued.token).await.unwrap(), Ok("510781".to_owned()));
+
+    // Once the watch has it, checking it sends nothing to the server.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let sent = || bus.client().statistics().out_messages.load(Ordering::Relaxed);
+    let before = sent();
+    for _ in 0..200 {
+        assert_eq!(tokens.authenticate(&issued.token).await.unwrap(), Ok("510781".to_owned()));
+    }
+    assert!(sent() - before < 10, "200 checks sent {} messages to the server", sent() - before);
+
+    // Another process (its own connection and cache), checking the same tokens.
+    let elsewhere_bus =
+        Bus::connect(&nats.url(), "elsewhere", Subjects::new("cache").unwrap(), Topology::default()).await.unwrap();
+    let elsewhere_cache = CredentialCache::open(&elsewhere_bus).await.unwrap();
+    tokio::spawn(elsewhere_cache.clone().follow(shutdown.clone()));
+    bashu_tests::eventually("the other cache has caught up", || async { elsewhere_cache.is_current() }).await;
+    let elsewhere = CountyTokens::open(&elsewhere_bus, Arc::new(bashu_registry::Counties::builtin().unwrap()))
+        .await
+        .unwrap()
+        .with_cache(elsewhere_cache);
+
+    // Revoked, then used straight away, fifty times over: the revoking process refuses it every
+    // time; the other process as soon as the change reaches it.
+    let mut slowest = std::time::Duration::ZERO;
+    for round in 0..50 {
+        let issued = tokens.issue("510781", &format!("round {round}")).await.unwrap();
+        for checker in [&tokens, &elsewhere] {
+            assert_eq!(checker.authenticate(&issued.token).await.unwrap(), Ok("510781".to_owned()));
+        }
+        assert!(tokens.revoke("510781", &issued.record.id).await.unwrap());
+        let revoked = std::time::Instant::now();
+        assert_eq!(tokens.authenticate(&issued.token).await.unwrap(), Err(Refusal::Unknown), "round {round}");
+        while elsewhere.authenticate(&issued.token).await.unwrap().is_ok() {
+            assert!(revoked.elapsed() < bashu_tests::PATIENCE, "round {round}: the other process never saw it");
+            tokio::task::yield_now().await;
+        }
+        slowest = slowest.max(revoked.elapsed());
+    }
+    println!("a revocation reached another process's token cache within {} µs (slowest of 50)", slowest.as_micros());
+    shutdown.cancel();
+}

@@ -49,6 +49,7 @@ pub enum Refusal {
 pub struct CountyTokens {
     kv: kv::Store,
     counties: std::sync::Arc<Counties>,
+    cache: crate::CredentialCache,
 }
 
 pub(crate) fn random_hex(bytes: usize) -> String {
@@ -75,7 +76,13 @@ pub fn bearer(authorization: Option<&str>) -> Option<&str> {
 impl CountyTokens {
     /// Opens (creating if needed) the CREDENTIALS bucket.
     pub async fn open(bus: &Bus, counties: std::sync::Arc<Counties>) -> Result<Self> {
-        Ok(Self { kv: bus.credentials_bucket().await?, counties })
+        let kv = bus.credentials_bucket().await?;
+        Ok(Self { cache: crate::CredentialCache::new(kv.clone()), kv, counties })
+    }
+
+    /// Checks tokens against `cache` (followed by the process) instead of reading the bucket.
+    pub fn with_cache(self, cache: crate::CredentialCache) -> Self {
+        Self { cache, ..self }
     }
 
     fn key(county: &str, id: &str) -> String {
@@ -131,6 +138,7 @@ impl CountyTokens {
             return Ok(false);
         }
         self.kv.purge(&key).await.map_err(store("revoke county token"))?;
+        self.cache.forget(&key);
         Ok(true)
     }
 
@@ -147,7 +155,7 @@ impl CountyTokens {
             return Ok(Err(Refusal::Malformed));
         }
         let key = Self::key(county, id);
-        let Some(bytes) = self.kv.get(&key).await.map_err(store("read county token"))? else {
+        let Some(bytes) = self.cache.get(&key).await? else {
             return Ok(Err(Refusal::Unknown));
         };
         let record = CountyToken::decode(bytes).map_err(|source| Error::Corrupt { key, source })?;

@@ -2,6 +2,7 @@
 //! old codes resolved to current ones), and the alliances and bilateral partnerships between
 //! them, kept in a JetStream key-value bucket and watched live; county and staff credentials.
 
+mod cache;
 mod counties;
 mod credentials;
 mod error;
@@ -9,6 +10,7 @@ mod nats_users;
 mod staff;
 mod store;
 
+pub use cache::CredentialCache;
 pub use counties::{Counties, Resolved, Seat};
 pub use credentials::{CountyTokens, IssuedToken, Refusal, bearer, digests_equal, token_digest};
 pub use error::{Error, Result};

@@ -65,12 +65,19 @@ impl std::fmt::Debug for IssuedStaffToken {
 pub struct StaffTokens {
     kv: kv::Store,
     statics: std::sync::Arc<Vec<StaticStaff>>,
+    cache: crate::CredentialCache,
 }
 
 impl StaffTokens {
     /// Opens the CREDENTIALS bucket; `statics` are checked before it.
     pub async fn open(bus: &Bus, statics: Vec<StaticStaff>) -> Result<Self> {
-        Ok(Self { kv: bus.credentials_bucket().await?, statics: std::sync::Arc::new(statics) })
+        let kv = bus.credentials_bucket().await?;
+        Ok(Self { cache: crate::CredentialCache::new(kv.clone()), kv, statics: std::sync::Arc::new(statics) })
+    }
+
+    /// Checks tokens against `cache` (followed by the process) instead of reading the bucket.
+    pub fn with_cache(self, cache: crate::CredentialCache) -> Self {
+        Self { cache, ..self }
     }
 
     /// Issues a token. A reviewer needs levels (1-3), a desk officer a desk id; other roles
@@ -145,6 +152,7 @@ impl StaffTokens {
             return Ok(false);
         }
         self.kv.purge(&key).await.map_err(store("revoke staff token"))?;
+        self.cache.forget(&key);
         Ok(true)
     }
 
@@ -161,7 +169,7 @@ impl StaffTokens {
             return Ok(Err(Refusal::Malformed));
         }
         let key = format!("{STAFF_KEY}{id}");
-        let Some(bytes) = self.kv.get(&key).await.map_err(store("read staff token"))? else {
+        let Some(bytes) = self.cache.get(&key).await? else {
             return Ok(Err(Refusal::Unknown));
         };
         let record = StaffToken::decode(bytes).map_err(|source| Error::Corrupt { key, source })?;

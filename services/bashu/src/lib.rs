@@ -180,7 +180,10 @@ impl System {
             info!("demo registry seed written");
         }
         let registry = store.watch(shutdown.clone()).await?;
-        let tokens = bashu_registry::CountyTokens::open(&control, counties.clone()).await?;
+        // Tokens are checked from memory, kept current by one watch of the credentials per process.
+        let credentials = bashu_registry::CredentialCache::open(&control).await?;
+        let tokens =
+            bashu_registry::CountyTokens::open(&control, counties.clone()).await?.with_cache(credentials.clone());
         let mut demo_county_tokens = std::collections::BTreeMap::new();
         let mut demo_nats_seeds = std::collections::BTreeMap::new();
         if config.registry.seed_demo {
@@ -197,10 +200,11 @@ impl System {
             .into_iter()
             .chain(config.moderation.reviewers.iter().map(|r| r.as_staff()))
             .collect();
-        let staff = bashu_registry::StaffTokens::open(&control, statics).await?;
+        let staff = bashu_registry::StaffTokens::open(&control, statics).await?.with_cache(credentials.clone());
         let guard = bashu_admin::Guard::new(staff.clone());
 
         let tracker = TaskTracker::new();
+        tracker.spawn(credentials.follow(shutdown.clone()));
         let mut http = Router::new();
         let mut grpc = tonic::service::Routes::default();
         let (health, health_service) = tonic_health::server::health_reporter();
