@@ -37,12 +37,14 @@ build:
 	$(CARGO) build -p bashu -p bashuctl
 
 ## make bench: bashu-bench (release build) with the raw NATS baseline in the same run; see docs/performance.md.
-## BENCH_SCENARIOS picks some of alerts, pipeline and lexicon; BENCH_ARGS goes to each.
-BENCH_SCENARIOS ?= alerts pipeline lexicon
+## BENCH_SCENARIOS picks some of alerts, pipeline, pipeline-sync-always (the pipeline with
+## nats-server fsyncing before every ack, as production runs) and lexicon; BENCH_ARGS goes to each.
+BENCH_SCENARIOS ?= alerts pipeline pipeline-sync-always lexicon
 bench: tools
 	$(CARGO) build --release -p bashu-bench -p bashu
 	@for scenario in $(BENCH_SCENARIOS); do \
-	  $${CARGO_TARGET_DIR:-target}/release/bashu-bench $$scenario $(BENCH_ARGS) || exit 1; echo; \
+	  case $$scenario in pipeline-sync-always) args="pipeline --sync-always";; *) args=$$scenario;; esac; \
+	  $${CARGO_TARGET_DIR:-target}/release/bashu-bench $$args $(BENCH_ARGS) || exit 1; echo; \
 	done
 
 lint:

@@ -263,3 +263,38 @@ async fn a_public_feed_cannot_redirect_or_resolve_into_the_inside_network() {
     // Only the allowed feed's two good items became stories.
     assert_eq!(t.submitted_count().await, 2);
 }
+
+#[tokio::test]
+async fn two_ingest_replicas_fetch_each_due_poll_of_a_feed_once() {
+    let polls = Arc::new(Mutex::new(Vec::<std::time::Instant>::new()));
+    let counted = polls.clone();
+    let app = Router::new().route(
+        "/rss",
+        get(move || {
+            let counted = counted.clone();
+            async move {
+                counted.lock().unwrap().push(std::time::Instant::now());
+                ([("content-type", "application/rss+xml")], RSS)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/rss", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let t = feed_system(anywhere()).await;
+    // A second ingest process on the same bus: both poll every 100 ms for due feeds.
+    let second = bashu::System::start(&t.config, &[Target::Ingest], t.shutdown.clone()).await.unwrap();
+    let (status, answer) =
+        register_feed(&t, "511083", "shared", json!({"url": url, "intervalSecs": 2, "category": "CATEGORY_OTHER"}))
+            .await;
+    assert_eq!(status, 204, "{answer}");
+    eventually("the feed was polled four times", || async { polls.lock().unwrap().len() >= 4 }).await;
+    let polls = polls.lock().unwrap().clone();
+    // Due every 2 s (in whole seconds): polls are at least a second apart. Two replicas both
+    // fetching a due poll would be a tick (100 ms) apart.
+    let closest = polls.windows(2).map(|w| w[1] - w[0]).min().unwrap();
+    assert!(closest >= std::time::Duration::from_millis(900), "two fetches {} ms apart", closest.as_millis());
+    assert_eq!(t.submitted_count().await, 2, "each good item once");
+    drop(second);
+}

@@ -138,3 +138,33 @@ impl StateStore {
         Ok(chains)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bashu_bus::{Bus, Subjects, Topology};
+
+    use super::StateStore;
+
+    #[tokio::test]
+    async fn a_step_whose_tracker_died_is_taken_over_by_exactly_one_other_once_its_claim_runs_out() {
+        let nats = bashu_test_support::NatsServer::start().await;
+        let bus =
+            Bus::connect(&nats.url(), "claims", Subjects::new("claims").unwrap(), Topology::default()).await.unwrap();
+        let store = StateStore::new(bus.alert_state_bucket().await.unwrap());
+        let hold = Duration::from_millis(400);
+        assert!(store.claim_step("chain", "510781", 1, hold).await.unwrap(), "the first tracker claims the step");
+        assert!(!store.claim_step("chain", "510781", 1, hold).await.unwrap(), "nobody else while it is held");
+        assert!(store.claim_step("chain", "510781", 2, hold).await.unwrap(), "the next step is a claim of its own");
+        assert!(store.claim_step("chain", "510703", 1, hold).await.unwrap(), "so is another county's");
+
+        // The first tracker dies without finishing: once its claim has run out, two others race
+        // for the step and one of them gets it.
+        tokio::time::sleep(hold + Duration::from_millis(100)).await;
+        let (a, b) =
+            tokio::join!(store.claim_step("chain", "510781", 1, hold), store.claim_step("chain", "510781", 1, hold));
+        assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|won| **won).count(), 1, "exactly one takes it over");
+        assert!(!store.claim_step("chain", "510781", 1, hold).await.unwrap(), "and holds it in its turn");
+    }
+}

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream::kv;
 use bashu_proto::story::v1::{Category, SharingPolicy, Story};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -224,8 +225,8 @@ impl Ingest {
                 }
             };
             let now = unix_now();
-            for RegisteredFeed { county, name, source, state } in feeds.into_iter().filter(|f| f.state.next_poll <= now)
-            {
+            for RegisteredFeed { county, name, source, .. } in feeds.into_iter().filter(|f| f.state.next_poll <= now) {
+                let Some(state) = self.claim_poll(&county, &name, now, timeout).await else { continue };
                 let state = self.poll_one(&client, &county, &source, state).await;
                 if state.consecutive_failures > 0 {
                     warn!(%county, feed = %name, failures = state.consecutive_failures, error = ?state.last_error, "feed poll failed");
@@ -239,6 +240,32 @@ impl Ingest {
                 }
             }
         }
+    }
+
+    /// Claims a due poll for this process: moves the feed's next poll past the fetch's timeout
+    /// by compare-and-set, so that of several ingest replicas exactly one fetches it, and another
+    /// takes it over if that one dies mid-fetch. The state as it was, if the claim is this
+    /// process's.
+    async fn claim_poll(&self, county: &str, name: &str, now: u64, timeout: Duration) -> Option<FeedState> {
+        let key = format!("{STATE_KEY}{county}.{name}");
+        let entry = self.inner.feeds.entry(key.as_str()).await.ok()?;
+        let (state, revision) = match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                (serde_json::from_slice::<FeedState>(&entry.value).unwrap_or_default(), entry.revision)
+            }
+            _ => (FeedState::default(), 0),
+        };
+        if state.next_poll > now {
+            return None;
+        }
+        let claimed = FeedState { next_poll: now + timeout.as_secs() + 1, ..state.clone() };
+        let bytes = serde_json::to_vec(&claimed).ok()?;
+        let won = if revision == 0 {
+            self.inner.feeds.create(&key, bytes.into()).await.is_ok()
+        } else {
+            self.inner.feeds.update(&key, bytes.into(), revision).await.is_ok()
+        };
+        won.then_some(state)
     }
 
     async fn poll_one(

@@ -57,6 +57,8 @@ pub(crate) struct LayoutResult {
 
 /// Options of the alert scenario.
 pub(crate) struct Options {
+    /// Alert service replicas (each its own `System`, desks' requests spread over them).
+    pub(crate) replicas: usize,
     pub(crate) layouts: Vec<Layout>,
     pub(crate) iterations: u64,
     pub(crate) runs: usize,
@@ -73,7 +75,12 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<Vec<LayoutResult>> 
     config.grpc.listen = "127.0.0.1:0".parse()?;
     config.registry.seed_demo = true;
     let shutdown = CancellationToken::new();
-    let system = System::start(&config, &[Target::Alerts], shutdown.clone()).await?;
+    // The first replica writes the demo desks; the others only read them.
+    let mut systems = vec![System::start(&config, &[Target::Alerts], shutdown.clone()).await?];
+    config.registry.seed_demo = false;
+    for _ in 1..options.replicas.max(1) {
+        systems.push(System::start(&config, &[Target::Alerts], shutdown.clone()).await?);
+    }
     let subjects = bashu_bus::Subjects::new("bench")?;
     let counties: Vec<String> = bashu_registry::Counties::builtin()?.all().iter().map(|c| c.code.clone()).collect();
     let live_subjects: Vec<String> = counties.iter().map(|c| subjects.alert_live(c)).collect::<Result<_, _>>()?;
@@ -86,7 +93,7 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<Vec<LayoutResult>> 
         let mut js_refused = None;
         for run in 0..options.runs {
             eprintln!("alerts {}x{}: run {} of {}", layout.subscribers, layout.connections, run + 1, options.runs);
-            bashu.push(measure_bashu(&nats.url(), &system, &subjects, &live_subjects, *layout, options, run).await?);
+            bashu.push(measure_bashu(&nats.url(), &systems, &subjects, &live_subjects, *layout, options, run).await?);
             core.push(measure_raw_core(&nats.url(), &live_subjects, *layout, options, run).await?);
             if js_refused.is_none() {
                 match measure_raw_jetstream(&nats.url(), *layout, options, run).await {
@@ -206,7 +213,7 @@ async fn last_arrival(
 
 async fn measure_bashu(
     url: &str,
-    system: &System,
+    systems: &[System],
     subjects: &bashu_bus::Subjects,
     live_subjects: &[String],
     layout: Layout,
@@ -234,12 +241,14 @@ async fn measure_bashu(
     });
     publisher.flush().await?;
 
-    let desk = system.demo_desks.iter().find(|d| d.id == "chengdu-chongqing").context("the region desk")?;
+    let desk = systems[0].demo_desks.iter().find(|d| d.id == "chengdu-chongqing").context("the region desk")?;
     let http = bashu::http_client();
     let mut samples = Vec::new();
     for iteration in 0..options.iterations {
         let identifier = format!("BENCH-{}-{}-{run}-{iteration}", layout.subscribers, layout.connections);
         let xml = region_alert(&identifier);
+        // Spread over the replicas, as a load balancer would.
+        let system = &systems[iteration as usize % systems.len()];
         let response = desk.post_alert(&http, &format!("http://{}", system.http_addr), xml).await?;
         if !response.status().is_success() {
             bail!("the alert was refused: {}", response.text().await.unwrap_or_default());

@@ -1,11 +1,15 @@
 //! The story pipeline, ingest → moderation → distribution → a county's feed, with each service
-//! its own process, beside a raw three-hop JetStream pipeline with the same acknowledgement rules
-//! (each hop handles one message at a time in stream order, as Bashu's consumers do, and acks its
-//! input only after its own publish is acknowledged), driven the same way in the same run.
+//! its own process (one, then several replicas of each), beside raw three-hop JetStream pipelines
+//! with the same acknowledgement rules (a hop acks its input only after its own publish is
+//! acknowledged), driven the same way in the same run: one whose hops handle many messages at
+//! once (the guarantees Bashu's keyed consumers give; the baseline the ratios use) and one whose
+//! hops handle one at a time (the earlier baseline, for comparison).
 //!
 //! Two shapes of traffic per path: as fast as `concurrency` clients are answered (sustained
 //! stories per second, and the rate at which the first hop accepts them: the ingest figure), and
-//! a fixed rate (end-to-end p50/p99 from the moment each story was due).
+//! a fixed rate (end-to-end p50/p99 from the moment each story was due). Then a region-wide story
+//! (shared with every county) from submission to the last of its 219 feeds, beside raw JetStream
+//! publishing the same 219 copies.
 
 use std::{
     collections::HashMap,
@@ -13,7 +17,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::Context as _;
@@ -43,6 +47,11 @@ pub(crate) struct Options {
     pub(crate) runs: usize,
     /// nats-server fsyncs every write before acknowledging it (`sync_interval: always`).
     pub(crate) sync_always: bool,
+    /// Replicas of each pipeline service, one measurement each (e.g. 1 and 3).
+    pub(crate) replicas: Vec<usize>,
+    /// Region-wide stories per run, sent at `region_rate` per second.
+    pub(crate) region_stories: usize,
+    pub(crate) region_rate: u64,
 }
 
 /// The median, smallest and largest of a rate over runs.
@@ -74,6 +83,17 @@ pub(crate) struct PathFigures {
     pub(crate) accepted_per_second: Rate,
     /// End-to-end latency at the fixed rate.
     pub(crate) paced: Summary,
+    /// Where the paced stories' time went (Bashu only; the last run).
+    pub(crate) budget: Option<Budget>,
+}
+
+/// Bashu's figures with some replicas of each pipeline service.
+#[derive(Debug, Serialize)]
+pub(crate) struct Replicated {
+    pub(crate) replicas: usize,
+    pub(crate) figures: PathFigures,
+    /// A region-wide story, submitted → the last of its feeds.
+    pub(crate) region: Summary,
 }
 
 /// The scenario's result.
@@ -81,8 +101,14 @@ pub(crate) struct PathFigures {
 pub(crate) struct PipelineResult {
     pub(crate) story_bytes: usize,
     pub(crate) sync_always: bool,
-    pub(crate) bashu: PathFigures,
+    pub(crate) bashu: Vec<Replicated>,
+    /// Hops handling many messages at once: the baseline.
     pub(crate) raw: PathFigures,
+    /// Hops handling one message at a time.
+    pub(crate) raw_sequential: PathFigures,
+    /// Raw JetStream publishing a region-wide story's 219 copies, each acknowledged.
+    pub(crate) raw_region: Summary,
+    pub(crate) region_copies: usize,
     pub(crate) memory: Vec<Memory>,
 }
 
@@ -104,51 +130,128 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<PipelineResult> {
     let bus = Bus::connect(&nats.url(), "bench", subjects.clone(), Topology::default()).await?;
     bus.provision().await?;
     let counties = Arc::new(bashu_registry::Counties::builtin()?);
+    let region_copies = counties.all().len() - 1;
     let token = bashu_registry::CountyTokens::open(&bus, counties).await?.issue(ORIGIN, "bench").await?.token;
-
-    let mut services = Vec::new();
-    let operator = [("BASHU_ADMIN__OPERATOR_TOKEN", OPERATOR_TOKEN)];
-    for target in ["ingest", "moderation", "distribution", "alerts", "admin"] {
-        services.push(Service::start(&binary, target, &nats.url(), prefix, &operator).await?);
-    }
-    // Settled after start (connections, consumers, the registry read) before "idle" is read.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle: Vec<u64> = services.iter().map(|s| s.resident_bytes().unwrap_or(0)).collect();
     let client = async_nats::connect(nats.url()).await?;
-    let ingest_url = format!("http://127.0.0.1:{}/v1/stories", services[0].http_port);
-    let story_bytes = story(&"x".repeat(24)).to_string().len();
+    let story_bytes = story(&"x".repeat(24), false).to_string().len();
 
-    let mut bashu = Runs::default();
-    let mut raw = Runs::default();
-    let sampler = PeakSampler::start(services.iter().filter_map(Service::pid).collect());
-    alerts_and_admin_load(&bus, &services[3], &services[4]).await?;
-    for run in 0..options.runs {
-        eprintln!("pipeline: run {} of {}", run + 1, options.runs);
-        let feed = client.subscribe(subjects.feed_story(RECEIVER)?).await?;
-        client.flush().await?;
-        let mut arrivals = arrivals_of(feed, |payload| Some(StoryDelivery::decode(payload).ok()?.story?.id));
-        bashu.measure(bashu_submit(&ingest_url, &token), &mut arrivals, &format!("b{run}"), options).await?;
-
-        let mut pipeline = raw_pipeline(&nats.url(), run, story_bytes).await?;
-        raw.measure(pipeline.submit.clone(), &mut pipeline.arrivals, &format!("r{run}"), options).await?;
+    let mut bashu = Vec::new();
+    let mut memory = Vec::new();
+    for &replicas in &options.replicas {
+        let set = ServiceSet::start(&binary, &nats.url(), prefix, replicas).await?;
+        let sampler = (memory.is_empty()).then(|| PeakSampler::start(set.pids()));
+        let idle: Vec<u64> = set.services.iter().map(|s| s.resident_bytes().unwrap_or(0)).collect();
+        if sampler.is_some() {
+            alerts_and_admin_load(&bus, set.first("alerts"), set.first("admin")).await?;
+        }
+        let mut runs = Runs::default();
+        let mut region = Vec::new();
+        for run in 0..options.runs {
+            eprintln!("pipeline, {replicas} replica(s) of each service: run {} of {}", run + 1, options.runs);
+            let feeds = client.subscribe(subjects.all_feeds()).await?;
+            client.flush().await?;
+            let mut arrivals = arrivals_of(feeds, |payload| Some(StoryDelivery::decode(payload).ok()?.story?.id));
+            let submit = bashu_submit(&set.ingest_urls(), &token);
+            runs.measure(submit.clone(), &mut arrivals, &format!("b{replicas}-{run}"), options, Some(&bus)).await?;
+            let tag = format!("g{replicas}-{run}");
+            region.push(
+                paced_copies(&submit, &mut arrivals, &tag, options.region_stories, options.region_rate, region_copies)
+                    .await?,
+            );
+        }
+        if let Some(sampler) = sampler {
+            let peaks = sampler.stop().await;
+            memory = set
+                .services
+                .iter()
+                .zip(idle.iter().zip(peaks))
+                .map(|(service, (idle, peak))| Memory {
+                    target: service.target,
+                    idle_mib: mib(*idle),
+                    load_peak_mib: mib(peak),
+                })
+                .collect();
+        }
+        bashu.push(Replicated {
+            replicas,
+            figures: runs.figures()?,
+            region: Summary::of(&region).context("no region-wide samples")?,
+        });
     }
-    let peaks = sampler.stop().await;
-    let memory = services
-        .iter()
-        .zip(idle.iter().zip(peaks))
-        .map(|(service, (idle, peak))| Memory {
-            target: service.target,
-            idle_mib: mib(*idle),
-            load_peak_mib: mib(peak),
-        })
-        .collect();
+
+    let (mut raw, mut raw_sequential, mut raw_region) = (Runs::default(), Runs::default(), Vec::new());
+    for run in 0..options.runs {
+        eprintln!("raw JetStream: run {} of {}", run + 1, options.runs);
+        let mut pipeline = raw_pipeline(&nats.url(), &format!("c{run}"), story_bytes, HOP_PARALLEL).await?;
+        raw.measure(pipeline.submit.clone(), &mut pipeline.arrivals, &format!("rc{run}"), options, None).await?;
+        let mut pipeline = raw_pipeline(&nats.url(), &format!("s{run}"), story_bytes, 1).await?;
+        raw_sequential
+            .measure(pipeline.submit.clone(), &mut pipeline.arrivals, &format!("rs{run}"), options, None)
+            .await?;
+        let mut copies = raw_region_publisher(&nats.url(), run, story_bytes, region_copies).await?;
+        raw_region.push(
+            paced_copies(
+                &copies.submit,
+                &mut copies.arrivals,
+                &format!("rg{run}"),
+                options.region_stories,
+                options.region_rate,
+                region_copies,
+            )
+            .await?,
+        );
+    }
     Ok(PipelineResult {
         story_bytes,
         sync_always: options.sync_always,
-        bashu: bashu.figures()?,
+        bashu,
         raw: raw.figures()?,
+        raw_sequential: raw_sequential.figures()?,
+        raw_region: Summary::of(&raw_region).context("no raw region-wide samples")?,
+        region_copies,
         memory,
     })
+}
+
+/// Messages a raw hop handles at once in its concurrent form: as many as Bashu's consumers.
+const HOP_PARALLEL: usize = 64;
+
+/// The services of one measurement: `replicas` of each pipeline service, one alerts and admin.
+struct ServiceSet {
+    services: Vec<Service>,
+}
+
+impl ServiceSet {
+    async fn start(binary: &std::path::Path, nats: &str, prefix: &str, replicas: usize) -> anyhow::Result<Self> {
+        let operator = [("BASHU_ADMIN__OPERATOR_TOKEN", OPERATOR_TOKEN)];
+        let mut services = Vec::new();
+        for (target, count) in
+            [("ingest", replicas), ("moderation", replicas), ("distribution", replicas), ("alerts", 1), ("admin", 1)]
+        {
+            for _ in 0..count {
+                services.push(Service::start(binary, target, nats, prefix, &operator).await?);
+            }
+        }
+        // Settled after start (connections, consumers, the registry read) before "idle" is read.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(Self { services })
+    }
+
+    fn first(&self, target: &str) -> &Service {
+        self.services.iter().find(|s| s.target == target).expect("a started target")
+    }
+
+    fn ingest_urls(&self) -> Vec<String> {
+        self.services
+            .iter()
+            .filter(|s| s.target == "ingest")
+            .map(|s| format!("http://127.0.0.1:{}/v1/stories", s.http_port))
+            .collect()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.services.iter().filter_map(Service::pid).collect()
+    }
 }
 
 #[derive(Default)]
@@ -156,22 +259,42 @@ struct Runs {
     end_to_end: Vec<f64>,
     accepted: Vec<f64>,
     paced: Vec<Percentiles>,
+    budgets: Vec<Budget>,
+}
+
+/// Where a paced story's time went, from the streams' own storage times: p50 and p99 per stage.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Budget {
+    /// Due → its `StorySubmitted` stored (HTTP, token, validation, the publish).
+    pub(crate) ingest: Percentiles,
+    /// Submission stored → decision stored (moderation).
+    pub(crate) moderation: Percentiles,
+    /// Decision stored → the county's copy stored (distribution).
+    pub(crate) distribution: Percentiles,
 }
 
 impl Runs {
+    /// One run of both shapes; with `ledger`, Bashu's bus, also where the paced stories' time went.
     async fn measure(
         &mut self,
         submit: Submit,
         arrivals: &mut mpsc::UnboundedReceiver<Arrival>,
         tag: &str,
         options: &Options,
+        ledger: Option<&Bus>,
     ) -> anyhow::Result<()> {
         let (accepted, end_to_end) =
             sustained(&submit, arrivals, &format!("{tag}-s"), options.stories, options.concurrency).await?;
         self.accepted.push(accepted);
         self.end_to_end.push(end_to_end);
         let count = (options.rate * options.paced_seconds) as usize;
-        self.paced.push(paced(&submit, arrivals, &format!("{tag}-p"), count, options.rate).await?);
+        let paced_tag = format!("{tag}-p");
+        let (latency, started) = paced(&submit, arrivals, &paced_tag, count, options.rate).await?;
+        self.paced.push(latency);
+        if let Some(bus) = ledger {
+            let interval = Duration::from_secs_f64(1.0 / options.rate as f64);
+            self.budgets.push(budget(bus, &paced_tag, started, interval).await?);
+        }
         Ok(())
     }
 
@@ -180,8 +303,48 @@ impl Runs {
             end_to_end_per_second: Rate::of(&self.end_to_end),
             accepted_per_second: Rate::of(&self.accepted),
             paced: Summary::of(&self.paced).context("no paced samples")?,
+            budget: self.budgets.last().cloned(),
         })
     }
+}
+
+/// Reads when each stage of the paced stories `tag-<n>` was stored.
+async fn budget(bus: &Bus, tag: &str, started: SystemTime, interval: Duration) -> anyhow::Result<Budget> {
+    use bashu_proto::story::v1::{ModerationDecision, StorySubmitted};
+    let subjects = bus.subjects();
+    let from = started - Duration::from_secs(1);
+    let to = SystemTime::now() + Duration::from_secs(1);
+    let prefix = format!("{tag}-");
+    let index = |id: &str| id.strip_prefix(&prefix)?.parse::<u32>().ok();
+    let (submitted, _) =
+        bus.read_range::<StorySubmitted>(bashu_bus::STORIES, vec![subjects.story_submitted(ORIGIN)?], from, to).await?;
+    let (decided, _) = bus
+        .read_range::<ModerationDecision>(bashu_bus::STORIES, vec![subjects.story_decided(ORIGIN)?], from, to)
+        .await?;
+    let (fed, _) =
+        bus.read_range::<StoryDelivery>(bashu_bus::FEEDS, vec![subjects.feed_story(RECEIVER)?], from, to).await?;
+    let times = |stored: Vec<(Option<String>, SystemTime)>| -> HashMap<u32, SystemTime> {
+        stored.into_iter().filter_map(|(id, at)| Some((index(&id?)?, at))).collect()
+    };
+    let submitted = times(submitted.into_iter().map(|s| (s.event.story.map(|s| s.id), s.stored_at)).collect());
+    let decided = times(decided.into_iter().map(|s| (s.event.story.map(|s| s.id), s.stored_at)).collect());
+    let fed = times(fed.into_iter().map(|s| (s.event.story.map(|s| s.id), s.stored_at)).collect());
+    let (mut ingest, mut moderation, mut distribution) = (Vec::new(), Vec::new(), Vec::new());
+    for (n, submitted_at) in &submitted {
+        let due = started + interval * *n;
+        ingest.push(submitted_at.duration_since(due).unwrap_or_default());
+        if let Some(decided_at) = decided.get(n) {
+            moderation.push(decided_at.duration_since(*submitted_at).unwrap_or_default());
+            if let Some(fed_at) = fed.get(n) {
+                distribution.push(fed_at.duration_since(*decided_at).unwrap_or_default());
+            }
+        }
+    }
+    Ok(Budget {
+        ingest: Percentiles::of(&ingest).context("no submissions in the ledger")?,
+        moderation: Percentiles::of(&moderation).context("no decisions in the ledger")?,
+        distribution: Percentiles::of(&distribution).context("no feed copies")?,
+    })
 }
 
 /// Every message on `subscription` whose id `id_of` finds, with the moment it arrived.
@@ -240,13 +403,53 @@ async fn sustained(
     Ok((per_second(last_accepted), per_second(last_arrival)))
 }
 
-/// `count` items at `rate` per second, each sent when due; end-to-end latency from when it was due.
+/// `count` items at `rate` per second, each sent when due; end-to-end latency from when it was
+/// due, and when (by the wall clock) the first was due.
 async fn paced(
     submit: &Submit,
     arrivals: &mut mpsc::UnboundedReceiver<Arrival>,
     tag: &str,
     count: usize,
     rate: u64,
+) -> anyhow::Result<(Percentiles, SystemTime)> {
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = Instant::now() + Duration::from_millis(50);
+    let sender = tokio::spawn({
+        let (submit, tag) = (submit.clone(), tag.to_owned());
+        async move {
+            for n in 0..count {
+                tokio::time::sleep_until((start + interval * n as u32).into()).await;
+                let (submit, id) = (submit.clone(), format!("{tag}-{n}"));
+                tokio::spawn(async move {
+                    while !submit(id.clone()).await {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                });
+            }
+        }
+    });
+    let started_wall = SystemTime::now() - Instant::now().saturating_duration_since(start);
+    let arrived = wait_for(arrivals, tag, count).await?;
+    sender.await?;
+    let samples: Vec<Duration> = arrived
+        .iter()
+        .filter_map(|(id, at)| {
+            let n: u32 = id.rsplit('-').next()?.parse().ok()?;
+            Some(at.saturating_duration_since(start + interval * n))
+        })
+        .collect();
+    Ok((Percentiles::of(&samples).context("no samples")?, started_wall))
+}
+
+/// `count` items at `rate` per second, each sent when due; latency from when it was due until
+/// the last of its `copies` copies arrived.
+async fn paced_copies(
+    submit: &Submit,
+    arrivals: &mut mpsc::UnboundedReceiver<Arrival>,
+    tag: &str,
+    count: usize,
+    rate: u64,
+    copies: usize,
 ) -> anyhow::Result<Percentiles> {
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = Instant::now() + Duration::from_millis(50);
@@ -264,11 +467,30 @@ async fn paced(
             }
         }
     });
-    let arrived = wait_for(arrivals, tag, count).await?;
+    let prefix = format!("{tag}-");
+    let mut seen: HashMap<String, (usize, Instant)> = HashMap::with_capacity(count);
+    let mut complete = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while complete < count {
+        let (id, at) = tokio::time::timeout_at(deadline, arrivals.recv())
+            .await
+            .with_context(|| format!("{tag}: {complete} of {count} complete"))?
+            .context("arrivals closed")?;
+        if !id.starts_with(&prefix) {
+            continue;
+        }
+        let entry = seen.entry(id).or_insert((0, at));
+        entry.0 += 1;
+        entry.1 = at;
+        if entry.0 == copies {
+            complete += 1;
+        }
+    }
     sender.await?;
-    let samples: Vec<Duration> = arrived
+    let samples: Vec<Duration> = seen
         .iter()
-        .filter_map(|(id, at)| {
+        .filter(|(_, (n, _))| *n >= copies)
+        .filter_map(|(id, (_, at))| {
             let n: u32 = id.rsplit('-').next()?.parse().ok()?;
             Some(at.saturating_duration_since(start + interval * n))
         })
@@ -367,8 +589,11 @@ async fn alerts_and_admin_load(bus: &Bus, alerts: &Service, admin: &Service) -> 
     Ok(())
 }
 
-/// A story as a county's CMS sends it: about 1.5 KB of Chinese body text.
-fn story(id: &str) -> serde_json::Value {
+/// A story as a county's CMS sends it: about 1.5 KB of Chinese body text; shared with one county,
+/// or (ids of the region-wide phase, `g…`) with the whole region.
+fn story(id: &str, region: bool) -> serde_json::Value {
+    let sharing =
+        if region { serde_json::json!({ "region": true }) } else { serde_json::json!({ "counties": [RECEIVER] }) };
     serde_json::json!({
         "id": id,
         "version": 1,
@@ -376,15 +601,19 @@ fn story(id: &str) -> serde_json::Value {
         "headline": format!("基准测试稿件 {id}"),
         "body": "川渝两地县级融媒体中心联合报道：今年以来，两地在交通、产业、文旅等领域的合作持续深化。".repeat(12),
         "category": "CATEGORY_POLICY",
-        "sharing": { "counties": [RECEIVER] },
+        "sharing": sharing,
     })
 }
 
-fn bashu_submit(url: &str, token: &str) -> Submit {
+/// Submits to the ingest replicas in turn, as a load balancer would.
+fn bashu_submit(urls: &[String], token: &str) -> Submit {
     let http = bashu::http_client();
-    let (url, token) = (url.to_owned(), token.to_owned());
+    let (urls, token) = (urls.to_vec(), token.to_owned());
+    let turn = Arc::new(AtomicUsize::new(0));
     Arc::new(move |id: String| {
-        let request = http.post(&url).bearer_auth(&token).json(&story(&id)).send();
+        let url = &urls[turn.fetch_add(1, Ordering::Relaxed) % urls.len()];
+        let region = id.starts_with('g');
+        let request = http.post(url).bearer_auth(&token).json(&story(&id, region)).send();
         Box::pin(async move { request.await.is_ok_and(|response| response.status().is_success()) })
     })
 }
@@ -398,6 +627,13 @@ struct RawPipeline {
     _end: async_nats::Client,
 }
 
+impl RawPipeline {
+    fn with_hops(mut self, hops: Vec<tokio::task::JoinHandle<()>>) -> Self {
+        self.hops = hops;
+        self
+    }
+}
+
 impl Drop for RawPipeline {
     fn drop(&mut self) {
         for hop in &self.hops {
@@ -407,14 +643,15 @@ impl Drop for RawPipeline {
 }
 
 /// Four streams and three hops between them; what is published to the first arrives on the
-/// fourth's subject, where a core subscriber (the county) sees it.
-async fn raw_pipeline(url: &str, run: usize, bytes: usize) -> anyhow::Result<RawPipeline> {
-    let subject = |stage: usize| format!("rawpipe.{run}.{stage}");
+/// fourth's subject, where a core subscriber (the county) sees it. Each hop handles up to
+/// `parallel` messages at once, each acked only after its re-publish is acknowledged.
+async fn raw_pipeline(url: &str, name: &str, bytes: usize, parallel: usize) -> anyhow::Result<RawPipeline> {
+    let subject = |stage: usize| format!("rawpipe.{name}.{stage}");
     let admin = jetstream::new(async_nats::connect(url).await?);
     for stage in 1..=4 {
         admin
             .create_stream(jetstream::stream::Config {
-                name: format!("RAWPIPE_{run}_{stage}"),
+                name: format!("RAWPIPE_{}_{stage}", name.to_uppercase()),
                 subjects: vec![subject(stage)],
                 ..Default::default()
             })
@@ -425,7 +662,7 @@ async fn raw_pipeline(url: &str, run: usize, bytes: usize) -> anyhow::Result<Raw
         // A connection per hop, as each service has its own.
         let js = jetstream::new(async_nats::connect(url).await?);
         let consumer: jetstream::consumer::PullConsumer = js
-            .get_stream(format!("RAWPIPE_{run}_{stage}"))
+            .get_stream(format!("RAWPIPE_{}_{stage}", name.to_uppercase()))
             .await?
             .create_consumer(jetstream::consumer::pull::Config {
                 durable_name: Some(format!("hop{stage}")),
@@ -437,13 +674,23 @@ async fn raw_pipeline(url: &str, run: usize, bytes: usize) -> anyhow::Result<Raw
         let next = subject(stage + 1);
         hops.push(tokio::spawn(async move {
             let Ok(mut messages) = consumer.messages().await else { return };
-            while let Some(Ok(message)) = messages.next().await {
-                let stored = match js.publish(next.clone(), message.payload.clone()).await {
-                    Ok(ack) => ack.await.is_ok(),
-                    Err(_) => false,
-                };
-                if stored {
-                    let _ = message.ack().await;
+            let mut in_flight = futures::stream::FuturesUnordered::new();
+            loop {
+                tokio::select! {
+                    Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                    message = messages.next(), if in_flight.len() < parallel => {
+                        let Some(Ok(message)) = message else { return };
+                        let (js, next) = (js.clone(), next.clone());
+                        in_flight.push(async move {
+                            let stored = match js.publish(next, message.payload.clone()).await {
+                                Ok(ack) => ack.await.is_ok(),
+                                Err(_) => false,
+                            };
+                            if stored {
+                                let _ = message.ack().await;
+                            }
+                        });
+                    }
                 }
             }
         }));
@@ -451,24 +698,57 @@ async fn raw_pipeline(url: &str, run: usize, bytes: usize) -> anyhow::Result<Raw
     let end = async_nats::connect(url).await?;
     let subscription = end.subscribe(subject(4)).await?;
     end.flush().await?;
-    let arrivals = arrivals_of(subscription, |payload| {
-        let id = payload.split(|b| *b == b'\n').next()?;
-        Some(String::from_utf8_lossy(id).into_owned())
-    });
+    let arrivals = arrivals_of(subscription, id_of_raw);
+    let submit = raw_publish(url, vec![subject(1)], bytes).await?;
+    Ok(RawPipeline { submit, arrivals, hops: vec![], _end: end }.with_hops(hops))
+}
 
+/// The id a raw payload starts with (up to its first newline).
+fn id_of_raw(payload: bytes::Bytes) -> Option<String> {
+    let id = payload.split(|b| *b == b'\n').next()?;
+    Some(String::from_utf8_lossy(id).into_owned())
+}
+
+/// Publishes an id (padded to `bytes`) to every one of `subjects`, all acknowledgements in flight
+/// at once, then waits for them: accepted once every copy is stored.
+async fn raw_publish(url: &str, subjects: Vec<String>, bytes: usize) -> anyhow::Result<Submit> {
     let publisher = jetstream::new(async_nats::connect(url).await?);
-    let first = subject(1);
-    let submit: Submit = Arc::new(move |id: String| {
+    let subjects = Arc::new(subjects);
+    Ok(Arc::new(move |id: String| {
         let mut payload = id.into_bytes();
         payload.push(b'\n');
         payload.resize(bytes.max(payload.len()), b'x');
-        let (publisher, first) = (publisher.clone(), first.clone());
+        let payload = bytes::Bytes::from(payload);
+        let (publisher, subjects) = (publisher.clone(), subjects.clone());
         Box::pin(async move {
-            match publisher.publish(first, payload.into()).await {
-                Ok(ack) => ack.await.is_ok(),
-                Err(_) => false,
+            let mut acks = Vec::with_capacity(subjects.len());
+            for subject in subjects.iter() {
+                match publisher.publish(subject.clone(), payload.clone()).await {
+                    Ok(ack) => acks.push(ack),
+                    Err(_) => return false,
+                }
             }
+            futures::future::join_all(acks.into_iter().map(|ack| ack.into_future())).await.iter().all(Result::is_ok)
         })
-    });
-    Ok(RawPipeline { submit, arrivals, hops, _end: end })
+    }))
+}
+
+/// A region-wide story's copies, raw: one stream, one subject per county, each copy stored and
+/// acknowledged, seen by a core subscriber as a county would.
+async fn raw_region_publisher(url: &str, run: usize, bytes: usize, copies: usize) -> anyhow::Result<RawPipeline> {
+    let admin = jetstream::new(async_nats::connect(url).await?);
+    admin
+        .create_stream(jetstream::stream::Config {
+            name: format!("RAWREGION_{run}"),
+            subjects: vec![format!("rawregion.{run}.>")],
+            ..Default::default()
+        })
+        .await?;
+    let end = async_nats::connect(url).await?;
+    let subscription = end.subscribe(format!("rawregion.{run}.>")).await?;
+    end.flush().await?;
+    let arrivals = arrivals_of(subscription, id_of_raw);
+    let subjects = (0..copies).map(|county| format!("rawregion.{run}.{county}")).collect();
+    let submit = raw_publish(url, subjects, bytes).await?;
+    Ok(RawPipeline { submit, arrivals, hops: vec![], _end: end })
 }
