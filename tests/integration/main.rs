@@ -4,6 +4,7 @@ mod admin;
 mod alert_counties;
 mod alerts;
 mod alerts_faults;
+mod architecture;
 mod board;
 mod bus_contract;
 mod bus_security;

@@ -1,5 +1,6 @@
-//! The read-mostly views other services keep: the alert status board, takedowns, and
-//! moderation's rules (changed here, checked by moderation's own parser).
+//! The read-mostly views other services keep, through their domains' contract crates: the alert
+//! status board, takedowns, and moderation's rules (changed here, checked by the rules' own
+//! parser).
 
 use bashu_proto::admin::v1::{
     GetModerationRulesRequest, ListAlertChainsRequest, ListAlertChainsResponse, ListTakedownsRequest,
@@ -10,13 +11,21 @@ use tonic::{Request, Response, Status};
 
 use crate::{Admin, audit::Who};
 
+/// What the alert state's read side says, as gRPC says it.
+fn alert_state_status(error: bashu_alerts_core::Error) -> Status {
+    match error {
+        bashu_alerts_core::Error::NotFound(what) => Status::not_found(what),
+        other => Status::unavailable(other.to_string()),
+    }
+}
+
 #[tonic::async_trait]
 impl AlertBoardService for Admin {
     async fn list_alert_chains(
         &self,
         request: Request<ListAlertChainsRequest>,
     ) -> Result<Response<ListAlertChainsResponse>, Status> {
-        let chains = self.board.chains(request.into_inner().active_only).await.map_err(|e| e.to_status())?;
+        let chains = self.board.chains(request.into_inner().active_only).await.map_err(alert_state_status)?;
         Ok(Response::new(ListAlertChainsResponse { chains }))
     }
 
@@ -24,7 +33,7 @@ impl AlertBoardService for Admin {
         &self,
         request: Request<bashu_proto::alert::v1::GetAlertStatusRequest>,
     ) -> Result<Response<bashu_proto::alert::v1::AlertChain>, Status> {
-        self.board.status(&request.into_inner().alert_key).await.map(Response::new).map_err(|e| e.to_status())
+        self.board.status(&request.into_inner().alert_key).await.map(Response::new).map_err(alert_state_status)
     }
 }
 
@@ -49,7 +58,8 @@ impl ModerationRulesService for Admin {
         &self,
         _: Request<GetModerationRulesRequest>,
     ) -> Result<Response<ModerationRules>, Status> {
-        let json = bashu_moderation::stored_rules(&self.bus).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let json =
+            bashu_moderation_core::stored_rules(&self.bus).await.map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(ModerationRules { json: json.unwrap_or_else(|| "{}".into()) }))
     }
 
@@ -59,9 +69,10 @@ impl ModerationRulesService for Admin {
     ) -> Result<Response<ModerationRules>, Status> {
         let who = Who::of(&request)?;
         let rules = request.into_inner();
-        let before = bashu_moderation::stored_rules(&self.bus).await.map_err(|e| Status::unavailable(e.to_string()))?;
-        bashu_moderation::store_rules(&self.bus, &rules.json).await.map_err(|error| match error {
-            bashu_moderation::Error::Rules(reason) => Status::invalid_argument(reason),
+        let before =
+            bashu_moderation_core::stored_rules(&self.bus).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        bashu_moderation_core::store_rules(&self.bus, &rules.json).await.map_err(|error| match error {
+            bashu_moderation_core::Error::Rules(reason) => Status::invalid_argument(reason),
             other => Status::unavailable(other.to_string()),
         })?;
         self.audit(&who, "moderation rules", before, Some(rules.json.clone())).await?;

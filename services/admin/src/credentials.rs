@@ -122,7 +122,7 @@ impl CredentialService for Admin {
     ) -> Result<Response<IssueDeskKeyResponse>, Status> {
         let who = Who::of(&request)?;
         let desk_id = request.into_inner().desk_id;
-        let (secret, public) = bashu_alerts::signature::new_key_pair();
+        let (secret, public) = bashu_alerts_core::signature::new_key_pair();
         self.replace_desk_key(&who, &desk_id, public.to_vec()).await?;
         Ok(Response::new(IssueDeskKeyResponse { desk_id, secret_key: base64(&secret), public_key: base64(&public) }))
     }

@@ -13,8 +13,7 @@ mod report;
 
 use std::sync::Arc;
 
-use bashu_alerts::AlertBoard;
-use bashu_distribution::TakedownBoard;
+use bashu_alerts_core::AlertBoard;
 use bashu_proto::{
     admin::v1::{
         alert_board_service_server::AlertBoardServiceServer, audit_service_server::AuditServiceServer,
@@ -27,6 +26,7 @@ use bashu_proto::{
     registry::v1::StaffRole,
 };
 use bashu_registry::{Caller, Counties, CountyTokens, RegistryStore, RegistryView, StaffTokens, StaticStaff};
+use bashu_stories_core::TakedownBoard;
 use tonic::{Status, server::NamedService};
 
 pub use guard::{Called, Guard, Guarded, METHOD_ROLES, Need, need_of};

@@ -39,26 +39,27 @@ fn dead_letter_line(letter: &bashu_bus::DeadLetter) -> DeadLetter {
 /// A payload of a known event type as proto3 JSON; empty when the type is unknown or the
 /// payload does not decode (which is often why it is a dead letter).
 fn payload_json(event_type: &str, payload: &[u8]) -> String {
+    use bashu_bus::Event as _;
     use bashu_proto::{alert::v1 as alert, moderation::v1 as moderation, story::v1 as story};
     use prost::Message;
     fn render<M: Message + Default + serde::Serialize>(payload: &[u8]) -> String {
         M::decode(payload).ok().and_then(|m| serde_json::to_string(&m).ok()).unwrap_or_default()
     }
     match event_type {
-        "bashu.story.v1.StorySubmitted" => render::<story::StorySubmitted>(payload),
-        "bashu.story.v1.ModerationDecision" => render::<story::ModerationDecision>(payload),
-        "bashu.story.v1.StoryPublished" => render::<story::StoryPublished>(payload),
-        "bashu.story.v1.StoryDelivery" => render::<story::StoryDelivery>(payload),
-        "bashu.story.v1.StoryReceipt" => render::<story::StoryReceipt>(payload),
-        "bashu.story.v1.StoryUse" => render::<story::StoryUse>(payload),
-        "bashu.story.v1.TakedownConfirmation" => render::<story::TakedownConfirmation>(payload),
-        "bashu.story.v1.DecisionNotice" => render::<story::DecisionNotice>(payload),
-        "bashu.moderation.v1.ReviewRecorded" => render::<moderation::ReviewRecorded>(payload),
-        "bashu.alert.v1.AlertIssued" => render::<alert::AlertIssued>(payload),
-        "bashu.alert.v1.AlertDelivery" => render::<alert::AlertDelivery>(payload),
-        "bashu.alert.v1.AlertReceipt" => render::<alert::AlertReceipt>(payload),
-        "bashu.alert.v1.AlertAcknowledgement" => render::<alert::AlertAcknowledgement>(payload),
-        "bashu.alert.v1.AlertEscalation" => render::<alert::AlertEscalation>(payload),
+        story::StorySubmitted::TYPE => render::<story::StorySubmitted>(payload),
+        story::ModerationDecision::TYPE => render::<story::ModerationDecision>(payload),
+        story::StoryPublished::TYPE => render::<story::StoryPublished>(payload),
+        story::StoryDelivery::TYPE => render::<story::StoryDelivery>(payload),
+        story::StoryReceipt::TYPE => render::<story::StoryReceipt>(payload),
+        story::StoryUse::TYPE => render::<story::StoryUse>(payload),
+        story::TakedownConfirmation::TYPE => render::<story::TakedownConfirmation>(payload),
+        story::DecisionNotice::TYPE => render::<story::DecisionNotice>(payload),
+        moderation::ReviewRecorded::TYPE => render::<moderation::ReviewRecorded>(payload),
+        alert::AlertIssued::TYPE => render::<alert::AlertIssued>(payload),
+        alert::AlertDelivery::TYPE => render::<alert::AlertDelivery>(payload),
+        alert::AlertReceipt::TYPE => render::<alert::AlertReceipt>(payload),
+        alert::AlertAcknowledgement::TYPE => render::<alert::AlertAcknowledgement>(payload),
+        alert::AlertEscalation::TYPE => render::<alert::AlertEscalation>(payload),
         _ => String::new(),
     }
 }

@@ -32,6 +32,16 @@ pub enum Error {
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl From<bashu_alerts_core::Error> for Error {
+    fn from(error: bashu_alerts_core::Error) -> Self {
+        match error {
+            bashu_alerts_core::Error::NotFound(what) => Self::NotFound(what),
+            bashu_alerts_core::Error::Bus(error) => Self::Bus(error),
+            bashu_alerts_core::Error::Store(source) => Self::Store(source),
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn store(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Store(error.into())

@@ -13,14 +13,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{Alerts, Callers, Error, Submission};
-
-/// The desk id header.
-pub const DESK_HEADER: &str = "Bashu-Desk";
-/// The signing time header (Unix seconds).
-pub const TIMESTAMP_HEADER: &str = "Bashu-Timestamp";
-/// The signature header (standard base64 of the 64-byte ed25519 signature).
-pub const SIGNATURE_HEADER: &str = "Bashu-Signature";
+use crate::{Alerts, Callers, DESK_HEADER, Error, SIGNATURE_HEADER, Submission, TIMESTAMP_HEADER};
 
 #[derive(Clone)]
 struct Front {

@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use crate::{
-    Alerts, Error, Result,
+    Alerts, Error, Result, alert_key,
     cap::{self, Problem},
-    signature, state, targeting,
+    signature, targeting,
 };
 
 /// A desk's submission as it arrived.
@@ -78,7 +78,7 @@ impl Alerts {
             }]));
         }
 
-        let alert_key = state::alert_key(&alert.sender, &alert.identifier);
+        let alert_key = alert_key(&alert.sender, &alert.identifier);
         let content_sha256 = Sha256::digest(submission.cap_xml).to_vec();
         if let Some(earlier) = inner.store.record(&alert_key).await? {
             return self.repeated(earlier, &content_sha256);
@@ -102,7 +102,7 @@ impl Alerts {
             let mut chain_key = None;
             for reference in &alert.references {
                 let Some(record) =
-                    inner.store.record(&state::alert_key(&reference.sender, &reference.identifier)).await?
+                    inner.store.record(&crate::alert_key(&reference.sender, &reference.identifier)).await?
                 else {
                     continue;
                 };

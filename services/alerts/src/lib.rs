@@ -4,7 +4,6 @@
 //! county's receipt and acknowledgement is tracked, and a county that does not acknowledge in
 //! time is re-sent to and then escalated to its prefecture's and province's desks and operators.
 
-mod board;
 mod callers;
 pub mod cap;
 mod error;
@@ -13,7 +12,6 @@ mod grpc;
 mod http;
 mod intake;
 mod nats;
-pub mod signature;
 mod state;
 pub mod targeting;
 mod tracker;
@@ -25,13 +23,13 @@ use bashu_registry::{Counties, RegistryView};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-pub use board::AlertBoard;
+// The domain's contract, for the service's own users (tests, the bench) that reach it here.
+pub use bashu_alerts_core::{
+    AlertBoard, DESK_HEADER, SIGNATURE_HEADER, STATUS_HEADER, TIMESTAMP_HEADER, alert_key, signature,
+};
 pub use callers::Callers;
 pub use error::{Error, Result};
-pub use http::{DESK_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 pub use intake::Submission;
-pub use nats::STATUS_HEADER;
-pub use state::alert_key;
 pub use tracker::OPERATORS;
 
 /// Escalation deadlines: how long a county has to acknowledge, by the alert's severity.

@@ -7,10 +7,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Alerts, DESK_HEADER, Error, Submission};
-
-/// The reply header with the HTTP status the same submission would have been answered with.
-pub const STATUS_HEADER: &str = "Bashu-Status";
+use crate::{Alerts, DESK_HEADER, Error, STATUS_HEADER, Submission};
 
 /// Answers submissions until `shutdown`; instances share the work through a queue group.
 pub(crate) async fn serve(alerts: Alerts, shutdown: CancellationToken) -> Result<(), bashu_bus::Error> {

@@ -1,83 +1,61 @@
-//! The alert state bucket: intake's record of every accepted message (`record.<alert_key>`) and
-//! the tracker's chains with every county's state (`chain.<chain_key>`).
+//! The alert service's writes to the alert state bucket (its layout and read side are the
+//! domain's contract, `bashu_alerts_core::AlertState`): intake's records, created once, and the
+//! tracker's chains and escalation-step claims, changed only by compare-and-set.
 
 use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::kv;
+use bashu_alerts_core::AlertState;
 use bashu_proto::{
     Timestamp,
     alert::v1::{AlertChain, AlertRecord},
 };
-use futures::StreamExt;
 use prost::Message;
-use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
-/// Bashu's key of an alert: hex of sha256 over sender and identifier, 32 characters (CAP
-/// identifiers are unique per sender, and may hold characters a NATS key cannot).
-pub fn alert_key(sender: &str, identifier: &str) -> String {
-    let digest = Sha256::digest(format!("{sender}\n{identifier}").as_bytes());
-    hex::encode(&digest[..16])
-}
-
 #[derive(Clone)]
 pub(crate) struct StateStore {
+    read: AlertState,
     kv: kv::Store,
 }
 
 impl StateStore {
     pub(crate) fn new(kv: kv::Store) -> Self {
-        Self { kv }
-    }
-
-    async fn get<M: Message + Default>(&self, key: &str) -> Result<Option<M>> {
-        match self.kv.get(key).await.map_err(Error::store)? {
-            Some(bytes) => M::decode(bytes).map(Some).map_err(Error::store),
-            None => Ok(None),
-        }
+        Self { read: AlertState::new(kv.clone()), kv }
     }
 
     pub(crate) async fn record(&self, alert_key: &str) -> Result<Option<AlertRecord>> {
-        self.get(&format!("record.{alert_key}")).await
+        Ok(self.read.record(alert_key).await?)
+    }
+
+    pub(crate) async fn chain_of_alert(&self, alert_key: &str) -> Result<AlertChain> {
+        Ok(self.read.chain_of_alert(alert_key).await?)
+    }
+
+    pub(crate) async fn chain_at(&self, chain_key: &str) -> Result<Option<(AlertChain, u64)>> {
+        Ok(self.read.chain_at(chain_key).await?)
+    }
+
+    /// Every chain as it changes (a snapshot first), for the escalation timers of every replica.
+    pub(crate) async fn watch_chains(&self) -> Result<kv::Watch> {
+        Ok(self.read.watch_chains().await?)
     }
 
     /// Stores a record unless one exists; returns the one that was there, if any.
     pub(crate) async fn create_record(&self, record: &AlertRecord) -> Result<Option<AlertRecord>> {
-        let key = format!("record.{}", record.alert_key);
+        let key = AlertState::record_key(&record.alert_key);
         match self.kv.create(&key, record.encode_to_vec().into()).await {
             Ok(_) => Ok(None),
-            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => self.get(&key).await,
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => self.record(&record.alert_key).await,
             Err(error) => Err(Error::store(error)),
-        }
-    }
-
-    pub(crate) async fn chain(&self, chain_key: &str) -> Result<Option<AlertChain>> {
-        self.get(&format!("chain.{chain_key}")).await
-    }
-
-    /// The chain of an accepted alert, found by the key of any of its messages.
-    pub(crate) async fn chain_of_alert(&self, alert_key: &str) -> Result<AlertChain> {
-        let record = self.record(alert_key).await?.ok_or_else(|| Error::NotFound(format!("no alert {alert_key}")))?;
-        self.chain(&record.chain_key)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("alert {alert_key} is still being delivered")))
-    }
-
-    /// A chain and the revision it was read at (0: not stored yet).
-    pub(crate) async fn chain_at(&self, chain_key: &str) -> Result<Option<(AlertChain, u64)>> {
-        match self.kv.entry(format!("chain.{chain_key}")).await.map_err(Error::store)? {
-            Some(entry) if entry.operation == kv::Operation::Put => {
-                Ok(Some((AlertChain::decode(entry.value).map_err(Error::store)?, entry.revision)))
-            }
-            _ => Ok(None),
         }
     }
 
     /// Writes a chain if nobody changed it since `revision` (0: if it does not exist yet);
     /// false: somebody did, read it again.
     pub(crate) async fn store_chain(&self, chain: &AlertChain, revision: u64) -> Result<bool> {
-        let key = format!("chain.{}", chain.chain_key);
+        let key = AlertState::chain_key(&chain.chain_key);
         let value = chain.encode_to_vec().into();
         if revision == 0 {
             match self.kv.create(&key, value).await {
@@ -117,25 +95,6 @@ impl StateStore {
             Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
             Err(error) => Err(Error::store(error)),
         }
-    }
-
-    /// Every chain as it changes (a snapshot first), for the escalation timers of every replica.
-    pub(crate) async fn watch_chains(&self) -> Result<kv::Watch> {
-        self.kv.watch_with_history("chain.>").await.map_err(Error::store)
-    }
-
-    pub(crate) async fn all_chains(&self) -> Result<Vec<AlertChain>> {
-        let mut keys = self.kv.keys().await.map_err(Error::store)?;
-        let mut chains = Vec::new();
-        while let Some(key) = keys.next().await {
-            let key = key.map_err(Error::store)?;
-            if let Some(chain_key) = key.strip_prefix("chain.")
-                && let Some(chain) = self.chain(chain_key).await?
-            {
-                chains.push(chain);
-            }
-        }
-        Ok(chains)
     }
 }
 

@@ -70,6 +70,15 @@ enum Applied {
     NotYet,
 }
 
+/// A receipt or acknowledgement a county sent for another county, as it arrived.
+struct Refused<'a> {
+    kind: &'a str,
+    sender: &'a str,
+    claimed: &'a str,
+    alert_key: &'a str,
+    subject: &'a str,
+}
+
 /// A step of the escalation that is due: re-send (1) or escalate (2).
 struct DueStep {
     chain_key: String,
@@ -124,9 +133,8 @@ impl Tracker {
             let tracker = tracker.clone();
             async move {
                 if let AlertTrackingEvent::Impersonation { kind, sender, claimed, alert_key } = &delivery.event {
-                    return Err(tracker
-                        .refuse_impersonation(kind, sender, claimed, alert_key, delivery.stream_sequence)
-                        .await);
+                    let refused = Refused { kind, sender, claimed, alert_key, subject: &delivery.subject };
+                    return Err(tracker.refuse_impersonation(refused, delivery.stream_sequence).await);
                 }
                 tracker.handle(delivery.event).await
             }
@@ -180,14 +188,8 @@ impl Tracker {
 
     /// A county spoke for another: nothing changes in the chain, the operators' audit log says
     /// who tried, and the message goes to the dead letters with the reason.
-    async fn refuse_impersonation(
-        &self,
-        kind: &str,
-        sender: &str,
-        claimed: &str,
-        alert_key: &str,
-        sequence: u64,
-    ) -> Failure {
+    async fn refuse_impersonation(&self, refused: Refused<'_>, sequence: u64) -> Failure {
+        let Refused { kind, sender, claimed, alert_key, subject } = refused;
         let reason =
             format!("county {sender} sent an alert {kind} for county {claimed}: a county speaks only for itself");
         warn!(%sender, %claimed, %alert_key, kind, "alert {kind} for another county refused");
@@ -196,7 +198,8 @@ impl Tracker {
             id: format!("alerts-refused-{sequence}"),
             actor: sender.to_owned(),
             role: "COUNTY".into(),
-            method: format!("bashu.alert.{kind}"),
+            // The subject it came on: the door it used.
+            method: subject.to_owned(),
             target: format!("alert {alert_key} county {claimed}"),
             at: at(SystemTime::now()),
             before_json: String::new(),

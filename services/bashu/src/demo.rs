@@ -37,12 +37,12 @@ impl DemoDesk {
     ) -> reqwest::Result<reqwest::Response> {
         use base64::Engine as _;
         let now = bashu_proto::time::now().seconds;
-        let signature = bashu_alerts::signature::sign(&self.secret_key_bytes(), &self.id, now, cap_xml.as_bytes());
+        let signature = bashu_alerts_core::signature::sign(&self.secret_key_bytes(), &self.id, now, cap_xml.as_bytes());
         http.post(format!("{base_url}/v1/alerts"))
             .header("content-type", "application/cap+xml")
-            .header(bashu_alerts::DESK_HEADER, &self.id)
-            .header(bashu_alerts::TIMESTAMP_HEADER, now.to_string())
-            .header(bashu_alerts::SIGNATURE_HEADER, base64::engine::general_purpose::STANDARD.encode(signature))
+            .header(bashu_alerts_core::DESK_HEADER, &self.id)
+            .header(bashu_alerts_core::TIMESTAMP_HEADER, now.to_string())
+            .header(bashu_alerts_core::SIGNATURE_HEADER, base64::engine::general_purpose::STANDARD.encode(signature))
             .body(cap_xml)
             .send()
             .await
@@ -67,7 +67,7 @@ pub async fn seed_desks(store: &bashu_registry::RegistryStore) -> bashu_registry
         ("mianyang", "绵阳市应急值守（示例）", vec!["5107"]),
         ("chengdu-chongqing", "川渝联合应急值守（示例）", vec!["region"]),
     ] {
-        let (secret, public) = bashu_alerts::signature::new_key_pair();
+        let (secret, public) = bashu_alerts_core::signature::new_key_pair();
         let areas: Vec<String> = areas.into_iter().map(String::from).collect();
         store
             .put_desk(bashu_proto::registry::v1::Desk {

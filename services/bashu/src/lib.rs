@@ -271,8 +271,8 @@ impl System {
                     spawn_service(&tracker, "alerts", alerts.run(shutdown.clone()));
                 }
                 Target::Admin => {
-                    let board = bashu_alerts::AlertBoard::open(&bus).await?;
-                    let takedowns = bashu_distribution::TakedownBoard::open(&bus).await?;
+                    let board = bashu_alerts_core::AlertBoard::open(&bus).await.map_err(bashu_alerts::Error::from)?;
+                    let takedowns = bashu_stories_core::TakedownBoard::open(&bus).await?;
                     operator_view = Some(observe::OperatorView { bus: bus.clone(), board: board.clone() });
                     let admin = bashu_admin::Admin::build(bashu_admin::Sources {
                         bus: bus.clone(),

@@ -47,7 +47,11 @@ pub(crate) struct Live {
 
 impl Live {
     /// Starts following the alert state bucket and the story ledger until `shutdown`.
-    pub(crate) fn start(bus: Bus, review: bashu_moderation::ReviewDesk, shutdown: CancellationToken) -> Arc<Self> {
+    pub(crate) fn start(
+        bus: Bus,
+        review: bashu_moderation_core::ReviewQueue,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
         let live = Arc::new(Self {
             chains: RwLock::new(BTreeMap::new()),
             changes: broadcast::channel(UPDATE_BACKLOG).0,
@@ -126,7 +130,12 @@ async fn follow_chains(live: Arc<Live>, bus: Bus, shutdown: CancellationToken) {
 
 /// Keeps the stories view: crossings as they are published, the queue and dead letters by
 /// counting every few seconds.
-async fn follow_stories(live: Arc<Live>, bus: Bus, review: bashu_moderation::ReviewDesk, shutdown: CancellationToken) {
+async fn follow_stories(
+    live: Arc<Live>,
+    bus: Bus,
+    review: bashu_moderation_core::ReviewQueue,
+    shutdown: CancellationToken,
+) {
     let mut crossings: VecDeque<CrossingView> = VecDeque::with_capacity(CROSSINGS_SHOWN);
     let mut published = None;
     let mut refresh = tokio::time::interval(STORIES_REFRESH);
@@ -168,7 +177,7 @@ async fn follow_stories(live: Arc<Live>, bus: Bus, review: bashu_moderation::Rev
                     Ok(items) => {
                         view.held_per_level.clear();
                         for item in &items {
-                            *view.held_per_level.entry(bashu_moderation::next_level(item)).or_default() += 1;
+                            *view.held_per_level.entry(bashu_moderation_core::next_level(item)).or_default() += 1;
                         }
                     }
                     Err(error) => view.unavailable.push(format!("review queue: {error}")),

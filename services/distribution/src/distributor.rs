@@ -31,11 +31,12 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use bashu_stories_core::{HELD_PREFIX, held_key, parse_held_key, record_key};
+
 use crate::audience;
 
 /// Where the holds of the previous design were indexed, read once to carry them over.
 const OLD_HELD_INDEX: &str = "held-index";
-const HELD_PREFIX: &str = "held.";
 
 /// How long an outbox is published again by the next writer. Well inside the `FEEDS` duplicate
 /// window (1 h), so that a repeat is always recognised as one; far beyond the longest a writer can
@@ -62,20 +63,6 @@ fn at(time: &Option<Timestamp>) -> Option<SystemTime> {
 
 fn expired(story: &Story, now: SystemTime) -> bool {
     at(&story.expires_at).is_some_and(|expiry| expiry <= now)
-}
-
-pub(crate) fn record_key(origin: &str, id: &str) -> String {
-    format!("story.{origin}.{id}")
-}
-
-fn held_key(origin: &str, id: &str, version: u32) -> String {
-    format!("{HELD_PREFIX}{origin}.{id}.{version}")
-}
-
-/// `held.<origin>.<id>.<version>` → (`<origin>.<id>`, version).
-fn parse_held_key(key: &str) -> Option<(String, u32)> {
-    let (story, version) = key.strip_prefix(HELD_PREFIX)?.rsplit_once('.')?;
-    Some((story.to_owned(), version.parse().ok()?))
 }
 
 fn version_of(held: &HeldVersion) -> u32 {
@@ -403,16 +390,5 @@ impl Distributor {
                 return Ok(());
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_held_key_names_its_story_and_version() {
-        let key = super::held_key("510703", "a-b_c", 12);
-        assert_eq!(key, "held.510703.a-b_c.12");
-        assert_eq!(super::parse_held_key(&key), Some(("510703.a-b_c".into(), 12)));
-        assert_eq!(super::parse_held_key("held.510703.x"), None);
     }
 }

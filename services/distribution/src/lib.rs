@@ -6,7 +6,6 @@
 
 pub mod audience;
 mod distributor;
-mod takedowns;
 pub mod webhook;
 
 use std::{sync::Arc, time::Duration};
@@ -17,11 +16,11 @@ use bashu_registry::{Counties, RegistryView};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-pub use takedowns::TakedownBoard;
+pub use bashu_stories_core::TakedownBoard;
 
 /// `<origin>.<id>`: what orders a story's versions.
 fn story_key(story: &bashu_proto::story::v1::Story) -> String {
-    format!("{}.{}", story.origin_county, story.id)
+    bashu_stories_core::story_key(&story.origin_county, &story.id)
 }
 
 /// Webhook settings.
@@ -140,7 +139,9 @@ impl Distribution {
         let distributor = self.distributor.clone();
         let takedowns = self.bus.consume_keyed(
             self.bus.takedown_consumer((&self.config.takedowns).into()).in_parallel(self.config.parallel),
-            |confirmation: &TakedownConfirmation| format!("{}.{}", confirmation.origin_county, confirmation.story_id),
+            |confirmation: &TakedownConfirmation| {
+                bashu_stories_core::story_key(&confirmation.origin_county, &confirmation.story_id)
+            },
             move |delivery: Delivery<TakedownConfirmation>| {
                 let distributor = distributor.clone();
                 async move { distributor.takedown_confirmed(delivery.event).await }

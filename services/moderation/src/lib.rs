@@ -5,14 +5,14 @@
 //! several reviewers (三审) of held stories is the next step of the moderation issue.
 
 mod review;
-pub mod rules;
 
-pub use review::{ReviewDesk, ReviewerConfig, next_level};
+pub use bashu_moderation_core::{Error, RULES_KEY, next_level, rules, store_rules, stored_rules};
+pub use review::{ReviewDesk, ReviewerConfig};
 
 use std::{
     path::PathBuf,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use async_nats::jetstream::kv;
@@ -22,9 +22,8 @@ use bashu_proto::{
     story::v1::{DecisionNotice, ModerationDecision, StorySubmitted, Verdict},
 };
 use futures::StreamExt;
-use rules::{Earlier, Rules, RulesConfig};
+use rules::{Earlier, Rules, RulesConfig, Window};
 use serde::Deserialize;
-use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -91,41 +90,10 @@ impl Config {
     }
 }
 
-/// Why moderation could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The rules are not valid.
-    #[error("{0}")]
-    Rules(String),
-    /// The bus failed.
-    #[error(transparent)]
-    Bus(#[from] bashu_bus::Error),
-    /// The fingerprint store could not be read.
-    #[error("moderation store failed")]
-    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
 /// The moderation service.
 pub struct Moderation {
     config: Config,
     state: Arc<State>,
-}
-
-/// The key of the rules in force in the moderation bucket (JSON).
-pub const RULES_KEY: &str = "rules";
-
-/// Reads the rules in force, checks a new set, and stores it (the admin API's side).
-pub async fn stored_rules(bus: &Bus) -> Result<Option<String>, Error> {
-    let kv = bus.moderation_bucket().await?;
-    let value = kv.get(RULES_KEY).await.map_err(|e| Error::Store(e.into()))?;
-    Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
-}
-
-/// Checks and stores new rules; moderation picks them up for the next story.
-pub async fn store_rules(bus: &Bus, json: &str) -> Result<(), Error> {
-    Rules::new(RulesConfig::from_json(json.as_bytes()).map_err(Error::Rules)?).map_err(Error::Rules)?;
-    let kv = bus.moderation_bucket().await?;
-    kv.put(RULES_KEY, json.to_owned().into_bytes().into()).await.map(drop).map_err(|e| Error::Store(e.into()))
 }
 
 struct State {
@@ -133,7 +101,8 @@ struct State {
     rules: std::sync::RwLock<Arc<Rules>>,
     desk: ReviewDesk,
     fingerprints: kv::Store,
-    earlier: Mutex<Window>,
+    /// Read by every decision at once, written when a story is approved (here or by a replica).
+    earlier: std::sync::RwLock<Window>,
 }
 
 impl Moderation {
@@ -155,13 +124,13 @@ impl Moderation {
             Some(json) => Rules::new(RulesConfig::from_json(&json).map_err(Error::Rules)?).map_err(Error::Rules)?,
             None => Rules::new(RulesConfig::default()).map_err(Error::Rules)?,
         };
-        let earlier = load_fingerprints(&fingerprints).await?;
+        let earlier = load_fingerprints(&fingerprints, &rules).await?;
         let desk = ReviewDesk::open(bus.clone(), Duration::from_secs(config.claim_secs)).await?;
         info!(terms = rules.lexicon().len(), recent = earlier.len(), "moderation rules loaded");
         let rules = std::sync::RwLock::new(Arc::new(rules));
         Ok(Self {
             config,
-            state: Arc::new(State { bus, rules, desk, fingerprints, earlier: Mutex::new(Window(earlier)) }),
+            state: Arc::new(State { bus, rules, desk, fingerprints, earlier: std::sync::RwLock::new(earlier) }),
         })
     }
 
@@ -193,56 +162,29 @@ impl Moderation {
 }
 
 impl State {
+    fn remember(&self, earlier: Earlier, window: Duration) {
+        self.earlier.write().unwrap_or_else(|p| p.into_inner()).remember(earlier, window);
+    }
+
     fn current_rules(&self) -> Arc<Rules> {
         self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
 /// `recent.<origin>.<id>` → 8 bytes of fingerprint and 8 of Unix seconds, both big-endian.
-async fn load_fingerprints(kv: &kv::Store) -> Result<Vec<Earlier>, Error> {
+async fn load_fingerprints(kv: &kv::Store, rules: &Rules) -> Result<Window, Error> {
     let mut keys = kv.keys().await.map_err(|e| Error::Store(e.into()))?;
-    let mut earlier = Vec::new();
+    let mut earlier = Window::new(rules.near_duplicate_distance());
     while let Some(key) = keys.next().await {
         let key = key.map_err(|e| Error::Store(e.into()))?;
         let Some(rest) = key.strip_prefix("recent.") else { continue };
         let Some((origin, id)) = rest.split_once('.') else { continue };
         let Some(value) = kv.get(&key).await.map_err(|e| Error::Store(e.into()))? else { continue };
-        earlier.extend(Earlier::decode(origin, id, &value));
+        if let Some(stored) = Earlier::decode(origin, id, &value) {
+            earlier.remember(stored, rules.near_duplicate_window());
+        }
     }
     Ok(earlier)
-}
-
-/// The fingerprints of the stories approved within the near-duplicate window, by any replica.
-struct Window(Vec<Earlier>);
-
-impl Window {
-    /// Keeps `earlier` (in place of the same story's older one) and forgets what left the window.
-    fn remember(&mut self, earlier: Earlier, window: Duration) {
-        let now = SystemTime::now();
-        self.0.retain(|e| {
-            !(e.origin == earlier.origin && e.id == earlier.id)
-                && now.duration_since(e.at).map_or(true, |age| age <= window)
-        });
-        self.0.push(earlier);
-    }
-}
-
-impl Earlier {
-    /// A stored fingerprint: 8 bytes of SimHash, 8 bytes of Unix seconds.
-    fn decode(origin: &str, id: &str, value: &[u8]) -> Option<Self> {
-        let (fingerprint, seconds) = (value.get(..8)?, value.get(8..16)?);
-        Some(Earlier {
-            origin: origin.into(),
-            id: id.into(),
-            fingerprint: u64::from_be_bytes(fingerprint.try_into().ok()?),
-            at: UNIX_EPOCH + Duration::from_secs(u64::from_be_bytes(seconds.try_into().ok()?)),
-        })
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let seconds = self.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        [self.fingerprint.to_be_bytes(), seconds.to_be_bytes()].concat()
-    }
 }
 
 /// Takes every fingerprint any moderation process stores into this process's window, so that a
@@ -270,7 +212,7 @@ async fn follow_fingerprints(state: Arc<State>, shutdown: CancellationToken) {
             };
             if let Some(earlier) = Earlier::decode(origin, id, &entry.value) {
                 let window = state.current_rules().near_duplicate_window();
-                state.earlier.lock().await.remember(earlier, window);
+                state.remember(earlier, window);
             }
         }
     }
@@ -300,7 +242,12 @@ async fn follow_rules(state: Arc<State>, shutdown: CancellationToken) {
                     match RulesConfig::from_json(&entry.value).and_then(Rules::new) {
                         Ok(rules) => {
                             info!(terms = rules.lexicon().len(), "moderation rules in force");
+                            let distance = rules.near_duplicate_distance();
                             *state.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+                            // The window's index is built for one distance: rebuilt when it changes.
+                            let mut earlier = state.earlier.write().unwrap_or_else(|p| p.into_inner());
+                            let window = std::mem::replace(&mut *earlier, Window::new(distance));
+                            *earlier = window.reindexed(distance);
                         }
                         Err(error) => {
                             tracing::warn!(error = %error, "stored rules are invalid; the previous rules stay")
@@ -325,8 +272,8 @@ async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result
         // Compared in place: a copy of the window per story made moderation slower the more
         // stories the window held (bashu-bench pipeline, docs/performance.md). The story's own
         // earlier versions are never compared: evaluate skips its origin county's stories.
-        let earlier = state.earlier.lock().await;
-        state.current_rules().evaluate(&story, &earlier.0, now)
+        let earlier = state.earlier.read().unwrap_or_else(|p| p.into_inner());
+        state.current_rules().evaluate(&story, &earlier, now)
     };
     let mut verdict = evaluation.verdict;
     let mut reason = evaluation.reason.clone();
@@ -380,7 +327,7 @@ async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result
             published?;
             remembered?;
             let window = state.current_rules().near_duplicate_window();
-            state.earlier.lock().await.remember(earlier, window);
+            state.remember(earlier, window);
         }
         _ => {
             let notice = DecisionNotice { county: story.origin_county.clone(), decision: Some(decision.clone()) };

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::kv;
 use bashu_bus::Bus;
+use bashu_moderation_core::{ReviewQueue, next_level};
 use bashu_proto::{
     moderation::v1::{
         Approval, Claim, ListQueueRequest, ListQueueResponse, ReviewItem, ReviewRecorded, ReviewRequest, ReviewState,
@@ -17,7 +18,7 @@ use bashu_proto::{
     story::v1::{DecisionNotice, ModerationDecision, ReviewApproval, RuleOutcome, Verdict},
     time::{from_system_time, to_system_time},
 };
-use futures::StreamExt;
+
 use prost::Message;
 use serde::Deserialize;
 use tonic::{Request, Response, Status};
@@ -77,16 +78,12 @@ pub struct ReviewDesk {
 struct Inner {
     bus: Bus,
     kv: kv::Store,
+    queue: ReviewQueue,
     claim_ttl: Duration,
 }
 
 fn key_of(item: &ReviewItem) -> String {
-    format!("review.{}", item.key)
-}
-
-/// The level a held story waits at: one past the approvals it has.
-pub fn next_level(item: &ReviewItem) -> u32 {
-    item.approvals.len() as u32 + 1
+    ReviewQueue::key_of(&item.key)
 }
 
 fn level_name(level: u32) -> &'static str {
@@ -97,7 +94,8 @@ impl ReviewDesk {
     /// Opens the desk over the moderation bucket.
     pub async fn open(bus: Bus, claim_ttl: Duration) -> Result<Self, bashu_bus::Error> {
         let kv = bus.moderation_bucket().await?;
-        Ok(Self { inner: std::sync::Arc::new(Inner { bus, kv, claim_ttl }) })
+        let queue = ReviewQueue::new(kv.clone());
+        Ok(Self { inner: std::sync::Arc::new(Inner { bus, kv, queue, claim_ttl }) })
     }
 
     /// The gRPC service. Serve it behind the admin guard (`bashu_admin::Guard`), which checks
@@ -107,28 +105,8 @@ impl ReviewDesk {
     }
 
     /// Every story still waiting for review, oldest first, with lapsed claims cleared.
-    pub async fn held(&self) -> Result<Vec<ReviewItem>, bashu_bus::Error> {
-        fn unreadable(source: impl std::error::Error + Send + Sync + 'static) -> bashu_bus::Error {
-            bashu_bus::Error::Nats { operation: "read the review queue".into(), source: Box::new(source) }
-        }
-        let now = SystemTime::now();
-        let mut keys = self.inner.kv.keys().await.map_err(unreadable)?;
-        let mut items = Vec::new();
-        while let Some(key) = keys.next().await {
-            let key = key.map_err(unreadable)?;
-            let Some(key) = key.strip_prefix("review.") else { continue };
-            // An item decided between listing and reading is simply gone.
-            let Ok((mut item, _)) = self.read(key).await else { continue };
-            if item.state() != ReviewState::Pending {
-                continue;
-            }
-            if Self::claim_is_live(&item.claim, now).is_none() {
-                item.claim = None;
-            }
-            items.push(item);
-        }
-        items.sort_by_key(|i| i.held_at.map(|t| (t.seconds, t.nanos)));
-        Ok(items)
+    pub async fn held(&self) -> Result<Vec<ReviewItem>, bashu_moderation_core::Error> {
+        self.inner.queue.held().await
     }
 
     /// Puts a story in the queue (idempotent: an item already there is kept as it is).
@@ -156,15 +134,12 @@ impl ReviewDesk {
     }
 
     async fn read(&self, key: &str) -> Result<(ReviewItem, u64), Status> {
-        let entry = self
-            .inner
-            .kv
-            .entry(format!("review.{key}"))
+        self.inner
+            .queue
+            .read(key)
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?
-            .ok_or_else(|| Status::not_found(format!("no held story {key}")))?;
-        let item = ReviewItem::decode(entry.value).map_err(|e| Status::internal(e.to_string()))?;
-        Ok((item, entry.revision))
+            .ok_or_else(|| Status::not_found(format!("no held story {key}")))
     }
 
     /// Applies `change` to the item under compare-and-set, retrying when another reviewer won.
@@ -270,7 +245,7 @@ impl ReviewDesk {
     }
 
     fn claim_is_live(claim: &Option<Claim>, now: SystemTime) -> Option<&Claim> {
-        claim.as_ref().filter(|c| c.expires_at.as_ref().and_then(to_system_time).is_some_and(|t| t > now))
+        ReviewQueue::live_claim(claim, now)
     }
 }
 

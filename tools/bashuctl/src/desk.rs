@@ -188,7 +188,7 @@ pub(crate) async fn alert(channel: StaffChannel, out: Out, command: AlertCommand
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or_default();
-            let signature = bashu_alerts::signature::sign(&secret, &desk, timestamp, &cap_xml).to_vec();
+            let signature = bashu_alerts_core::signature::sign(&secret, &desk, timestamp, &cap_xml).to_vec();
             let accepted = AlertServiceClient::new(channel)
                 .issue_alert(SignedCap { cap_xml, desk_id: desk, timestamp, signature })
                 .await?

@@ -5,6 +5,7 @@
 mod lexicon;
 mod normalise;
 pub mod simhash;
+mod window;
 
 use std::{collections::BTreeMap, time::SystemTime};
 
@@ -12,6 +13,7 @@ use bashu_proto::story::v1::{RuleOutcome, Story, Verdict};
 use serde::Deserialize;
 
 pub use lexicon::{Action, Hit, Lexicon, Term};
+pub use window::{Earlier, Window};
 
 /// Near-duplicate settings.
 #[derive(Clone, Debug, Deserialize)]
@@ -100,19 +102,6 @@ impl RulesConfig {
     }
 }
 
-/// An earlier story another county shared, for near-duplicate checks.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Earlier {
-    /// Its origin county.
-    pub origin: String,
-    /// Its id.
-    pub id: String,
-    /// Its fingerprint.
-    pub fingerprint: u64,
-    /// When it was approved.
-    pub at: SystemTime,
-}
-
 /// The outcome of the rules for one story version.
 #[derive(Debug)]
 pub struct Evaluation {
@@ -139,6 +128,11 @@ impl Rules {
         Ok(Self { config, lexicon })
     }
 
+    /// How many bits apart two stories may be to count as near-duplicates.
+    pub fn near_duplicate_distance(&self) -> u32 {
+        self.config.near_duplicate.max_distance
+    }
+
     /// How far back near-duplicates are looked for.
     pub fn near_duplicate_window(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.config.near_duplicate.window_hours * 3600)
@@ -155,7 +149,7 @@ impl Rules {
     }
 
     /// Evaluates every rule against a story version.
-    pub fn evaluate(&self, story: &Story, earlier: &[Earlier], now: SystemTime) -> Evaluation {
+    pub fn evaluate(&self, story: &Story, earlier: &Window, now: SystemTime) -> Evaluation {
         let mut outcomes = Vec::new();
         let mut strongest: Option<Action> = None;
         let mut reasons = Vec::new();
@@ -237,11 +231,7 @@ impl Rules {
         let fingerprint = simhash::fingerprint(&format!("{}\n{}", story.headline, story.body));
         let window = std::time::Duration::from_secs(self.config.near_duplicate.window_hours * 3600);
         let duplicate = earlier
-            .iter()
-            .filter(|e| e.origin != story.origin_county && now.duration_since(e.at).is_ok_and(|age| age <= window))
-            .map(|e| (e, simhash::distance(e.fingerprint, fingerprint)))
-            .filter(|(_, d)| *d <= self.config.near_duplicate.max_distance)
-            .min_by_key(|(_, d)| *d)
+            .nearest(fingerprint, &story.origin_county, self.config.near_duplicate.max_distance, window, now)
             .map(|(e, d)| {
                 (self.config.near_duplicate.action, format!("near-duplicate of {}/{} (distance {d})", e.origin, e.id))
             });
@@ -289,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_clean_story_is_approved_with_every_rule_recorded() {
-        let evaluation = rules().evaluate(&story(), &[], SystemTime::now());
+        let evaluation = rules().evaluate(&story(), &Window::new(8), SystemTime::now());
         assert_eq!(evaluation.verdict, Verdict::Approved);
         assert_eq!(evaluation.outcomes.len(), 6);
         assert!(fired(&evaluation).is_empty());
@@ -297,11 +287,18 @@ mod tests {
 
     #[test]
     fn a_hidden_term_is_caught_and_its_position_named() {
-        let evaluation =
-            rules().evaluate(&Story { body: "正文提到 法 · 輪 二字".into(), ..story() }, &[], SystemTime::now());
+        let evaluation = rules().evaluate(
+            &Story { body: "正文提到 法 · 輪 二字".into(), ..story() },
+            &Window::new(8),
+            SystemTime::now(),
+        );
         assert_eq!(evaluation.verdict, Verdict::Rejected);
         assert_eq!(evaluation.outcomes[0].evidence, "\"法轮\" (banned) in body at 5");
-        let held = rules().evaluate(&Story { headline: "ＸＸ代 开 发 票".into(), ..story() }, &[], SystemTime::now());
+        let held = rules().evaluate(
+            &Story { headline: "ＸＸ代 开 发 票".into(), ..story() },
+            &Window::new(8),
+            SystemTime::now(),
+        );
         assert_eq!(held.verdict, Verdict::Held);
     }
 
@@ -309,12 +306,14 @@ mod tests {
     fn required_fields_lengths_and_source_rules_fire() {
         let emergency =
             Story { category: Category::Emergency as i32, attribution: Some(Attribution::default()), ..story() };
-        let evaluation = rules().evaluate(&emergency, &[], SystemTime::now());
+        let evaluation = rules().evaluate(&emergency, &Window::new(8), SystemTime::now());
         assert_eq!(fired(&evaluation), ["required-fields"]);
         assert_eq!(evaluation.outcomes[1].evidence, "missing summary, attribution.source");
-        let long = rules().evaluate(&Story { headline: "长".repeat(41), ..story() }, &[], SystemTime::now());
+        let long =
+            rules().evaluate(&Story { headline: "长".repeat(41), ..story() }, &Window::new(8), SystemTime::now());
         assert_eq!(fired(&long), ["length"]);
-        let yuzhong = rules().evaluate(&Story { origin_county: "500101".into(), ..story() }, &[], SystemTime::now());
+        let yuzhong =
+            rules().evaluate(&Story { origin_county: "500101".into(), ..story() }, &Window::new(8), SystemTime::now());
         assert_eq!(fired(&yuzhong), ["source"]);
     }
 
@@ -327,12 +326,15 @@ mod tests {
             fingerprint: simhash::fingerprint(&format!("{}\n{}", original.headline, original.body)),
             at: SystemTime::now(),
         };
-        let evaluation = rules().evaluate(&original, std::slice::from_ref(&earlier), SystemTime::now());
+        let mut window = Window::new(8);
+        window.remember(earlier.clone(), std::time::Duration::from_secs(3600));
+        let evaluation = rules().evaluate(&original, &window, SystemTime::now());
         assert_eq!(evaluation.verdict, Verdict::Held);
         assert!(evaluation.reason.contains("near-duplicate of 500153/rc-7"), "{}", evaluation.reason);
-        let own = Earlier { origin: "511083".into(), ..earlier };
+        let mut own = Window::new(8);
+        own.remember(Earlier { origin: "511083".into(), ..earlier }, std::time::Duration::from_secs(3600));
         assert_eq!(
-            rules().evaluate(&original, &[own], SystemTime::now()).verdict,
+            rules().evaluate(&original, &own, SystemTime::now()).verdict,
             Verdict::Approved,
             "a county's own story is no duplicate"
         );

@@ -1,4 +1,5 @@
-//! The alert status board, read from the state bucket by any process (admin serves it).
+//! The alert status board, read from the state bucket by any process (admin serves it, the CLI
+//! and the duty board show it).
 
 use std::collections::HashMap;
 
@@ -9,18 +10,18 @@ use bashu_proto::{
     time::to_system_time,
 };
 
-use crate::{Result, state::StateStore};
+use crate::{AlertState, Result};
 
 /// Reads alert chains and their per-county state.
 #[derive(Clone)]
 pub struct AlertBoard {
-    store: StateStore,
+    store: AlertState,
 }
 
 impl AlertBoard {
     /// Opens the board over the alert state bucket.
     pub async fn open(bus: &Bus) -> Result<Self> {
-        Ok(Self { store: StateStore::new(bus.alert_state_bucket().await?) })
+        Ok(Self { store: AlertState::open(bus).await? })
     }
 
     /// Every chain, newest first; `active_only` leaves out cancelled and expired ones.

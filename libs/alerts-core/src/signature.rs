@@ -28,7 +28,7 @@ pub fn new_key_pair() -> ([u8; 32], [u8; 32]) {
 }
 
 /// Checks a desk's signature; the reason when it does not hold.
-pub(crate) fn verify(
+pub fn verify(
     public_key: &[u8],
     desk_id: &str,
     timestamp: i64,

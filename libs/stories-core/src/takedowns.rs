@@ -31,7 +31,7 @@ impl TakedownBoard {
         let mut takedowns = Vec::new();
         while let Some(key) = keys.next().await {
             let key = key?;
-            if !key.starts_with("story.") {
+            if !key.starts_with(crate::RECORD_PREFIX) {
                 continue;
             }
             let Some(bytes) = self.kv.get(&key).await? else { continue };
