@@ -141,6 +141,11 @@ impl NatsServer {
         self.store.path().join("nats-server.pid")
     }
 
+    /// The server's process id while it runs (for a benchmark's CPU figures).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The client URL, `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

@@ -277,6 +277,12 @@ fn print_pipeline(result: &pipeline::PipelineResult, options: &pipeline::Options
         }
     }
     println!();
+    println!("CPU per story, ms (all replicas of a service added up; the whole measurement)");
+    for bashu in &result.bashu {
+        let cells: Vec<String> = bashu.cpu_ms_per_story.iter().map(|(name, ms)| format!("{name} {ms:.2}")).collect();
+        println!("{:<20} {}", format!("Bashu ×{}", bashu.replicas), cells.join(", "));
+    }
+    println!();
     println!(
         "region-wide story at {}/s, submitted → last of its {} feeds (raw: {} copies published, each acknowledged)",
         options.region_rate, result.region_copies, result.region_copies

@@ -94,6 +94,9 @@ pub(crate) struct Replicated {
     pub(crate) figures: PathFigures,
     /// A region-wide story, submitted → the last of its feeds.
     pub(crate) region: Summary,
+    /// CPU milliseconds per story, per service (all its replicas) and for nats-server, over the
+    /// whole measurement (sustained, paced and region-wide stories alike).
+    pub(crate) cpu_ms_per_story: Vec<(String, f64)>,
 }
 
 /// The scenario's result.
@@ -134,6 +137,7 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<PipelineResult> {
     let token = bashu_registry::CountyTokens::open(&bus, counties).await?.issue(ORIGIN, "bench").await?.token;
     let client = async_nats::connect(nats.url()).await?;
     let story_bytes = story(&"x".repeat(24), false).to_string().len();
+    let nats_pid = nats.pid();
 
     let mut bashu = Vec::new();
     let mut memory = Vec::new();
@@ -146,6 +150,7 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<PipelineResult> {
         }
         let mut runs = Runs::default();
         let mut region = Vec::new();
+        let cpu_before = set.cpu_seconds(nats_pid);
         for run in 0..options.runs {
             eprintln!("pipeline, {replicas} replica(s) of each service: run {} of {}", run + 1, options.runs);
             let feeds = client.subscribe(subjects.all_feeds()).await?;
@@ -172,10 +177,19 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<PipelineResult> {
                 })
                 .collect();
         }
+        let stories =
+            options.runs * (options.stories + (options.rate * options.paced_seconds) as usize + options.region_stories);
+        let cpu_ms_per_story = set
+            .cpu_seconds(nats_pid)
+            .into_iter()
+            .zip(cpu_before)
+            .map(|((name, after), (_, before))| (name, (after - before) * 1000.0 / stories as f64))
+            .collect();
         bashu.push(Replicated {
             replicas,
             figures: runs.figures()?,
             region: Summary::of(&region).context("no region-wide samples")?,
+            cpu_ms_per_story,
         });
     }
 
@@ -251,6 +265,24 @@ impl ServiceSet {
 
     fn pids(&self) -> Vec<u32> {
         self.services.iter().filter_map(Service::pid).collect()
+    }
+
+    /// CPU seconds used so far by each pipeline service (its replicas added up) and nats-server.
+    fn cpu_seconds(&self, nats: Option<u32>) -> Vec<(String, f64)> {
+        let mut used: Vec<(String, f64)> = ["ingest", "moderation", "distribution"]
+            .iter()
+            .map(|target| {
+                let seconds = self
+                    .services
+                    .iter()
+                    .filter(|s| s.target == *target)
+                    .filter_map(|s| crate::processes::cpu_seconds(s.pid()?))
+                    .sum();
+                ((*target).to_owned(), seconds)
+            })
+            .collect();
+        used.push(("nats-server".into(), nats.and_then(crate::processes::cpu_seconds).unwrap_or(0.0)));
+        used
     }
 }
 
@@ -428,7 +460,8 @@ async fn paced(
             }
         }
     });
-    let started_wall = SystemTime::now() - Instant::now().saturating_duration_since(start);
+    // `start` is still ahead: the wall-clock moment it stands for.
+    let started_wall = SystemTime::now() + start.saturating_duration_since(Instant::now());
     let arrived = wait_for(arrivals, tag, count).await?;
     sender.await?;
     let samples: Vec<Duration> = arrived

@@ -140,6 +140,17 @@ impl PeakSampler {
     }
 }
 
+/// CPU time a process has used so far (user and system), from `/proc/<pid>/stat`. Linux counts it
+/// in clock ticks of 1/100 s (`CLK_TCK` is 100 on every Linux the project runs on).
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: count fields after it.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let (user, system): (u64, u64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    Some((user + system) as f64 / 100.0)
+}
+
 pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
