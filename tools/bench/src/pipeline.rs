@@ -622,9 +622,26 @@ async fn alerts_and_admin_load(bus: &Bus, alerts: &Service, admin: &Service) -> 
     Ok(())
 }
 
-/// A story as a county's CMS sends it: about 1.5 KB of Chinese body text; shared with one county,
-/// or (ids of the region-wide phase, `g…`) with the whole region.
+/// A story as a county's CMS sends it: about 1.5 KB of Chinese body text, different for every
+/// story as real stories are (sentences picked by the id), shared with one county, or (ids of the
+/// region-wide phase, `g…`) with the whole region.
 fn story(id: &str, region: bool) -> serde_json::Value {
+    const SENTENCES: [&str; 12] = [
+        "川渝两地县级融媒体中心联合报道，今年以来两地在交通领域的合作持续深化。",
+        "成渝地区双城经济圈建设带动沿线区县产业协同发展。",
+        "涪江流域各区县共同推进生态保护和水质监测。",
+        "跨省公交线路开通后，两地群众往来更加便利。",
+        "文旅部门联合推出巴蜀文化旅游走廊精品线路。",
+        "农业合作社通过电商平台把特色农产品销往全国。",
+        "应急管理部门开展汛期联合演练，提升协同处置能力。",
+        "职业院校与企业合作培养技能人才，服务地方产业。",
+        "社区卫生服务中心推出家庭医生签约服务新举措。",
+        "新能源汽车产业链上下游企业在园区集聚发展。",
+        "非物质文化遗产传承人走进校园开展展示活动。",
+        "基层治理创新试点经验在两地多个区县推广。",
+    ];
+    let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let body: String = (0..30).map(|n| SENTENCES[((seed >> (n % 16 * 4)) as usize + n) % SENTENCES.len()]).collect();
     let sharing =
         if region { serde_json::json!({ "region": true }) } else { serde_json::json!({ "counties": [RECEIVER] }) };
     serde_json::json!({
@@ -632,7 +649,7 @@ fn story(id: &str, region: bool) -> serde_json::Value {
         "version": 1,
         "originCounty": ORIGIN,
         "headline": format!("基准测试稿件 {id}"),
-        "body": "川渝两地县级融媒体中心联合报道：今年以来，两地在交通、产业、文旅等领域的合作持续深化。".repeat(12),
+        "body": body,
         "category": "CATEGORY_POLICY",
         "sharing": sharing,
     })

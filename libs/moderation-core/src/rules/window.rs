@@ -128,10 +128,12 @@ impl Window {
     /// Keeps `earlier` (in place of the same story's older fingerprint) and forgets what is
     /// older than `window`.
     pub fn remember(&mut self, earlier: Earlier, window: Duration) {
+        // The same fingerprint again (a replica's copy of what this process stored: its time is
+        // whole seconds there) changes nothing.
         let unchanged = self
             .stories
             .get(&(earlier.origin.clone(), earlier.id.clone()))
-            .is_some_and(|known| known.fingerprint == earlier.fingerprint && known.at == earlier.at);
+            .is_some_and(|known| known.fingerprint == earlier.fingerprint);
         if !unchanged {
             self.insert(earlier);
         }
@@ -170,14 +172,16 @@ impl Window {
             // Indexed for a smaller distance than asked: every story is a candidate.
             return closest(self.stories.values().collect());
         }
+        let buckets: Vec<&Vec<StoryId>> =
+            self.band_values(fingerprint).filter_map(|band| self.bands.get(&band)).collect();
+        // Many stories alike (one announcement copied everywhere): the buckets hold most of the
+        // window, and reading it straight through is cheaper than gathering them.
+        if buckets.iter().map(|b| b.len()).sum::<usize>() > self.stories.len() / 2 {
+            return closest(self.stories.values().collect());
+        }
         let mut seen = std::collections::HashSet::new();
-        let candidates = self
-            .band_values(fingerprint)
-            .filter_map(|band| self.bands.get(&band))
-            .flatten()
-            .filter(|id| seen.insert(*id))
-            .filter_map(|id| self.stories.get(id))
-            .collect();
+        let candidates =
+            buckets.into_iter().flatten().filter(|id| seen.insert(*id)).filter_map(|id| self.stories.get(id)).collect();
         closest(candidates)
     }
 }
