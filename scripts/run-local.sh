@@ -33,8 +33,11 @@ trap 'exit 130' INT TERM
 # NATS identities, as in production (docs/security.md): each service connects with its own nkey
 # (generated once into .run/nats-keys), and nats-server's authorization is generated from them
 # and from the counties' and desks' identities, rewritten and reloaded by `bashu nats-auth watch`.
-# BASHU_INSECURE_NATS=1 runs nats-server without authorization instead.
-if [ -z "${BASHU_INSECURE_NATS:-}" ]; then
+# BASHU_INSECURE_NATS=1 runs nats-server without authorization instead. It is this script's own
+# switch: bashu reads every BASHU_ variable as configuration and would refuse it as unknown.
+insecure_nats=${BASHU_INSECURE_NATS:-}
+unset BASHU_INSECURE_NATS
+if [ -z "$insecure_nats" ]; then
   export BASHU_NATS__NKEY_DIR="$root/.run/nats-keys"
   "$bashu" nats-auth init --dir "$BASHU_NATS__NKEY_DIR" > /dev/null
   [ -f .run/nats-auth.conf ] || "$bashu" nats-auth render --keys "$BASHU_NATS__NKEY_DIR" --out .run/nats-auth.conf
@@ -45,7 +48,7 @@ else
 fi
 "$nats_server" --jetstream --addr 127.0.0.1 --port "$nats_port" --store_dir .run/nats "${nats_config[@]}" > .run/nats-server.log 2>&1 &
 pids+=($!)
-if [ -z "${BASHU_INSECURE_NATS:-}" ]; then
+if [ -z "$insecure_nats" ]; then
   for _ in $(seq 1 100); do grep -q "Server is ready" .run/nats-server.log && break; sleep 0.1; done
   "$bashu" nats-auth watch --keys "$BASHU_NATS__NKEY_DIR" --out .run/nats-auth.conf --pid-file .run/nats-server.pid > .run/nats-auth.log 2>&1 &
   pids+=($!)

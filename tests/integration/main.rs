@@ -15,6 +15,7 @@ mod distribution_faults;
 mod foreign_client;
 mod ingest;
 mod ingest_feeds;
+mod make_run;
 mod malformed;
 mod moderation;
 mod nats_harness;
