@@ -431,3 +431,77 @@ async fn a_webhook_cannot_point_inside_the_network_or_skip_tls() {
     assert!(letter.reason.contains("resolves to no public address"), "{}", letter.reason);
     assert!(received.lock().unwrap().is_empty(), "the inside endpoint was reached");
 }
+
+#[tokio::test]
+async fn a_webhook_gets_every_kind_of_feed_message_each_labelled_and_signed() {
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(rules.path(), json!({"lexicon": [{"term": "禁词", "action": "reject"}]}).to_string()).unwrap();
+    let t = TestSystem::start_configured(&Target::ALL, |config| {
+        config.moderation.rules_file = Some(rules.path().to_owned());
+    })
+    .await;
+    // What the county's endpoint received: (event header, delivery id, signature checks, body).
+    let received: Arc<Mutex<Vec<(String, String, bool, Vec<u8>)>>> = Arc::default();
+    let secret = b"a webhook secret of at least 32 bytes!".to_vec();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let (received, secret) = (received.clone(), secret.clone());
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (received, secret) = (received.clone(), secret.clone());
+                async move {
+                    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    let signed = verifies(
+                        &secret,
+                        &header("Bashu-Webhook-Timestamp"),
+                        &header("Bashu-Webhook-Signature"),
+                        &body,
+                    );
+                    received.lock().unwrap().push((
+                        header("Bashu-Webhook-Event"),
+                        header("Bashu-Delivery-Id"),
+                        signed,
+                        body.to_vec(),
+                    ));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    t.registry_store()
+        .await
+        .put_webhook(
+            Webhook { county: "511083".into(), url, secret, format: WebhookFormat::Ninjs as i32, registered_at: None },
+            &t.config.egress,
+        )
+        .await
+        .unwrap();
+    let feeds = t.bus.stream(bashu_bus::FEEDS).await.unwrap();
+    eventually("the webhook sender is running", || async { feeds.consumer_info("webhook-511083").await.is_ok() }).await;
+
+    // 荣昌区 shares a story with its partner 隆昌市; 隆昌市's own story is rejected by the rules.
+    submit(&t, &story_json("from-partner", "500153", json!({"partners": true}))).await;
+    let mut refused = story_json("refused", "511083", json!({"partners": true}));
+    refused["body"] = json!("这篇稿件含有禁词，会被拒绝。");
+    submit(&t, &refused).await;
+    eventually("both reached the endpoint", || async { received.lock().unwrap().len() == 2 }).await;
+
+    let received = received.lock().unwrap().clone();
+    let story = received.iter().find(|r| r.0 == "story").expect("the story, labelled story");
+    assert_eq!(story.1, "feed.511083.500153.from-partner.1");
+    assert!(story.2, "the story's signature verifies");
+    let ninjs: Value = serde_json::from_slice(&story.3).unwrap();
+    assert_eq!(ninjs["altIds"][0]["value"], "500153");
+    let decision = received.iter().find(|r| r.0 == "decision").expect("the decision, labelled decision");
+    assert_eq!(decision.1, "decision.511083.refused.1.VERDICT_REJECTED");
+    assert!(decision.2, "the decision's signature verifies");
+    let notice: Value = serde_json::from_slice(&decision.3).unwrap();
+    assert_eq!(notice["county"], "511083");
+    assert_eq!(notice["decision"]["verdict"], "VERDICT_REJECTED", "{notice}");
+    assert_eq!(notice["decision"]["story"]["id"], "refused");
+    assert!(notice["decision"]["reason"].as_str().unwrap().contains("禁词"), "{notice}");
+    assert!(t.bus.dead_letters().await.unwrap().is_empty(), "nothing was dead-lettered");
+}

@@ -327,6 +327,28 @@ impl Event for AuditEvent {
     }
 }
 
+/// Everything a county's feed carries, told apart by the subject's last token: what a county's
+/// reader and its webhook sender read.
+#[derive(Debug)]
+pub enum FeedEvent {
+    /// A story version for the county (`feed.<county>.story`).
+    Story(StoryDelivery),
+    /// Moderation's word on the county's own story: held or rejected (`feed.<county>.decision`).
+    Decision(DecisionNotice),
+}
+
+impl Incoming for FeedEvent {
+    const NAME: &'static str = "feed message";
+
+    fn decode_incoming(arrival: Arrival<'_>, payload: Bytes) -> std::result::Result<Self, String> {
+        match arrival.subjects.feed_entry(arrival.subject) {
+            Some((_, "story")) => StoryDelivery::decode(payload).map(Self::Story).map_err(|e| e.to_string()),
+            Some((_, "decision")) => DecisionNotice::decode(payload).map(Self::Decision).map_err(|e| e.to_string()),
+            _ => Err(format!("{} carries nothing a feed reader knows", arrival.subject)),
+        }
+    }
+}
+
 /// Everything in the story ledger (`STORIES`) that the collaboration report counts.
 #[derive(Debug)]
 pub enum StoryLedgerEvent {
@@ -351,5 +373,37 @@ impl Incoming for StoryLedgerEvent {
             _ => return Ok(Self::Other),
         };
         decoded.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bashu_proto::story::v1::{DecisionNotice, ModerationDecision, Story, StoryDelivery, Verdict};
+    use prost::Message as _;
+
+    use super::{Arrival, FeedEvent, Incoming};
+    use crate::Subjects;
+
+    #[test]
+    fn a_feed_reader_tells_every_message_a_feed_carries_apart_by_its_subject() {
+        let subjects = Subjects::new("t1").unwrap();
+        let arrive = |subject: &str, payload: Vec<u8>| {
+            FeedEvent::decode_incoming(Arrival { subjects: &subjects, subject, event_type: None }, payload.into())
+        };
+        let story = Story { id: "s-1".into(), origin_county: "511083".into(), version: 2, ..Default::default() };
+        let delivery = StoryDelivery { story: Some(story.clone()), county: "500153".into(), ..Default::default() };
+        let notice = DecisionNotice {
+            county: "511083".into(),
+            decision: Some(ModerationDecision {
+                verdict: Verdict::Rejected as i32,
+                story: Some(story),
+                ..Default::default()
+            }),
+        };
+        let feed_story = subjects.feed_story("500153").unwrap();
+        let feed_decision = subjects.feed_decision("511083").unwrap();
+        assert!(matches!(arrive(&feed_story, delivery.encode_to_vec()), Ok(FeedEvent::Story(d)) if d == delivery));
+        assert!(matches!(arrive(&feed_decision, notice.encode_to_vec()), Ok(FeedEvent::Decision(n)) if n == notice));
+        assert!(arrive("t1.bashu.feed.500153.gossip", Vec::new()).is_err(), "an unknown kind is refused, named");
     }
 }

@@ -190,6 +190,12 @@ impl Subjects {
         self.subject("story.published.>")
     }
 
+    /// The county and kind (`story`, `decision`) of a feed subject (`bashu.feed.<county>.<kind>`),
+    /// if it is one.
+    pub fn feed_entry<'a>(&self, subject: &'a str) -> Option<(&'a str, &'a str)> {
+        subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.feed.")?.split_once('.')
+    }
+
     /// The county of a feed subject (`bashu.feed.<county>.<kind>`), if it is one.
     pub fn feed_county<'a>(&self, subject: &'a str) -> Option<&'a str> {
         let rest = subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.feed.")?;

@@ -4,8 +4,10 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use bashu_bus::{Bus, Subjects, Topology, async_nats::jetstream::consumer::PullConsumer};
-use bashu_proto::story::v1::{StoryDelivery, StoryReceipt};
+use bashu_bus::{
+    Arrival, Bus, FeedEvent, Incoming as _, Subjects, Topology, async_nats::jetstream::consumer::PullConsumer,
+};
+use bashu_proto::story::v1::StoryReceipt;
 use bashu_registry::Counties;
 use futures::StreamExt;
 use prost::Message as _;
@@ -332,27 +334,47 @@ async fn read_feed(
     names: HashMap<String, String>,
 ) -> anyhow::Result<()> {
     let mut messages = consumer.messages().await?;
+    let name = |code: &str| names.get(code).cloned().unwrap_or_default();
     while let Some(message) = messages.next().await {
         let message = message.map_err(|e| anyhow::anyhow!(e))?;
-        let delivery = StoryDelivery::decode(message.payload.clone())?;
-        let story = delivery.story.unwrap_or_default();
-        let name = |code: &str| names.get(code).cloned().unwrap_or_default();
-        println!(
-            "feed {county} {} ← {} {}: {} (v{})",
-            name(&county),
-            story.origin_county,
-            name(&story.origin_county),
-            story.headline,
-            story.version
-        );
-        bus.publish(&StoryReceipt {
-            story_id: story.id,
-            version: story.version,
-            county: county.clone(),
-            received_at: Some(bashu_proto::time::now()),
-            origin_county: story.origin_county,
-        })
-        .await?;
+        // A feed carries story copies and moderation's decisions on the county's own stories: the
+        // subject says which, as docs/county-integration.md tells a county's reader.
+        let arrival = Arrival { subjects: bus.subjects(), subject: &message.subject, event_type: None };
+        match FeedEvent::decode_incoming(arrival, message.payload.clone()) {
+            Ok(FeedEvent::Story(delivery)) => {
+                let story = delivery.story.unwrap_or_default();
+                println!(
+                    "feed {county} {} ← {} {}: {} (v{})",
+                    name(&county),
+                    story.origin_county,
+                    name(&story.origin_county),
+                    story.headline,
+                    story.version
+                );
+                bus.publish(&StoryReceipt {
+                    story_id: story.id,
+                    version: story.version,
+                    county: county.clone(),
+                    received_at: Some(bashu_proto::time::now()),
+                    origin_county: story.origin_county,
+                })
+                .await?;
+            }
+            Ok(FeedEvent::Decision(notice)) => {
+                let decision = notice.decision.unwrap_or_default();
+                let story = decision.story.clone().unwrap_or_default();
+                println!(
+                    "feed {county} {}: moderation {} \"{}\" (v{}): {}",
+                    name(&county),
+                    decision.verdict().as_str_name(),
+                    story.headline,
+                    story.version,
+                    decision.reason
+                );
+            }
+            // Something this reader does not know: said, and acknowledged, so the feed goes on.
+            Err(error) => println!("feed {county}: skipped a message on {}: {error}", message.subject),
+        }
         message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
     }
     Ok(())

@@ -1,5 +1,6 @@
-//! Webhooks: every delivery to a county that registered an endpoint is also POSTed there, signed
-//! with HMAC-SHA256 over the timestamp and the body. Each county has its own durable consumer with
+//! Webhooks: everything a county's feed carries (story copies, and moderation's decisions on the
+//! county's own stories) is also POSTed to the endpoint it registered, signed with HMAC-SHA256 over
+//! the timestamp and the body, with `Bashu-Webhook-Event` saying which it is. Each county has its own durable consumer with
 //! one message in flight, so deliveries to one endpoint stay in order and a slow or dead endpoint
 //! delays nobody else. Failures are retried with exponential backoff and jitter (the bus's
 //! retries), 4xx answers other than 408 and 429 are not retried, and what exhausts the budget is
@@ -7,8 +8,8 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use bashu_bus::{Bus, Delivery, Failure, Retry};
-use bashu_proto::{registry::v1::WebhookFormat, story::v1::StoryDelivery};
+use bashu_bus::{Bus, Delivery, Event as _, Failure, FeedEvent, Retry, Subjects};
+use bashu_proto::registry::v1::WebhookFormat;
 use bashu_registry::RegistryView;
 use hmac::{Hmac, Mac};
 use prost::Message as _;
@@ -21,9 +22,13 @@ use tracing::{info, warn};
 pub const TIMESTAMP_HEADER: &str = "Bashu-Webhook-Timestamp";
 /// The signature header: `v1=<hex of HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 pub const SIGNATURE_HEADER: &str = "Bashu-Webhook-Signature";
-/// The delivery's idempotency key (`feed.<county>.<origin>.<id>.<version>`): the same delivery
-/// can be POSTed twice (a retry after a lost answer); receivers deduplicate by it.
+/// The delivery's idempotency key (`feed.<county>.<origin>.<id>.<version>` for a story,
+/// `decision.<origin>.<id>.<version>.<VERDICT>` for a decision): the same delivery can be POSTed
+/// twice (a retry after a lost answer); receivers deduplicate by it.
 pub const DELIVERY_ID_HEADER: &str = "Bashu-Delivery-Id";
+/// What the POST carries: `story` (a story version for the county) or `decision` (moderation held
+/// or rejected one of the county's own stories).
+pub const EVENT_HEADER: &str = "Bashu-Webhook-Event";
 
 /// The signature of a body at a time with a secret, as the header carries it.
 pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
@@ -75,7 +80,9 @@ pub(crate) async fn run(
             let egress = egress.clone();
             info!(county = %county, "webhook sender started");
             tasks.spawn(async move {
-                let handler = |delivery: Delivery<StoryDelivery>| send(&client, &egress, &registry, &county, delivery);
+                let subjects = bus.subjects().clone();
+                let handler =
+                    |delivery: Delivery<FeedEvent>| send(&client, &egress, &registry, &county, &subjects, delivery);
                 if let Err(error) = bus.consume(spec, handler, stop).await {
                     warn!(county = %county, error = %error, "webhook sender stopped");
                 }
@@ -104,7 +111,8 @@ async fn send(
     egress: &bashu_egress::Config,
     registry: &RegistryView,
     county: &str,
-    delivery: Delivery<StoryDelivery>,
+    subjects: &Subjects,
+    delivery: Delivery<FeedEvent>,
 ) -> Result<(), Failure> {
     let graph = registry.current();
     // Unregistered since: nothing to send to.
@@ -113,27 +121,47 @@ async fn send(
     if let Err(error) = egress.check_webhook_url(&webhook.url) {
         return Err(Failure::Permanent(format!("webhook {} refused: {error}", redact(&webhook.url))));
     }
-    let story = delivery.event.story.as_ref().ok_or_else(|| Failure::Permanent("delivery without a story".into()))?;
-    let (body, content_type) = match webhook.format() {
-        WebhookFormat::Protobuf => (delivery.event.encode_to_vec(), "application/x-protobuf"),
-        _ => (
-            bashu_ninjs::story_to_ninjs(
-                story,
-                Some(bashu_ninjs::Delivery { receiving_county: county, approvals: &delivery.event.approvals }),
-            )
-            .to_string()
-            .into_bytes(),
-            "application/ninjs+json",
-        ),
+    let protobuf = webhook.format() == WebhookFormat::Protobuf;
+    let (event, delivery_id, body, content_type) = match &delivery.event {
+        FeedEvent::Story(copy) => {
+            let story = copy.story.as_ref().ok_or_else(|| Failure::Permanent("delivery without a story".into()))?;
+            let id = copy.route(subjects).map_err(Failure::from)?.msg_id;
+            if protobuf {
+                ("story", id, copy.encode_to_vec(), "application/x-protobuf")
+            } else {
+                let ninjs = bashu_ninjs::story_to_ninjs(
+                    story,
+                    Some(bashu_ninjs::Delivery { receiving_county: county, approvals: &copy.approvals }),
+                );
+                ("story", id, ninjs.to_string().into_bytes(), "application/ninjs+json")
+            }
+        }
+        FeedEvent::Decision(notice) => {
+            let decision = notice
+                .decision
+                .as_ref()
+                .ok_or_else(|| Failure::Permanent("decision notice without a decision".into()))?;
+            if decision.story.is_none() {
+                return Err(Failure::Permanent("decision without a story".into()));
+            }
+            let id = notice.route(subjects).map_err(Failure::from)?.msg_id;
+            if protobuf {
+                ("decision", id, notice.encode_to_vec(), "application/x-protobuf")
+            } else {
+                // The proto3 JSON mapping of `DecisionNotice`, as the HTTP API writes it.
+                let json = serde_json::to_vec(notice).map_err(|e| Failure::Permanent(e.to_string()))?;
+                ("decision", id, json, "application/json")
+            }
+        }
     };
     let timestamp = bashu_proto::time::now().seconds;
-    let delivery_id = format!("feed.{county}.{}.{}.{}", story.origin_county, story.id, story.version);
     let response = client
         .post(&webhook.url)
         .header("Content-Type", content_type)
         .header(TIMESTAMP_HEADER, timestamp.to_string())
         .header(SIGNATURE_HEADER, signature(&webhook.secret, timestamp, &body))
         .header(DELIVERY_ID_HEADER, delivery_id)
+        .header(EVENT_HEADER, event)
         .body(body)
         .send()
         .await;
