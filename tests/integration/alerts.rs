@@ -558,3 +558,42 @@ async fn only_the_county_itself_or_a_desk_officer_acknowledges_and_counties_read
         .await;
     assert_eq!(status.unwrap_err().code(), tonic::Code::NotFound);
 }
+
+#[tokio::test]
+async fn an_alert_not_declared_as_xml_is_refused_with_415_and_issues_nothing() {
+    use base64::Engine as _;
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    let desk = t.desk("mianyang");
+    let xml = cap("TYPED-1", "Alert", "Exercise", "Severe", None, &gbt("510703"));
+    let http = reqwest::Client::new();
+    let send = |content_type: Option<&'static str>, path: &'static str| {
+        let (http, xml, base) = (http.clone(), xml.clone(), t.http_base());
+        let now = bashu_proto::time::now().seconds;
+        let signature = bashu_alerts::signature::sign(&desk.secret_key_bytes(), "mianyang", now, xml.as_bytes());
+        async move {
+            let mut request = http
+                .post(format!("{base}{path}"))
+                .header("Bashu-Desk", "mianyang")
+                .header("Bashu-Timestamp", now.to_string())
+                .header("Bashu-Signature", base64::engine::general_purpose::STANDARD.encode(signature))
+                .body(xml);
+            if let Some(content_type) = content_type {
+                request = request.header("Content-Type", content_type);
+            }
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    for content_type in [Some("application/json"), Some("text/plain"), Some("application/x-www-form-urlencoded"), None]
+    {
+        for path in ["/v1/alerts", "/v1/alerts/validate"] {
+            let (status, answer) = send(content_type, path).await;
+            assert_eq!(status, 415, "{content_type:?} on {path}: {answer}");
+            assert_eq!(answer["error"]["code"], "unsupported_media_type", "{answer}");
+            assert!(answer["error"]["message"].as_str().unwrap().contains("application/cap+xml"), "{answer}");
+        }
+    }
+    assert_eq!(issued_count(&t).await, 0, "nothing was issued");
+    let (status, answer) = send(Some("application/xml; charset=utf-8"), "/v1/alerts").await;
+    assert_eq!(status, 202, "XML by another of its names is taken: {answer}");
+}

@@ -18,6 +18,9 @@ pub enum Error {
     /// No such alert or county.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The body is not declared as XML (`application/cap+xml`, `application/xml`, `text/xml`).
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
     /// The request body is larger than allowed.
     #[error("the document is larger than {limit} bytes")]
     TooLarge {
@@ -63,6 +66,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::Conflict(_) => "identifier_reused",
             Error::NotFound(_) => "not_found",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::TooLarge { .. } => "body_too_large",
             Error::Bus(_) | Error::Store(_) => "unavailable",
         }
@@ -79,6 +83,7 @@ impl Error {
             Error::Forbidden(_) => tonic::Status::permission_denied(message),
             Error::Conflict(_) => tonic::Status::already_exists(message),
             Error::NotFound(_) => tonic::Status::not_found(message),
+            Error::UnsupportedMediaType(_) => tonic::Status::invalid_argument(message),
             Error::TooLarge { .. } => tonic::Status::resource_exhausted(message),
             Error::Bus(_) | Error::Store(_) => tonic::Status::unavailable(message),
         }

@@ -42,6 +42,21 @@ async fn body_bytes(alerts: &Alerts, body: Body) -> Result<axum::body::Bytes, Er
     to_bytes(body, limit).await.map_err(|_| Error::TooLarge { limit })
 }
 
+/// The media types a CAP document may be sent as; a `charset` parameter is allowed.
+const XML_TYPES: [&str; 3] = ["application/cap+xml", "application/xml", "text/xml"];
+
+/// Refuses a body not declared as XML: a JSON, form or untyped body is a client's mistake, named
+/// before anything is read or checked.
+fn declared_xml(headers: &HeaderMap) -> Result<(), Error> {
+    let declared = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if XML_TYPES.contains(&media_type.as_str()) {
+        return Ok(());
+    }
+    let said = if declared.is_empty() { "no Content-Type".to_owned() } else { format!("Content-Type {declared}") };
+    Err(Error::UnsupportedMediaType(format!("{said}; send CAP 1.2 as {}", XML_TYPES.join(", "))))
+}
+
 fn missing(name: &str) -> Error {
     Error::Unauthenticated(format!("the {name} header is missing or not text"))
 }
@@ -60,6 +75,7 @@ pub(crate) fn signing<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Result<(i
 
 async fn issue(State(alerts): State<Alerts>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
+        declared_xml(&headers)?;
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
         let desk_id = header(DESK_HEADER).ok_or_else(|| missing(DESK_HEADER))?;
         let (timestamp, signature) = signing(header)?;
@@ -76,7 +92,10 @@ async fn issue(State(alerts): State<Alerts>, headers: HeaderMap, body: Body) -> 
     }
 }
 
-async fn validate(State(alerts): State<Alerts>, body: Body) -> Response {
+async fn validate(State(alerts): State<Alerts>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(error) = declared_xml(&headers) {
+        return error_response(&error);
+    }
     match body_bytes(&alerts, body).await {
         Ok(cap_xml) => Json(alerts.validate(&cap_xml)).into_response(),
         Err(error) => error_response(&error),
@@ -138,6 +157,7 @@ pub(crate) fn status_of(error: &Error) -> StatusCode {
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Bus(_) | Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
