@@ -187,4 +187,29 @@ async fn a_rejection_reaches_the_origin_and_the_queue_survives_a_restart() {
     let last = notices.last().unwrap().decision.as_ref().unwrap();
     assert_eq!((last.verdict(), last.reason.as_str()), (Verdict::Rejected, "来源不明，请补充原作者"));
     assert_eq!(t.published_count().await, 0);
+
+    // The operators' audit log names the reviewer of each action, with its level.
+    use bashu_proto::admin::v1::{ListAuditEventsRequest, audit_service_client::AuditServiceClient};
+    let channel =
+        bashu_tests::bearer_channel(&format!("http://{}", again.grpc_addr), bashu_tests::OPERATOR_TOKEN).await.unwrap();
+    let events = AuditServiceClient::new(channel)
+        .list_audit_events(ListAuditEventsRequest { limit: 10 })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let reviews: Vec<(&str, &str, &str)> = events
+        .iter()
+        .filter(|e| e.method.starts_with("/bashu.moderation.v1.ReviewService/"))
+        .map(|e| (e.actor.as_str(), e.method.rsplit('/').next().unwrap(), e.role.as_str()))
+        .collect();
+    // Newest first.
+    assert_eq!(
+        reviews,
+        [("alice", "RejectStory", "STAFF_ROLE_REVIEWER"), ("alice", "ClaimStory", "STAFF_ROLE_REVIEWER")],
+        "{events:?}"
+    );
+    let rejection = events.iter().find(|e| e.method.ends_with("/RejectStory")).unwrap();
+    assert!(rejection.target.contains("policy-4") && rejection.target.contains("初审"), "{}", rejection.target);
+    assert!(rejection.after_json.contains("来源不明"), "{}", rejection.after_json);
 }

@@ -92,6 +92,8 @@ impl Permissions {
                 subjects.subject("story.decided.*"),
                 subjects.subject("story.reviewed.*"),
                 subjects.subject("feed.*.decision"),
+                // Reviewers' claims, approvals and rejections, in the operators' audit log.
+                subjects.subject("audit.moderation"),
                 kv(MODERATION_BUCKET),
             ],
             "distribution" => {

@@ -11,10 +11,12 @@ use async_nats::jetstream::kv;
 use bashu_bus::Bus;
 use bashu_moderation_core::{ReviewQueue, next_level};
 use bashu_proto::{
+    admin::v1::AuditEvent,
     moderation::v1::{
         Approval, Claim, ListQueueRequest, ListQueueResponse, ReviewItem, ReviewRecorded, ReviewRequest, ReviewState,
         review_service_server::{ReviewService, ReviewServiceServer},
     },
+    registry::v1::StaffRole,
     story::v1::{DecisionNotice, ModerationDecision, ReviewApproval, RuleOutcome, Verdict},
     time::{from_system_time, to_system_time},
 };
@@ -168,22 +170,44 @@ impl ReviewDesk {
         reason: &str,
     ) -> Result<(), Status> {
         let story = item.story.clone().unwrap_or_default();
-        self.inner
-            .bus
-            .publish(&ReviewRecorded {
-                key: item.key.clone(),
-                origin_county: story.origin_county,
-                story_id: story.id,
-                version: story.version,
-                reviewer: reviewer.into(),
-                level,
-                action: action.into(),
-                reason: reason.into(),
-                at: Some(bashu_proto::time::now()),
-            })
-            .await
-            .map(drop)
-            .map_err(|e| Status::unavailable(e.to_string()))
+        let now = Some(bashu_proto::time::now());
+        let recorded = ReviewRecorded {
+            key: item.key.clone(),
+            origin_county: story.origin_county.clone(),
+            story_id: story.id.clone(),
+            version: story.version,
+            reviewer: reviewer.into(),
+            level,
+            action: action.into(),
+            reason: reason.into(),
+            at: now,
+        };
+        // The operators' audit log says who reviewed what, as it does for every admin change.
+        let method = match action {
+            "claim" => "ClaimStory",
+            "approve" => "ApproveStory",
+            _ => "RejectStory",
+        };
+        let audited = AuditEvent {
+            // The same as the ledger entry's key: one record however often the call is retried.
+            id: format!("review.{}.{action}.{reviewer}.{level}", item.key),
+            actor: reviewer.into(),
+            role: StaffRole::Reviewer.as_str_name().into(),
+            method: format!("/bashu.moderation.v1.ReviewService/{method}"),
+            target: format!(
+                "story {}/{} v{} level {level} ({})",
+                story.origin_county,
+                story.id,
+                story.version,
+                level_name(level)
+            ),
+            at: now,
+            before_json: String::new(),
+            after_json: serde_json::json!({ "action": action, "reason": reason }).to_string(),
+            service: "moderation".into(),
+        };
+        let (in_ledger, in_audit) = tokio::join!(self.inner.bus.publish(&recorded), self.inner.bus.publish(&audited));
+        in_ledger.and(in_audit).map(drop).map_err(|e| Status::unavailable(e.to_string()))
     }
 
     /// The final word: a decision for distribution, and for a rejection a notice to the origin.
