@@ -505,3 +505,82 @@ async fn a_webhook_gets_every_kind_of_feed_message_each_labelled_and_signed() {
     assert!(notice["decision"]["reason"].as_str().unwrap().contains("禁词"), "{notice}");
     assert!(t.bus.dead_letters().await.unwrap().is_empty(), "nothing was dead-lettered");
 }
+
+#[tokio::test]
+async fn a_county_speaks_only_for_itself_about_stories_and_garbage_it_sends_is_dead_lettered() {
+    use bashu_proto::story::v1::StoryUse;
+    use prost::Message as _;
+    let t = TestSystem::start().await;
+    // 隆昌市 shares a story with its partner 荣昌区, then withdraws it: 荣昌区 is asked to take it down.
+    submit(&t, &story_json("withdrawn", "511083", json!({"partners": true}))).await;
+    let mut kill = story_json("withdrawn", "511083", json!({"partners": true}));
+    kill["version"] = json!(2);
+    kill["status"] = json!("PUBLICATION_STATUS_CANCELED");
+    submit(&t, &kill).await;
+    eventually("both versions are published", || async { t.published_count().await == 2 }).await;
+
+    // 渝中区's own system, a plain NATS client on its own subjects, speaking for 荣昌区.
+    let yuzhong = async_nats::jetstream::new(async_nats::connect(t.nats.url()).await.unwrap());
+    let on = |kind: &str| format!("{}.bashu.story.{kind}.500103", t.config.nats.prefix);
+    let confirmation = TakedownConfirmation {
+        story_id: "withdrawn".into(),
+        version: 2,
+        county: "500153".into(),
+        origin_county: "511083".into(),
+        confirmed_at: None,
+    };
+    let reuse = StoryUse {
+        story_id: "withdrawn".into(),
+        version: 1,
+        county: "500153".into(),
+        origin_county: "511083".into(),
+        ..Default::default()
+    };
+    for (kind, payload) in [
+        ("takedown", confirmation.encode_to_vec()),
+        ("used", reuse.encode_to_vec()),
+        ("receipt", b"\xff\xfe not a receipt at all".to_vec()),
+    ] {
+        yuzhong.publish(on(kind), payload.into()).await.unwrap().await.unwrap();
+    }
+
+    eventually("all three are dead-lettered", || async { t.bus.dead_letters().await.unwrap().len() == 3 }).await;
+    let letters = t.bus.dead_letters().await.unwrap();
+    let reason_of = |consumer: &str| letters.iter().find(|l| l.consumer == consumer).map(|l| l.reason.clone()).unwrap();
+    assert!(
+        reason_of("takedown-tracker")
+            .contains("county 500103 sent a takedown confirmation for county 500153: a county speaks only for itself"),
+        "{}",
+        reason_of("takedown-tracker")
+    );
+    assert!(reason_of("county-uses").contains("county 500103 sent a reuse note for county 500153"));
+    assert!(reason_of("county-receipts").contains("not a story receipt"), "{}", reason_of("county-receipts"));
+
+    // Nothing changed for 荣昌区: its takedown is still missing, and no reuse counts for it.
+    let takedowns = TakedownServiceClient::new(t.operator_channel().await)
+        .list_takedowns(ListTakedownsRequest { missing_only: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .takedowns;
+    assert_eq!(takedowns[0].missing, ["500153"]);
+    assert!(takedowns[0].confirmed.is_empty());
+    let ledger: Vec<bashu_bus::Stored<bashu_bus::StoryLedgerEvent>> = t
+        .bus
+        .read_range(
+            bashu_bus::STORIES,
+            vec![t.bus.subjects().all_story_ledger()],
+            SystemTime::now() - Duration::from_secs(600),
+            SystemTime::now(),
+        )
+        .await
+        .unwrap()
+        .0;
+    assert!(
+        !ledger.iter().any(|s| matches!(
+            &s.event,
+            bashu_bus::StoryLedgerEvent::Used(_) | bashu_bus::StoryLedgerEvent::TakedownConfirmed(_)
+        )),
+        "the report reads neither as 荣昌区's"
+    );
+}

@@ -327,6 +327,68 @@ impl Event for AuditEvent {
     }
 }
 
+/// A story message a county published on its own subject (`story.receipt.<county>`,
+/// `story.used.<county>`, `story.takedown.<county>`). nats-server lets a county publish only on
+/// its own, so the subject is the county: an empty `county` in the body is filled from it, and a
+/// body naming another county does not decode (the consumer dead-letters it with the reason).
+#[derive(Debug)]
+pub struct FromCounty<E>(pub E);
+
+/// A message a county sends about a story, naming itself.
+pub trait CountyMessage: Event {
+    /// What it is called in a refusal.
+    const KIND: &'static str;
+    /// The county it names.
+    fn county_mut(&mut self) -> &mut String;
+}
+
+impl CountyMessage for StoryReceipt {
+    const KIND: &'static str = "story receipt";
+    fn county_mut(&mut self) -> &mut String {
+        &mut self.county
+    }
+}
+
+impl CountyMessage for StoryUse {
+    const KIND: &'static str = "reuse note";
+    fn county_mut(&mut self) -> &mut String {
+        &mut self.county
+    }
+}
+
+impl CountyMessage for TakedownConfirmation {
+    const KIND: &'static str = "takedown confirmation";
+    fn county_mut(&mut self) -> &mut String {
+        &mut self.county
+    }
+}
+
+/// Decodes a county's story message and binds it to the county of its subject.
+fn from_county<E: CountyMessage>(arrival: Arrival<'_>, payload: Bytes) -> std::result::Result<E, String> {
+    let Some((_, sender)) = arrival.subjects.county_story_entry(arrival.subject) else {
+        return Err(format!("{} is not a county's story subject", arrival.subject));
+    };
+    let mut event = E::decode(payload).map_err(|e| format!("not a {}: {e}", E::KIND))?;
+    let claimed = event.county_mut();
+    if claimed.is_empty() {
+        *claimed = sender.to_owned();
+    } else if claimed != sender {
+        return Err(format!(
+            "county {sender} sent a {} for county {claimed}: a county speaks only for itself",
+            E::KIND
+        ));
+    }
+    Ok(event)
+}
+
+impl<E: CountyMessage> Incoming for FromCounty<E> {
+    const NAME: &'static str = E::KIND;
+
+    fn decode_incoming(arrival: Arrival<'_>, payload: Bytes) -> std::result::Result<Self, String> {
+        from_county(arrival, payload).map(FromCounty)
+    }
+}
+
 /// Everything a county's feed carries, told apart by the subject's last token: what a county's
 /// reader and its webhook sender read.
 #[derive(Debug)]
@@ -366,10 +428,16 @@ impl Incoming for StoryLedgerEvent {
     const NAME: &'static str = "story ledger event";
 
     fn decode_incoming(arrival: Arrival<'_>, payload: Bytes) -> std::result::Result<Self, String> {
+        // What a county sent counts for the county whose subject it came on, and only for it.
+        match arrival.subjects.county_story_entry(arrival.subject) {
+            Some(("takedown", _)) => {
+                return Ok(from_county(arrival, payload).map(Self::TakedownConfirmed).unwrap_or(Self::Other));
+            }
+            Some(("used", _)) => return Ok(from_county(arrival, payload).map(Self::Used).unwrap_or(Self::Other)),
+            _ => {}
+        }
         let decoded = match arrival.event_type {
             Some(StoryPublished::TYPE) => StoryPublished::decode(payload).map(Self::Published),
-            Some(TakedownConfirmation::TYPE) => TakedownConfirmation::decode(payload).map(Self::TakedownConfirmed),
-            Some(StoryUse::TYPE) => StoryUse::decode(payload).map(Self::Used),
             _ => return Ok(Self::Other),
         };
         decoded.map_err(|e| e.to_string())

@@ -16,7 +16,9 @@ mod topology;
 pub use async_nats;
 pub use consume::{DeadLetter, Delivery, Failure, Handler, error_chain};
 pub use error::{Error, Result};
-pub use events::{AlertTrackingEvent, Arrival, Event, FeedEvent, Incoming, Route, StoryLedgerEvent};
+pub use events::{
+    AlertTrackingEvent, Arrival, CountyMessage, Event, FeedEvent, FromCounty, Incoming, Route, StoryLedgerEvent,
+};
 pub use operate::{ConsumerFigures, RangeMessage, Stored, StreamFigures};
 pub use permissions::{Permissions, SERVICES, county_inbox, desk_inbox};
 pub use subjects::Subjects;

@@ -73,6 +73,24 @@ impl Subjects {
         self.subject("story.takedown.>")
     }
 
+    /// `bashu.story.receipt.>`: every county's story receipts.
+    pub fn all_story_receipts(&self) -> String {
+        self.subject("story.receipt.>")
+    }
+
+    /// `bashu.story.used.>`: every county's reuse notes.
+    pub fn all_story_uses(&self) -> String {
+        self.subject("story.used.>")
+    }
+
+    /// The kind (`receipt`, `used`, `takedown`) and county of a subject a county publishes its
+    /// story messages on (`bashu.story.<kind>.<county>`), if it is one.
+    pub fn county_story_entry<'a>(&self, subject: &'a str) -> Option<(&'a str, &'a str)> {
+        let (kind, county) =
+            subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.story.")?.split_once('.')?;
+        (["receipt", "used", "takedown"].contains(&kind) && !county.contains('.')).then_some((kind, county))
+    }
+
     /// `bashu.feed.<county>.story`: a story version in a county's feed.
     pub fn feed_story(&self, county: &str) -> Result<String> {
         Ok(self.subject(&format!("feed.{}.story", token(county)?)))

@@ -360,6 +360,33 @@ impl Bus {
         }
     }
 
+    /// Checks what counties publish about stories they received (`story.receipt.*`): a malformed
+    /// receipt, or one naming another county, goes to the dead letters with the reason.
+    pub fn county_receipts_consumer(&self, retry: Retry) -> ConsumerSpec {
+        ConsumerSpec {
+            stream: self.subjects.name(STORIES),
+            durable: "county-receipts".into(),
+            filter: self.subjects.all_story_receipts(),
+            retry,
+            start: Start::All,
+            max_ack_pending: 1_000,
+            parallel: 1,
+        }
+    }
+
+    /// Checks the reuse notes counties publish (`story.used.*`), as [`Bus::county_receipts_consumer`].
+    pub fn county_uses_consumer(&self, retry: Retry) -> ConsumerSpec {
+        ConsumerSpec {
+            stream: self.subjects.name(STORIES),
+            durable: "county-uses".into(),
+            filter: self.subjects.all_story_uses(),
+            retry,
+            start: Start::All,
+            max_ack_pending: 1_000,
+            parallel: 1,
+        }
+    }
+
     /// A county's webhook sender: everything in the county's feed from the moment its webhook
     /// was registered (`since`), in order, however late the sender starts.
     pub fn webhook_consumer(&self, county: &str, since: SystemTime, retry: Retry) -> Result<ConsumerSpec> {

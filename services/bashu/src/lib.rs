@@ -256,7 +256,12 @@ impl System {
                     )
                     .await?;
                     spawn_service(&tracker, "distribution", distribution.run(shutdown.clone()));
-                    consumers.extend([control.distribution_consumer(any()), control.takedown_consumer(any())]);
+                    consumers.extend([
+                        control.distribution_consumer(any()),
+                        control.takedown_consumer(any()),
+                        control.county_receipts_consumer(any()),
+                        control.county_uses_consumer(any()),
+                    ]);
                 }
                 Target::Alerts => {
                     let alerts =

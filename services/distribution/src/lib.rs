@@ -10,8 +10,8 @@ pub mod webhook;
 
 use std::{sync::Arc, time::Duration};
 
-use bashu_bus::{Bus, Delivery, RetryConfig};
-use bashu_proto::story::v1::{ModerationDecision, TakedownConfirmation};
+use bashu_bus::{Bus, Delivery, FromCounty, RetryConfig};
+use bashu_proto::story::v1::{ModerationDecision, StoryReceipt, StoryUse, TakedownConfirmation};
 use bashu_registry::{Counties, RegistryView};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -139,13 +139,26 @@ impl Distribution {
         let distributor = self.distributor.clone();
         let takedowns = self.bus.consume_keyed(
             self.bus.takedown_consumer((&self.config.takedowns).into()).in_parallel(self.config.parallel),
-            |confirmation: &TakedownConfirmation| {
+            |FromCounty(confirmation): &FromCounty<TakedownConfirmation>| {
                 bashu_stories_core::story_key(&confirmation.origin_county, &confirmation.story_id)
             },
-            move |delivery: Delivery<TakedownConfirmation>| {
+            move |delivery: Delivery<FromCounty<TakedownConfirmation>>| {
                 let distributor = distributor.clone();
-                async move { distributor.takedown_confirmed(delivery.event).await }
+                async move { distributor.takedown_confirmed(delivery.event.0).await }
             },
+            shutdown.clone(),
+        );
+        // What counties publish about the stories they received is checked as it comes: a
+        // malformed receipt or reuse note, or one naming another county, is a dead letter with
+        // the reason (the collaboration report counts only the well-formed, for their own county).
+        let receipts = self.bus.consume(
+            self.bus.county_receipts_consumer((&self.config.takedowns).into()),
+            |_: Delivery<FromCounty<StoryReceipt>>| async { Ok(()) },
+            shutdown.clone(),
+        );
+        let uses = self.bus.consume(
+            self.bus.county_uses_consumer((&self.config.takedowns).into()),
+            |_: Delivery<FromCounty<StoryUse>>| async { Ok(()) },
             shutdown.clone(),
         );
         let held = self.distributor.follow_held(shutdown.clone());
@@ -169,7 +182,8 @@ impl Distribution {
             self.egress.clone(),
             shutdown.clone(),
         );
-        let (decisions, takedowns, (), (), ()) = tokio::join!(decisions, takedowns, held, releases, webhooks);
-        decisions.and(takedowns)
+        let (decisions, takedowns, receipts, uses, (), (), ()) =
+            tokio::join!(decisions, takedowns, receipts, uses, held, releases, webhooks);
+        decisions.and(takedowns).and(receipts).and(uses)
     }
 }
