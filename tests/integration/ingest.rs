@@ -357,4 +357,17 @@ async fn media_is_stored_with_its_digest_fetched_by_reference_and_limited_by_typ
     story["media"] = json!([{"uri": stored["uri"], "mediaType": "image/jpeg", "sha256": digest, "sizeBytes": 50000}]);
     let (status, answer) = t.post_story(&story).await;
     assert_eq!(status, 202, "{answer}");
+
+    // A reference to an object nobody uploaded is refused, naming the field; nothing is accepted.
+    let never = "0".repeat(64);
+    let mut dangling = story_json("dangling-photo", "511083", json!({"partners": true}));
+    dangling["media"] = json!([
+        {"uri": stored["uri"], "mediaType": "image/jpeg"},
+        {"uri": format!("bashu-object:{never}"), "mediaType": "image/jpeg"}
+    ]);
+    let (status, answer) = t.post_story(&dangling).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["fields"][0]["field"], "media[1].uri", "{answer}");
+    assert!(answer["error"]["fields"][0]["reason"].as_str().unwrap().contains(&never), "{answer}");
+    assert_eq!(t.get("/v1/stories/511083/dangling-photo/1").await.0, 404, "nothing was accepted");
 }

@@ -276,6 +276,26 @@ impl Ingest {
         grpc::service(self.clone())
     }
 
+    /// Refuses a story that references Bashu objects nobody uploaded: its receivers could never
+    /// fetch them.
+    async fn check_uploaded_media(&self, story: &Story) -> Result<()> {
+        use async_nats::jetstream::object_store::InfoErrorKind;
+        let mut missing = Vec::new();
+        for (i, media) in story.media.iter().enumerate() {
+            let Some(name) = media.uri.strip_prefix(media::OBJECT_SCHEME) else { continue };
+            match self.inner.media.info(name).await {
+                Ok(_) => {}
+                Err(error) if matches!(error.kind(), InfoErrorKind::NotFound | InfoErrorKind::InvalidName) => missing
+                    .push(FieldError::new(
+                        format!("media[{i}].uri"),
+                        format!("no object {name} was uploaded: upload it first (POST /v1/media)"),
+                    )),
+                Err(error) => return Err(Error::store(error)),
+            }
+        }
+        if missing.is_empty() { Ok(()) } else { Err(Error::Invalid(missing)) }
+    }
+
     /// Validates, normalises and accepts one story version. A version accepted before is
     /// answered with its first result, marked `duplicate`, and nothing is published again.
     #[tracing::instrument(name = "ingest.submit", skip_all, fields(story_id = %story.id, version = story.version, origin = %story.origin_county))]
@@ -297,6 +317,7 @@ impl Ingest {
             response.duplicate = true;
             return Ok(response);
         }
+        self.check_uploaded_media(&story).await?;
         let mut response = SubmitStoryResponse {
             story_id: story.id.clone(),
             version: story.version,
