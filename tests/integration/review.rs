@@ -213,3 +213,42 @@ async fn a_rejection_reaches_the_origin_and_the_queue_survives_a_restart() {
     assert!(rejection.target.contains("policy-4") && rejection.target.contains("初审"), "{}", rejection.target);
     assert!(rejection.after_json.contains("来源不明"), "{}", rejection.after_json);
 }
+
+#[tokio::test]
+async fn approving_a_story_that_expired_while_held_says_so_and_tells_the_origin() {
+    let (t, _dir) = system(600).await;
+    let mut client = ReviewServiceClient::connect(t.grpc_endpoint()).await.unwrap();
+    let mut story = story_json("stale", "511083", json!({"partners": true}));
+    let soon = std::time::SystemTime::now() + Duration::from_secs(2);
+    story["expiresAt"] = serde_json::to_value(bashu_proto::time::from_system_time(soon)).unwrap();
+    let (status, answer) = t.post_story(&story).await;
+    assert_eq!(status, 202, "{answer}");
+    eventually("the story is in the review queue", || {
+        let mut client = client.clone();
+        async move { queue(&mut client).await.iter().any(|i| i.key == "511083.stale.1") }
+    })
+    .await;
+    client.claim_story(as_reviewer("alice", key("stale"))).await.unwrap();
+    tokio::time::sleep_until((tokio::time::Instant::now() + Duration::from_secs(3)).into()).await;
+
+    let refused = client.approve_story(as_reviewer("alice", key("stale"))).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("expired at") && refused.message().contains("not delivered"),
+        "{}",
+        refused.message()
+    );
+    assert!(queue(&mut client).await.iter().all(|i| i.key != "511083.stale.1"), "it left the queue");
+    eventually("the origin is told", || async {
+        let notices: Vec<DecisionNotice> = t
+            .bus
+            .read_all(bashu_bus::FEEDS, &t.bus.subjects().feed_decision("511083").unwrap())
+            .await
+            .unwrap_or_default();
+        notices.iter().any(|n| {
+            n.decision.as_ref().is_some_and(|d| d.verdict() == Verdict::Rejected && d.reason.contains("expired at"))
+        })
+    })
+    .await;
+    assert_eq!(t.published_count().await, 0, "nothing was delivered");
+}

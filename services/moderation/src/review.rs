@@ -88,6 +88,11 @@ fn key_of(item: &ReviewItem) -> String {
     ReviewQueue::key_of(&item.key)
 }
 
+/// When a held story stops being news (its `expiresAt`), if it has one.
+fn expiry_of(item: &ReviewItem) -> Option<SystemTime> {
+    item.story.as_ref().and_then(|s| s.expires_at.as_ref()).and_then(to_system_time)
+}
+
 fn level_name(level: u32) -> &'static str {
     LEVEL_NAMES.get(level.saturating_sub(1) as usize).copied().unwrap_or("review")
 }
@@ -332,6 +337,12 @@ impl ReviewService for ReviewDesk {
             .change(&key, |item| {
                 let now = SystemTime::now();
                 let level = Self::callers_turn(item, &reviewer, now, "approving")?;
+                if expiry_of(item).is_some_and(|expiry| expiry <= now) {
+                    // Nothing to approve any more: it leaves the queue, and the origin is told.
+                    item.set_state(ReviewState::Rejected);
+                    item.claim = None;
+                    return Ok(());
+                }
                 if item.approvals.iter().any(|a| a.reviewer == reviewer.name) {
                     return Err(Status::failed_precondition("each level needs a different reviewer"));
                 }
@@ -347,6 +358,16 @@ impl ReviewService for ReviewDesk {
                 Ok(())
             })
             .await?;
+        if item.state() == ReviewState::Rejected {
+            let expired_at = item.story.as_ref().and_then(|s| s.expires_at).and_then(|t| serde_json::to_value(t).ok());
+            let reason = format!(
+                "expired at {} while waiting for review: not delivered",
+                expired_at.as_ref().and_then(|v| v.as_str()).unwrap_or("its expiry")
+            );
+            self.record(&item, &reviewer.name, next_level(&item), "reject", &reason).await?;
+            self.decide(&item, Verdict::Rejected, &reason).await?;
+            return Err(Status::failed_precondition(format!("{key}: the story {reason}")));
+        }
         self.record(&item, &reviewer.name, item.approvals.len() as u32, "approve", "").await?;
         if item.state() == ReviewState::Approved {
             self.decide(&item, Verdict::Approved, "").await?;
