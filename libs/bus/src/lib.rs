@@ -6,6 +6,7 @@
 mod consume;
 mod error;
 mod events;
+mod follow;
 pub mod headers;
 mod inspect;
 mod operate;
@@ -19,6 +20,7 @@ pub use error::{Error, Result};
 pub use events::{
     AlertTrackingEvent, Arrival, CountyMessage, Event, FeedEvent, FromCounty, Incoming, Route, StoryLedgerEvent,
 };
+pub use follow::{Followed, follow_keys};
 pub use operate::{ConsumerFigures, RangeMessage, Stored, StreamFigures};
 pub use permissions::{Permissions, SERVICES, county_inbox, desk_inbox};
 pub use subjects::Subjects;

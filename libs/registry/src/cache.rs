@@ -10,9 +10,9 @@ use std::sync::{
 };
 
 use async_nats::jetstream::kv;
+use bashu_bus::Followed;
 use bytes::Bytes;
 use dashmap::DashMap;
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Result, credentials::store};
@@ -69,51 +69,26 @@ impl CredentialCache {
         self.current.load(Ordering::Acquire)
     }
 
-    /// Follows the bucket until `shutdown`, opening the watch again whenever it ends.
+    /// Follows the bucket until `shutdown`, opening the watch again whenever it ends; answers
+    /// from memory only while the watch is current.
     pub async fn follow(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            self.current.store(false, Ordering::Release);
-            self.entries.clear();
-            let mut watch = match self.kv.watch_with_history(">").await {
-                Ok(watch) => watch,
-                Err(error) => {
-                    tracing::warn!(error = %error, "credentials cannot be followed; tokens are read from the bucket");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
-            // The watch shows every key that exists and every change after it was opened: an empty
-            // bucket now means there is nothing to catch up with.
-            let empty = match self.kv.keys().await {
-                Ok(mut keys) => keys.next().await.is_none(),
-                Err(_) => false,
-            };
-            if empty {
-                self.current.store(true, Ordering::Release);
+        bashu_bus::follow_keys(&self.kv, ">", true, &shutdown, |followed| match followed {
+            Followed::Opened => {
+                self.current.store(false, Ordering::Release);
+                self.entries.clear();
             }
-            loop {
-                let entry = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    entry = watch.next() => entry,
-                };
-                let Some(Ok(entry)) = entry else { break };
-                match entry.operation {
-                    kv::Operation::Put => {
-                        self.entries.insert(entry.key, entry.value);
-                    }
-                    kv::Operation::Delete | kv::Operation::Purge => {
-                        self.entries.remove(&entry.key);
-                        self.revoked.remove(&entry.key);
-                    }
+            Followed::Entry(entry) => match entry.operation {
+                kv::Operation::Put => {
+                    self.entries.insert(entry.key, entry.value);
                 }
-                if entry.delta == 0 {
-                    self.current.store(true, Ordering::Release);
+                kv::Operation::Delete | kv::Operation::Purge => {
+                    self.entries.remove(&entry.key);
+                    self.revoked.remove(&entry.key);
                 }
-            }
-            tracing::warn!("the credentials watch ended; tokens are read from the bucket until it is back");
-        }
+            },
+            Followed::CaughtUp => self.current.store(true, Ordering::Release),
+        })
+        .await;
         self.current.store(false, Ordering::Release);
     }
 }

@@ -37,9 +37,9 @@ impl StateStore {
         Ok(self.read.chain_at(chain_key).await?)
     }
 
-    /// Every chain as it changes (a snapshot first), for the escalation timers of every replica.
-    pub(crate) async fn watch_chains(&self) -> Result<kv::Watch> {
-        Ok(self.read.watch_chains().await?)
+    /// The bucket, for following its chains.
+    pub(crate) fn bucket(&self) -> &kv::Store {
+        &self.kv
     }
 
     /// Stores a record unless one exists; returns the one that was there, if any.

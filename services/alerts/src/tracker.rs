@@ -14,7 +14,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use bashu_bus::{AlertTrackingEvent, Bus, Delivery, Failure, Retry};
+use bashu_alerts_core::AlertState;
+use bashu_bus::{AlertTrackingEvent, Bus, Delivery, Failure, Followed, Retry};
 use bashu_proto::{
     Timestamp,
     admin::v1::AuditEvent,
@@ -24,7 +25,6 @@ use bashu_proto::{
     time::{from_system_time, to_system_time},
 };
 use bashu_registry::RegistryView;
-use futures::StreamExt;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -155,35 +155,20 @@ impl Tracker {
 
     /// Keeps `seen` current with the stored chains, until `shutdown`.
     async fn follow_chains(&self, shutdown: &CancellationToken) {
-        while !shutdown.is_cancelled() {
-            let mut watch = match self.store.watch_chains().await {
-                Ok(watch) => watch,
-                Err(error) => {
-                    warn!(error = %error, "alert chains cannot be followed, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
+        bashu_bus::follow_keys(self.store.bucket(), "chain.>", true, shutdown, |followed| {
+            let Followed::Entry(entry) = followed else { return };
+            let Some(chain_key) = AlertState::chain_of_key(&entry.key) else { return };
+            let mut seen = self.seen.lock().expect("seen chains");
+            match AlertChain::decode(entry.value) {
+                Ok(chain) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
+                    seen.insert(chain_key.to_owned(), chain);
                 }
-            };
-            loop {
-                let entry = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    entry = watch.next() => entry,
-                };
-                let Some(Ok(entry)) = entry else { break };
-                let Some(chain_key) = entry.key.strip_prefix("chain.") else { continue };
-                let mut seen = self.seen.lock().expect("seen chains");
-                match AlertChain::decode(entry.value) {
-                    Ok(chain) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
-                        seen.insert(chain_key.to_owned(), chain);
-                    }
-                    _ => {
-                        seen.remove(chain_key);
-                    }
+                _ => {
+                    seen.remove(chain_key);
                 }
             }
-        }
+        })
+        .await;
     }
 
     /// A county spoke for another: nothing changes in the chain, the operators' audit log says

@@ -16,7 +16,7 @@ use std::{
 };
 
 use async_nats::jetstream::kv;
-use bashu_bus::{Bus, Failure};
+use bashu_bus::{Bus, Failure, Followed};
 use bashu_proto::{
     Timestamp,
     story::v1::{
@@ -26,7 +26,6 @@ use bashu_proto::{
     time::{from_system_time, now, to_system_time},
 };
 use bashu_registry::{Counties, RegistryView};
-use futures::StreamExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -264,39 +263,24 @@ impl Distributor {
         if let Err(error) = self.carry_over_old_index().await {
             warn!(error = ?error, "the earlier held index could not be carried over; retried at the next start");
         }
-        while !shutdown.is_cancelled() {
-            let mut watch = match self.kv.watch_with_history(format!("{HELD_PREFIX}>")).await {
-                Ok(watch) => watch,
-                Err(error) => {
-                    warn!(error = %error, "held versions cannot be followed, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
-            loop {
-                let entry = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    entry = watch.next() => entry,
-                };
-                let Some(Ok(entry)) = entry else { break };
-                let Some((story, version)) = parse_held_key(&entry.key) else { continue };
-                let mut held = self.held.lock().expect("held schedule");
-                if entry.operation == kv::Operation::Put {
-                    let due = Timestamp::decode(entry.value)
-                        .ok()
-                        .and_then(|t| to_system_time(&t))
-                        .unwrap_or(SystemTime::UNIX_EPOCH);
-                    held.entry(story).or_default().insert(version, due);
-                } else if let Some(versions) = held.get_mut(&story) {
-                    versions.remove(&version);
-                    if versions.is_empty() {
-                        held.remove(&story);
-                    }
+        bashu_bus::follow_keys(&self.kv, &format!("{HELD_PREFIX}>"), true, &shutdown, |followed| {
+            let Followed::Entry(entry) = followed else { return };
+            let Some((story, version)) = parse_held_key(&entry.key) else { return };
+            let mut held = self.held.lock().expect("held schedule");
+            if entry.operation == kv::Operation::Put {
+                let due = Timestamp::decode(entry.value)
+                    .ok()
+                    .and_then(|t| to_system_time(&t))
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                held.entry(story).or_default().insert(version, due);
+            } else if let Some(versions) = held.get_mut(&story) {
+                versions.remove(&version);
+                if versions.is_empty() {
+                    held.remove(&story);
                 }
             }
-        }
+        })
+        .await;
     }
 
     async fn carry_over_old_index(&self) -> Result<(), Failure> {

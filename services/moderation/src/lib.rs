@@ -16,7 +16,7 @@ use std::{
 };
 
 use async_nats::jetstream::kv;
-use bashu_bus::{Bus, Delivery, Failure, RetryConfig};
+use bashu_bus::{Bus, Delivery, Failure, Followed, RetryConfig};
 use bashu_proto::{
     moderation::v1::{ReviewItem, ReviewState},
     story::v1::{DecisionNotice, ModerationDecision, StorySubmitted, Verdict},
@@ -190,79 +190,39 @@ async fn load_fingerprints(kv: &kv::Store, rules: &Rules) -> Result<Window, Erro
 /// Takes every fingerprint any moderation process stores into this process's window, so that a
 /// near-duplicate is found whichever replica approved the original.
 async fn follow_fingerprints(state: Arc<State>, shutdown: CancellationToken) {
-    while !shutdown.is_cancelled() {
-        let mut changes = match state.fingerprints.watch("recent.>").await {
-            Ok(changes) => changes,
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot follow other replicas' fingerprints yet; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
+    bashu_bus::follow_keys(&state.fingerprints, "recent.>", false, &shutdown, |followed| {
+        let Followed::Entry(entry) = followed else { return };
+        let Some((origin, id)) = entry.key.strip_prefix("recent.").and_then(|rest| rest.split_once('.')) else {
+            return;
         };
-        loop {
-            let change = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                change = changes.next() => change,
-            };
-            let Some(Ok(entry)) = change else { break };
-            let Some((origin, id)) = entry.key.strip_prefix("recent.").and_then(|rest| rest.split_once('.')) else {
-                continue;
-            };
-            if let Some(earlier) = Earlier::decode(origin, id, &entry.value) {
-                let window = state.current_rules().near_duplicate_window();
-                state.remember(earlier, window);
-            }
+        if let Some(earlier) = Earlier::decode(origin, id, &entry.value) {
+            state.remember(earlier, state.current_rules().near_duplicate_window());
         }
-    }
+    })
+    .await;
 }
 
 /// Recompiles the rules whenever the stored ones change; invalid rules are logged and ignored.
 async fn follow_rules(state: Arc<State>, shutdown: CancellationToken) {
-    // A watch ends when its connection does; it is opened again, and the stored rules read anew.
-    while !shutdown.is_cancelled() {
-        let mut changes = match state.fingerprints.watch_with_history(RULES_KEY).await {
-            Ok(changes) => changes,
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot follow rule changes yet; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        loop {
-            let change = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                change = changes.next() => change,
-            };
-            match change {
-                Some(Ok(entry)) if entry.operation == kv::Operation::Put => {
-                    match RulesConfig::from_json(&entry.value).and_then(Rules::new) {
-                        Ok(rules) => {
-                            info!(terms = rules.lexicon().len(), "moderation rules in force");
-                            let distance = rules.near_duplicate_distance();
-                            *state.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
-                            // The window's index is built for one distance: rebuilt when it changes.
-                            let mut earlier = state.earlier.write().unwrap_or_else(|p| p.into_inner());
-                            let window = std::mem::replace(&mut *earlier, Window::new(distance));
-                            *earlier = window.reindexed(distance);
-                        }
-                        Err(error) => {
-                            tracing::warn!(error = %error, "stored rules are invalid; the previous rules stay")
-                        }
-                    }
-                }
-                Some(_) => {}
-                None => break,
-            }
+    bashu_bus::follow_keys(&state.fingerprints, RULES_KEY, true, &shutdown, |followed| {
+        let Followed::Entry(entry) = followed else { return };
+        if entry.operation != kv::Operation::Put {
+            return;
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        match RulesConfig::from_json(&entry.value).and_then(Rules::new) {
+            Ok(rules) => {
+                info!(terms = rules.lexicon().len(), "moderation rules in force");
+                let distance = rules.near_duplicate_distance();
+                *state.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+                // The window's index is built for one distance: rebuilt when it changes.
+                let mut earlier = state.earlier.write().unwrap_or_else(|p| p.into_inner());
+                let window = std::mem::replace(&mut *earlier, Window::new(distance));
+                *earlier = window.reindexed(distance);
+            }
+            Err(error) => tracing::warn!(error = %error, "stored rules are invalid; the previous rules stay"),
         }
-    }
+    })
+    .await;
 }
 
 async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result<(), Failure> {
