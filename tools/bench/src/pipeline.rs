@@ -159,10 +159,9 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<PipelineResult> {
             let submit = bashu_submit(&set.ingest_urls(), &token);
             runs.measure(submit.clone(), &mut arrivals, &format!("b{replicas}-{run}"), options, Some(&bus)).await?;
             let tag = format!("g{replicas}-{run}");
-            region.push(
-                paced_copies(&submit, &mut arrivals, &tag, options.region_stories, options.region_rate, region_copies)
-                    .await?,
-            );
+            let (latency, _) =
+                paced(&submit, &mut arrivals, &tag, options.region_stories, options.region_rate, region_copies).await?;
+            region.push(latency);
         }
         if let Some(sampler) = sampler {
             let peaks = sampler.stop().await;
@@ -203,17 +202,17 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<PipelineResult> {
             .measure(pipeline.submit.clone(), &mut pipeline.arrivals, &format!("rs{run}"), options, None)
             .await?;
         let mut copies = raw_region_publisher(&nats.url(), run, story_bytes, region_copies).await?;
-        raw_region.push(
-            paced_copies(
-                &copies.submit,
-                &mut copies.arrivals,
-                &format!("rg{run}"),
-                options.region_stories,
-                options.region_rate,
-                region_copies,
-            )
-            .await?,
-        );
+        let tag = format!("rg{run}");
+        let (latency, _) = paced(
+            &copies.submit,
+            &mut copies.arrivals,
+            &tag,
+            options.region_stories,
+            options.region_rate,
+            region_copies,
+        )
+        .await?;
+        raw_region.push(latency);
     }
     Ok(PipelineResult {
         story_bytes,
@@ -321,7 +320,7 @@ impl Runs {
         self.end_to_end.push(end_to_end);
         let count = (options.rate * options.paced_seconds) as usize;
         let paced_tag = format!("{tag}-p");
-        let (latency, started) = paced(&submit, arrivals, &paced_tag, count, options.rate).await?;
+        let (latency, started) = paced(&submit, arrivals, &paced_tag, count, options.rate, 1).await?;
         self.paced.push(latency);
         if let Some(bus) = ledger {
             let interval = Duration::from_secs_f64(1.0 / options.rate as f64);
@@ -435,14 +434,16 @@ async fn sustained(
     Ok((per_second(last_accepted), per_second(last_arrival)))
 }
 
-/// `count` items at `rate` per second, each sent when due; end-to-end latency from when it was
-/// due, and when (by the wall clock) the first was due.
+/// `count` items at `rate` per second, each sent when due; latency from when it was due until its
+/// `copies`-th copy arrived (1: end to end for one receiver; 219: the last county of a region-wide
+/// story), and when (by the wall clock) the first was due.
 async fn paced(
     submit: &Submit,
     arrivals: &mut mpsc::UnboundedReceiver<Arrival>,
     tag: &str,
     count: usize,
     rate: u64,
+    copies: usize,
 ) -> anyhow::Result<(Percentiles, SystemTime)> {
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = Instant::now() + Duration::from_millis(50);
@@ -462,46 +463,9 @@ async fn paced(
     });
     // `start` is still ahead: the wall-clock moment it stands for.
     let started_wall = SystemTime::now() + start.saturating_duration_since(Instant::now());
-    let arrived = wait_for(arrivals, tag, count).await?;
-    sender.await?;
-    let samples: Vec<Duration> = arrived
-        .iter()
-        .filter_map(|(id, at)| {
-            let n: u32 = id.rsplit('-').next()?.parse().ok()?;
-            Some(at.saturating_duration_since(start + interval * n))
-        })
-        .collect();
-    Ok((Percentiles::of(&samples).context("no samples")?, started_wall))
-}
-
-/// `count` items at `rate` per second, each sent when due; latency from when it was due until
-/// the last of its `copies` copies arrived.
-async fn paced_copies(
-    submit: &Submit,
-    arrivals: &mut mpsc::UnboundedReceiver<Arrival>,
-    tag: &str,
-    count: usize,
-    rate: u64,
-    copies: usize,
-) -> anyhow::Result<Percentiles> {
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let start = Instant::now() + Duration::from_millis(50);
-    let sender = tokio::spawn({
-        let (submit, tag) = (submit.clone(), tag.to_owned());
-        async move {
-            for n in 0..count {
-                tokio::time::sleep_until((start + interval * n as u32).into()).await;
-                let (submit, id) = (submit.clone(), format!("{tag}-{n}"));
-                tokio::spawn(async move {
-                    while !submit(id.clone()).await {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                });
-            }
-        }
-    });
     let prefix = format!("{tag}-");
-    let mut seen: HashMap<String, (usize, Instant)> = HashMap::with_capacity(count);
+    // Per id: copies seen, and when the `copies`-th came.
+    let mut seen: HashMap<String, (usize, Option<Instant>)> = HashMap::with_capacity(count);
     let mut complete = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     while complete < count {
@@ -512,23 +476,22 @@ async fn paced_copies(
         if !id.starts_with(&prefix) {
             continue;
         }
-        let entry = seen.entry(id).or_insert((0, at));
+        let entry = seen.entry(id).or_insert((0, None));
         entry.0 += 1;
-        entry.1 = at;
         if entry.0 == copies {
+            entry.1 = Some(at);
             complete += 1;
         }
     }
     sender.await?;
     let samples: Vec<Duration> = seen
         .iter()
-        .filter(|(_, (n, _))| *n >= copies)
         .filter_map(|(id, (_, at))| {
             let n: u32 = id.rsplit('-').next()?.parse().ok()?;
-            Some(at.saturating_duration_since(start + interval * n))
+            Some(at.as_ref()?.saturating_duration_since(start + interval * n))
         })
         .collect();
-    Percentiles::of(&samples).context("no samples")
+    Ok((Percentiles::of(&samples).context("no samples")?, started_wall))
 }
 
 /// Waits until `count` distinct ids starting with `tag-` have arrived; their first arrivals.
