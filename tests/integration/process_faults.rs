@@ -16,9 +16,9 @@ use bashu_bus::{ALERT_FEEDS, Bus, Subjects, Topology};
 use bashu_proto::{
     admin::v1::{ListAlliancesRequest, registry_service_client::RegistryServiceClient},
     alert::v1::AlertDelivery,
-    registry::v1::{Alliance, Desk},
+    registry::v1::Alliance,
 };
-use bashu_registry::{Counties, RegistryStore};
+use bashu_registry::Counties;
 use bashu_test_support::{NatsServer, free_port};
 use bashu_tests::{bearer_channel, eventually, spawn_bashu_with, wait_ready};
 use tokio_util::sync::CancellationToken;
@@ -125,26 +125,7 @@ async fn kill_minus_nine_of_each_service_in_turn_loses_and_duplicates_nothing() 
         Bus::connect(&nats.url(), "observer", Subjects::new(&prefix).unwrap(), Topology::default()).await.unwrap();
     observer.provision().await.unwrap();
     let counties = Arc::new(Counties::builtin().unwrap());
-    let token = bashu_registry::CountyTokens::open(&observer, counties.clone())
-        .await
-        .unwrap()
-        .issue("511083", "faults")
-        .await
-        .unwrap()
-        .token;
-    let (desk_secret, desk_public) = bashu_alerts::signature::new_key_pair();
-    RegistryStore::open(&observer, counties.clone())
-        .await
-        .unwrap()
-        .put_desk(Desk {
-            id: DESK.into(),
-            name: "kill -9 desk".into(),
-            public_key: desk_public.to_vec(),
-            areas: vec![PREFECTURE.into()],
-            contact: "test".into(),
-        })
-        .await
-        .unwrap();
+    let (token, desk_secret) = bashu_tests::county_and_desk(&observer, "511083", DESK, &[PREFECTURE]).await;
 
     let http = bashu::http_client();
     let mut running = BTreeMap::new();

@@ -12,10 +12,9 @@ use std::{
 use bashu_bus::{ALERT_FEEDS, ALERTS, Bus, FEEDS, Subjects, Topology};
 use bashu_proto::{
     alert::v1::{AlertDelivery, AlertEscalation},
-    registry::v1::Desk,
     story::v1::StoryDelivery,
 };
-use bashu_registry::{Counties, RegistryStore};
+use bashu_registry::Counties;
 use bashu_test_support::{NatsServer, free_port};
 use bashu_tests::{PATIENCE, eventually, spawn_bashu_with, story_json, wait_ready};
 use serde_json::json;
@@ -90,27 +89,7 @@ impl Replicated {
         let observer =
             Bus::connect(&nats.url(), "observer", Subjects::new(&prefix).unwrap(), Topology::default()).await.unwrap();
         observer.provision().await.unwrap();
-        let counties = Arc::new(Counties::builtin().unwrap());
-        let token = bashu_registry::CountyTokens::open(&observer, counties.clone())
-            .await
-            .unwrap()
-            .issue(ORIGIN, "replicas")
-            .await
-            .unwrap()
-            .token;
-        let (desk_secret, desk_public) = bashu_alerts::signature::new_key_pair();
-        RegistryStore::open(&observer, counties)
-            .await
-            .unwrap()
-            .put_desk(Desk {
-                id: DESK.into(),
-                name: "replicas desk".into(),
-                public_key: desk_public.to_vec(),
-                areas: vec![PREFECTURE.into()],
-                contact: "test".into(),
-            })
-            .await
-            .unwrap();
+        let (token, desk_secret) = bashu_tests::county_and_desk(&observer, ORIGIN, DESK, &[PREFECTURE]).await;
         let http = bashu::http_client();
         let mut processes = BTreeMap::new();
         for (target, count) in replicas {

@@ -166,6 +166,33 @@ impl CmsLoad {
     }
 }
 
+/// What the process-level fault tests start from on a fresh bus: a token for `county` (as an
+/// operator issues it) and a desk for `areas`, whose secret key is returned with the token.
+pub async fn county_and_desk(observer: &Bus, county: &str, desk: &str, areas: &[&str]) -> (String, [u8; 32]) {
+    let counties = Arc::new(Counties::builtin().expect("registry"));
+    let token = bashu_registry::CountyTokens::open(observer, counties.clone())
+        .await
+        .expect("credentials bucket")
+        .issue(county, "fault tests")
+        .await
+        .expect("a county token")
+        .token;
+    let (desk_secret, desk_public) = bashu_alerts::signature::new_key_pair();
+    RegistryStore::open(observer, counties)
+        .await
+        .expect("registry bucket")
+        .put_desk(bashu_proto::registry::v1::Desk {
+            id: desk.into(),
+            name: format!("{desk} (fault tests)"),
+            public_key: desk_public.to_vec(),
+            areas: areas.iter().map(|a| a.to_string()).collect(),
+            contact: "test".into(),
+        })
+        .await
+        .expect("the desk is stored");
+    (token, desk_secret)
+}
+
 /// How many times each story id is in `county`'s feed.
 pub async fn deliveries_per_story(bus: &Bus, county: &str) -> BTreeMap<String, usize> {
     let feed = bus.subjects().feed_story(county).expect("a county code");
