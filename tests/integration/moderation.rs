@@ -115,20 +115,29 @@ async fn operators_change_the_rules_without_a_restart() {
     }
     let current = admin.get_moderation_rules(operator(GetModerationRulesRequest {})).await.unwrap().into_inner();
     assert!(current.json.contains("法轮"), "the file seeded the rules in force");
+    // What is in force shows the defaults the stored rules leave out: near-duplicates are held.
+    let effective: serde_json::Value = serde_json::from_str(&current.effective_json).unwrap();
+    assert_eq!(effective["near_duplicate"], json!({"max_distance": 8, "window_hours": 72, "action": "hold"}));
+    assert_eq!(effective["lexicon"][0]["term"], "法轮");
 
     let new_rules = json!({"lexicon": [{"term": "法轮", "action": "reject"}, {"term": "赌场", "action": "reject", "category": "gambling"}]}).to_string();
     assert_eq!(
-        admin.set_moderation_rules(ModerationRules { json: new_rules.clone() }).await.unwrap_err().code(),
+        admin
+            .set_moderation_rules(ModerationRules { json: new_rules.clone(), ..Default::default() })
+            .await
+            .unwrap_err()
+            .code(),
         tonic::Code::Unauthenticated
     );
     let invalid = admin
         .set_moderation_rules(operator(ModerationRules {
             json: r#"{"lexicon": [{"term": "x", "action": "ban"}]}"#.into(),
+            ..Default::default()
         }))
         .await
         .unwrap_err();
     assert_eq!(invalid.code(), tonic::Code::InvalidArgument, "{}", invalid.message());
-    admin.set_moderation_rules(operator(ModerationRules { json: new_rules })).await.unwrap();
+    admin.set_moderation_rules(operator(ModerationRules { json: new_rules, ..Default::default() })).await.unwrap();
 
     // Moderation follows the stored rules; the next story meets them.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

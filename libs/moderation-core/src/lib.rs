@@ -34,6 +34,12 @@ pub async fn stored_rules(bus: &Bus) -> Result<Option<String>, Error> {
     Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
 }
 
+/// The rules in force for stored `json`: every setting, defaults included, as JSON.
+pub fn effective_rules(json: &str) -> Result<String, Error> {
+    let config = rules::RulesConfig::from_json(json.as_bytes()).map_err(Error::Rules)?;
+    serde_json::to_string_pretty(&config).map_err(|e| Error::Rules(e.to_string()))
+}
+
 /// Checks and stores new rules; moderation picks them up for the next story.
 pub async fn store_rules(bus: &Bus, json: &str) -> Result<(), Error> {
     rules::Rules::new(rules::RulesConfig::from_json(json.as_bytes()).map_err(Error::Rules)?).map_err(Error::Rules)?;

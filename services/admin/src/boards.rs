@@ -60,7 +60,10 @@ impl ModerationRulesService for Admin {
     ) -> Result<Response<ModerationRules>, Status> {
         let json =
             bashu_moderation_core::stored_rules(&self.bus).await.map_err(|e| Status::unavailable(e.to_string()))?;
-        Ok(Response::new(ModerationRules { json: json.unwrap_or_else(|| "{}".into()) }))
+        let json = json.unwrap_or_else(|| "{}".into());
+        let effective_json =
+            bashu_moderation_core::effective_rules(&json).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(ModerationRules { json, effective_json }))
     }
 
     async fn set_moderation_rules(
@@ -76,6 +79,9 @@ impl ModerationRulesService for Admin {
             other => Status::unavailable(other.to_string()),
         })?;
         self.audit(&who, "moderation rules", before, Some(rules.json.clone())).await?;
-        Ok(Response::new(rules))
+        // Stored and checked: what is in force now, defaults included.
+        let effective_json =
+            bashu_moderation_core::effective_rules(&rules.json).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(ModerationRules { json: rules.json, effective_json }))
     }
 }

@@ -465,8 +465,9 @@ pub(crate) async fn rules(channel: StaffChannel, out: Out, command: RulesCommand
         RulesCommand::Set { file } => {
             let json =
                 std::fs::read_to_string(&file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-            client.set_moderation_rules(ModerationRules { json }).await?.into_inner()
+            client.set_moderation_rules(ModerationRules { json, effective_json: String::new() }).await?.into_inner()
         }
     };
-    out.say(&rules, rules.json.clone())
+    let text = format!("stored:\n{}\n\nin force (every default filled in):\n{}", rules.json, rules.effective_json);
+    out.say(&rules, text)
 }

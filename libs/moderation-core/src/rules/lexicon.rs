@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::normalise::normalise;
 
 /// What a term does when it is found.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Deserialize, serde::Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// A reviewer must look at the story.
@@ -17,7 +17,7 @@ pub enum Action {
 }
 
 /// One lexicon entry.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Term {
     /// The term as written.

@@ -16,7 +16,7 @@ pub use lexicon::{Action, Hit, Lexicon, Term};
 pub use window::{Earlier, Window};
 
 /// Near-duplicate settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NearDuplicateConfig {
     /// At most this many differing fingerprint bits make a near-duplicate.
@@ -37,7 +37,7 @@ impl Default for NearDuplicateConfig {
 }
 
 /// The rules of a deployment (a JSON file; see docs/moderation.md).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesConfig {
     /// Sensitive terms.
