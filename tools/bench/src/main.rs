@@ -44,38 +44,7 @@ enum Scenario {
     },
     /// The story pipeline (and ingest, and each service's memory) beside a raw three-hop
     /// JetStream pipeline; needs the `bashu` binary beside this one or in BENCH_BASHU_BINARY.
-    Pipeline {
-        /// Stories per run in the sustained phase.
-        #[arg(long, default_value_t = 5_000)]
-        stories: usize,
-        /// Clients sending at once in the sustained phase.
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        /// Stories per second in the paced phase (below what the machine sustains, or the
-        /// latency measured is the backlog's).
-        #[arg(long, default_value_t = 200)]
-        rate: u64,
-        /// Length of the paced phase, in seconds.
-        #[arg(long, default_value_t = 5)]
-        paced_seconds: u64,
-        /// Runs; medians and spreads are reported.
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-        /// Start nats-server with `sync_interval: always` (fsync before every acknowledgement),
-        /// as production runs it.
-        #[arg(long)]
-        sync_always: bool,
-        /// Replicas of each pipeline service (ingest, moderation, distribution), one measurement
-        /// each.
-        #[arg(long, value_delimiter = ',', default_value = "1,3")]
-        replicas: Vec<usize>,
-        /// Region-wide stories (shared with all 220 counties) per run.
-        #[arg(long, default_value_t = 40)]
-        region_stories: usize,
-        /// Region-wide stories per second.
-        #[arg(long, default_value_t = 5)]
-        region_rate: u64,
-    },
+    Pipeline(pipeline::Options),
     /// Moderation's lexicon scan rate (MB/s), normalisation included.
     Lexicon {
         /// Terms in the lexicon.
@@ -103,28 +72,7 @@ fn main() -> anyhow::Result<()> {
                 print_alerts(&results, &options);
             }
         }
-        Scenario::Pipeline {
-            stories,
-            concurrency,
-            rate,
-            paced_seconds,
-            runs,
-            sync_always,
-            replicas,
-            region_stories,
-            region_rate,
-        } => {
-            let options = pipeline::Options {
-                stories,
-                concurrency,
-                rate,
-                paced_seconds,
-                runs,
-                sync_always,
-                replicas,
-                region_stories,
-                region_rate,
-            };
+        Scenario::Pipeline(options) => {
             let result = runtime.block_on(pipeline::run(&options))?;
             if cli.json {
                 println!(

@@ -38,19 +38,37 @@ const ORIGIN: &str = "511083";
 const RECEIVER: &str = "500153";
 const OPERATOR_TOKEN: &str = "bench-operator-token";
 
-/// Options of the pipeline scenario.
+/// Options of the pipeline scenario (its command line).
+#[derive(clap::Args)]
 pub(crate) struct Options {
+    /// Stories per run in the sustained phase.
+    #[arg(long, default_value_t = 5_000)]
     pub(crate) stories: usize,
+    /// Clients sending at once in the sustained phase.
+    #[arg(long, default_value_t = 32)]
     pub(crate) concurrency: usize,
+    /// Stories per second in the paced phase (below what the machine sustains, or the latency
+    /// measured is the backlog's).
+    #[arg(long, default_value_t = 200)]
     pub(crate) rate: u64,
+    /// Length of the paced phase, in seconds.
+    #[arg(long, default_value_t = 5)]
     pub(crate) paced_seconds: u64,
+    /// Runs; medians and spreads are reported.
+    #[arg(long, default_value_t = 3)]
     pub(crate) runs: usize,
-    /// nats-server fsyncs every write before acknowledging it (`sync_interval: always`).
+    /// Start nats-server with `sync_interval: always` (fsync before every acknowledgement), as
+    /// production runs it.
+    #[arg(long)]
     pub(crate) sync_always: bool,
-    /// Replicas of each pipeline service, one measurement each (e.g. 1 and 3).
+    /// Replicas of each pipeline service (ingest, moderation, distribution), one measurement each.
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
     pub(crate) replicas: Vec<usize>,
-    /// Region-wide stories per run, sent at `region_rate` per second.
+    /// Region-wide stories (shared with all 220 counties) per run.
+    #[arg(long, default_value_t = 40)]
     pub(crate) region_stories: usize,
+    /// Region-wide stories per second.
+    #[arg(long, default_value_t = 5)]
     pub(crate) region_rate: u64,
 }
 
