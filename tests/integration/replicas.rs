@@ -16,7 +16,7 @@ use bashu_proto::{
 };
 use bashu_registry::Counties;
 use bashu_test_support::{NatsServer, free_port};
-use bashu_tests::{PATIENCE, eventually, spawn_bashu_with, story_json, wait_ready};
+use bashu_tests::{PATIENCE, eventually, spawn_bashu_with, story_json};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +54,27 @@ impl Process {
         ];
         let child = spawn_bashu_with(target, nats, prefix, http, Duration::from_secs(10), &settings);
         Self { child, http }
+    }
+
+    /// Spawns `target` and waits until it is ready. A process that exits before (one of the free
+    /// ports it was given was taken meanwhile by a test running beside this one) is spawned
+    /// again on other ports.
+    async fn ready(target: &str, nats: &str, prefix: &str, http: &reqwest::Client) -> Self {
+        for _ in 0..3 {
+            let mut process = Self::spawn(target, nats, prefix);
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            while tokio::time::Instant::now() < deadline {
+                if process.child.try_wait().expect("the process's state").is_some() {
+                    break;
+                }
+                let url = format!("http://127.0.0.1:{}/readyz", process.http);
+                if http.get(url).send().await.is_ok_and(|r| r.status() == 200) {
+                    return process;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        panic!("bashu --target {target} did not become ready in three tries");
     }
 
     fn kill(&mut self) {
@@ -95,9 +116,7 @@ impl Replicated {
         for (target, count) in replicas {
             let mut started = Vec::new();
             for _ in 0..*count {
-                let process = Process::spawn(target, &nats.url(), &prefix);
-                wait_ready(&http, process.http).await;
-                started.push(process);
+                started.push(Process::ready(target, &nats.url(), &prefix, &http).await);
             }
             processes.insert(*target, started);
         }
@@ -379,8 +398,7 @@ async fn a_rolling_restart_of_every_service_fails_no_desk_request_and_loses_no_s
         for _ in 0..2 {
             // As a Deployment rolls with maxUnavailable 0: the new pod is ready before the old one
             // is taken out of the Service and sent SIGTERM.
-            let fresh = Process::spawn(target, &system.nats.url(), &system.prefix);
-            wait_ready(&system.http, fresh.http).await;
+            let fresh = Process::ready(target, &system.nats.url(), &system.prefix, &system.http).await;
             let processes = system.processes.get_mut(target).unwrap();
             processes.push(fresh);
             let old = processes.remove(0);
