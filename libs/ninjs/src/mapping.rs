@@ -55,8 +55,8 @@ pub fn story_to_ninjs(story: &Story, delivery: Option<Delivery<'_>>) -> Value {
     put("standard", json!({"name": "ninjs", "version": "3.2", "schema": PROFILE_URI}));
     put("type", json!("text"));
     put("version", json!(story.version.to_string()));
-    put("firstCreated", created.clone());
-    put("versionCreated", created);
+    put("versionCreated", time(story.version_created_at).unwrap_or_else(|| created.clone()));
+    put("firstCreated", created);
     if let Some(embargo) = time(story.embargo_until) {
         put("embargoedUntil", embargo);
     }
@@ -64,7 +64,10 @@ pub fn story_to_ninjs(story: &Story, delivery: Option<Delivery<'_>>) -> Value {
         put("expires", expires);
     }
     put("pubStatus", json!(pub_status));
-    put("language", json!(story.language));
+    // A story that did not say its language is not given one.
+    if !story.language.is_empty() {
+        put("language", json!(story.language));
+    }
     put("headlines", json!([{"role": "main", "value": story.headline}]));
     put("bodies", json!([{"role": "main", "contentType": "text/plain", "value": story.body}]));
     if !story.byline.is_empty() {
@@ -176,20 +179,78 @@ impl<'a> Reader<'a> {
         self.document.get(key).and_then(Value::as_array).into_iter().flatten().enumerate()
     }
 
-    /// The `value` of the first item of `key` whose `field` is `wanted`, else of the first item
-    /// without a `field` at all (plain ninjs from a county's CMS rarely sets roles).
-    fn by_role(&self, key: &str, field: &str, wanted: &str) -> String {
-        fn role<'v>(item: &'v Value, field: &str) -> Option<&'v str> {
-            item.get(field).and_then(Value::as_str)
-        }
-        let items: Vec<&Value> = self.array(key).map(|(_, item)| item).collect();
+    /// The `value` of the first item of `key` whose `role` is `wanted`, else of the first item
+    /// without a role (plain ninjs from a county's CMS rarely sets roles).
+    fn by_role(&self, key: &str, wanted: &str) -> Option<&'a str> {
+        let role = |item: &Value| item.get("role").and_then(Value::as_str).map(str::to_owned);
+        let value = |item: &'a Value| item.get("value").and_then(Value::as_str);
+        let items: Vec<&'a Value> = self.array(key).map(|(_, item)| item).collect();
         items
             .iter()
-            .find(|item| role(item, field) == Some(wanted))
-            .or_else(|| items.iter().find(|item| role(item, field).is_none()))
-            .and_then(|item| item.get("value").and_then(Value::as_str))
-            .unwrap_or("")
-            .to_owned()
+            .find(|item| role(item).as_deref() == Some(wanted))
+            .or_else(|| items.iter().find(|item| role(item).is_none()))
+            .and_then(|item| value(item))
+    }
+
+    /// The headline: role `main`, else the first headline, else the document's `title` (events
+    /// and planning items have a title and no headline), else its `slugline`.
+    fn headline(&self) -> Option<String> {
+        let first = self.array("headlines").find_map(|(_, h)| h.get("value").and_then(Value::as_str));
+        self.by_role("headlines", "main")
+            .or(first)
+            .or_else(|| self.document.get("title")?.as_str())
+            .or_else(|| self.document.get("slugline")?.as_str())
+            .filter(|headline| !headline.trim().is_empty())
+            .map(str::to_owned)
+    }
+
+    /// The plain-text body: role `main` or `text` in plain text, else the text of the first HTML,
+    /// XHTML or NITF body, else (a picture, a video, an event) the first text description.
+    fn body(&self) -> String {
+        let bodies: Vec<&'a Value> = self.array("bodies").map(|(_, b)| b).collect();
+        let field = |item: &'a Value, key: &str| item.get(key).and_then(Value::as_str).unwrap_or("");
+        let plain = |item: &&'a Value| {
+            let kind = field(item, "contentType").to_ascii_lowercase();
+            (kind.is_empty() || kind.starts_with("text/plain")) && !is_markup_role(field(item, "role"))
+        };
+        let main = bodies.iter().find(|b| field(b, "role") == "main" && plain(b));
+        let text = bodies.iter().find(|b| field(b, "role") == "text" && plain(b));
+        if let Some(body) = main.or(text).or_else(|| bodies.iter().find(|b| plain(b))) {
+            return field(body, "value").to_owned();
+        }
+        if let Some(body) = bodies.first() {
+            return text_of_markup(field(body, "value"));
+        }
+        let descriptions: Vec<&'a Value> =
+            self.array("descriptions").map(|(_, d)| d).filter(|d| field(d, "role") != "bashu:review").collect();
+        descriptions
+            .iter()
+            .find(|d| field(d, "role") != "summary")
+            .or(descriptions.first())
+            .map(|d| field(d, "value").to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The story version. A Bashu document (its `uri` names a Bashu story) carries Bashu's own
+    /// version. A plain document's version is its publisher's count, which starts at 0 or 1 as the
+    /// publisher chose: its version `n` is Bashu version `n + 1`, so no version is refused and the
+    /// publisher's order is kept. No version at all is the first.
+    fn version(&mut self, bashu_document: bool) -> u32 {
+        let Some(text) = self.document.get("version").and_then(Value::as_str) else { return 1 };
+        let parsed = text.trim().parse::<u32>().ok();
+        match parsed {
+            Some(version) if bashu_document && version >= 1 => version,
+            Some(version) if !bashu_document && version < u32::MAX => version + 1,
+            _ => {
+                let expected = if bashu_document {
+                    "a positive whole number, such as \"2\""
+                } else {
+                    "a whole number, such as \"0\" or \"2\""
+                };
+                self.fail("/version", expected);
+                0
+            }
+        }
     }
 
     fn time(&mut self, key: &str) -> Option<Timestamp> {
@@ -202,6 +263,36 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+/// How much of a body's first line names a story that has no headline.
+const HEADLINE_FROM_BODY: usize = 80;
+
+fn first_line(text: &str, at_most: usize) -> String {
+    let line = text.trim().lines().next().unwrap_or("").trim();
+    if line.chars().count() <= at_most {
+        return line.to_owned();
+    }
+    let mut cut: String = line.chars().take(at_most - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// Roles IPTC's examples give bodies written in markup, whatever their content type says.
+fn is_markup_role(role: &str) -> bool {
+    matches!(role, "html" | "html5" | "richhtml5" | "xhtml" | "richtext" | "nitf" | "ttnitf")
+}
+
+/// The text of an HTML, XHTML or NITF body: paragraphs on lines of their own, no markup, links
+/// and images without footnotes. Never wrapped: the receiving system lays the text out.
+fn text_of_markup(markup: &str) -> String {
+    let text = html2text::config::plain_no_decorate()
+        .raw_mode(true)
+        .allow_width_overflow()
+        .string_from_read(markup.as_bytes(), 1 << 20)
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    lines.join("\n").trim().to_owned()
 }
 
 /// Maps a ninjs 3.x document to a `Story`: validated against the official schema first, then
@@ -236,19 +327,17 @@ pub fn story_from_ninjs(document: &Value, origin: &str) -> Result<Story, Vec<Pro
         story.origin_county = origin.to_owned();
     }
 
-    story.version = match reader.document.get("version").and_then(Value::as_str) {
-        None => 1,
-        Some(text) => text.parse().unwrap_or_else(|_| {
-            reader.fail("/version", "a positive whole number, such as \"2\"");
-            0
-        }),
-    };
-    story.headline = reader.by_role("headlines", "role", "main");
-    story.body = reader.by_role("bodies", "role", "main");
-    story.summary = reader.by_role("descriptions", "role", "summary");
+    story.version = reader.version(named.is_some());
+    // A document with no text beside its headline (an event, a picture) carries its headline as
+    // its body, and one with no headline is named by the start of its text.
+    let body = reader.body();
+    story.headline = reader.headline().unwrap_or_else(|| first_line(&body, HEADLINE_FROM_BODY));
+    story.body = if body.trim().is_empty() { story.headline.clone() } else { body };
+    story.summary = reader.by_role("descriptions", "summary").unwrap_or("").to_owned();
     story.language = reader.str("language").to_owned();
     story.byline = reader.str("by").to_owned();
-    story.created_at = reader.time("firstCreated").or_else(|| reader.time("versionCreated"));
+    story.version_created_at = reader.time("versionCreated");
+    story.created_at = reader.time("firstCreated").or(story.version_created_at);
     story.embargo_until = reader.time("embargoedUntil");
     story.expires_at = reader.time("expires");
     story.status = match reader.str("pubStatus") {

@@ -71,6 +71,7 @@ fn full_story() -> Story {
             responsible_editor: "王芳".into(),
         }),
         created_at: Some(at("2026-11-28T00:00:00Z")),
+        version_created_at: Some(at("2026-11-28T09:30:00+08:00")),
         embargo_until: Some(at("2026-11-28T02:00:00Z")),
         expires_at: Some(at("2026-12-28T00:00:00Z")),
         sharing: Some(SharingPolicy {
@@ -125,7 +126,7 @@ fn plain_ninjs_from_a_cms_maps_with_the_caller_as_origin() {
     });
     let story = story_from_ninjs(&document, "500101").expect("maps");
     assert_eq!(story.origin_county, "500101");
-    assert_eq!(story.version, 2);
+    assert_eq!(story.version, 3, "a publisher's version n is Bashu version n + 1");
     assert_eq!(story.headline, "标题");
     assert!(story.id.starts_with("ninjs-") && story.id.len() == 38);
     assert_eq!(story_from_ninjs(&document, "500101").unwrap().id, story.id, "stable across submissions");
@@ -176,5 +177,120 @@ mod fuzz {
                 let _ = bashu_ninjs::story_to_ninjs(&story, None);
             }
         }
+    }
+}
+
+fn examples() -> Vec<(String, Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/iptc-examples");
+    let mut examples: Vec<(String, Value)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|entry| {
+            let path = entry.expect("a directory entry").path();
+            (path.extension()? == "json").then(|| {
+                let text = std::fs::read_to_string(&path).expect("a readable example");
+                (path.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_str(&text).expect("JSON"))
+            })
+        })
+        .collect();
+    examples.sort_by(|a, b| a.0.cmp(&b.0));
+    examples
+}
+
+/// IPTC's published ninjs 3.x examples (agency documents and the guidelines' examples): every one
+/// that is valid ninjs maps to a story a county with ingest defaults can submit.
+#[test]
+fn every_published_example_becomes_a_story() {
+    let examples = examples();
+    assert_eq!(examples.len(), 27, "the examples were copied whole");
+    let mut mapped = 0;
+    for (name, document) in examples {
+        if document.is_array() {
+            // The event timeline sample is a list of events, not one ninjs document.
+            assert!(validate_official(&document).is_err(), "{name}");
+            assert!(story_from_ninjs(&document, "511702").is_err(), "{name}");
+            continue;
+        }
+        let story = story_from_ninjs(&document, "511702").unwrap_or_else(|p| panic!("{name}: {p:?}"));
+        assert!(!story.headline.trim().is_empty() && story.headline.chars().count() <= 200, "{name}");
+        assert!(!story.body.trim().is_empty(), "{name}");
+        assert!(!story.body.contains("<p") && !story.body.contains("</"), "{name}: markup left in {:?}", story.body);
+        assert!(story.version >= 1, "{name}");
+        assert_eq!(story.origin_county, "511702", "{name}");
+        // With the county's defaults it renders as the profile says.
+        let defaulted = Story {
+            category: Category::Other as i32,
+            sharing: Some(SharingPolicy { partners: true, ..Default::default() }),
+            ..story
+        };
+        let rendered = story_to_ninjs(&defaulted, None);
+        assert_eq!(validate_profile(&rendered), Ok(()), "{name}");
+        mapped += 1;
+    }
+    assert_eq!(mapped, 26);
+}
+
+fn example(name: &str) -> Value {
+    examples().into_iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no example {name}")).1
+}
+
+#[test]
+fn publisher_versions_are_kept_in_order_from_zero() {
+    let mut document = example("3.0_ap_image.json");
+    assert_eq!(document["version"], "0");
+    assert_eq!(story_from_ninjs(&document, "511702").unwrap().version, 1);
+    document["version"] = "1".into();
+    assert_eq!(story_from_ninjs(&document, "511702").unwrap().version, 2);
+    document["version"] = "v2".into();
+    let problems = story_from_ninjs(&document, "511702").unwrap_err();
+    assert_eq!(problems[0].path, "/version");
+    // A Bashu document carries Bashu's own version, which starts at 1.
+    let mut bashu = story_to_ninjs(&full_story(), None);
+    assert_eq!(story_from_ninjs(&bashu, "511083").unwrap().version, 3);
+    bashu["version"] = "0".into();
+    assert!(story_from_ninjs(&bashu, "511083").is_err());
+}
+
+#[test]
+fn html_xhtml_and_nitf_bodies_become_plain_text() {
+    let dpa = story_from_ninjs(&example("3.0_dpa_text.json"), "511702").unwrap();
+    assert!(dpa.body.starts_with("Für Lucien Favre war es «der größte Skandal"), "{:?}", dpa.body);
+    let businesswire = story_from_ninjs(&example("3.0_businesswire-newsml-20130605006126.json"), "511702").unwrap();
+    assert!(businesswire.body.starts_with("(美國商業資訊)"), "{:?}", businesswire.body);
+    // NITF and plain text side by side: the plain text is taken as it is.
+    let addb = example(
+        "3.0_20231008-anti-doping-measures-at-the-tour-down-under-will-be-the-toughest-ever-addb-ninjs-nitf.json",
+    );
+    let plain = addb["bodies"].as_array().unwrap().iter().find(|b| b["role"] == "text").unwrap()["value"].clone();
+    assert_eq!(story_from_ninjs(&addb, "511702").unwrap().body, plain.as_str().unwrap());
+    let mut nitf_only = addb.clone();
+    nitf_only["bodies"].as_array_mut().unwrap().retain(|b| b["role"] == "nitf");
+    let story = story_from_ninjs(&nitf_only, "511702").unwrap();
+    assert!(
+        story.body.contains("The initiatives are being implemented") && !story.body.contains('<'),
+        "{:?}",
+        story.body
+    );
+}
+
+#[test]
+fn times_and_language_are_not_made_up_on_the_way_out() {
+    let ntb = example("3.0_ntb_text.json");
+    let story = story_from_ninjs(&ntb, "511702").unwrap();
+    let rendered = story_to_ninjs(&story, None);
+    let instant = |v: &Value| serde_json::from_value::<bashu_proto::Timestamp>(v.clone()).unwrap();
+    assert_eq!(instant(&rendered["versionCreated"]), instant(&ntb["versionCreated"]), "versionCreated is kept");
+    assert_eq!(instant(&rendered["firstCreated"]), instant(&ntb["firstCreated"]));
+    assert_ne!(rendered["versionCreated"], rendered["firstCreated"]);
+    let mut without_language = full_story();
+    without_language.language.clear();
+    let rendered = story_to_ninjs(&without_language, None);
+    assert!(rendered.get("language").is_none(), "no language is guessed: {rendered}");
+    assert_eq!(validate_profile(&rendered), Ok(()));
+}
+
+#[test]
+fn every_should_fail_case_is_refused_as_a_story() {
+    for (name, document) in cases("should_fail") {
+        assert!(story_from_ninjs(&document, "511702").is_err(), "{name}");
     }
 }

@@ -8,7 +8,10 @@ use std::{
 
 use async_nats::jetstream::kv::{self, Operation};
 use bashu_bus::Bus;
-use bashu_proto::registry::v1::{Alliance, Desk, Partnership, Subscription, Webhook, WebhookFormat};
+use bashu_proto::{
+    registry::v1::{Alliance, Desk, IngestDefaults, Partnership, Subscription, Webhook, WebhookFormat},
+    story::v1::{Category, SharingPolicy},
+};
 use futures::StreamExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +24,7 @@ const PARTNERSHIP_KEY: &str = "partnership.";
 const DESK_KEY: &str = "desk.";
 const SUBSCRIPTION_KEY: &str = "subscription.";
 const WEBHOOK_KEY: &str = "webhook.";
+const INGEST_DEFAULTS_KEY: &str = "ingest-defaults.";
 
 /// The area value of a desk responsible for the whole region.
 pub const WHOLE_REGION: &str = "region";
@@ -33,6 +37,7 @@ pub struct RegistrySnapshot {
     desks: BTreeMap<String, Desk>,
     subscriptions: BTreeMap<String, Subscription>,
     webhooks: BTreeMap<String, Webhook>,
+    ingest_defaults: BTreeMap<String, IngestDefaults>,
 }
 
 impl RegistrySnapshot {
@@ -84,6 +89,11 @@ impl RegistrySnapshot {
         self.webhooks.get(county)
     }
 
+    /// What a county's submissions fall back to, if it set defaults.
+    pub fn ingest_defaults(&self, county: &str) -> Option<&IngestDefaults> {
+        self.ingest_defaults.get(county)
+    }
+
     /// Every registered webhook, by county.
     pub fn webhooks(&self) -> impl Iterator<Item = &Webhook> {
         self.webhooks.values()
@@ -97,6 +107,15 @@ impl RegistrySnapshot {
                     self.subscriptions.insert(county.to_owned(), Subscription::decode(bytes).map_err(corrupt)?)
                 }
                 None => self.subscriptions.remove(county),
+            };
+            return Ok(());
+        }
+        if let Some(county) = key.strip_prefix(INGEST_DEFAULTS_KEY) {
+            match value {
+                Some(bytes) => {
+                    self.ingest_defaults.insert(county.to_owned(), IngestDefaults::decode(bytes).map_err(corrupt)?)
+                }
+                None => self.ingest_defaults.remove(county),
             };
             return Ok(());
         }
@@ -345,6 +364,53 @@ impl RegistryStore {
         let stored = Webhook { county, format, registered_at, ..webhook };
         self.put(format!("{WEBHOOK_KEY}{}", stored.county), stored.encode_to_vec()).await?;
         Ok(stored)
+    }
+
+    /// Validates and stores what a county's submissions fall back to (replacing any earlier
+    /// defaults): a category that exists, and a sharing policy that names someone who exists.
+    pub async fn put_ingest_defaults(&self, defaults: IngestDefaults) -> Result<IngestDefaults> {
+        let county = self.current_code("county".into(), &defaults.county)?;
+        if Category::try_from(defaults.category).is_err() {
+            return Err(Error::Invalid { field: "category".into(), reason: "not a story category".into() });
+        }
+        let sharing = match defaults.sharing {
+            Some(sharing) => Some(self.checked_sharing(sharing).await?),
+            None => None,
+        };
+        let stored = IngestDefaults { county, sharing, ..defaults };
+        self.put(format!("{INGEST_DEFAULTS_KEY}{}", stored.county), stored.encode_to_vec()).await?;
+        Ok(stored)
+    }
+
+    /// A sharing policy whose alliances exist and whose counties carry current codes.
+    async fn checked_sharing(&self, sharing: SharingPolicy) -> Result<SharingPolicy> {
+        let invalid = |field: String, reason: String| Error::Invalid { field, reason };
+        let names_someone = sharing.partners
+            || sharing.province
+            || sharing.region
+            || !sharing.alliances.is_empty()
+            || !sharing.counties.is_empty();
+        if !names_someone {
+            return Err(invalid(
+                "sharing".into(),
+                "shared with nobody: set partners, alliances, province, region or counties".into(),
+            ));
+        }
+        for (i, alliance) in sharing.alliances.iter().enumerate() {
+            let stored = self
+                .kv
+                .get(format!("{ALLIANCE_KEY}{alliance}"))
+                .await
+                .map_err(|e| Error::Store { operation: "get", source: e.into() })?;
+            if stored.is_none() {
+                return Err(invalid(format!("sharing.alliances[{i}]"), format!("no alliance {alliance:?}")));
+            }
+        }
+        let mut counties = BTreeSet::new();
+        for (i, code) in sharing.counties.iter().enumerate() {
+            counties.insert(self.current_code(format!("sharing.counties[{i}]"), code)?);
+        }
+        Ok(SharingPolicy { counties: counties.into_iter().collect(), ..sharing })
     }
 
     /// Removes a county's webhook.

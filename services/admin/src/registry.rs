@@ -84,6 +84,7 @@ impl RegistryService for Admin {
         Ok(Response::new(GetCountySettingsResponse {
             subscription: snapshot.subscription(&county).cloned(),
             webhook: snapshot.webhook(&county).map(without_secret),
+            ingest_defaults: snapshot.ingest_defaults(&county).cloned(),
             county,
         }))
     }

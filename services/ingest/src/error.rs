@@ -22,6 +22,9 @@ pub enum Error {
     /// The input parsed but breaks the rules; every problem is listed.
     #[error("the story is not valid")]
     Invalid(Vec<FieldError>),
+    /// A request other than a story (settings) parsed but breaks the rules.
+    #[error("the request is not valid")]
+    InvalidRequest(Vec<FieldError>),
     /// The input does not parse (bad JSON, wrong type, unknown field, invalid UTF-8).
     #[error("the request body does not parse")]
     Malformed(FieldError),
@@ -76,7 +79,7 @@ impl Error {
     /// The field problems, for errors about the input.
     pub fn fields(&self) -> &[FieldError] {
         match self {
-            Error::Invalid(fields) => fields,
+            Error::Invalid(fields) | Error::InvalidRequest(fields) => fields,
             Error::Malformed(field) => std::slice::from_ref(field),
             _ => &[],
         }
@@ -86,6 +89,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Invalid(_) => "invalid_story",
+            Error::InvalidRequest(_) => "invalid_request",
             Error::Malformed(_) => "malformed_body",
             Error::TooLarge { .. } => "body_too_large",
             Error::Conflict { .. } => "version_conflict",
@@ -104,7 +108,7 @@ impl Error {
         let details = self.fields().iter().map(|f| format!("{}: {}", f.field, f.reason)).collect::<Vec<_>>().join("; ");
         let message = if details.is_empty() { self.to_string() } else { format!("{self}: {details}") };
         match self {
-            Error::Invalid(_) | Error::Malformed(_) | Error::UnsupportedMediaType(_) => {
+            Error::Invalid(_) | Error::InvalidRequest(_) | Error::Malformed(_) | Error::UnsupportedMediaType(_) => {
                 tonic::Status::invalid_argument(message)
             }
             Error::TooLarge { .. } | Error::RateLimited { .. } | Error::TooManyItems => {

@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post, put},
 };
-use bashu_proto::{ingest::v1::SubmitStoryResponse, story::v1::Story};
+use bashu_proto::{ingest::v1::SubmitStoryResponse, registry::v1::IngestDefaults, story::v1::Story};
 use serde_json::{Value, json};
 
 use crate::{Error, FieldError, Ingest, Result, feeds::FeedSource, media};
@@ -24,6 +24,7 @@ pub(crate) fn router(ingest: Ingest) -> Router {
         .route("/v1/stories/{origin}/{id}/{version}", get(story_status))
         .route("/v1/mappings", post(register_mapping))
         .route("/v1/mappings/{mapping}/dry-run", post(dry_run_mapping))
+        .route("/v1/ingest-defaults", get(get_ingest_defaults).put(put_ingest_defaults))
         .route("/v1/feeds", get(list_feeds))
         .route("/v1/feeds/{name}", put(put_feed).delete(delete_feed))
         .route("/v1/media", post(upload_media).layer(DefaultBodyLimit::max(media_limit)))
@@ -168,6 +169,19 @@ async fn story_status(
     Ok(Json(answer).into_response())
 }
 
+async fn get_ingest_defaults(State(ingest): State<Ingest>, headers: HeaderMap) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    Ok(Json(ingest.ingest_defaults(&county)).into_response())
+}
+
+/// `{"category": "CATEGORY_…", "sharing": {…}}` in proto3 JSON; `{}` clears the defaults.
+async fn put_ingest_defaults(State(ingest): State<Ingest>, headers: HeaderMap, request: Body) -> Result<Response> {
+    let county = ingest.authenticate(authorization(&headers)).await?;
+    let bytes = body(&ingest, request).await?;
+    let defaults = parse_strict::<IngestDefaults>(&bytes)?;
+    Ok(Json(ingest.put_ingest_defaults(&county, defaults).await?).into_response())
+}
+
 async fn list_feeds(State(ingest): State<Ingest>, headers: HeaderMap) -> Result<Response> {
     let county = ingest.authenticate(authorization(&headers)).await?;
     let feeds: Vec<Value> = ingest
@@ -187,13 +201,7 @@ async fn put_feed(
 ) -> Result<Response> {
     let county = ingest.authenticate(authorization(&headers)).await?;
     let bytes = body(&ingest, request).await?;
-    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-    let source: FeedSource = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        Error::Malformed(FieldError::new(
-            error.path().to_string().trim_start_matches('.'),
-            error.into_inner().to_string(),
-        ))
-    })?;
+    let source: FeedSource = parse_strict(&bytes)?;
     ingest.put_feed(&county, &name, source).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -251,14 +259,19 @@ async fn schema(Path(file): Path<String>) -> Result<Response> {
 
 /// Parses the canonical JSON, naming the field that broke it.
 pub(crate) fn parse_story(bytes: &[u8]) -> Result<Story> {
+    parse_strict(bytes)
+}
+
+/// Parses a JSON body, naming the field that does not parse (unknown fields included).
+fn parse_strict<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let story: Story = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let field = if path == "." { String::new() } else { path };
         Error::Malformed(FieldError::new(field, error.into_inner().to_string()))
     })?;
     deserializer.end().map_err(|e| Error::Malformed(FieldError::new("", e.to_string())))?;
-    Ok(story)
+    Ok(value)
 }
 
 /// Parses and maps a ninjs document; schema problems are named by JSON Pointer.
@@ -271,7 +284,7 @@ fn parse_ninjs(bytes: &[u8], county: &str) -> Result<Story> {
 
 fn status_of(error: &Error) -> StatusCode {
     match error {
-        Error::Invalid(_) | Error::Malformed(_) => StatusCode::BAD_REQUEST,
+        Error::Invalid(_) | Error::InvalidRequest(_) | Error::Malformed(_) => StatusCode::BAD_REQUEST,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -4,6 +4,7 @@
 //! `StorySubmitted` for moderation.
 
 mod access;
+mod defaults;
 mod error;
 pub mod feeds;
 mod grpc;
@@ -20,7 +21,7 @@ use bashu_proto::{
     ingest::v1::{AcceptedRecord, SubmitStoryResponse},
     story::v1::{ModerationDecision, Story, StorySubmitted, Verdict},
 };
-use bashu_registry::{Counties, CountyTokens, RegistryView};
+use bashu_registry::{Counties, CountyTokens, RegistryStore, RegistryView};
 use prost::Message;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -123,6 +124,7 @@ struct Inner {
     bus: Bus,
     counties: Arc<Counties>,
     registry: RegistryView,
+    registry_store: RegistryStore,
     accepted: kv::Store,
     feeds: kv::Store,
     access: access::Access,
@@ -144,6 +146,7 @@ impl Ingest {
         let accepted = bus.ingest_bucket().await?;
         let feeds = bus.ingest_feeds_bucket().await?;
         let media = bus.media_store().await?;
+        let registry_store = RegistryStore::open(&bus, counties.clone()).await.map_err(Error::store)?;
         let at_least_one = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("at least one");
         let access = access::Access::new(tokens, at_least_one(config.rate_per_minute), at_least_one(config.rate_burst));
         let builtin_mappings = mapping::builtin();
@@ -154,6 +157,7 @@ impl Ingest {
                 bus,
                 counties,
                 registry,
+                registry_store,
                 accepted,
                 feeds,
                 access,
@@ -301,7 +305,10 @@ impl Ingest {
     #[tracing::instrument(name = "ingest.submit", skip_all, fields(story_id = %story.id, version = story.version, origin = %story.origin_county))]
     pub async fn submit(&self, story: Story, input_format: &str) -> Result<SubmitStoryResponse> {
         let inner = &self.inner;
+        // What the county sent, before its defaults: a resend is the same submission even if the
+        // county changed its defaults in between.
         let submitted_sha256 = Sha256::digest(story.encode_to_vec()).to_vec();
+        let story = self.with_defaults(story);
         let normalised =
             validate::normalise(story, &inner.counties, &inner.registry.current(), std::time::SystemTime::now())
                 .map_err(Error::Invalid)?;

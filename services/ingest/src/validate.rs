@@ -1,5 +1,6 @@
 //! The rules a story must meet, and its normalisation: old county codes become current ones,
-//! and absent defaults (language, status, creation time) are filled in.
+//! and absent defaults (status, creation times) are filled in. A story without a language stays
+//! without one: nobody may guess it for the origin.
 
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +20,6 @@ const MAX_CODES: usize = 220;
 const MAX_MEDIA: usize = 32;
 const MAX_URI: usize = 2_048;
 const MAX_FUTURE: Duration = Duration::from_secs(366 * 24 * 3600);
-const DEFAULT_LANGUAGE: &str = "zh-CN";
 
 /// A valid story with its current codes, and which old codes were resolved.
 pub(crate) struct Normalised {
@@ -102,9 +102,7 @@ pub(crate) fn normalise(
     check.text("body", &story.body, MAX_BODY, true);
     check.text("byline", &story.byline, MAX_SHORT_TEXT, false);
 
-    if story.language.is_empty() {
-        story.language = DEFAULT_LANGUAGE.into();
-    } else if story.language.len() > 35 || !story.language.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if story.language.len() > 35 || !story.language.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         check.fail("language", "a BCP 47 tag such as zh-CN");
     }
     match Category::try_from(story.category) {
@@ -166,11 +164,14 @@ pub(crate) fn normalise(
     }
 
     let time = |t: &Option<bashu_proto::Timestamp>| t.as_ref().map(bashu_proto::time::to_system_time);
+    let received = Some(bashu_proto::time::from_system_time(now));
     if story.created_at.is_none() {
-        story.created_at = Some(bashu_proto::time::from_system_time(now));
+        story.created_at = received;
     }
+    let version_created_given = story.version_created_at.is_some();
     for (field, value) in [
         ("createdAt", time(&story.created_at)),
+        ("versionCreatedAt", time(&story.version_created_at).filter(|_| version_created_given)),
         ("embargoUntil", time(&story.embargo_until)),
         ("expiresAt", time(&story.expires_at)),
     ] {
@@ -179,6 +180,9 @@ pub(crate) fn normalise(
             Some(Some(t)) if t > now + MAX_FUTURE => check.fail(field, "more than a year in the future"),
             _ => {}
         }
+    }
+    if !version_created_given {
+        story.version_created_at = if story.version == 1 { story.created_at } else { received };
     }
     if let (Some(Some(embargo)), Some(Some(expiry))) = (time(&story.embargo_until), time(&story.expires_at))
         && embargo >= expiry
@@ -221,7 +225,7 @@ mod tests {
     fn a_good_story_gets_defaults() {
         let counties = Counties::builtin().unwrap();
         let normalised = normalise(story(), &counties, &RegistrySnapshot::default(), SystemTime::now()).ok().unwrap();
-        assert_eq!(normalised.story.language, "zh-CN");
+        assert_eq!(normalised.story.language, "", "nobody guesses the origin's language");
         assert_eq!(normalised.story.status, PublicationStatus::Usable as i32);
         assert!(normalised.story.created_at.is_some());
     }

@@ -166,7 +166,18 @@ pub(crate) async fn county(channel: StaffChannel, out: Out, command: CountyComma
                 )
             });
             let webhook = answer.webhook.as_ref().map_or("none".into(), |w| format!("{} ({:?})", w.url, w.format()));
-            out.say(&answer, format!("county {}\nsubscription: {subscription}\nwebhook: {webhook}", answer.county))
+            let defaults = answer.ingest_defaults.as_ref().map_or("none".into(), |d| {
+                let sharing =
+                    d.sharing.as_ref().map_or("none".into(), |s| serde_json::to_string(s).unwrap_or_default());
+                format!("category {} sharing {sharing}", d.category().as_str_name())
+            });
+            out.say(
+                &answer,
+                format!(
+                    "county {}\nsubscription: {subscription}\nwebhook: {webhook}\ningest defaults: {defaults}",
+                    answer.county
+                ),
+            )
         }
     }
 }
