@@ -27,7 +27,8 @@ async fn partner_story_reaches_the_partner_once_and_nobody_else() {
         (story.id.as_str(), story.origin_county.as_str(), delivered[0].county.as_str()),
         ("lc-1", "511083", "500153")
     );
-    assert_eq!(story.language, "zh-CN", "defaults are filled in by ingest");
+    assert_eq!(story.language, "", "a language the origin did not give is not guessed");
+    assert!(story.created_at.is_some() && story.version_created_at == story.created_at, "ingest fills the times in");
 }
 
 #[tokio::test]
