@@ -413,6 +413,14 @@ impl RegistryStore {
         Ok(SharingPolicy { counties: counties.into_iter().collect(), ..sharing })
     }
 
+    /// Removes an emergency desk (its areas and its key).
+    pub async fn delete_desk(&self, id: &str) -> Result<()> {
+        self.kv
+            .delete(format!("{DESK_KEY}{id}"))
+            .await
+            .map_err(|e| Error::Store { operation: "delete", source: e.into() })
+    }
+
     /// Removes a county's webhook.
     pub async fn delete_webhook(&self, county: &str) -> Result<()> {
         self.kv

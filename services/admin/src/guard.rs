@@ -54,6 +54,7 @@ pub const METHOD_ROLES: &[(&str, Need)] = &[
     ("/bashu.admin.v1.RegistryService/PutWebhook", Need::Operator),
     ("/bashu.admin.v1.RegistryService/DeleteWebhook", Need::Operator),
     ("/bashu.admin.v1.RegistryService/PutDesk", Need::Operator),
+    ("/bashu.admin.v1.RegistryService/DeleteDesk", Need::Operator),
     ("/bashu.admin.v1.CredentialService/IssueCountyToken", Need::Operator),
     ("/bashu.admin.v1.CredentialService/ListCountyTokens", Need::Operator),
     ("/bashu.admin.v1.CredentialService/RevokeCountyToken", Need::Operator),
@@ -182,6 +183,32 @@ where
 
 #[cfg(test)]
 mod tests {
+    /// docs/security.md lists every guarded method with the role it needs, exactly as here.
+    #[test]
+    fn the_documented_roles_are_the_enforced_ones() {
+        let page = include_str!("../../../docs/security.md");
+        let documented: Vec<(String, String)> = page
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `bashu."))
+            .filter_map(|rest| {
+                let (method, need) = rest.split_once("` | ")?;
+                Some((format!("/bashu.{method}"), need.trim_end_matches(" |").to_owned()))
+            })
+            .collect();
+        let enforced: Vec<(String, String)> = METHOD_ROLES
+            .iter()
+            .map(|(method, need)| {
+                let need = match need {
+                    Need::Viewer => "any staff token",
+                    Need::Reviewer => "reviewer (at their levels)",
+                    Need::Operator => "operator",
+                };
+                ((*method).to_owned(), need.to_owned())
+            })
+            .collect();
+        assert_eq!(documented, enforced);
+    }
+
     use super::*;
 
     #[test]

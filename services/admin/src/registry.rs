@@ -3,11 +3,11 @@
 
 use bashu_proto::{
     admin::v1::{
-        DeleteAllianceRequest, DeleteAllianceResponse, DeletePartnershipRequest, DeletePartnershipResponse,
-        DeleteWebhookRequest, DeleteWebhookResponse, GetCountyRequest, GetCountyResponse, GetCountySettingsRequest,
-        GetCountySettingsResponse, ListAlliancesRequest, ListAlliancesResponse, ListCountiesRequest,
-        ListCountiesResponse, ListDesksRequest, ListDesksResponse, ListPartnershipsRequest, ListPartnershipsResponse,
-        registry_service_server::RegistryService,
+        DeleteAllianceRequest, DeleteAllianceResponse, DeleteDeskRequest, DeleteDeskResponse, DeletePartnershipRequest,
+        DeletePartnershipResponse, DeleteWebhookRequest, DeleteWebhookResponse, GetCountyRequest, GetCountyResponse,
+        GetCountySettingsRequest, GetCountySettingsResponse, ListAlliancesRequest, ListAlliancesResponse,
+        ListCountiesRequest, ListCountiesResponse, ListDesksRequest, ListDesksResponse, ListPartnershipsRequest,
+        ListPartnershipsResponse, registry_service_server::RegistryService,
     },
     registry::v1::{Alliance, Desk, Partnership, Subscription, Webhook},
 };
@@ -166,6 +166,16 @@ impl RegistryService for Admin {
         let stored = self.store.put_desk(desk).await.map_err(|e| to_status(&e))?;
         self.audit(&who, format!("desk {}", stored.id), existing.as_ref().map(json), Some(json(&stored))).await?;
         Ok(Response::new(stored))
+    }
+
+    async fn delete_desk(&self, request: Request<DeleteDeskRequest>) -> Result<Response<DeleteDeskResponse>, Status> {
+        let who = Who::of(&request)?;
+        let id = request.into_inner().id;
+        let before =
+            self.registry.current().desk(&id).map(json).ok_or_else(|| Status::not_found(format!("no desk {id:?}")))?;
+        self.store.delete_desk(&id).await.map_err(|e| to_status(&e))?;
+        self.audit(&who, format!("desk {id}"), Some(before), None).await?;
+        Ok(Response::new(DeleteDeskResponse {}))
     }
 
     async fn put_subscription(&self, request: Request<Subscription>) -> Result<Response<Subscription>, Status> {

@@ -24,7 +24,9 @@ use crate::{
 pub(crate) enum TokenCommand {
     /// Issues a county token (for ingest and the county APIs).
     IssueCounty {
+        /// The county's code.
         county: String,
+        /// What the token is for, e.g. "CMS production"; shown in the list.
         #[arg(long, default_value = "")]
         label: String,
         /// Write the token to this file instead of printing it.
@@ -32,9 +34,17 @@ pub(crate) enum TokenCommand {
         out: Option<PathBuf>,
     },
     /// A county's tokens (never their secrets).
-    ListCounty { county: String },
+    ListCounty {
+        /// The county's code.
+        county: String,
+    },
     /// Revokes a county token.
-    RevokeCounty { county: String, id: String },
+    RevokeCounty {
+        /// The county's code.
+        county: String,
+        /// The token's id (from `bashuctl token list-county`).
+        id: String,
+    },
     /// Issues a staff token for the admin API.
     IssueStaff {
         /// Who will hold it.
@@ -56,9 +66,13 @@ pub(crate) enum TokenCommand {
     /// Every staff token (never their secrets).
     ListStaff,
     /// Revokes a staff token.
-    RevokeStaff { id: String },
+    RevokeStaff {
+        /// The token's id (from `bashuctl token list-staff`).
+        id: String,
+    },
     /// Gives a desk a new signing key pair; prints (or writes) the secret key.
     IssueDeskKey {
+        /// The desk's id.
         desk: String,
         /// Write the secret key to this file instead of printing it.
         #[arg(long)]
@@ -67,7 +81,10 @@ pub(crate) enum TokenCommand {
     /// Every desk's public key.
     ListDeskKeys,
     /// Removes a desk's key: its next signed alert is refused.
-    RevokeDeskKey { desk: String },
+    RevokeDeskKey {
+        /// The desk's id.
+        desk: String,
+    },
     /// Issues a NATS identity (an nkey seed) for a county or a desk; prints (or writes) the seed
     /// and the inbox prefix its client must use.
     IssueNats {
@@ -77,6 +94,7 @@ pub(crate) enum TokenCommand {
         /// The desk id.
         #[arg(long)]
         desk: Option<String>,
+        /// What the identity is for, e.g. "newsroom receiver"; shown in the list.
         #[arg(long, default_value = "")]
         label: String,
         /// Write the seed to this file (mode 0600) instead of printing it.

@@ -19,7 +19,7 @@ use clap::Subcommand;
 use crate::{
     client::{Failure, StaffChannel, exit},
     output::say,
-    output::{Out, print_table, when},
+    output::{Out, count, print_table, when},
 };
 
 /// `bashuctl alert …`
@@ -33,6 +33,7 @@ pub(crate) enum AlertCommand {
     },
     /// Every county's state for the chain of an alert.
     Status {
+        /// The alert's key, as `bashuctl alert board` or the issue answer shows it.
         alert_key: String,
         /// Only counties that have not acknowledged.
         #[arg(long)]
@@ -40,7 +41,9 @@ pub(crate) enum AlertCommand {
     },
     /// Signs a CAP 1.2 file as a desk and issues it.
     Issue {
+        /// The CAP 1.2 XML file.
         file: PathBuf,
+        /// The desk issuing it (its sender and areas are checked).
         #[arg(long)]
         desk: String,
         /// The desk's secret key file (as `bashuctl token issue-desk-key --out` writes it).
@@ -48,15 +51,21 @@ pub(crate) enum AlertCommand {
         key_file: PathBuf,
     },
     /// Checks a CAP 1.2 file without sending anything; lists every problem.
-    Validate { file: PathBuf },
+    Validate {
+        /// The CAP 1.2 XML file.
+        file: PathBuf,
+    },
     /// Confirms an alert for a county (as the county's duty person would).
     Ack {
+        /// The alert's key.
         alert_key: String,
+        /// The county it is confirmed for.
         #[arg(long)]
         county: String,
         /// Who confirmed it.
         #[arg(long)]
         by: String,
+        /// What was done or said, e.g. "called the duty phone".
         #[arg(long, default_value = "")]
         note: String,
     },
@@ -72,12 +81,20 @@ pub(crate) enum ReviewCommand {
         level: u32,
     },
     /// Claims a story (`<origin>.<id>.<version>`) before approving or rejecting it.
-    Claim { key: String },
+    Claim {
+        /// `<origin>.<id>.<version>`, as the queue shows it.
+        key: String,
+    },
     /// Approves at the next level.
-    Approve { key: String },
+    Approve {
+        /// `<origin>.<id>.<version>`, as the queue shows it.
+        key: String,
+    },
     /// Rejects, with a reason the origin county receives.
     Reject {
+        /// `<origin>.<id>.<version>`, as the queue shows it.
         key: String,
+        /// Why, in words the origin's editors will read.
         #[arg(long)]
         reason: String,
     },
@@ -88,10 +105,21 @@ pub(crate) enum ReviewCommand {
 pub(crate) enum StoryCommand {
     /// Submits a canonical story (JSON, as docs/county-integration.md) with a county token.
     Submit {
+        /// The story as canonical JSON.
         file: PathBuf,
-        /// The county's token (not a staff token); or BASHUCTL_COUNTY_TOKEN.
-        #[arg(long, env = "BASHUCTL_COUNTY_TOKEN", hide_env_values = true)]
-        county_token: String,
+        /// The county's token (not a staff token). A flag is seen by everyone on the machine
+        /// (`ps`) and kept in shell history: prefer BASHUCTL_COUNTY_TOKEN or --county-token-file.
+        #[arg(
+            long,
+            env = "BASHUCTL_COUNTY_TOKEN",
+            hide_env_values = true,
+            required_unless_present = "county_token_file"
+        )]
+        county_token: Option<String>,
+        /// A file holding the county's token (as `bashuctl token issue-county --out` writes it).
+        /// It wins over a token from the environment.
+        #[arg(long, env = "BASHUCTL_COUNTY_TOKEN_FILE")]
+        county_token_file: Option<PathBuf>,
     },
 }
 
@@ -172,7 +200,11 @@ pub(crate) async fn alert(channel: StaffChannel, out: Out, command: AlertCommand
             }
             chain_table(&chain, waiting);
             let open = chain.counties.iter().filter(|c| c.acknowledged_at.is_none()).count();
-            say!("{} of {} counties acknowledged", chain.counties.len() - open, chain.counties.len());
+            say!(
+                "{} of {} acknowledged",
+                chain.counties.len() - open,
+                count(chain.counties.len() as u64, "county", "counties")
+            );
             Ok(())
         }
         AlertCommand::Issue { file, desk, key_file } => {
@@ -194,11 +226,11 @@ pub(crate) async fn alert(channel: StaffChannel, out: Out, command: AlertCommand
                 .await?
                 .into_inner();
             let text = format!(
-                "alert {} accepted{}: key {}, {} counties",
+                "alert {} accepted{}: key {}, {}",
                 accepted.identifier,
                 if accepted.duplicate { " (again: nothing new sent)" } else { "" },
                 accepted.alert_key,
-                accepted.counties.len()
+                count(accepted.counties.len() as u64, "county", "counties")
             );
             out.say(&accepted, text)
         }
@@ -210,7 +242,7 @@ pub(crate) async fn alert(channel: StaffChannel, out: Out, command: AlertCommand
             if out.json {
                 out.print_json(&answer)?;
             } else if answer.valid {
-                say!("valid CAP 1.2; it would reach {} counties", answer.counties.len());
+                say!("valid CAP 1.2; it would reach {}", count(answer.counties.len() as u64, "county", "counties"));
             } else {
                 print_table(
                     &["where", "problem"],
@@ -264,7 +296,15 @@ pub(crate) async fn review(channel: StaffChannel, out: Out, command: ReviewComma
 
 /// Runs `bashuctl story …`.
 pub(crate) async fn story(channel: tonic::transport::Channel, out: Out, command: StoryCommand) -> Result<(), Failure> {
-    let StoryCommand::Submit { file, county_token } = command;
+    let StoryCommand::Submit { file, county_token, county_token_file } = command;
+    let county_token = match (county_token_file, county_token) {
+        (Some(path), _) => String::from_utf8(read(&path)?)
+            .map_err(|_| Failure::usage(format!("{}: not a token", path.display())))?
+            .trim()
+            .to_owned(),
+        (None, Some(token)) => token,
+        (None, None) => return Err(Failure::usage("give --county-token-file or BASHUCTL_COUNTY_TOKEN")),
+    };
     let text = read(&file)?;
     let story: Story = serde_json::from_slice(&text)
         .map_err(|e| Failure::new(exit::REFUSED, format!("{}: not a canonical story: {e}", file.display())))?;

@@ -113,11 +113,15 @@ enum Command {
     Report(operations::ReportArgs),
     /// The audit log of admin changes, newest first.
     Audit {
+        /// How many changes, newest first (at most 1000).
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
     /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,7 +163,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Dlq(command) => operations::dead_letters(channel, out, command).await,
         Command::Replay(args) => operations::replay(channel, out, args).await,
-        Command::Report(args) => operations::report(channel, args).await,
+        Command::Report(args) => operations::report(channel, out, args).await,
         Command::Audit { limit } => operations::audit(channel, out, limit).await,
         Command::Completions { .. } | Command::Story(_) => unreachable!("handled above"),
     }
@@ -196,6 +200,65 @@ fn main() -> ExitCode {
         Err(failure) => {
             eprintln!("bashuctl: {}", failure.message);
             failure.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::*;
+
+    /// Every command and every argument says what it is for in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() {
+                missing.push(path.clone());
+            }
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path} <{}>", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&command, "", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
+
+    /// Every `bashuctl …` command a help text names exists.
+    #[test]
+    fn help_names_only_commands_that_exist() {
+        fn texts(command: &clap::Command, out: &mut Vec<String>) {
+            out.extend(command.get_about().map(ToString::to_string));
+            out.extend(command.get_after_help().map(ToString::to_string));
+            out.extend(command.get_arguments().filter_map(|a| a.get_help()).map(ToString::to_string));
+            for sub in command.get_subcommands() {
+                texts(sub, out);
+            }
+        }
+        let root = Cli::command();
+        let mut all = Vec::new();
+        texts(&root, &mut all);
+        for text in all {
+            for mention in text.split("`bashuctl ").skip(1) {
+                let words: Vec<&str> = mention.split('`').next().unwrap_or("").split_whitespace().collect();
+                let mut command = &root;
+                for word in words.iter().take_while(|w| !w.starts_with('-') && !w.starts_with('<')) {
+                    match command.find_subcommand(word) {
+                        Some(sub) => command = sub,
+                        None if command.has_subcommands() => panic!("{text:?} names `bashuctl {}`", words.join(" ")),
+                        None => break,
+                    }
+                }
+            }
         }
     }
 }

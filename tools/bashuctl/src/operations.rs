@@ -13,12 +13,12 @@ use bashu_proto::admin::v1::{
 };
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use time::{Date, OffsetDateTime, UtcOffset, format_description::well_known::Rfc3339, macros::format_description};
+use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
 
 use crate::{
     client::{Failure, StaffChannel},
     output::say,
-    output::{Out, print_table, when},
+    output::{BEIJING, Out, count, print_table, when},
 };
 
 /// `bashuctl dlq …`
@@ -26,19 +26,27 @@ use crate::{
 pub(crate) enum DeadLetterCommand {
     /// Every dead letter (or one consumer's).
     List {
+        /// Only this consumer's, e.g. distribution.
         #[arg(long, default_value = "")]
         consumer: String,
     },
     /// One dead letter with its payload.
-    Show { sequence: u64 },
+    Show {
+        /// Its sequence number (from `bashuctl dlq list`).
+        sequence: u64,
+    },
     /// Publishes dead letters again on their original subjects (all of them with --all).
     Requeue {
+        /// Their sequence numbers (from `bashuctl dlq list`).
+        #[arg(required_unless_present = "all")]
         sequences: Vec<u64>,
+        /// Every dead letter there is.
         #[arg(long, conflicts_with = "sequences")]
         all: bool,
     },
     /// Removes dead letters for good.
     Discard {
+        /// Their sequence numbers (from `bashuctl dlq list`).
         #[arg(required = true)]
         sequences: Vec<u64>,
     },
@@ -84,6 +92,7 @@ pub(crate) struct ReportArgs {
     /// Period end (exclusive).
     #[arg(long, requires = "from")]
     to: Option<String>,
+    /// How to print it (`--json` is the same as `--format json`).
     #[arg(long, value_enum, default_value = "table")]
     format: ReportFormat,
 }
@@ -94,13 +103,11 @@ pub(crate) enum RulesCommand {
     /// Prints the moderation rules in force (JSON).
     Get,
     /// Checks and replaces the rules from a JSON file.
-    Set { file: PathBuf },
+    Set {
+        /// The rules as JSON (see docs/moderation.md).
+        file: PathBuf,
+    },
 }
-
-const BEIJING: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
-    Ok(offset) => offset,
-    Err(_) => panic!("a valid offset"),
-};
 
 /// RFC 3339, or `YYYY-MM-DD` meaning midnight in Beijing time.
 fn parse_time(flag: &str, value: &str) -> Result<bashu_proto::Timestamp, Failure> {
@@ -250,7 +257,7 @@ pub(crate) async fn dead_letters(channel: StaffChannel, out: Out, command: DeadL
                 sequences = listed.dead_letters.iter().map(|d| d.sequence).collect();
             }
             if sequences.is_empty() {
-                return out.say(&serde_json::json!({ "requeued": [] }), "nothing to requeue");
+                return out.say(&serde_json::json!({ "requeued": [] }), "no dead letters: nothing to requeue");
             }
             let bar = progress_bar(sequences.len() as u64, "requeue");
             let mut done = Vec::new();
@@ -260,7 +267,10 @@ pub(crate) async fn dead_letters(channel: StaffChannel, out: Out, command: DeadL
                 done.push(serde_json::json!({ "sequence": sequence, "subject": answer?.into_inner().subject }));
             }
             bar.finish_and_clear();
-            out.say(&serde_json::json!({ "requeued": done }), format!("{} dead letter(s) requeued", done.len()))
+            out.say(
+                &serde_json::json!({ "requeued": done }),
+                format!("{} requeued", count(done.len() as u64, "dead letter", "dead letters")),
+            )
         }
         DeadLetterCommand::Discard { sequences } => {
             for &sequence in &sequences {
@@ -268,7 +278,7 @@ pub(crate) async fn dead_letters(channel: StaffChannel, out: Out, command: DeadL
             }
             out.say(
                 &serde_json::json!({ "discarded": sequences }),
-                format!("{} dead letter(s) discarded", sequences.len()),
+                format!("{} discarded", count(sequences.len() as u64, "dead letter", "dead letters")),
             )
         }
     }
@@ -300,7 +310,15 @@ pub(crate) async fn replay(channel: StaffChannel, out: Out, args: ReplayArgs) ->
     }
     bar.finish_and_clear();
     let last = last.ok_or_else(|| Failure::new(1, "the replay ended without a result"))?;
-    out.say(&last, format!("{} deliveries re-sent to {} ({} looked at)", last.replayed, args.county, last.scanned))
+    out.say(
+        &last,
+        format!(
+            "{} re-sent to {} ({} looked at)",
+            count(last.replayed, "delivery", "deliveries"),
+            args.county,
+            count(last.scanned, "message", "messages")
+        ),
+    )
 }
 
 fn report_row(line: &CollaborationLine) -> Vec<String> {
@@ -317,14 +335,17 @@ fn report_row(line: &CollaborationLine) -> Vec<String> {
         line.corrections_received.to_string(),
         line.kills_confirmed.to_string(),
         alerts.targeted.to_string(),
+        alerts.received.to_string(),
         alerts.acknowledged.to_string(),
         alerts.missed.to_string(),
+        alerts.receipt_median_ms.to_string(),
+        alerts.receipt_p95_ms.to_string(),
         alerts.ack_median_ms.to_string(),
         alerts.ack_p95_ms.to_string(),
     ]
 }
 
-const REPORT_HEADER: [&str; 15] = [
+const REPORT_HEADER: [&str; 18] = [
     "id",
     "name",
     "contributed",
@@ -336,14 +357,17 @@ const REPORT_HEADER: [&str; 15] = [
     "corrections_received",
     "kills_confirmed",
     "alerts_targeted",
+    "alerts_received",
     "alerts_acknowledged",
     "alerts_missed",
+    "receipt_median_ms",
+    "receipt_p95_ms",
     "ack_median_ms",
     "ack_p95_ms",
 ];
 
 /// Runs `bashuctl report`.
-pub(crate) async fn report(channel: StaffChannel, args: ReportArgs) -> Result<(), Failure> {
+pub(crate) async fn report(channel: StaffChannel, out: Out, args: ReportArgs) -> Result<(), Failure> {
     let (from, to) = match (&args.month, &args.from, &args.to) {
         (Some(m), None, None) => month(m)?,
         (None, Some(from), Some(to)) => (parse_time("from", from)?, parse_time("to", to)?),
@@ -356,8 +380,10 @@ pub(crate) async fn report(channel: StaffChannel, args: ReportArgs) -> Result<()
     bar.finish_and_clear();
     let report = answer?.into_inner();
     let region = report.region.clone().unwrap_or_default();
-    match args.format {
-        ReportFormat::Json => Out { json: true }.print_json(&report),
+    // `--json` means JSON for every command, this one included.
+    let format = if out.json { ReportFormat::Json } else { args.format };
+    match format {
+        ReportFormat::Json => out.print_json(&report),
         ReportFormat::Csv => {
             let mut writer = csv::Writer::from_writer(std::io::stdout());
             let mut header = vec!["kind"];
@@ -397,8 +423,11 @@ pub(crate) async fn report(channel: StaffChannel, args: ReportArgs) -> Result<()
                 "corr. in",
                 "kills ok",
                 "alerts",
+                "received",
                 "acked",
                 "missed",
+                "receipt p50 ms",
+                "receipt p95 ms",
                 "ack p50 ms",
                 "ack p95 ms",
             ];

@@ -85,11 +85,45 @@ pub(crate) fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
     say!("{table}");
 }
 
-/// A timestamp as RFC 3339 (as the JSON mapping spells it), or `-`.
+/// Beijing time, UTC+8: what the duty board, the months of the report and the people reading
+/// the tables go by.
+pub(crate) const BEIJING: time::UtcOffset = match time::UtcOffset::from_hms(8, 0, 0) {
+    Ok(offset) => offset,
+    Err(_) => panic!("a valid offset"),
+};
+
+/// A timestamp in Beijing time to the second, `2026-11-28 09:30:05 +08:00`, or `-`. (`--json`
+/// keeps the API's RFC 3339 in UTC with every digit.)
 pub(crate) fn when(timestamp: &Option<bashu_proto::Timestamp>) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second] [offset_hour sign:mandatory]:[offset_minute]"
+    );
     timestamp
         .as_ref()
-        .and_then(|t| serde_json::to_value(t).ok())
-        .and_then(|v| v.as_str().map(str::to_owned))
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .and_then(|t| t.to_offset(BEIJING).format(&format).ok())
         .unwrap_or_else(|| "-".into())
+}
+
+/// `1 county`, `3 counties`: a count with its noun in the right number.
+pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_beijing_time_to_the_second_and_counts_agree() {
+        let at = bashu_proto::Timestamp { seconds: 1_795_833_005, nanos: 123_456_789 };
+        assert_eq!(when(&Some(at)), "2026-11-28 10:30:05 +08:00");
+        assert_eq!(when(&None), "-");
+        assert_eq!(
+            (count(1u32, "county", "counties"), count(3u32, "county", "counties")),
+            ("1 county".into(), "3 counties".into())
+        );
+        assert_eq!(count(0u32, "delivery", "deliveries"), "0 deliveries");
+    }
 }

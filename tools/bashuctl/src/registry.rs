@@ -2,7 +2,7 @@
 
 use bashu_proto::{
     admin::v1::{
-        DeleteAllianceRequest, DeletePartnershipRequest, DeleteWebhookRequest, GetCountyRequest,
+        DeleteAllianceRequest, DeleteDeskRequest, DeletePartnershipRequest, DeleteWebhookRequest, GetCountyRequest,
         GetCountySettingsRequest, ListAlliancesRequest, ListCountiesRequest, ListDesksRequest, ListPartnershipsRequest,
         registry_service_client::RegistryServiceClient,
     },
@@ -25,6 +25,7 @@ pub(crate) enum CountyCommand {
     },
     /// Every county, or those of a province (2 digits) or prefecture (4 digits).
     List {
+        /// A province (2 digits) or prefecture (4 digits) code; nothing: all 220.
         #[arg(long, default_value = "")]
         within: String,
     },
@@ -42,21 +43,37 @@ pub(crate) enum AllianceCommand {
     List,
     /// Creates or replaces an alliance.
     Put {
+        /// The alliance's id, lowercase `[a-z0-9-]`, e.g. fujiang.
         id: String,
+        /// Its name, e.g. 涪江流域融媒联盟.
         #[arg(long)]
         name: String,
-        /// Member county codes (at least two).
+        /// Member county codes (at least two); repeat for each.
         #[arg(long = "member", required = true)]
         members: Vec<String>,
+        /// A note for operators.
         #[arg(long, default_value = "")]
         note: String,
     },
     /// Adds counties to an alliance.
-    AddMember { id: String, counties: Vec<String> },
+    AddMember {
+        /// The alliance's id.
+        id: String,
+        /// County codes to add.
+        counties: Vec<String>,
+    },
     /// Removes counties from an alliance.
-    RemoveMember { id: String, counties: Vec<String> },
+    RemoveMember {
+        /// The alliance's id.
+        id: String,
+        /// County codes to remove.
+        counties: Vec<String>,
+    },
     /// Deletes an alliance.
-    Delete { id: String },
+    Delete {
+        /// The alliance's id.
+        id: String,
+    },
 }
 
 /// `bashuctl partnership …`
@@ -66,13 +83,21 @@ pub(crate) enum PartnershipCommand {
     List,
     /// Creates a partnership between two counties.
     Put {
+        /// One county's code.
         county_a: String,
+        /// The other county's code.
         county_b: String,
+        /// A note for operators, e.g. the agreement it rests on.
         #[arg(long, default_value = "")]
         note: String,
     },
     /// Ends a partnership.
-    Delete { county_a: String, county_b: String },
+    Delete {
+        /// One county's code.
+        county_a: String,
+        /// The other county's code.
+        county_b: String,
+    },
 }
 
 /// `bashuctl desk …`
@@ -80,16 +105,25 @@ pub(crate) enum PartnershipCommand {
 pub(crate) enum DeskCommand {
     /// Every emergency desk and its areas.
     List,
-    /// Creates or changes a desk (its key is kept; see `bashuctl key desk issue`).
+    /// Creates or changes a desk (its key is kept; a new one: `bashuctl token issue-desk-key`).
     Put {
+        /// The desk's id, lowercase `[a-z0-9-]`, e.g. sc-provincial.
         id: String,
+        /// Its name, e.g. 四川省应急管理厅值班室.
         #[arg(long)]
         name: String,
         /// `region`, or a province, prefecture or county code; repeat for several.
         #[arg(long = "area", required = true)]
         areas: Vec<String>,
+        /// How the desk is reached when an escalation names it (a phone number, a group).
         #[arg(long, default_value = "")]
         contact: String,
+    },
+    /// Removes a desk, its areas and its key: its next alert is refused. Revoke its officers'
+    /// staff tokens and its NATS identity as well.
+    Delete {
+        /// The desk's id.
+        id: String,
     },
 }
 
@@ -98,10 +132,12 @@ pub(crate) enum DeskCommand {
 pub(crate) enum SubscriptionCommand {
     /// Sets what a county wants; nothing given means everything.
     Put {
+        /// The county's code.
         county: String,
-        /// Category names, e.g. CATEGORY_EMERGENCY.
+        /// Category names, e.g. CATEGORY_EMERGENCY; repeat for several.
         #[arg(long = "category")]
         categories: Vec<String>,
+        /// Tags, any of which will do; repeat for several.
         #[arg(long = "tag")]
         tags: Vec<String>,
         /// 50 (Chongqing) or 51 (Sichuan).
@@ -115,7 +151,9 @@ pub(crate) enum SubscriptionCommand {
 pub(crate) enum WebhookCommand {
     /// Registers or replaces a county's webhook.
     Put {
+        /// The county's code.
         county: String,
+        /// Where deliveries are POSTed: https://, on the public internet.
         #[arg(long)]
         url: String,
         /// A file holding the HMAC key (at least 32 bytes).
@@ -126,7 +164,10 @@ pub(crate) enum WebhookCommand {
         format: String,
     },
     /// Removes a county's webhook.
-    Delete { county: String },
+    Delete {
+        /// The county's code.
+        county: String,
+    },
 }
 
 fn county_row(c: &County) -> Vec<String> {
@@ -267,6 +308,10 @@ pub(crate) async fn desk(channel: StaffChannel, out: Out, command: DeskCommand) 
         DeskCommand::Put { id, name, areas, contact } => {
             let stored = client.put_desk(Desk { id, name, areas, contact, public_key: Vec::new() }).await?.into_inner();
             out.show(&stored, &header, vec![row(&stored)])
+        }
+        DeskCommand::Delete { id } => {
+            let answer = client.delete_desk(DeleteDeskRequest { id: id.clone() }).await?.into_inner();
+            out.say(&answer, format!("desk {id} deleted"))
         }
     }
 }
