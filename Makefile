@@ -29,7 +29,7 @@ tools:
 ## kubernetes-validate and kubectl for the manifest check, Chromium and playwright-core for the
 ## duty board's browser test).
 test-tools:
-	@scripts/install-python-grpc.sh
+	@scripts/install-python-tools.sh
 	@scripts/install-k8s-tools.sh
 	@scripts/install-browser-tools.sh
 

@@ -3,10 +3,9 @@
 //! server refuses whatever that identity may not do. The whole system runs under its service
 //! identities meanwhile, and a revoked county is refused within seconds.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream;
-use bashu::Target;
 use bashu_bus::{Bus, FEEDS, STORIES, Subjects, Topology, county_inbox};
 use bashu_proto::{
     registry::v1::{NatsUser, NatsUserKind},
@@ -14,12 +13,11 @@ use bashu_proto::{
 };
 use bashu_registry::{Counties, NatsUsers};
 use bashu_test_support::NatsServer;
-use bashu_tests::{PATIENCE, eventually, story_json, test_config, workspace_binary};
+use bashu_tests::{PATIENCE, SecuredSystem, eventually, story_json, test_config};
 use futures::StreamExt;
 use prost::Message as _;
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 const A: &str = "511083";
 const B: &str = "500153";
@@ -65,65 +63,18 @@ impl Identity {
     }
 }
 
-fn run_bashu(args: &[&str], env: &[(&str, &str)]) {
-    let output = std::process::Command::new(workspace_binary("bashu"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("bashu runs");
-    assert!(output.status.success(), "bashu {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-}
-
-fn seed(dir: &Path, service: &str) -> String {
-    std::fs::read_to_string(dir.join(format!("{service}.nk"))).unwrap().trim().to_owned()
-}
-
 #[tokio::test]
 async fn each_identity_may_do_only_its_own_part() {
-    // The services' keys and the first authorization, as an operator sets them up.
-    let keys = tempfile::tempdir().unwrap();
-    let keys_dir = keys.path().to_str().unwrap();
-    let first = keys.path().join("first.conf");
-    run_bashu(&["nats-auth", "init", "--dir", keys_dir], &[]);
+    // The whole system under its service identities, as an operator sets it up.
     let prefix = format!("t{}", bashu_test_support::free_port());
-    let prefix_env = [("BASHU_NATS__PREFIX", prefix.as_str())];
-    run_bashu(&["nats-auth", "render", "--keys", keys_dir, "--out", first.to_str().unwrap()], &prefix_env);
-    let nats = NatsServer::start_authorized(&std::fs::read_to_string(&first).unwrap()).await;
-    let url = nats.url();
+    let secured = SecuredSystem::start(&prefix, |_| {}).await;
+    let (nats, url, subjects, system, admin) =
+        (&secured.nats, secured.url.clone(), secured.subjects.clone(), &secured.system, &secured.admin);
     assert!(
         Identity::connect(&url, &nkeys::KeyPair::new_user().seed().unwrap(), None).await.is_err(),
         "an unknown identity is refused"
     );
-
-    // The whole system under its service identities.
-    let mut config = test_config(&url, &prefix);
-    config.nats.nkey_dir = Some(keys.path().to_owned());
-    let shutdown = CancellationToken::new();
-    let system = bashu::System::start(&config, &Target::ALL, shutdown.clone()).await.expect("the system starts");
-    let subjects = Subjects::new(&prefix).unwrap();
-    let admin = Bus::connect_as(
-        &url,
-        "test-admin",
-        &config.nats.credentials("admin").unwrap(),
-        subjects.clone(),
-        Topology::default(),
-    )
-    .await
-    .unwrap();
-
-    // The watcher keeps the server's authorization current.
-    let auth_file = nats.authorization_file();
-    let mut watcher = tokio::process::Command::new(workspace_binary("bashu"))
-        .args(["nats-auth", "watch", "--keys", keys_dir, "--out", auth_file.to_str().unwrap()])
-        .args(["--pid-file", nats.pid_file().to_str().unwrap()])
-        .env("BASHU_NATS__URL", &url)
-        .env("BASHU_NATS__PREFIX", &prefix)
-        .env("BASHU_NATS__NKEY_DIR", keys_dir)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let users = NatsUsers::open(&admin, Arc::new(Counties::builtin().unwrap())).await.unwrap();
+    let users = NatsUsers::open(admin, Arc::new(Counties::builtin().unwrap())).await.unwrap();
     let a = users.issue(NatsUserKind::County, A, "CMS of 隆昌").await.unwrap();
     // B's identity through the admin API, as an operator issues it (bashuctl token issue-nats).
     let mut credentials = bashu_proto::admin::v1::credential_service_client::CredentialServiceClient::new(
@@ -359,7 +310,7 @@ async fn each_identity_may_do_only_its_own_part() {
         ("alerts", subjects.story_submitted(A).unwrap(), "alerts submits a story"),
         ("nats-auth", subjects.story_receipt(B).unwrap(), "nats-auth publishes a receipt"),
     ] {
-        let mut as_service = Identity::connect(&url, &seed(keys.path(), service), None).await.unwrap();
+        let mut as_service = Identity::connect(&url, &secured.service_seed(service), None).await.unwrap();
         let client = as_service.client.clone();
         refused!(as_service, what, client.publish(forbidden.clone(), "x".into()));
     }
@@ -401,9 +352,6 @@ async fn each_identity_may_do_only_its_own_part() {
         revoked_at.elapsed()
     );
     assert!(identity_usable(b.seed.clone(), county_inbox(B)).await, "B is not affected");
-
-    watcher.start_kill().unwrap();
-    shutdown.cancel();
 }
 
 #[tokio::test]

@@ -1,18 +1,23 @@
-//! A client in another language calls the admin API: Python's grpcio, with the services and
-//! messages learnt from server reflection (no copy of Bashu's .proto files), and the standard
-//! gRPC health service. `make test` installs the pinned grpcio into `.tools/python`.
+//! Clients in another language, written from the docs: Python's grpcio calls the admin API with
+//! the services and messages learnt from server reflection (no copy of Bashu's .proto files) and
+//! the standard gRPC health service; the county reader of docs/county-integration.md (nats-py with
+//! nkeys) reads a county's feed under production's names and permissions. `make test` installs
+//! the pinned packages into `.tools/python`.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use bashu::Target;
-use bashu_tests::{OPERATOR_TOKEN, TestSystem};
+use bashu_proto::{registry::v1::NatsUserKind, story::v1::StoryReceipt};
+use bashu_registry::{Counties, CountyTokens};
+use bashu_tests::{OPERATOR_TOKEN, PATIENCE, SecuredSystem, TestSystem, eventually, story_json};
+use serde_json::{Value, json};
 
 fn python_path() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let tools = root.join(".tools/python");
     assert!(
         tools.join("grpc_reflection").is_dir(),
-        "grpcio is not installed in {}: run `make test` (or scripts/install-python-grpc.sh) first",
+        "grpcio is not installed in {}: run `make test` (or scripts/install-python-tools.sh) first",
         tools.display()
     );
     tools
@@ -43,4 +48,97 @@ async fn a_python_client_calls_the_admin_api_through_reflection() {
     assert_eq!(seen["without_token"], "UNAUTHENTICATED");
     assert_eq!(seen["unknown_county"], "NOT_FOUND");
     assert_eq!(seen["health"], "SERVING");
+}
+
+/// docs/county-integration.md's Python reader, run as the page says, as county 500153 under its
+/// own NATS identity, with production's stream and subject names: it gets a partner's story and a
+/// decision on its own story, confirms the story, and the server refuses it nothing.
+#[tokio::test]
+async fn the_python_county_reader_handles_every_type_its_feed_carries() {
+    const READER: &str = "500153";
+    const PARTNER: &str = "511083";
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(rules.path(), json!({"lexicon": [{"term": "禁词", "action": "reject"}]}).to_string()).unwrap();
+    let secured = SecuredSystem::start("", |config| config.moderation.rules_file = Some(rules.path().to_owned())).await;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let work = tempfile::tempdir().unwrap();
+    let identity = secured.issue(NatsUserKind::County, READER, "python reader").await;
+    let seed = work.path().join(format!("{READER}.nk"));
+    std::fs::write(&seed, &identity.seed).unwrap();
+    eventually("the watcher let the reader's identity in", || async {
+        let options = async_nats::ConnectOptions::with_nkey(identity.seed.clone())
+            .custom_inbox_prefix(bashu_bus::county_inbox(READER));
+        options.connect(&secured.url).await.is_ok()
+    })
+    .await;
+
+    let tokens = CountyTokens::open(&secured.admin, Arc::new(Counties::builtin().unwrap())).await.unwrap();
+    let submit = |county: &'static str, story: Value| {
+        let tokens = tokens.clone();
+        let http = format!("http://{}/v1/stories", secured.system.http_addr);
+        async move {
+            let token = tokens.issue(county, "test").await.unwrap().token;
+            let answer = bashu::http_client().post(http).bearer_auth(token).json(&story).send().await.unwrap();
+            assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap_or_default());
+        }
+    };
+    submit(PARTNER, story_json("py-partner", PARTNER, json!({"counties": [READER]}))).await;
+    // The reader's own story breaks a rule: its origin hears of it on its feed.
+    let mut own = story_json("py-own", READER, json!({"partners": true}));
+    own["body"] = json!("这篇稿件含有禁词，会被拒绝。");
+    submit(READER, own).await;
+
+    let generated = work.path().join("gen");
+    std::fs::create_dir_all(&generated).unwrap();
+    let protoc = std::process::Command::new("python3")
+        .current_dir(&root)
+        .args(["-m", "grpc_tools.protoc", "-I", "proto", "--python_out"])
+        .arg(&generated)
+        .args(["proto/bashu/story/v1/story.proto", "proto/bashu/story/v1/events.proto"])
+        .env("PYTHONPATH", python_path())
+        .output()
+        .expect("python3 runs");
+    assert!(protoc.status.success(), "protoc: {}", String::from_utf8_lossy(&protoc.stderr));
+
+    let python_path = std::env::join_paths([python_path(), generated]).unwrap();
+    let mut reader = tokio::process::Command::new("python3")
+        .arg(root.join("examples/county/feed_reader.py"))
+        .args(["--server", &secured.url, "--county", READER, "--seed"])
+        .arg(&seed)
+        .args(["--max-messages", "2"])
+        .env("PYTHONPATH", python_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let finished = tokio::time::timeout(PATIENCE, reader.wait()).await;
+    if finished.is_err() {
+        reader.start_kill().unwrap();
+    }
+    let output = reader.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(finished.is_ok(), "the reader did not finish: {stderr}\n{stdout}\n{}", secured.nats.log());
+    assert!(output.status.success(), "the reader failed: {stderr}\n{stdout}");
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let of = |kind: &str| lines.iter().find(|l| l["type"] == kind).unwrap_or_else(|| panic!("no {kind}: {stdout}"));
+    assert_eq!(
+        (of("story")["key"].as_str(), of("story")["withdrawn"].as_bool()),
+        (Some("511083.py-partner.1"), Some(false))
+    );
+    assert_eq!(
+        (of("decision")["key"].as_str(), of("decision")["verdict"].as_str()),
+        (Some("500153.py-own.1"), Some("VERDICT_REJECTED"))
+    );
+
+    let receipts = secured.subjects.story_receipt(READER).unwrap();
+    let stored: Vec<StoryReceipt> = secured.admin.read_all(bashu_bus::STORIES, &receipts).await.unwrap();
+    assert!(
+        stored.iter().any(|r| r.story_id == "py-partner" && r.origin_county == PARTNER),
+        "the reader's receipt is stored: {stored:?}"
+    );
+    let refused: Vec<String> =
+        secured.nats.log().lines().filter(|l| l.contains("Violation")).map(str::to_owned).collect();
+    assert!(refused.is_empty(), "the server refused something: {refused:#?}");
 }

@@ -2,6 +2,8 @@
 //! in-process on free ports under a prefix of its own, and helpers to submit stories and to
 //! look at what the streams hold.
 
+mod secured;
+
 use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use bashu_registry::{Counties, RegistryStore};
@@ -11,6 +13,8 @@ use bashu_bus::{ALERT_FEEDS, Bus, FEEDS, RetryConfig, STORIES, Subjects, Topolog
 use bashu_test_support::NatsServer;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+pub use secured::SecuredSystem;
 
 /// How long a test waits for something that must happen, before it fails. A bound on
 /// correctness ("it never arrived"), not a performance assertion.
