@@ -171,3 +171,41 @@ async fn one_story_is_one_trace_from_ingest_to_the_county_feed() {
     let consumers: std::collections::BTreeSet<String> = in_trace.iter().filter_map(consumer).collect();
     assert!(consumers.contains("moderation") && consumers.contains("distribution"), "{consumers:?}");
 }
+
+/// Each story and each alert is a trace of its own, from the request to the county, even while
+/// a long-lived task holds a span open the whole time (here the test's own task, on the thread
+/// every service runs on): nothing handled meanwhile may take that span as its parent.
+#[tokio::test]
+async fn two_stories_and_two_alerts_are_four_traces_whatever_span_is_open() {
+    let _spans = bashu_tests::traced();
+    let t = TestSystem::start().await;
+    let long_lived = tracing::info_span!(target: "bashu", "long-lived");
+    let _inside = long_lived.enter();
+
+    for (id, origin) in [("trace-a", "511083"), ("trace-b", "500153")] {
+        let (status, answer) = t.post_story(&story_json(id, origin, json!({"partners": true}))).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    eventually("both stories are published", || async { t.published_count().await == 2 }).await;
+    let subjects = t.bus.subjects();
+    let first = trace_id(&t, FEEDS, &subjects.feed_story("500153").unwrap()).await;
+    let second = trace_id(&t, FEEDS, &subjects.feed_story("511083").unwrap()).await;
+    assert_ne!(first, second, "two stories, one trace");
+
+    let cap = |identifier: &str, county: &str| {
+        crate::alerts::cap(identifier, "Alert", "Exercise", "Severe", None, &crate::alerts::gbt(county))
+    };
+    for (identifier, county) in [("TRACE-A", "510703"), ("TRACE-B", "510704")] {
+        let (status, answer) = t.issue_alert("mianyang", &cap(identifier, county)).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    eventually("both alerts are stored for their counties", || async { t.alert_feed_counts().await.len() == 2 }).await;
+    let mut alerts = Vec::new();
+    for county in ["510703", "510704"] {
+        alerts.push(trace_id(&t, bashu_bus::ALERT_FEEDS, &subjects.alert_feed(county).unwrap()).await);
+    }
+    assert_ne!(alerts[0], alerts[1], "two alerts, one trace");
+    let all: std::collections::BTreeSet<&String> = [&first, &second, &alerts[0], &alerts[1]].into_iter().collect();
+    assert_eq!(all.len(), 4, "four requests, four traces");
+    drop(_inside);
+}

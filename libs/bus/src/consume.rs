@@ -243,7 +243,9 @@ impl Bus {
             return key;
         }
         let subject = message.subject.to_string();
-        let span = info_span!("consume", consumer = spec.durable(), subject = %subject, stream_sequence, attempt);
+        // A root: the message's own trace (from its headers) is its parent, never whatever span
+        // the consuming task happens to be in.
+        let span = info_span!(parent: None, "consume", consumer = spec.durable(), subject = %subject, stream_sequence, attempt);
         headers::adopt_trace_context(&span, message.headers.as_ref());
 
         let max_deliver = u64::from(spec.retry.max_deliver);

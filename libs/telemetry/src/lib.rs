@@ -68,8 +68,11 @@ pub fn init_with_exporter<E: SpanExporter + 'static>(
 fn install(service: &'static str, filter: &str, format: LogFormat, builder: TracerProviderBuilder) -> TelemetryGuard {
     let provider =
         builder.with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service).build()).build();
+    // Without context activation a span's trace comes from its tracing parent alone, never from
+    // an OpenTelemetry context left attached to a worker thread by a span entered there.
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("bashu"))
+        .with_context_activation(false)
         .with_filter(Targets::new().with_target("bashu", LevelFilter::INFO));
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = match format {

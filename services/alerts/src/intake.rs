@@ -30,7 +30,8 @@ pub struct Submission<'a> {
 impl Alerts {
     /// Verifies, validates, authorises and accepts a desk's CAP document. `expected` is the
     /// msgType the caller asked for (gRPC's Issue, Update, Cancel), if any.
-    #[tracing::instrument(name = "alerts.submit", skip_all, fields(desk = %submission.desk_id))]
+    /// Each submission is a trace of its own (a root span).
+    #[tracing::instrument(name = "alerts.submit", parent = None, skip_all, fields(desk = %submission.desk_id))]
     pub async fn submit(&self, submission: Submission<'_>, expected: Option<MsgType>) -> Result<AlertAccepted> {
         let result = self.accept(submission, expected).await;
         if let Err(error) = &result {

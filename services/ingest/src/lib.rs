@@ -301,8 +301,9 @@ impl Ingest {
     }
 
     /// Validates, normalises and accepts one story version. A version accepted before is
-    /// answered with its first result, marked `duplicate`, and nothing is published again.
-    #[tracing::instrument(name = "ingest.submit", skip_all, fields(story_id = %story.id, version = story.version, origin = %story.origin_county))]
+    /// answered with its first result, marked `duplicate`, and nothing is published again. Each
+    /// submission is a trace of its own (a root span).
+    #[tracing::instrument(name = "ingest.submit", parent = None, skip_all, fields(story_id = %story.id, version = story.version, origin = %story.origin_county))]
     pub async fn submit(&self, story: Story, input_format: &str) -> Result<SubmitStoryResponse> {
         let inner = &self.inner;
         // What the county sent, before its defaults: a resend is the same submission even if the
