@@ -295,6 +295,75 @@ async fn a_cancel_after_an_update_reaches_every_county_of_the_chain_and_stops_es
     assert_eq!((counts["510727"], counts["510781"], counts["510703"]), (3, 2, 1));
 }
 
+/// A Cancel that names only the chain's first message still reaches the county a later Update
+/// added; an Update after the Cancel is refused and reopens nothing; references must name one
+/// chain, at the time each message was sent.
+#[tokio::test]
+async fn a_chain_once_cancelled_stays_cancelled_for_every_county_it_reached() {
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    const FIRST: &str = "test@bashu.example,LOOP-1,2026-11-28T10:00:00+08:00";
+    let (status, first) =
+        t.issue_alert("mianyang", &cap("LOOP-1", "Alert", "Actual", "Severe", None, &gbt("510727"))).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, update) =
+        t.issue_alert("mianyang", &cap("LOOP-2", "Update", "Actual", "Severe", Some(FIRST), &gbt("510781"))).await;
+    assert_eq!(status, 202, "{update}");
+    let chain_key = first["alertKey"].as_str().unwrap().to_owned();
+    eventually("the update is in the chain", || async {
+        chain(&t, &chain_key).await["counties"].as_array().is_some_and(|c| c.len() == 2)
+    })
+    .await;
+
+    // The Cancel names only LOOP-1; 510781, added by the Update, is cancelled too.
+    let (status, cancel) =
+        t.issue_alert("mianyang", &cap("LOOP-3", "Cancel", "Actual", "Severe", Some(FIRST), &gbt("510727"))).await;
+    assert_eq!(status, 202, "{cancel}");
+    assert_eq!(counties_of(&cancel), ["510727", "510781"].map(String::from).into());
+    eventually("every county of the chain is cancelled", || async {
+        let chain = chain(&t, &chain_key).await;
+        chain["counties"].as_array().is_some_and(|c| c.iter().all(|s| s["state"] == "COUNTY_ALERT_STATE_CANCELLED"))
+    })
+    .await;
+
+    // An Update after the Cancel: refused, and nothing is sent or reopened.
+    let issued_before = issued_count(&t).await;
+    let (status, refused) =
+        t.issue_alert("mianyang", &cap("LOOP-4", "Update", "Actual", "Severe", Some(FIRST), &gbt("510703"))).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("chain_cancelled")), "{refused}");
+    assert_eq!(issued_count(&t).await, issued_before);
+    let chain_now = chain(&t, &chain_key).await;
+    assert!(
+        chain_now["counties"].as_array().unwrap().iter().all(|s| s["state"] == "COUNTY_ALERT_STATE_CANCELLED"),
+        "{chain_now}"
+    );
+
+    // A reference whose sent time is not the message's.
+    let (_, other) =
+        t.issue_alert("mianyang", &cap("OTHER-1", "Alert", "Actual", "Severe", None, &gbt("510703"))).await;
+    let wrong_time = "test@bashu.example,OTHER-1,2026-11-28T11:00:00+08:00";
+    let (status, refused) = t
+        .issue_alert("mianyang", &cap("OTHER-2", "Update", "Actual", "Severe", Some(wrong_time), &gbt("510703")))
+        .await;
+    assert_eq!(
+        (status, refused["error"]["problems"][0]["path"].as_str()),
+        (400, Some("/alert/references[1]")),
+        "{refused}"
+    );
+    // A Cancel naming messages of two chains.
+    let two_chains = format!("{FIRST} test@bashu.example,OTHER-1,2026-11-28T10:00:00+08:00");
+    let (status, refused) = t
+        .issue_alert("mianyang", &cap("OTHER-3", "Cancel", "Actual", "Severe", Some(&two_chains), &gbt("510703")))
+        .await;
+    assert_eq!(
+        (status, refused["error"]["problems"][0]["path"].as_str()),
+        (400, Some("/alert/references[2]")),
+        "{refused}"
+    );
+    assert!(refused["error"]["problems"][0]["reason"].as_str().unwrap().contains("one chain"), "{refused}");
+    let other_key = other["alertKey"].as_str().unwrap().to_owned();
+    assert_ne!(chain(&t, &other_key).await["cancelled"], true, "the other chain was not touched");
+}
+
 #[tokio::test]
 async fn the_grpc_api_issues_updates_and_cancels_and_counties_confirm_over_nats() {
     use bashu_proto::alert::v1::{

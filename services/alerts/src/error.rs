@@ -15,6 +15,9 @@ pub enum Error {
     /// The identifier was used before for a different document.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An Update for a chain that was cancelled.
+    #[error("{0}")]
+    ChainCancelled(String),
     /// No such alert or county.
     #[error("not found: {0}")]
     NotFound(String),
@@ -65,6 +68,7 @@ impl Error {
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::Conflict(_) => "identifier_reused",
+            Error::ChainCancelled(_) => "chain_cancelled",
             Error::NotFound(_) => "not_found",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::TooLarge { .. } => "body_too_large",
@@ -82,6 +86,7 @@ impl Error {
             Error::Unauthenticated(_) => tonic::Status::unauthenticated(message),
             Error::Forbidden(_) => tonic::Status::permission_denied(message),
             Error::Conflict(_) => tonic::Status::already_exists(message),
+            Error::ChainCancelled(_) => tonic::Status::failed_precondition(message),
             Error::NotFound(_) => tonic::Status::not_found(message),
             Error::UnsupportedMediaType(_) => tonic::Status::invalid_argument(message),
             Error::TooLarge { .. } => tonic::Status::resource_exhausted(message),

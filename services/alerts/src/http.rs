@@ -155,7 +155,7 @@ pub(crate) fn status_of(error: &Error) -> StatusCode {
         Error::Invalid(_) => StatusCode::BAD_REQUEST,
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Conflict(_) | Error::ChainCancelled(_) => StatusCode::CONFLICT,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

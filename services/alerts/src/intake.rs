@@ -94,34 +94,22 @@ impl Alerts {
             return Err(Error::Forbidden(format!("desk {} may not alert {}", desk.id, outside.join(", "))));
         }
 
-        // An Update or Cancel joins the chain of what it references and reaches every county
-        // that received any earlier message of it.
+        // An Update or Cancel continues the one chain it references and reaches every county
+        // that received any message of that chain.
         let mut counties = targets.counties;
         let chain_key = if msg_type == MsgType::Alert {
             alert_key.clone()
         } else {
-            let mut chain_key = None;
-            for reference in &alert.references {
-                let Some(record) =
-                    inner.store.record(&crate::alert_key(&reference.sender, &reference.identifier)).await?
-                else {
-                    continue;
-                };
-                if record.desk_id != desk.id {
-                    return Err(Error::Forbidden(format!(
-                        "the referenced alert {} belongs to desk {}",
-                        record.identifier, record.desk_id
+            let chain_key = self.referenced_chain(&alert, &desk.id, &mut counties).await?;
+            if let Some((chain, _)) = inner.store.chain_at(&chain_key).await? {
+                if chain.cancelled && msg_type == MsgType::Update {
+                    return Err(Error::ChainCancelled(format!(
+                        "the chain of {chain_key} was cancelled: an Update cannot reopen it, issue a new Alert"
                     )));
                 }
-                counties.extend(record.counties);
-                chain_key.get_or_insert(record.chain_key);
+                counties.extend(chain.counties.into_iter().map(|c| c.county));
             }
-            chain_key.ok_or_else(|| {
-                Error::Invalid(vec![Problem {
-                    path: "/alert/references".into(),
-                    reason: "references no alert Bashu has accepted".into(),
-                }])
-            })?
+            chain_key
         };
         if counties.is_empty() {
             return Err(Error::Invalid(vec![Problem {
@@ -160,6 +148,7 @@ impl Alerts {
             counties: issued.counties.clone(),
             identifier: alert.identifier.clone(),
             sender: alert.sender.clone(),
+            sent: alert.sent,
         };
         // Recorded after the publish; a retry after a crash in between is caught by the ALERTS
         // stream's duplicate window. Two racing submissions: the first record wins.
@@ -173,6 +162,60 @@ impl Alerts {
             identifier: alert.identifier,
             counties: record.counties,
             duplicate: false,
+        })
+    }
+
+    /// The chain an Update or Cancel continues: every message it references that Bashu accepted
+    /// must be the desk's own, sent when the reference says, and of one chain. Their counties are
+    /// added to `counties`.
+    async fn referenced_chain(
+        &self,
+        alert: &bashu_proto::alert::v1::Alert,
+        desk_id: &str,
+        counties: &mut std::collections::BTreeSet<String>,
+    ) -> Result<String> {
+        let mut chain_key: Option<String> = None;
+        for (i, reference) in alert.references.iter().enumerate() {
+            let path = || format!("/alert/references[{}]", i + 1);
+            let key = alert_key(&reference.sender, &reference.identifier);
+            let Some(record) = self.inner.store.record(&key).await? else { continue };
+            if record.desk_id != desk_id {
+                return Err(Error::Forbidden(format!(
+                    "the referenced alert {} belongs to desk {}",
+                    record.identifier, record.desk_id
+                )));
+            }
+            let seconds = |t: &Option<bashu_proto::Timestamp>| t.as_ref().map(|t| t.seconds);
+            if record.sent.is_some() && seconds(&record.sent) != seconds(&reference.sent) {
+                return Err(Error::Invalid(vec![Problem {
+                    path: path(),
+                    reason: format!(
+                        "{} of {} was sent at {}, not at the time this reference names",
+                        record.identifier,
+                        record.sender,
+                        crate::cap::format_time(record.sent.as_ref())
+                    ),
+                }]));
+            }
+            match &chain_key {
+                Some(first) if *first != record.chain_key => {
+                    return Err(Error::Invalid(vec![Problem {
+                        path: path(),
+                        reason: format!(
+                            "names a message of chain {}, another than {first}: an Update or Cancel continues one chain",
+                            record.chain_key
+                        ),
+                    }]));
+                }
+                _ => chain_key = Some(record.chain_key),
+            }
+            counties.extend(record.counties);
+        }
+        chain_key.ok_or_else(|| {
+            Error::Invalid(vec![Problem {
+                path: "/alert/references".into(),
+                reason: "references no alert Bashu has accepted".into(),
+            }])
         })
     }
 

@@ -38,6 +38,13 @@ pub struct Problem {
 const DATE_TIME: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]");
 
+/// A time as CAP writes it (in UTC), for messages; `-` for none.
+pub(crate) fn format_time(time: Option<&bashu_proto::Timestamp>) -> String {
+    time.and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .and_then(|t| t.format(DATE_TIME).ok())
+        .unwrap_or_else(|| "-".into())
+}
+
 /// Parses and validates a CAP 1.2 document. Every problem is reported, not only the first.
 pub fn parse(bytes: &[u8]) -> Result<Alert, Vec<Problem>> {
     let problem = |reason: String| vec![Problem { path: "/".into(), reason }];
