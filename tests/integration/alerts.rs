@@ -295,6 +295,28 @@ async fn a_cancel_after_an_update_reaches_every_county_of_the_chain_and_stops_es
     assert_eq!((counts["510727"], counts["510781"], counts["510703"]), (3, 2, 1));
 }
 
+/// An area element that does not parse is refused, naming it, even beside a geocode that would
+/// target the alert on its own; validation says the same.
+#[tokio::test]
+async fn a_malformed_polygon_or_circle_is_refused_by_name_even_beside_a_geocode() {
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    let polygon = "<polygon>31.2O,104.5 31.5,104.5 31.5,104.9 31.2O,104.5</polygon>";
+    let circle = "<circle>31.4,1O4.7 10</circle>";
+    for (identifier, element, path) in [
+        ("AREA-1", polygon, "/alert/info[1]/area[1]/polygon[1]"),
+        ("AREA-2", circle, "/alert/info[1]/area[1]/circle[1]"),
+    ] {
+        let document = cap(identifier, "Alert", "Exercise", "Severe", None, &format!("{element}{}", gbt("510703")));
+        let (status, verdict) =
+            t.post("/v1/alerts/validate", document.clone().into_bytes(), "application/cap+xml").await;
+        assert_eq!((status, verdict["valid"].as_bool()), (200, Some(false)), "{verdict}");
+        assert_eq!(verdict["problems"][0]["path"], path, "{verdict}");
+        let (status, refused) = t.issue_alert("mianyang", &document).await;
+        assert_eq!((status, refused["error"]["problems"][0]["path"].as_str()), (400, Some(path)), "{refused}");
+    }
+    assert_eq!(issued_count(&t).await, 0, "nothing was issued");
+}
+
 /// A Cancel that names only the chain's first message still reaches the county a later Update
 /// added; an Update after the Cancel is refused and reopens nothing; references must name one
 /// chain, at the time each message was sent.

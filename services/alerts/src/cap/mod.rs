@@ -433,9 +433,14 @@ impl Walker {
         }
     }
 
+    /// A `lat,lon` pair of decimal degrees; anything else is a problem at `path`.
     fn point(&mut self, pair: &str, path: &str) -> Option<Point> {
-        let (lat, lon) = pair.split_once(',')?;
-        let (lat, lon) = (lat.trim().parse::<f64>().ok()?, lon.trim().parse::<f64>().ok()?);
+        let number = |text: &str| text.trim().parse::<f64>().ok().filter(|n| n.is_finite());
+        let parsed = pair.split_once(',').and_then(|(lat, lon)| Some((number(lat)?, number(lon)?)));
+        let Some((lat, lon)) = parsed else {
+            self.fail(path, format!("{pair:?} is not a lat,lon pair of decimal degrees"));
+            return None;
+        };
         if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
             self.fail(path, format!("{pair:?}: latitude must be within ±90 and longitude within ±180"));
             return None;
@@ -447,14 +452,7 @@ impl Walker {
         let pairs: Vec<&str> = text.split_whitespace().collect();
         let mut points = Vec::with_capacity(pairs.len());
         for pair in &pairs {
-            match self.point(pair, path) {
-                Some(point) => points.push(point),
-                None if pair.split_once(',').is_none() || !pair.contains(',') => {
-                    self.fail(path, format!("{pair:?} is not a lat,lon pair"));
-                    return None;
-                }
-                None => return None,
-            }
+            points.push(self.point(pair, path)?);
         }
         if points.len() < 4 {
             self.fail(path, format!("a polygon needs at least four points, found {}", points.len()));
@@ -472,12 +470,7 @@ impl Walker {
             self.fail(path, format!("{text:?} is not \"lat,lon radius\""));
             return None;
         };
-        let Some(center) = self.point(centre, path) else {
-            if !self.problems.iter().any(|p| p.path == path) {
-                self.fail(path, format!("{centre:?} is not a lat,lon pair"));
-            }
-            return None;
-        };
+        let center = self.point(centre, path)?;
         match radius.trim().parse::<f64>() {
             Ok(radius_km) if radius_km.is_finite() && radius_km >= 0.0 => {
                 Some(Circle { center: Some(center), radius_km })

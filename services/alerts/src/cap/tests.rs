@@ -118,6 +118,12 @@ fn polygons_must_be_closed_with_four_points_in_range() {
         path,
         "not a lat,lon pair",
     );
+    // A letter O for a zero: the pair has its comma but is no number.
+    refused_with(
+        &A2.replace(polygon, "29.2O,105.35 29.20,105.95 29.85,105.95 29.2O,105.35"),
+        path,
+        "\"29.2O,105.35\" is not a lat,lon pair",
+    );
 }
 
 #[test]
