@@ -317,6 +317,30 @@ async fn a_malformed_polygon_or_circle_is_refused_by_name_even_beside_a_geocode(
     assert_eq!(issued_count(&t).await, 0, "nothing was issued");
 }
 
+/// A document is read in the encoding its declaration names (a national agency's Latin-1 alert
+/// is valid); bytes that encoding cannot read, and characters XML forbids, are not.
+#[tokio::test]
+async fn documents_are_decoded_as_declared_and_forbidden_characters_refused() {
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    let document = cap("ENC-1", "Alert", "Exercise", "Severe", None, &gbt("510703")).replace("暴雨", "Séisme");
+    let latin = document.replace("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"");
+    let latin: Vec<u8> = latin.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect();
+    let (status, verdict) = t.post("/v1/alerts/validate", latin, "application/cap+xml").await;
+    assert_eq!((status, verdict["valid"].as_bool()), (200, Some(true)), "{verdict}");
+
+    let utf16_declared = document.replace("encoding=\"UTF-8\"", "encoding=\"UTF-16\"");
+    let (_, verdict) = t.post("/v1/alerts/validate", utf16_declared.into_bytes(), "application/cap+xml").await;
+    assert_eq!(verdict["valid"], false, "{verdict}");
+    assert!(verdict["problems"][0]["reason"].as_str().unwrap().contains("not UTF-16"), "{verdict}");
+
+    let surrogate = cap("ENC-2", "Alert", "Exercise", "Severe", None, &gbt("510703")).replace("暴雨", "&#xD800;");
+    let (_, verdict) = t.post("/v1/alerts/validate", surrogate.clone().into_bytes(), "application/cap+xml").await;
+    assert!(verdict["problems"][0]["reason"].as_str().unwrap().contains("surrogate"), "{verdict}");
+    let (status, refused) = t.issue_alert("mianyang", &surrogate).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("invalid_alert")), "{refused}");
+    assert_eq!(issued_count(&t).await, 0);
+}
+
 /// A Cancel that names only the chain's first message still reaches the county a later Update
 /// added; an Update after the Cancel is refused and reopens nothing; references must name one
 /// chain, at the time each message was sent.

@@ -38,6 +38,88 @@ pub struct Problem {
 const DATE_TIME: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]");
 
+/// The document as text, decoded as XML 1.0 (appendix F) says: by its byte-order mark, else by
+/// the encoding its declaration names, else as UTF-8. Bytes that are not valid in that encoding,
+/// an encoding nobody knows, or a mark and a declaration that disagree are refused.
+fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
+    use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
+    let (encoding, body) = match Encoding::for_bom(bytes) {
+        Some((encoding, mark)) => (Some(encoding), &bytes[mark..]),
+        // UTF-16 without a mark still starts with `<?` in two bytes each.
+        None if bytes.starts_with(&[0x3C, 0, 0x3F, 0]) => (Some(UTF_16LE), bytes),
+        None if bytes.starts_with(&[0, 0x3C, 0, 0x3F]) => (Some(UTF_16BE), bytes),
+        None => (None, bytes),
+    };
+    let is_utf16 = |e: &'static Encoding| e == UTF_16LE || e == UTF_16BE;
+    let declared = |text: &str| declared_encoding(text).map(str::to_owned);
+    match encoding {
+        Some(encoding) => {
+            let text = encoding
+                .decode_without_bom_handling_and_without_replacement(body)
+                .ok_or_else(|| format!("not valid {}: the byte-order mark says so", encoding.name()))?;
+            if let Some(label) = declared(&text) {
+                let named = Encoding::for_label(label.as_bytes());
+                let agrees = named.is_some_and(|named| named == encoding || (is_utf16(named) && is_utf16(encoding)));
+                if !agrees {
+                    return Err(format!(
+                        "the byte-order mark says {} but the declaration says {label:?}",
+                        encoding.name()
+                    ));
+                }
+            }
+            Ok(std::borrow::Cow::Owned(text.into_owned()))
+        }
+        None => {
+            // The declaration is ASCII in every encoding that is not UTF-16.
+            let head = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]);
+            let encoding = match declared(&head) {
+                None => UTF_8,
+                Some(label) => match Encoding::for_label(label.as_bytes()) {
+                    Some(encoding) if is_utf16(encoding) => {
+                        return Err(format!("declared {label:?}, but these bytes are not UTF-16 (no byte-order mark)"));
+                    }
+                    Some(encoding) if encoding != encoding_rs::REPLACEMENT => encoding,
+                    _ => return Err(format!("declared in {label:?}, an encoding Bashu does not know")),
+                },
+            };
+            encoding.decode_without_bom_handling_and_without_replacement(body).ok_or_else(|| {
+                format!("not valid {}, the encoding it declares (or UTF-8, XML's default)", encoding.name())
+            })
+        }
+    }
+}
+
+/// The `encoding` of an XML declaration at the start of `text`, if it names one.
+fn declared_encoding(text: &str) -> Option<&str> {
+    let declaration = text.strip_prefix("<?xml")?;
+    let declaration = &declaration[..declaration.find("?>")?];
+    let at = declaration.find("encoding")?;
+    let rest = declaration[at + "encoding".len()..].trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    Some(&value[..value.find(quote)?])
+}
+
+/// A character reference to a surrogate (`&#xD800;`): XML forbids the character, and the parser
+/// would quietly replace it. Other forbidden characters the parser refuses itself.
+fn forbidden_reference(text: &str) -> Option<String> {
+    let mut rest = text;
+    while let Some(at) = rest.find("&#") {
+        rest = &rest[at + 2..];
+        let end = rest.find(';')?;
+        let reference = &rest[..end];
+        let value = match reference.strip_prefix('x') {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => reference.parse::<u32>().ok(),
+        };
+        if value.is_some_and(|v| (0xD800..=0xDFFF).contains(&v)) {
+            let line = text[..text.len() - rest.len()].lines().count();
+            return Some(format!("&#{reference}; on line {line} names a surrogate, a character XML does not allow"));
+        }
+    }
+    None
+}
+
 /// A time as CAP writes it (in UTC), for messages; `-` for none.
 pub(crate) fn format_time(time: Option<&bashu_proto::Timestamp>) -> String {
     time.and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
@@ -48,7 +130,11 @@ pub(crate) fn format_time(time: Option<&bashu_proto::Timestamp>) -> String {
 /// Parses and validates a CAP 1.2 document. Every problem is reported, not only the first.
 pub fn parse(bytes: &[u8]) -> Result<Alert, Vec<Problem>> {
     let problem = |reason: String| vec![Problem { path: "/".into(), reason }];
-    let text = std::str::from_utf8(bytes).map_err(|e| problem(format!("not UTF-8: {e}")))?;
+    let text = decode(bytes).map_err(problem)?;
+    if let Some(reason) = forbidden_reference(&text) {
+        return Err(problem(reason));
+    }
+    let text = text.as_ref();
     let options = ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..ParsingOptions::default() };
     let document =
         Document::parse_with_options(text, options).map_err(|e| problem(format!("not well-formed XML: {e}")))?;

@@ -179,10 +179,73 @@ fn every_problem_is_listed_not_only_the_first() {
 fn other_documents_are_refused_clearly() {
     assert!(problems("<alert>no namespace</alert>")[0].reason.contains("CAP 1.2 namespace"));
     assert!(problems("<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\">")[0].reason.contains("not well-formed"));
-    assert!(parse(&[0xff, 0xfe, 0x00]).unwrap_err()[0].reason.contains("not UTF-8"));
+    assert!(parse(&[b'<', 0xc3, 0x28]).unwrap_err()[0].reason.contains("not valid UTF-8"));
+    assert!(parse(&[0xff, 0xfe, 0x00]).unwrap_err()[0].reason.contains("not valid UTF-16LE"));
     refused_with(
         &A1.replace("<note>", "").replace("<scope>Public</scope>", "<scope>Public</scope><color>red</color>"),
         "/alert/color",
         "not a CAP 1.2 element",
     );
+}
+
+/// A1 declared in `encoding`, its text encoded so.
+fn a1_in(encoding: &'static encoding_rs::Encoding, label: &str) -> Vec<u8> {
+    let text = A1.replace("encoding=\"UTF-8\"", &format!("encoding=\"{label}\""));
+    encoding.encode(&text).0.into_owned()
+}
+
+#[test]
+fn a_document_is_decoded_as_its_declaration_and_byte_order_mark_say() {
+    // Latin-1 as a national agency sends it: é is one byte, 0xE9.
+    let latin = A1
+        .replace("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"")
+        .replace("<event>公共安全预警等级调整</event>", "<event>Séisme</event>")
+        .replace("<headline>全省公共安全预警提升至橙色</headline>", "<headline>Séisme</headline>");
+    let bytes = encoding_rs::WINDOWS_1252.encode(&latin).0.into_owned();
+    assert!(bytes.contains(&0xE9) && std::str::from_utf8(&bytes).is_err());
+    let alert = parse(&bytes).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert_eq!(alert.infos[0].event, "Séisme");
+
+    // GB18030, and UTF-16 with its byte-order mark, decode to the same alert as UTF-8.
+    let gb = parse(&a1_in(encoding_rs::GB18030, "GB18030")).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert_eq!(gb.infos[0].event, "公共安全预警等级调整");
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in A1.replace("encoding=\"UTF-8\"", "encoding=\"UTF-16\"").encode_utf16() {
+        utf16.extend(unit.to_le_bytes());
+    }
+    assert_eq!(parse(&utf16).unwrap_or_else(|p| panic!("{p:#?}")).infos[0].event, "公共安全预警等级调整");
+}
+
+#[test]
+fn bytes_the_declared_encoding_cannot_read_are_refused() {
+    // UTF-8 bytes declared UTF-16: no byte-order mark, and ASCII-compatible.
+    refused_with(&A1.replace("encoding=\"UTF-8\"", "encoding=\"UTF-16\""), "/", "not UTF-16");
+    // UTF-8 bytes declared GB18030, where a character's last byte meets `<`.
+    let declared_gb = A1
+        .replace("encoding=\"UTF-8\"", "encoding=\"GB18030\"")
+        .replace("<event>公共安全预警等级调整</event>", "<event>暴</event>");
+    refused_with(&declared_gb, "/", "not valid gb18030");
+    refused_with(&A1.replace("encoding=\"UTF-8\"", "encoding=\"klingon\""), "/", "does not know");
+    // Latin-1 bytes without a declaration are not UTF-8.
+    let latin = encoding_rs::WINDOWS_1252
+        .encode(
+            &A1.replace("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", "").replace("公共安全预警等级调整", "Séisme"),
+        )
+        .0
+        .into_owned();
+    assert!(parse(&latin).unwrap_err()[0].reason.contains("not valid UTF-8"));
+    // A mark that disagrees with the declaration.
+    let mut marked = vec![0xEF, 0xBB, 0xBF];
+    marked.extend(A1.replace("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"").as_bytes());
+    assert!(parse(&marked).unwrap_err()[0].reason.contains("byte-order mark says UTF-8"));
+}
+
+#[test]
+fn characters_xml_forbids_are_refused() {
+    let with = |text: &str| A1.replace("<event>公共安全预警等级调整</event>", &format!("<event>{text}</event>"));
+    refused_with(&with("&#xD800;"), "/", "surrogate");
+    refused_with(&with("&#55296;"), "/", "surrogate");
+    assert!(parse(with("&#x1;").as_bytes()).is_err());
+    assert!(parse(with("\u{1}").as_bytes()).is_err());
+    assert!(parse(with("&#x4E2D;").as_bytes()).is_ok(), "an ordinary reference is fine");
 }
