@@ -127,7 +127,8 @@ try {
   await page.keyboard.press("Enter");
   await page.locator("#county-dialog[open]").waitFor();
   const details = await page.locator("#dialog-facts").textContent();
-  check(details.includes(by.join(" ")), `the tile's details do not name who acknowledged: ${details}`);
+  // Who confirmed, and whose token recorded it.
+  for (const word of by) check(details.includes(word), `the tile's details do not name ${word}: ${details}`);
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-county.png") });
   await page.keyboard.press("Escape");
   await page.locator("#county-dialog[open]").waitFor({ state: "detached" });

@@ -64,6 +64,8 @@ async fn a_county_confirms_with_plain_protobuf_and_no_type_header() {
         acknowledged_by: "值班员 李".into(),
         note: "已转发乡镇".into(),
         acknowledged_at: None,
+        // A county cannot pass its own confirmation off as staff's.
+        recorded_by: "冒充 (operator)".into(),
     };
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", format!("alert.ack.510781.{key}").as_str());
@@ -85,6 +87,8 @@ async fn a_county_confirms_with_plain_protobuf_and_no_type_header() {
     })
     .await;
     assert_eq!(state(&t, &key, "510781").await["acknowledgedBy"], "值班员 李");
+    let recorded = state(&t, &key, "510781").await["recordedBy"].clone();
+    assert!(recorded.is_null() || recorded == "", "a county's own word is no staff record: {recorded}");
 
     // The county may leave its code out of the body: the subject says who it is.
     let anonymous =
@@ -118,6 +122,7 @@ async fn a_county_cannot_receipt_or_acknowledge_for_another() {
         acknowledged_by: "冒名者".into(),
         note: String::new(),
         acknowledged_at: None,
+        recorded_by: String::new(),
     };
     county.publish(subject(&t, "ack", "510781"), ack.encode_to_vec().into()).await.unwrap().await.unwrap();
 

@@ -474,6 +474,7 @@ async fn the_grpc_api_issues_updates_and_cancels_and_counties_confirm_over_nats(
             note: "已转发乡镇".into(),
             acknowledged_at: None,
             alert_key: key.clone(),
+            recorded_by: String::new(),
         })
         .await
         .unwrap();
@@ -643,6 +644,45 @@ async fn only_the_county_itself_or_a_desk_officer_acknowledges_and_counties_read
     assert_eq!(t.alert_feed_counts().await.len(), 9, "nothing refused changed anything");
     assert_eq!(ack_as(Some(t.token_for("510781").await)).await, 202, "the county itself");
     assert_eq!(ack_as(Some(desk_officer.clone())).await, 202, "绵阳's desk officer on its behalf");
+    // An officer's confirmation (the first for 三台) names their token in the chain and in the
+    // operators' audit log; the county's own is not staff's doing and is not audited.
+    let by_officer = http
+        .post(&ack_url)
+        .bearer_auth(&desk_officer)
+        .json(&json!({"county": "510722", "acknowledgedBy": "三台值班员", "note": "电话确认"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_officer.status(), 202);
+    eventually("the chain records whose token recorded it", || async {
+        let chain = chain(&t, &key).await;
+        chain["counties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["county"] == "510722" && c["recordedBy"] == "Desk (desk)")
+    })
+    .await;
+    let own = chain(&t, &key).await;
+    let own = own["counties"].as_array().unwrap().iter().find(|c| c["county"] == "510781").unwrap().clone();
+    assert!(own["recordedBy"].is_null() || own["recordedBy"] == "", "the county's own: {own}");
+    let mut audit = bashu_proto::admin::v1::audit_service_client::AuditServiceClient::new(t.operator_channel().await);
+    let events = audit
+        .list_audit_events(bashu_proto::admin::v1::ListAuditEventsRequest { limit: 100 })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let acknowledgements: Vec<_> = events.iter().filter(|e| e.service == "alerts").collect();
+    // 绵阳's officer twice (510781, then 510722); the county itself never.
+    assert_eq!(acknowledgements.len(), 2, "{acknowledgements:#?}");
+    let audited = acknowledgements.iter().find(|e| e.target.ends_with("county 510722")).expect("三台's");
+    assert_eq!(
+        (audited.actor.as_str(), audited.role.as_str(), audited.method.as_str()),
+        ("Desk", "STAFF_ROLE_DESK", "POST /v1/alerts/{key}/acknowledgements")
+    );
+    assert_eq!(audited.target, format!("alert {key} county 510722"));
+    assert!(audited.after_json.contains("三台值班员") && audited.after_json.contains("电话确认"), "{audited:?}");
 
     // Over gRPC the same rules hold.
     let grpc = |token: String| {

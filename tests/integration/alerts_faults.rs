@@ -102,7 +102,7 @@ async fn escalation_timers_survive_a_restart_of_the_alert_service() {
         &cap("TIMER-1", "Actual", "<geocode><valueName>GB/T 2260</valueName><value>5107</value></geocode>"),
     )
     .await;
-    first.acknowledge(&accepted.alert_key, "510703", "李值班", "").await.unwrap();
+    first.acknowledge(&accepted.alert_key, "510703", "李值班", "", bashu_alerts::Recorder::County).await.unwrap();
     eventually("the tracker has recorded the acknowledgement", || async {
         first
             .status(&accepted.alert_key)

@@ -305,8 +305,18 @@ async fn the_duty_board_in_headless_chromium() {
     assert_eq!(tiles[0], "tiles");
     assert_eq!(tiles[1].split(',').collect::<Vec<_>>(), expected, "the page shows exactly the prefecture's counties");
 
-    assert_eq!(t.acknowledge(key, "510781", "江油值班员").await.0, 202);
-    to_script.write_all("acknowledged 510781 江油值班员\n".as_bytes()).await.unwrap();
+    // A desk officer records 江油's confirmation taken by telephone: the tile names both.
+    let (_, officer) =
+        t.issue_staff_token("绵阳 王值班", bashu_proto::registry::v1::StaffRole::Desk, vec![], "mianyang").await;
+    let answer = bashu::http_client()
+        .post(format!("{}/v1/alerts/{key}/acknowledgements", t.http_base()))
+        .bearer_auth(&officer)
+        .json(&serde_json::json!({"county": "510781", "acknowledgedBy": "江油值班员"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    to_script.write_all("acknowledged 510781 江油值班员 绵阳 王值班 (desk)\n".as_bytes()).await.unwrap();
     assert_eq!(next().await, ["cut-now"]);
     proxy.set_cut(true);
     to_script.write_all(b"cut\n").await.unwrap();

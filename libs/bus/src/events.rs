@@ -119,7 +119,7 @@ impl Incoming for AlertTrackingEvent {
         let expected = match kind {
             "issued" => AlertIssued::TYPE,
             "receipt" => AlertReceipt::TYPE,
-            "ack" => AlertAcknowledgement::TYPE,
+            "ack" | "recorded" => AlertAcknowledgement::TYPE,
             _ => AlertEscalation::TYPE,
         };
         if let Some(named) = arrival.event_type
@@ -135,7 +135,14 @@ impl Incoming for AlertTrackingEvent {
             }
             "ack" => {
                 let mut ack: AlertAcknowledgement = decode(payload)?;
+                // A county's own word; only the alerts service records staff (`recorded`).
+                ack.recorded_by.clear();
                 Ok(from_subject(kind, token, &mut ack.county, &ack.alert_key).unwrap_or(Self::Acknowledged(ack)))
+            }
+            "recorded" => {
+                let mut ack: AlertAcknowledgement = decode(payload)?;
+                ack.county = token.to_owned();
+                Ok(Self::Acknowledged(ack))
             }
             _ => decode(payload).map(Self::Escalated),
         }
@@ -246,10 +253,18 @@ impl Event for AlertAcknowledgement {
     const TYPE: &'static str = "bashu.alert.v1.AlertAcknowledgement";
 
     fn route(&self, subjects: &Subjects) -> Result<Route> {
-        Ok(Route {
-            subject: subjects.alert_ack(&self.county)?,
-            msg_id: format!("alert.ack.{}.{}", self.county, self.alert_key),
-        })
+        // Staff's records of a county's confirmation go where counties cannot publish.
+        if self.recorded_by.is_empty() {
+            Ok(Route {
+                subject: subjects.alert_ack(&self.county)?,
+                msg_id: format!("alert.ack.{}.{}", self.county, self.alert_key),
+            })
+        } else {
+            Ok(Route {
+                subject: subjects.alert_recorded(&self.county)?,
+                msg_id: format!("alert.recorded.{}.{}", self.county, self.alert_key),
+            })
+        }
     }
 }
 

@@ -104,6 +104,7 @@ impl Permissions {
                 subjects.subject("alert.live.*"),
                 subjects.subject("alert.feed.*"),
                 subjects.subject("alert.ack.*"),
+                subjects.subject("alert.recorded.*"),
                 subjects.subject("alert.receipt.*"),
                 subjects.subject("alert.escalated.*"),
                 // What it refused from a county (an acknowledgement for another county), and the

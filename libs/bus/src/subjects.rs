@@ -2,6 +2,9 @@
 
 use crate::{Error, Result};
 
+/// What the alert ledger holds, by the subject's kind: `bashu.alert.<kind>.<token>`.
+const ALERT_LEDGER_KINDS: [&str; 5] = ["issued", "receipt", "ack", "recorded", "escalated"];
+
 /// Names on the bus. With a prefix `t1`, subject `bashu.story.submitted.511083` becomes
 /// `t1.bashu.story.submitted.511083` and stream `STORIES` becomes `T1_STORIES`, so parallel tests
 /// (or two deployments sharing one NATS account) never see each other's traffic.
@@ -141,6 +144,12 @@ impl Subjects {
         Ok(self.subject(&format!("alert.receipt.{}", token(county)?)))
     }
 
+    /// `bashu.alert.recorded.<county>`: staff recorded a county's confirmation on its behalf
+    /// (only the alerts service may publish here).
+    pub fn alert_recorded(&self, county: &str) -> Result<String> {
+        Ok(self.subject(&format!("alert.recorded.{}", token(county)?)))
+    }
+
     /// `bashu.alert.ack.<county>`: a person at a county confirmed an alert.
     pub fn alert_ack(&self, county: &str) -> Result<String> {
         Ok(self.subject(&format!("alert.ack.{}", token(county)?)))
@@ -186,11 +195,11 @@ impl Subjects {
     pub fn alert_ledger_entry<'a>(&self, subject: &'a str) -> Option<(&'a str, &'a str)> {
         let rest = subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.alert.")?;
         let (kind, token) = rest.split_once('.')?;
-        (["issued", "receipt", "ack", "escalated"].contains(&kind) && !token.contains('.')).then_some((kind, token))
+        (ALERT_LEDGER_KINDS.contains(&kind) && !token.contains('.')).then_some((kind, token))
     }
 
     pub(crate) fn alert_tracking_subjects(&self) -> Vec<String> {
-        ["issued", "receipt", "ack", "escalated"].iter().map(|kind| self.subject(&format!("alert.{kind}.>"))).collect()
+        ALERT_LEDGER_KINDS.iter().map(|kind| self.subject(&format!("alert.{kind}.>"))).collect()
     }
 
     /// `bashu.dlq.<consumer>`: messages a consumer gave up on.

@@ -68,6 +68,14 @@ impl Acting {
         }
     }
 
+    /// Who records an acknowledgement made through `door`.
+    pub(crate) fn recorder<'a>(&'a self, door: &'a str) -> crate::Recorder<'a> {
+        match self {
+            Acting::County(_) => crate::Recorder::County,
+            Acting::Staff(caller) => crate::Recorder::Staff { caller, door },
+        }
+    }
+
     /// A county reads only alerts sent to it; any staff member reads every alert.
     pub(crate) fn may_read(&self, chain: &AlertChain) -> Result<(), Error> {
         match self {

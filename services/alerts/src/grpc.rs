@@ -67,7 +67,13 @@ impl AlertService for AlertApi {
         let county = self.alerts.county_code(&request.county).map_err(|e| e.to_status())?;
         acting.may_acknowledge(&county, |desk| self.alerts.desk_areas(desk)).map_err(|e| e.to_status())?;
         self.alerts
-            .acknowledge(&request.alert_key, &request.county, &request.acknowledged_by, &request.note)
+            .acknowledge(
+                &request.alert_key,
+                &request.county,
+                &request.acknowledged_by,
+                &request.note,
+                acting.recorder("/bashu.alert.v1.AlertService/AcknowledgeAlert"),
+            )
             .await
             .map(|()| Response::new(AcknowledgeAlertResponse {}))
             .map_err(|e| e.to_status())

@@ -123,7 +123,8 @@ async fn acknowledge(
         let body: AcknowledgeBody = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(vec![crate::cap::Problem { path: "body".into(), reason: e.to_string() }]))?;
         acting.may_acknowledge(&alerts.county_code(&body.county)?, |desk| alerts.desk_areas(desk))?;
-        alerts.acknowledge(&alert_key, &body.county, &body.acknowledged_by, &body.note).await
+        let recorder = acting.recorder("POST /v1/alerts/{key}/acknowledgements");
+        alerts.acknowledge(&alert_key, &body.county, &body.acknowledged_by, &body.note, recorder).await
     }
     .await;
     match result {

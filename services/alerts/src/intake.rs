@@ -14,6 +14,24 @@ use crate::{
     signature, targeting,
 };
 
+/// Who records an acknowledgement.
+#[derive(Clone, Copy, Debug)]
+pub enum Recorder<'a> {
+    /// The county itself, by its own token.
+    County,
+    /// Staff on the county's behalf, through `door` (the gRPC method or HTTP route).
+    Staff {
+        /// Their token's holder.
+        caller: &'a bashu_registry::Caller,
+        /// The door they used, as the audit log names it.
+        door: &'a str,
+    },
+}
+
+fn role_name(role: bashu_proto::registry::v1::StaffRole) -> String {
+    role.as_str_name().trim_start_matches("STAFF_ROLE_").to_lowercase()
+}
+
 /// A desk's submission as it arrived.
 #[derive(Clone, Copy, Debug)]
 pub struct Submission<'a> {
@@ -264,7 +282,14 @@ impl Alerts {
 
     /// A person at a county confirms an alert (the county's NATS clients may publish the same
     /// event themselves on `bashu.alert.ack.<county>`).
-    pub async fn acknowledge(&self, alert_key: &str, county: &str, by: &str, note: &str) -> Result<()> {
+    pub async fn acknowledge(
+        &self,
+        alert_key: &str,
+        county: &str,
+        by: &str,
+        note: &str,
+        recorder: Recorder<'_>,
+    ) -> Result<()> {
         let record = self.accepted(alert_key).await?;
         let county = self
             .inner
@@ -283,17 +308,56 @@ impl Alerts {
                 reason: "the name of the person who confirms (1-100 characters); a note of at most 1000".into(),
             }]));
         }
-        self.inner
-            .bus
-            .publish(&AlertAcknowledgement {
-                identifier: record.identifier,
-                county,
-                acknowledged_by: by.trim().to_owned(),
-                note: note.to_owned(),
-                acknowledged_at: Some(bashu_proto::time::now()),
-                alert_key: alert_key.to_owned(),
+        let recorded_by = match recorder {
+            Recorder::County => String::new(),
+            Recorder::Staff { caller, .. } => format!("{} ({})", caller.name, role_name(caller.role)),
+        };
+        let acknowledgement = AlertAcknowledgement {
+            identifier: record.identifier,
+            county: county.clone(),
+            acknowledged_by: by.trim().to_owned(),
+            note: note.to_owned(),
+            acknowledged_at: Some(bashu_proto::time::now()),
+            alert_key: alert_key.to_owned(),
+            recorded_by,
+        };
+        self.inner.bus.publish(&acknowledgement).await?;
+        if let Recorder::Staff { caller, door } = recorder {
+            self.audit_staff_acknowledgement(caller, door, &acknowledgement).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts a staff member's acknowledgement for a county in the operators' audit log, under the
+    /// name and role of their token. The acknowledgement is recorded already; if the log cannot
+    /// be written the caller is told so.
+    async fn audit_staff_acknowledgement(
+        &self,
+        caller: &bashu_registry::Caller,
+        door: &str,
+        acknowledgement: &AlertAcknowledgement,
+    ) -> Result<()> {
+        let at = acknowledgement.acknowledged_at.unwrap_or_default();
+        let digest = Sha256::digest(format!(
+            "{}\n{}\n{}\n{}.{}",
+            caller.name, acknowledgement.alert_key, acknowledgement.county, at.seconds, at.nanos
+        ));
+        let event = bashu_proto::admin::v1::AuditEvent {
+            id: format!("alerts-ack-{}", &hex::encode(digest)[..24]),
+            actor: caller.name.clone(),
+            role: caller.role.as_str_name().to_owned(),
+            method: door.to_owned(),
+            target: format!("alert {} county {}", acknowledgement.alert_key, acknowledgement.county),
+            at: Some(at),
+            before_json: String::new(),
+            after_json: serde_json::json!({
+                "acknowledgedBy": acknowledgement.acknowledged_by,
+                "note": acknowledgement.note,
             })
-            .await?;
+            .to_string(),
+            service: "alerts".into(),
+        };
+        self.inner.bus.publish(&event).await?;
         Ok(())
     }
 

@@ -29,7 +29,7 @@ pub use bashu_alerts_core::{
 };
 pub use callers::Callers;
 pub use error::{Error, Result};
-pub use intake::Submission;
+pub use intake::{Recorder, Submission};
 pub use tracker::OPERATORS;
 
 /// Escalation deadlines: how long a county has to acknowledge, by the alert's severity.

@@ -247,6 +247,7 @@ impl Tracker {
                         status.set_state(CountyAlertState::Acknowledged);
                         status.acknowledged_at = ack.acknowledged_at.or_else(|| at(SystemTime::now()));
                         status.acknowledged_by = ack.acknowledged_by.clone();
+                        status.recorded_by = ack.recorded_by.clone();
                         status.note = ack.note.clone();
                         status.next_deadline = None;
                         true

@@ -390,6 +390,7 @@ function openCounty(code) {
     ["接收 Received", time(status.received_ms)],
     ["确认 Acknowledged", time(status.acknowledged_ms)],
     ["确认人 Acknowledged by", status.acknowledged_by || "—"],
+    ["录入 Recorded by", status.recorded_by || "本县 the county itself"],
     ["备注 Note", status.note || "—"],
     ["升级步骤 Escalation step", String(status.escalation_step)],
     ["下次升级 Next escalation", time(status.next_deadline_ms)],

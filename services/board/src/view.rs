@@ -72,6 +72,8 @@ struct CountyStateView {
     received_ms: Option<i64>,
     acknowledged_ms: Option<i64>,
     acknowledged_by: String,
+    /// Whose staff token recorded the confirmation (empty: the county's own).
+    recorded_by: String,
     note: String,
     escalation_step: u32,
     next_deadline_ms: Option<i64>,
@@ -185,6 +187,7 @@ impl From<&CountyAlertStatus> for CountyStateView {
             received_ms: millis(&status.received_at),
             acknowledged_ms: millis(&status.acknowledged_at),
             acknowledged_by: status.acknowledged_by.clone(),
+            recorded_by: status.recorded_by.clone(),
             note: status.note.clone(),
             escalation_step: status.escalation_step,
             next_deadline_ms: millis(&status.next_deadline),

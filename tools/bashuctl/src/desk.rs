@@ -153,11 +153,16 @@ fn chain_table(chain: &AlertChain, waiting: bool) {
                 when(&c.received_at),
                 when(&c.acknowledged_at),
                 c.acknowledged_by.clone(),
+                if c.acknowledged_at.is_some() && c.recorded_by.is_empty() {
+                    "the county".into()
+                } else {
+                    c.recorded_by.clone()
+                },
                 c.escalation_step.to_string(),
             ]
         })
         .collect();
-    print_table(&["county", "state", "received", "acknowledged", "by", "escalation"], rows);
+    print_table(&["county", "state", "received", "acknowledged", "by", "recorded by", "escalation"], rows);
 }
 
 /// Runs `bashuctl alert …`.
