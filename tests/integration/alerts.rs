@@ -30,7 +30,7 @@ pub(crate) fn cap(
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
-  <identifier>{identifier}</identifier><sender>test@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent>
+  <identifier>{identifier}</identifier><sender>mianyang@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent>
   <status>{status}</status><msgType>{msg_type}</msgType><scope>Public</scope>{references}
   <info><category>Met</category><event>暴雨</event><urgency>Immediate</urgency><severity>{severity}</severity>
     <certainty>Likely</certainty><headline>暴雨预警 {identifier}</headline>
@@ -160,7 +160,8 @@ async fn forged_tampered_replayed_and_out_of_area_alerts_are_refused_and_deliver
     let (status, answer) = t.issue_alert("mianyang", &outside).await;
     assert_eq!(status, 403, "{answer}");
     assert!(answer["error"]["message"].as_str().unwrap().contains("500153"));
-    let elsewhere = cap("REFUSED-3", "Alert", "Actual", "Severe", None, &gbt("110101"));
+    let elsewhere = cap("REFUSED-3", "Alert", "Actual", "Severe", None, &gbt("110101"))
+        .replace("mianyang@bashu.example", "chengdu-chongqing@bashu.example");
     let (status, answer) = t.issue_alert("chengdu-chongqing", &elsewhere).await;
     assert_eq!(
         (status, answer["error"]["problems"][0]["path"].as_str()),
@@ -195,7 +196,8 @@ async fn a_region_wide_alert_reaches_all_220_counties_live_and_durably() {
         "Extreme",
         None,
         "<geocode><valueName>bashu:region</valueName><value>all</value></geocode>",
-    );
+    )
+    .replace("mianyang@bashu.example", "chengdu-chongqing@bashu.example");
     let (status, answer) = t.issue_alert("chengdu-chongqing", &region).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(counties_of(&answer).len(), 220);
@@ -260,7 +262,7 @@ async fn a_cancel_after_an_update_reaches_every_county_of_the_chain_and_stops_es
         "Update",
         "Actual",
         "Severe",
-        Some("test@bashu.example,CHAIN-1,2026-11-28T10:00:00+08:00"),
+        Some("mianyang@bashu.example,CHAIN-1,2026-11-28T10:00:00+08:00"),
         &gbt("510781"),
     );
     let (status, second) = t.issue_alert("mianyang", &update).await;
@@ -271,7 +273,7 @@ async fn a_cancel_after_an_update_reaches_every_county_of_the_chain_and_stops_es
         "Cancel",
         "Actual",
         "Severe",
-        Some("test@bashu.example,CHAIN-2,2026-11-28T10:00:00+08:00"),
+        Some("mianyang@bashu.example,CHAIN-2,2026-11-28T10:00:00+08:00"),
         &gbt("510703"),
     );
     let (status, third) = t.issue_alert("mianyang", &cancel).await;
@@ -341,13 +343,53 @@ async fn documents_are_decoded_as_declared_and_forbidden_characters_refused() {
     assert_eq!(issued_count(&t).await, 0);
 }
 
+/// A desk sends only as its own CAP senders: not as another desk, so it can neither speak in
+/// another's name nor take the identifiers another's sender will use; and no desk may register
+/// a sender another desk has.
+#[tokio::test]
+async fn a_desk_sends_only_as_its_own_senders() {
+    let t = TestSystem::start_with(&[Target::Alerts, Target::Admin]).await;
+    // 绵阳 tries sc-provincial's sender, with the identifier sc-provincial will use next.
+    let squat = cap("SC-NEXT-1", "Alert", "Exercise", "Severe", None, &gbt("510703"))
+        .replace("mianyang@bashu.example", "sc-provincial@bashu.example");
+    let (status, refused) = t.issue_alert("mianyang", &squat).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (403, Some("forbidden")), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("mianyang@bashu.example"), "{refused}");
+    let unknown = squat.replace("sc-provincial@bashu.example", "nobody@bashu.example");
+    assert_eq!(t.issue_alert("mianyang", &unknown).await.0, 403, "a sender no desk has");
+    assert_eq!(issued_count(&t).await, 0);
+    // sc-provincial's own alert with that identifier is not taken.
+    let own = cap("SC-NEXT-1", "Alert", "Exercise", "Severe", None, &gbt("510703"))
+        .replace("mianyang@bashu.example", "sc-provincial@bashu.example");
+    let (status, accepted) = t.issue_alert("sc-provincial", &own).await;
+    assert_eq!(status, 202, "{accepted}");
+
+    // The registry keeps senders apart.
+    use bashu_proto::{admin::v1::registry_service_client::RegistryServiceClient, registry::v1::Desk};
+    let mut registry = RegistryServiceClient::new(t.operator_channel().await);
+    let taken = Desk {
+        id: "squatter".into(),
+        name: "squatter".into(),
+        areas: vec!["5107".into()],
+        senders: vec!["sc-provincial@bashu.example".into()],
+        ..Default::default()
+    };
+    let refused = registry.put_desk(taken.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("sc-provincial@bashu.example is desk sc-provincial's sender"), "{refused:?}");
+    let refused = registry.put_desk(Desk { senders: vec![], ..taken.clone() }).await.unwrap_err();
+    assert!(refused.message().contains("at least one CAP sender"), "{refused:?}");
+    let refused = registry.put_desk(Desk { senders: vec!["a b".into()], ..taken }).await.unwrap_err();
+    assert!(refused.message().contains("senders[0]"), "{refused:?}");
+}
+
 /// A Cancel that names only the chain's first message still reaches the county a later Update
 /// added; an Update after the Cancel is refused and reopens nothing; references must name one
 /// chain, at the time each message was sent.
 #[tokio::test]
 async fn a_chain_once_cancelled_stays_cancelled_for_every_county_it_reached() {
     let t = TestSystem::start_with(&[Target::Alerts]).await;
-    const FIRST: &str = "test@bashu.example,LOOP-1,2026-11-28T10:00:00+08:00";
+    const FIRST: &str = "mianyang@bashu.example,LOOP-1,2026-11-28T10:00:00+08:00";
     let (status, first) =
         t.issue_alert("mianyang", &cap("LOOP-1", "Alert", "Actual", "Severe", None, &gbt("510727"))).await;
     assert_eq!(status, 202, "{first}");
@@ -386,7 +428,7 @@ async fn a_chain_once_cancelled_stays_cancelled_for_every_county_it_reached() {
     // A reference whose sent time is not the message's.
     let (_, other) =
         t.issue_alert("mianyang", &cap("OTHER-1", "Alert", "Actual", "Severe", None, &gbt("510703"))).await;
-    let wrong_time = "test@bashu.example,OTHER-1,2026-11-28T11:00:00+08:00";
+    let wrong_time = "mianyang@bashu.example,OTHER-1,2026-11-28T11:00:00+08:00";
     let (status, refused) = t
         .issue_alert("mianyang", &cap("OTHER-2", "Update", "Actual", "Severe", Some(wrong_time), &gbt("510703")))
         .await;
@@ -396,7 +438,7 @@ async fn a_chain_once_cancelled_stays_cancelled_for_every_county_it_reached() {
         "{refused}"
     );
     // A Cancel naming messages of two chains.
-    let two_chains = format!("{FIRST} test@bashu.example,OTHER-1,2026-11-28T10:00:00+08:00");
+    let two_chains = format!("{FIRST} mianyang@bashu.example,OTHER-1,2026-11-28T10:00:00+08:00");
     let (status, refused) = t
         .issue_alert("mianyang", &cap("OTHER-3", "Cancel", "Actual", "Severe", Some(&two_chains), &gbt("510703")))
         .await;
@@ -491,7 +533,7 @@ async fn the_grpc_api_issues_updates_and_cancels_and_counties_confirm_over_nats(
         "Cancel",
         "Actual",
         "Extreme",
-        Some("test@bashu.example,GRPC-1,2026-11-28T10:00:00+08:00"),
+        Some("mianyang@bashu.example,GRPC-1,2026-11-28T10:00:00+08:00"),
         &gbt("510703"),
     );
     let cancelled = client.cancel_alert(signed(&cancel)).await.unwrap().into_inner();

@@ -39,10 +39,12 @@ async fn submit(t: &TestSystem, alerts: &Alerts, desk_id: &str, xml: &str) -> ba
     alerts.submit(submission, None).await.unwrap()
 }
 
+/// A CAP document as 绵阳's desk sends it (`region`: as the region desk).
 fn cap(identifier: &str, status: &str, area: &str) -> String {
+    let sender = if area.contains("bashu:region") { "chengdu-chongqing" } else { "mianyang" };
     format!(
         r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{identifier}</identifier>
-<sender>test@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent><status>{status}</status>
+<sender>{sender}@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent><status>{status}</status>
 <msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>洪水</event>
 <urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty>
 <area><areaDesc>测试</areaDesc>{area}</area></info></alert>"#

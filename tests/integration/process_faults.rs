@@ -110,7 +110,7 @@ impl RetryingLoad {
 fn cap(identifier: &str) -> String {
     format!(
         r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{identifier}</identifier>
-<sender>faults@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent><status>Exercise</status>
+<sender>faults-desk@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent><status>Exercise</status>
 <msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>洪水</event>
 <urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty>
 <area><areaDesc>绵阳</areaDesc><geocode><valueName>GB/T 2260</valueName><value>{PREFECTURE}</value></geocode></area></info></alert>"#

@@ -186,7 +186,7 @@ fn story_load(
 fn cap(identifier: &str) -> String {
     format!(
         r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{identifier}</identifier>
-<sender>replicas@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent><status>Actual</status>
+<sender>replicas-desk@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent><status>Actual</status>
 <msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>洪水</event>
 <urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty>
 <area><areaDesc>绵阳</areaDesc><geocode><valueName>GB/T 2260</valueName><value>{PREFECTURE}</value></geocode></area></info></alert>"#
@@ -288,7 +288,7 @@ async fn check_stories(bus: &Bus, accepted: &BTreeSet<String>) -> (usize, usize)
 async fn check_alerts(bus: &Bus, accepted: &BTreeSet<String>) -> Duration {
     let counties: Vec<String> = Counties::builtin().unwrap().within(PREFECTURE).map(|c| c.code.clone()).collect();
     let keys: BTreeMap<String, String> =
-        accepted.iter().map(|id| (bashu_alerts::alert_key("replicas@bashu.example", id), id.clone())).collect();
+        accepted.iter().map(|id| (bashu_alerts::alert_key("replicas-desk@bashu.example", id), id.clone())).collect();
     let escalations = || async {
         let subject = bus.subjects().all_alert_escalated();
         let steps: Vec<AlertEscalation> = bus.read_all(ALERTS, &subject).await.unwrap_or_default();

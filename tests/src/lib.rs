@@ -191,6 +191,7 @@ pub async fn county_and_desk(observer: &Bus, county: &str, desk: &str, areas: &[
             public_key: desk_public.to_vec(),
             areas: areas.iter().map(|a| a.to_string()).collect(),
             contact: "test".into(),
+            senders: vec![format!("{desk}@bashu.example")],
         })
         .await
         .expect("the desk is stored");

@@ -311,9 +311,46 @@ impl RegistryStore {
             }
             areas.insert(area.clone());
         }
-        let stored = Desk { areas: areas.into_iter().collect(), ..desk };
+        let senders = self.checked_senders(&desk.id, &desk.senders).await?;
+        let stored = Desk { areas: areas.into_iter().collect(), senders, ..desk };
         self.put(format!("{DESK_KEY}{}", stored.id), stored.encode_to_vec()).await?;
         Ok(stored)
+    }
+
+    /// A desk's CAP senders: at least one, each as CAP allows it (no spaces, commas, `<` or `&`),
+    /// none another desk's.
+    async fn checked_senders(&self, desk_id: &str, senders: &[String]) -> Result<Vec<String>> {
+        let invalid = |field: String, reason: String| Error::Invalid { field, reason };
+        if senders.is_empty() {
+            return Err(invalid(
+                "senders".into(),
+                "a desk needs at least one CAP sender, e.g. mianyang@example.gov.cn".into(),
+            ));
+        }
+        let taken: BTreeMap<String, String> = self
+            .load()
+            .await?
+            .desks()
+            .filter(|other| other.id != desk_id)
+            .flat_map(|other| other.senders.iter().map(|s| (s.clone(), other.id.clone())))
+            .collect();
+        let mut unique = BTreeSet::new();
+        for (i, sender) in senders.iter().enumerate() {
+            let allowed = !sender.is_empty()
+                && sender.chars().count() <= 256
+                && !sender.chars().any(|c| c.is_whitespace() || matches!(c, ',' | '<' | '&'));
+            if !allowed {
+                return Err(invalid(
+                    format!("senders[{i}]"),
+                    "1-256 characters, without spaces, commas, < or &".into(),
+                ));
+            }
+            if let Some(owner) = taken.get(sender) {
+                return Err(invalid(format!("senders[{i}]"), format!("{sender} is desk {owner}'s sender")));
+            }
+            unique.insert(sender.clone());
+        }
+        Ok(unique.into_iter().collect())
     }
 
     /// Validates and stores a county's subscription (replacing any earlier one).

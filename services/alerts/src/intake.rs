@@ -82,6 +82,20 @@ impl Alerts {
             .map_err(|reason| Error::Unauthenticated(reason.into()))?;
 
         let alert = cap::parse(submission.cap_xml).map_err(Error::Invalid)?;
+        // A desk sends only as its own senders: neither as another desk nor taking identifiers
+        // another desk's sender will use.
+        if !desk.senders.contains(&alert.sender) {
+            return Err(Error::Forbidden(format!(
+                "desk {} sends as {}, not as {:?}",
+                desk.id,
+                if desk.senders.is_empty() {
+                    "no sender yet (an operator registers them)".into()
+                } else {
+                    desk.senders.join(", ")
+                },
+                alert.sender
+            )));
+        }
         let msg_type = alert.msg_type();
         let invalid = |reason: String| Error::Invalid(vec![Problem { path: "/alert/msgType".into(), reason }]);
         if !matches!(msg_type, MsgType::Alert | MsgType::Update | MsgType::Cancel) {

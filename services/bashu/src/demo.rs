@@ -63,11 +63,11 @@ pub async fn seed_desks(store: &bashu_registry::RegistryStore) -> bashu_registry
     use base64::Engine as _;
     let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut desks = Vec::new();
-    for (id, name, areas) in [
-        ("sc-provincial", "四川省应急值守（示例）", vec!["51"]),
-        ("cq-municipal", "重庆市应急值守（示例）", vec!["50"]),
-        ("mianyang", "绵阳市应急值守（示例）", vec!["5107"]),
-        ("chengdu-chongqing", "川渝联合应急值守（示例）", vec!["region"]),
+    for (id, name, areas, senders) in [
+        ("sc-provincial", "四川省应急值守（示例）", vec!["51"], vec!["sc-provincial@bashu.example"]),
+        ("cq-municipal", "重庆市应急值守（示例）", vec!["50"], vec!["cq-provincial@bashu.example"]),
+        ("mianyang", "绵阳市应急值守（示例）", vec!["5107"], vec!["mianyang@bashu.example"]),
+        ("chengdu-chongqing", "川渝联合应急值守（示例）", vec!["region"], vec!["chengdu-chongqing@bashu.example"]),
     ] {
         let (secret, public) = bashu_alerts_core::signature::new_key_pair();
         let areas: Vec<String> = areas.into_iter().map(String::from).collect();
@@ -78,6 +78,7 @@ pub async fn seed_desks(store: &bashu_registry::RegistryStore) -> bashu_registry
                 public_key: public.to_vec(),
                 areas: areas.clone(),
                 contact: "demo".into(),
+                senders: senders.into_iter().map(String::from).collect(),
             })
             .await?;
         desks.push(DemoDesk { id: id.into(), areas, secret_key: encode(&secret), public_key: encode(&public) });

@@ -118,6 +118,10 @@ pub(crate) enum DeskCommand {
         /// How the desk is reached when an escalation names it (a phone number, a group).
         #[arg(long, default_value = "")]
         contact: String,
+        /// A CAP `sender` the desk issues as, e.g. mianyang@example.gov.cn; repeat for several.
+        /// Its alerts must name one of them.
+        #[arg(long = "sender", required = true)]
+        senders: Vec<String>,
     },
     /// Removes a desk, its areas and its key: its next alert is refused. Revoke its officers'
     /// staff tokens and its NATS identity as well.
@@ -295,18 +299,19 @@ pub(crate) async fn partnership(channel: StaffChannel, out: Out, command: Partne
 /// Runs `bashuctl desk …`.
 pub(crate) async fn desk(channel: StaffChannel, out: Out, command: DeskCommand) -> Result<(), Failure> {
     let mut client = RegistryServiceClient::new(channel);
-    let header = ["id", "name", "areas", "key", "contact"];
+    let header = ["id", "name", "areas", "senders", "key", "contact"];
     let row = |d: &Desk| {
         let key = if d.public_key.is_empty() { "none (cannot sign)" } else { "set" };
-        vec![d.id.clone(), d.name.clone(), d.areas.join(" "), key.into(), d.contact.clone()]
+        vec![d.id.clone(), d.name.clone(), d.areas.join(" "), d.senders.join(" "), key.into(), d.contact.clone()]
     };
     match command {
         DeskCommand::List => {
             let answer = client.list_desks(ListDesksRequest {}).await?.into_inner();
             out.show(&answer, &header, answer.desks.iter().map(row).collect())
         }
-        DeskCommand::Put { id, name, areas, contact } => {
-            let stored = client.put_desk(Desk { id, name, areas, contact, public_key: Vec::new() }).await?.into_inner();
+        DeskCommand::Put { id, name, areas, contact, senders } => {
+            let desk = Desk { id, name, areas, contact, senders, public_key: Vec::new() };
+            let stored = client.put_desk(desk).await?.into_inner();
             out.show(&stored, &header, vec![row(&stored)])
         }
         DeskCommand::Delete { id } => {

@@ -246,7 +246,7 @@ async fn measure_bashu(
     let mut samples = Vec::new();
     for iteration in 0..options.iterations {
         let identifier = format!("BENCH-{}-{}-{run}-{iteration}", layout.subscribers, layout.connections);
-        let xml = region_alert(&identifier);
+        let xml = region_alert(&format!("{}@bashu.example", desk.id), &identifier);
         // Spread over the replicas, as a load balancer would.
         let system = &systems[iteration as usize % systems.len()];
         let response = desk.post_alert(&http, &format!("http://{}", system.http_addr), xml).await?;
@@ -265,9 +265,9 @@ fn alert_iteration(payload: &[u8]) -> Option<u64> {
     delivery.alert?.identifier.rsplit('-').next()?.parse().ok()
 }
 
-pub(crate) fn region_alert(identifier: &str) -> String {
+pub(crate) fn region_alert(sender: &str, identifier: &str) -> String {
     format!(
-        r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{identifier}</identifier><sender>bench@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent><status>Exercise</status><msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>暴雨</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty><headline>基准测试</headline><description>{}</description><area><areaDesc>川渝</areaDesc><geocode><valueName>bashu:region</valueName><value>all</value></geocode></area></info></alert>"#,
+        r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{identifier}</identifier><sender>{sender}</sender><sent>2026-11-28T10:00:00+08:00</sent><status>Exercise</status><msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>暴雨</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty><headline>基准测试</headline><description>{}</description><area><areaDesc>川渝</areaDesc><geocode><valueName>bashu:region</valueName><value>all</value></geocode></area></info></alert>"#,
         "x".repeat(512)
     )
 }
@@ -291,7 +291,7 @@ pub(crate) fn message_bytes() -> usize {
 fn bashu_delivery_size() -> usize {
     static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *SIZE.get_or_init(|| {
-        let xml = region_alert("BENCH-2000-2000-9-999");
+        let xml = region_alert("chengdu-chongqing@bashu.example", "BENCH-2000-2000-9-999");
         let alert = bashu_alerts::cap::parse(xml.as_bytes()).expect("the bench alert is valid CAP");
         AlertDelivery {
             alert: Some(alert),

@@ -552,6 +552,7 @@ async fn alerts_and_admin_load(bus: &Bus, alerts: &Service, admin: &Service) -> 
             public_key: public.to_vec(),
             areas: vec!["region".into()],
             contact: "bench".into(),
+            senders: vec!["bench@bashu.example".into()],
         })
         .await?;
     let channel =
@@ -583,7 +584,7 @@ async fn alerts_and_admin_load(bus: &Bus, alerts: &Service, admin: &Service) -> 
     let http = bashu::http_client();
     for n in 0..50 {
         use base64::Engine as _;
-        let xml = crate::alerts::region_alert(&format!("BENCH-LOAD-{n}"));
+        let xml = crate::alerts::region_alert("bench@bashu.example", &format!("BENCH-LOAD-{n}"));
         let now = bashu_proto::time::now().seconds;
         let signature = bashu_alerts::signature::sign(&secret, "bench-desk", now, xml.as_bytes());
         let response = http
