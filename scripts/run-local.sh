@@ -42,10 +42,12 @@ if [ -z "$insecure_nats" ]; then
   "$bashu" nats-auth init --dir "$BASHU_NATS__NKEY_DIR" > /dev/null
   [ -f .run/nats-auth.conf ] || "$bashu" nats-auth render --keys "$BASHU_NATS__NKEY_DIR" --out .run/nats-auth.conf
   printf 'pid_file: "%s"\ninclude "nats-auth.conf"\n' "$root/.run/nats-server.pid" > .run/nats-server.conf
-  nats_config=(--config .run/nats-server.conf)
 else
-  nats_config=()
+  : > .run/nats-server.conf
 fi
+# An accepted alert carries its CAP document twice; real agency alerts come close to 1 MiB.
+echo 'max_payload: 4MB' >> .run/nats-server.conf
+nats_config=(--config .run/nats-server.conf)
 "$nats_server" --jetstream --addr 127.0.0.1 --port "$nats_port" --store_dir .run/nats "${nats_config[@]}" > .run/nats-server.log 2>&1 &
 pids+=($!)
 if [ -z "$insecure_nats" ]; then

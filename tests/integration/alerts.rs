@@ -383,6 +383,31 @@ async fn a_desk_sends_only_as_its_own_senders() {
     assert!(refused.message().contains("senders[0]"), "{refused:?}");
 }
 
+/// A real agency alert with embedded resources (882 KB) fits: validated, accepted and delivered to
+/// every county it targets; a document over the 1 MiB limit is refused on both doors.
+#[tokio::test]
+async fn an_alert_as_large_as_real_agency_alerts_is_accepted_and_delivered() {
+    let t = TestSystem::start_with(&[Target::Alerts]).await;
+    // An 882 KB document: a map rendered into the description, as agencies embed them.
+    let filler = "降雨分布图数据".repeat(882 * 1024 / 21);
+    let large = cap("LARGE-1", "Alert", "Exercise", "Severe", None, &gbt("5107"))
+        .replace("</headline>", &format!("</headline><description>{filler}</description>"));
+    assert!((850 * 1024..1024 * 1024).contains(&large.len()), "{}", large.len());
+    let (status, verdict) = t.post("/v1/alerts/validate", large.clone().into_bytes(), "application/cap+xml").await;
+    assert_eq!((status, verdict["valid"].as_bool()), (200, Some(true)), "{}", verdict["problems"]);
+    let (status, accepted) = t.issue_alert("mianyang", &large).await;
+    assert_eq!(status, 202, "{accepted}");
+    let counties = counties_of(&accepted);
+    eventually("every county has its durable copy", || async { t.alert_feed_counts().await.len() == counties.len() })
+        .await;
+
+    let too_large = large.replace(&filler, &filler.repeat(2));
+    let (status, verdict) = t.post("/v1/alerts/validate", too_large.clone().into_bytes(), "application/cap+xml").await;
+    assert_eq!((status, verdict["error"]["code"].as_str()), (413, Some("body_too_large")), "{verdict}");
+    let (status, refused) = t.issue_alert("mianyang", &too_large.replace("LARGE-1", "LARGE-2")).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (413, Some("body_too_large")), "{refused}");
+}
+
 /// A Cancel that names only the chain's first message still reaches the county a later Update
 /// added; an Update after the Cancel is refused and reopens nothing; references must name one
 /// chain, at the time each message was sent.

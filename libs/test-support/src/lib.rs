@@ -40,6 +40,11 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("ephemeral port").port()
 }
 
+/// The largest message nats-server takes, as Bashu's deployments set it (k8s/nats/values.yaml,
+/// scripts/run-local.sh): an accepted alert carries its CAP document twice (the signed bytes and
+/// the parsed alert), and a real agency alert with embedded resources is close to 1 MiB.
+pub const MAX_PAYLOAD: &str = "4MB";
+
 /// One nats-server with JetStream, alive until dropped (then killed and its store removed).
 pub struct NatsServer {
     port: u16,
@@ -87,9 +92,12 @@ impl NatsServer {
             .arg(self.store.path().join("js"))
             .stdout(Stdio::null())
             .stderr(log);
-        if let Some(config) = &self.config {
-            command.arg("--config").arg(config);
-        }
+        let config = self.config.clone().unwrap_or_else(|| {
+            let base = self.store.path().join("base.conf");
+            std::fs::write(&base, format!("max_payload: {MAX_PAYLOAD}\n")).expect("base.conf");
+            base
+        });
+        command.arg("--config").arg(config);
         if let Some(cluster) = &self.cluster {
             let routes =
                 cluster.routes.iter().map(|port| format!("nats://127.0.0.1:{port}")).collect::<Vec<_>>().join(",");
@@ -115,7 +123,7 @@ impl NatsServer {
         let store = tempfile::Builder::new().prefix("bashu-nats-").tempdir().expect("temporary store");
         let config = store.path().join("server.conf");
         let pid = store.path().join("nats-server.pid");
-        let mut text = format!("pid_file: {:?}\n{extra}\n", pid.display().to_string());
+        let mut text = format!("pid_file: {:?}\nmax_payload: {MAX_PAYLOAD}\n{extra}\n", pid.display().to_string());
         if let Some(authorization) = authorization {
             std::fs::write(store.path().join("auth.conf"), authorization).expect("auth.conf");
             text.push_str("include \"auth.conf\"\n");

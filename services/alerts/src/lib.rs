@@ -85,7 +85,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            max_document_bytes: 256 * 1024,
+            // Real agency alerts with embedded resources run to 882 KB.
+            max_document_bytes: 1024 * 1024,
             max_clock_skew_secs: 300,
             escalation: EscalationConfig::default(),
             durable_copy_delay_ms: 10,
@@ -98,8 +99,9 @@ impl Default for Config {
 impl Config {
     /// Checks the settings make sense.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if !(1024..=16 * 1024 * 1024).contains(&self.max_document_bytes) {
-            return Err("alerts.max_document_bytes must be between 1 KiB and 16 MiB".into());
+        // An accepted alert carries the document twice, within nats-server's max_payload (4 MiB).
+        if !(1024..=1536 * 1024).contains(&self.max_document_bytes) {
+            return Err("alerts.max_document_bytes must be between 1 KiB and 1.5 MiB (nats-server's max_payload, 4 MiB, carries it twice)".into());
         }
         if self.durable_copy_delay_ms > 1000 {
             return Err("alerts.durable_copy_delay_ms must be at most 1000".into());
