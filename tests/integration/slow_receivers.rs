@@ -68,7 +68,8 @@ async fn a_hanging_webhook_and_a_county_that_never_reads_delay_no_one_else() {
 
     // An alert to Chongqing reaches the hanging county live, while its webhook still hangs.
     let mut live = t.bus.client().subscribe(t.bus.subjects().alert_live("500153").unwrap()).await.unwrap();
-    let cap = crate::alerts::cap("SLOW-1", "Alert", "Test", "Severe", None, &crate::alerts::gbt("50"));
+    let cap = crate::alerts::cap("SLOW-1", "Alert", "Test", "Severe", None, &crate::alerts::gbt("50"))
+        .replace("mianyang@bashu.example", "cq-provincial@bashu.example");
     let (status, accepted) = t.issue_alert("cq-municipal", &cap).await;
     assert_eq!(status, 202, "{accepted}");
     let delivery = tokio::time::timeout(bashu_tests::PATIENCE, live.next()).await.expect("the live alert").unwrap();
