@@ -192,6 +192,7 @@ pub async fn county_and_desk(observer: &Bus, county: &str, desk: &str, areas: &[
             areas: areas.iter().map(|a| a.to_string()).collect(),
             contact: "test".into(),
             senders: vec![format!("{desk}@bashu.example")],
+            ..Default::default()
         })
         .await
         .expect("the desk is stored");

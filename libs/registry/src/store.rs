@@ -283,6 +283,7 @@ impl RegistryStore {
     /// `region` or the code of a province, prefecture or county of the region.
     pub async fn put_desk(&self, desk: Desk) -> Result<Desk> {
         let invalid = |field: &str, reason: &str| Error::Invalid { field: field.into(), reason: reason.into() };
+        let invalid_at = |field: String, reason: &str| Error::Invalid { field, reason: reason.into() };
         if !valid_id(&desk.id) {
             return Err(invalid("id", "1-32 of a-z, 0-9 and -"));
         }
@@ -312,6 +313,19 @@ impl RegistryStore {
             areas.insert(area.clone());
         }
         let senders = self.checked_senders(&desk.id, &desk.senders).await?;
+        for (i, certificate) in desk.xml_signature_certificates.iter().enumerate() {
+            // A DER certificate is a SEQUENCE; the alerts service parses it fully and names it
+            // when it cannot.
+            if certificate.first() != Some(&0x30) || certificate.len() > 16 * 1024 {
+                return Err(invalid_at(
+                    format!("xml_signature_certificates[{i}]"),
+                    "an X.509 certificate in DER of at most 16 KiB",
+                ));
+            }
+        }
+        if desk.require_xml_signature && desk.xml_signature_certificates.is_empty() {
+            return Err(invalid("require_xml_signature", "needs at least one certificate to verify signatures with"));
+        }
         let stored = Desk { areas: areas.into_iter().collect(), senders, ..desk };
         self.put(format!("{DESK_KEY}{}", stored.id), stored.encode_to_vec()).await?;
         Ok(stored)

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::{
     Alerts, Error, Result, alert_key,
     cap::{self, Problem},
-    signature, targeting,
+    signature, targeting, xml_signature,
 };
 
 /// Who records an acknowledgement.
@@ -82,6 +82,23 @@ impl Alerts {
             .map_err(|reason| Error::Unauthenticated(reason.into()))?;
 
         let alert = cap::parse(submission.cap_xml).map_err(Error::Invalid)?;
+        // Parsed already: the document decodes.
+        let text = cap::decode(submission.cap_xml).unwrap_or_default();
+        match xml_signature::check(&text, &desk.xml_signature_certificates) {
+            xml_signature::Verdict::Broken(reason) => {
+                return Err(Error::Invalid(vec![Problem {
+                    path: "/alert/Signature".into(),
+                    reason: format!("the XML signature does not verify: {reason}"),
+                }]));
+            }
+            xml_signature::Verdict::Unsigned if desk.require_xml_signature => {
+                return Err(Error::Unauthenticated(format!(
+                    "desk {} requires an XML signature (CAP 1.2 §3.3.2.1) on every document",
+                    desk.id
+                )));
+            }
+            _ => {}
+        }
         // A desk sends only as its own senders: neither as another desk nor taking identifiers
         // another desk's sender will use.
         if !desk.senders.contains(&alert.sender) {
@@ -281,7 +298,16 @@ impl Alerts {
                 counties: vec![],
             };
         }
+        let signature = cap::decode(cap_xml).map(|text| xml_signature::check(&text, &[]));
         match cap::parse(cap_xml) {
+            Ok(_) if let Ok(xml_signature::Verdict::Broken(reason)) = signature => ValidateAlertResponse {
+                valid: false,
+                problems: vec![CapProblem {
+                    path: "/alert/Signature".into(),
+                    reason: format!("the XML signature does not verify: {reason}"),
+                }],
+                counties: vec![],
+            },
             Ok(alert) => {
                 let targets = targeting::resolve(&alert, &self.inner.counties, &self.inner.registry.current());
                 ValidateAlertResponse {

@@ -15,6 +15,7 @@ mod nats;
 mod state;
 pub mod targeting;
 mod tracker;
+pub mod xml_signature;
 
 use std::sync::Arc;
 

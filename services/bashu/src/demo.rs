@@ -79,6 +79,7 @@ pub async fn seed_desks(store: &bashu_registry::RegistryStore) -> bashu_registry
                 areas: areas.clone(),
                 contact: "demo".into(),
                 senders: senders.into_iter().map(String::from).collect(),
+                ..Default::default()
             })
             .await?;
         desks.push(DemoDesk { id: id.into(), areas, secret_key: encode(&secret), public_key: encode(&public) });

@@ -122,6 +122,14 @@ pub(crate) enum DeskCommand {
         /// Its alerts must name one of them.
         #[arg(long = "sender", required = true)]
         senders: Vec<String>,
+        /// A certificate (PEM file) the desk's XML signatures (CAP 1.2 §3.3.2.1) must verify
+        /// against; repeat for several. Neither this nor --require-xml-signature: the desk's
+        /// certificates and requirement stay as they are.
+        #[arg(long = "xml-certificate")]
+        xml_certificates: Vec<std::path::PathBuf>,
+        /// Every document of the desk must carry a valid XML signature.
+        #[arg(long)]
+        require_xml_signature: bool,
     },
     /// Removes a desk, its areas and its key: its next alert is refused. Revoke its officers'
     /// staff tokens and its NATS identity as well.
@@ -262,6 +270,23 @@ pub(crate) async fn alliance(channel: StaffChannel, out: Out, command: AllianceC
     out.show(&stored, &header, alliance_rows(std::slice::from_ref(&stored)))
 }
 
+/// The DER of the first certificate in a PEM file.
+fn certificate_der(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    let body: String = text
+        .lines()
+        .skip_while(|line| line.trim() != "-----BEGIN CERTIFICATE-----")
+        .skip(1)
+        .take_while(|line| line.trim() != "-----END CERTIFICATE-----")
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .ok()
+        .filter(|der| !der.is_empty())
+        .ok_or_else(|| Failure::usage(format!("{}: no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display())))
+}
+
 async fn find_alliance(client: &mut RegistryServiceClient<StaffChannel>, id: &str) -> Result<Alliance, Failure> {
     let alliances = client.list_alliances(ListAlliancesRequest {}).await?.into_inner().alliances;
     alliances
@@ -299,18 +324,34 @@ pub(crate) async fn partnership(channel: StaffChannel, out: Out, command: Partne
 /// Runs `bashuctl desk …`.
 pub(crate) async fn desk(channel: StaffChannel, out: Out, command: DeskCommand) -> Result<(), Failure> {
     let mut client = RegistryServiceClient::new(channel);
-    let header = ["id", "name", "areas", "senders", "key", "contact"];
+    let header = ["id", "name", "areas", "senders", "key", "XML signature", "contact"];
     let row = |d: &Desk| {
         let key = if d.public_key.is_empty() { "none (cannot sign)" } else { "set" };
-        vec![d.id.clone(), d.name.clone(), d.areas.join(" "), d.senders.join(" "), key.into(), d.contact.clone()]
+        let certificates = d.xml_signature_certificates.len();
+        let xml = match (d.require_xml_signature, certificates) {
+            (true, n) => format!("required ({n} certificate{})", if n == 1 { "" } else { "s" }),
+            (false, 0) => "checked if present".into(),
+            (false, n) => format!("checked if present ({n} certificate{})", if n == 1 { "" } else { "s" }),
+        };
+        vec![d.id.clone(), d.name.clone(), d.areas.join(" "), d.senders.join(" "), key.into(), xml, d.contact.clone()]
     };
     match command {
         DeskCommand::List => {
             let answer = client.list_desks(ListDesksRequest {}).await?.into_inner();
             out.show(&answer, &header, answer.desks.iter().map(row).collect())
         }
-        DeskCommand::Put { id, name, areas, contact, senders } => {
-            let desk = Desk { id, name, areas, contact, senders, public_key: Vec::new() };
+        DeskCommand::Put { id, name, areas, contact, senders, xml_certificates, require_xml_signature } => {
+            let mut desk = Desk { id, name, areas, contact, senders, require_xml_signature, ..Default::default() };
+            for path in &xml_certificates {
+                desk.xml_signature_certificates.push(certificate_der(path)?);
+            }
+            if xml_certificates.is_empty() && !require_xml_signature {
+                let desks = client.list_desks(ListDesksRequest {}).await?.into_inner().desks;
+                if let Some(existing) = desks.into_iter().find(|d| d.id == desk.id) {
+                    desk.xml_signature_certificates = existing.xml_signature_certificates;
+                    desk.require_xml_signature = existing.require_xml_signature;
+                }
+            }
             let stored = client.put_desk(desk).await?.into_inner();
             out.show(&stored, &header, vec![row(&stored)])
         }

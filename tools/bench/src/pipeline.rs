@@ -553,6 +553,7 @@ async fn alerts_and_admin_load(bus: &Bus, alerts: &Service, admin: &Service) -> 
             areas: vec!["region".into()],
             contact: "bench".into(),
             senders: vec!["bench@bashu.example".into()],
+            ..Default::default()
         })
         .await?;
     let channel =

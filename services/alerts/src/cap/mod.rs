@@ -41,7 +41,7 @@ const DATE_TIME: &[BorrowedFormatItem<'static>] =
 /// The document as text, decoded as XML 1.0 (appendix F) says: by its byte-order mark, else by
 /// the encoding its declaration names, else as UTF-8. Bytes that are not valid in that encoding,
 /// an encoding nobody knows, or a mark and a declaration that disagree are refused.
-fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
     use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
     let (encoding, body) = match Encoding::for_bom(bytes) {
         Some((encoding, mark)) => (Some(encoding), &bytes[mark..]),
