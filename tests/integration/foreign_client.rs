@@ -142,3 +142,77 @@ async fn the_python_county_reader_handles_every_type_its_feed_carries() {
         secured.nats.log().lines().filter(|l| l.contains("Violation")).map(str::to_owned).collect();
     assert!(refused.is_empty(), "the server refused something: {refused:#?}");
 }
+
+/// docs/alerts.md's Python reader, run as the page says, as county 510781 under its own NATS
+/// identity with production's names: it gets the alert from its durable consumer, confirms
+/// receipt and acknowledges in the duty officer's name, and the chain says so.
+#[tokio::test]
+async fn the_python_alert_reader_receives_and_acknowledges_as_its_county() {
+    const COUNTY: &str = "510781";
+    let secured = SecuredSystem::start("", |_| {}).await;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let work = tempfile::tempdir().unwrap();
+    let identity = secured.issue(NatsUserKind::County, COUNTY, "python alert reader").await;
+    let seed = work.path().join(format!("{COUNTY}.nk"));
+    std::fs::write(&seed, &identity.seed).unwrap();
+    eventually("the watcher let the reader's identity in", || async {
+        let options = async_nats::ConnectOptions::with_nkey(identity.seed.clone())
+            .custom_inbox_prefix(bashu_bus::county_inbox(COUNTY));
+        options.connect(&secured.url).await.is_ok()
+    })
+    .await;
+    let desk = secured.system.demo_desks.iter().find(|d| d.id == "mianyang").unwrap();
+    let cap = crate::alerts::cap("PY-ALERT-1", "Alert", "Exercise", "Severe", None, &crate::alerts::gbt(COUNTY));
+    let base = format!("http://{}", secured.system.http_addr);
+    let answer = desk.post_alert(&bashu::http_client(), &base, cap).await.unwrap();
+    assert_eq!(answer.status(), 202);
+    let accepted: Value = answer.json().await.unwrap();
+    let key = accepted["alertKey"].as_str().unwrap().to_owned();
+
+    let generated = work.path().join("gen");
+    std::fs::create_dir_all(&generated).unwrap();
+    let protoc = std::process::Command::new("python3")
+        .current_dir(&root)
+        .args(["-m", "grpc_tools.protoc", "-I", "proto", "--python_out"])
+        .arg(&generated)
+        .arg("proto/bashu/alert/v1/alert.proto")
+        .env("PYTHONPATH", python_path())
+        .output()
+        .expect("python3 runs");
+    assert!(protoc.status.success(), "protoc: {}", String::from_utf8_lossy(&protoc.stderr));
+    let reader = tokio::process::Command::new("python3")
+        .arg(root.join("examples/county/alert_reader.py"))
+        .args(["--server", &secured.url, "--county", COUNTY, "--seed"])
+        .arg(&seed)
+        .args(["--on-duty", "江油值班员 李", "--max-alerts", "1"])
+        .env("PYTHONPATH", std::env::join_paths([python_path(), generated]).unwrap())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(PATIENCE, reader).await.expect("the reader finishes").expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "the reader failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    let line: Value = serde_json::from_str(stdout.lines().next().expect("a line")).expect("JSON");
+    assert_eq!((line["alertKey"].as_str(), line["msgType"].as_str()), (Some(key.as_str()), Some("MSG_TYPE_ALERT")));
+
+    let operator =
+        bashu_tests::bearer_channel(&format!("http://{}", secured.system.grpc_addr), OPERATOR_TOKEN).await.unwrap();
+    let mut board = bashu_proto::admin::v1::alert_board_service_client::AlertBoardServiceClient::new(operator);
+    eventually("the county is acknowledged in the officer's name, its receipt recorded", || {
+        let request = bashu_proto::alert::v1::GetAlertStatusRequest { alert_key: key.clone() };
+        let mut board = board.clone();
+        async move {
+            let chain = board.get_alert_status(request).await.unwrap().into_inner();
+            chain.counties.iter().any(|c| {
+                c.county == COUNTY
+                    && c.state() == bashu_proto::alert::v1::CountyAlertState::Acknowledged
+                    && c.received_at.is_some()
+                    && c.acknowledged_by == "江油值班员 李"
+                    && c.recorded_by.is_empty()
+            })
+        }
+    })
+    .await;
+    let refused: Vec<String> =
+        secured.nats.log().lines().filter(|l| l.contains("Violation")).map(str::to_owned).collect();
+    assert!(refused.is_empty(), "the server refused something: {refused:#?}");
+}
