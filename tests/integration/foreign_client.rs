@@ -196,7 +196,7 @@ async fn the_python_alert_reader_receives_and_acknowledges_as_its_county() {
 
     let operator =
         bashu_tests::bearer_channel(&format!("http://{}", secured.system.grpc_addr), OPERATOR_TOKEN).await.unwrap();
-    let mut board = bashu_proto::admin::v1::alert_board_service_client::AlertBoardServiceClient::new(operator);
+    let board = bashu_proto::admin::v1::alert_board_service_client::AlertBoardServiceClient::new(operator);
     eventually("the county is acknowledged in the officer's name, its receipt recorded", || {
         let request = bashu_proto::alert::v1::GetAlertStatusRequest { alert_key: key.clone() };
         let mut board = board.clone();

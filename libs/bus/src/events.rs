@@ -153,9 +153,7 @@ fn story<'a>(event: &'static str, story: Option<&'a Story>) -> Result<&'a Story>
     story.ok_or(Error::MissingField { event, field: "story" })
 }
 
-fn story_key(origin: &str, id: &str, version: u32) -> String {
-    format!("{origin}.{id}.{version}")
-}
+use bashu_proto::story::v1::version_key as story_key;
 
 impl Event for StorySubmitted {
     const TYPE: &'static str = "bashu.story.v1.StorySubmitted";

@@ -22,6 +22,19 @@ pub mod story {
     /// `bashu.story.v1`: the canonical story and its life-cycle events.
     pub mod v1 {
         generated!("bashu.story.v1");
+
+        /// `<origin>.<id>.<version>`: how a story version is named in record keys, message ids
+        /// and the review queue, everywhere the same.
+        pub fn version_key(origin: &str, id: &str, version: u32) -> String {
+            format!("{origin}.{id}.{version}")
+        }
+
+        impl Story {
+            /// This version's [`version_key`].
+            pub fn version_key(&self) -> String {
+                version_key(&self.origin_county, &self.id, self.version)
+            }
+        }
     }
 }
 
@@ -31,6 +44,14 @@ pub mod alert {
     /// `bashu.alert.v1`: CAP 1.2 alerts and their per-county events.
     pub mod v1 {
         generated!("bashu.alert.v1");
+
+        impl CountyAlertState {
+            /// The state without its prefix, lowercase (`acknowledged`): as tables, metrics and
+            /// the duty board name it.
+            pub fn short_name(self) -> String {
+                self.as_str_name().trim_start_matches("COUNTY_ALERT_STATE_").to_lowercase()
+            }
+        }
     }
 }
 
@@ -40,6 +61,13 @@ pub mod registry {
     /// `bashu.registry.v1`: counties, alliances, partnerships.
     pub mod v1 {
         generated!("bashu.registry.v1");
+
+        impl StaffRole {
+            /// The role without its prefix, lowercase (`operator`): as people and records name it.
+            pub fn short_name(self) -> String {
+                self.as_str_name().trim_start_matches("STAFF_ROLE_").to_lowercase()
+            }
+        }
     }
 }
 

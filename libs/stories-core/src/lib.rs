@@ -24,7 +24,7 @@ pub const HELD_PREFIX: &str = "held.";
 
 /// The marker of one held version: `held.<origin>.<id>.<version>`.
 pub fn held_key(origin: &str, id: &str, version: u32) -> String {
-    format!("{HELD_PREFIX}{}.{version}", story_key(origin, id))
+    format!("{HELD_PREFIX}{}", bashu_proto::story::v1::version_key(origin, id, version))
 }
 
 /// `held.<origin>.<id>.<version>` → (`<origin>.<id>`, version).

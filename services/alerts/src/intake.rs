@@ -28,10 +28,6 @@ pub enum Recorder<'a> {
     },
 }
 
-fn role_name(role: bashu_proto::registry::v1::StaffRole) -> String {
-    role.as_str_name().trim_start_matches("STAFF_ROLE_").to_lowercase()
-}
-
 /// A desk's submission as it arrived.
 #[derive(Clone, Copy, Debug)]
 pub struct Submission<'a> {
@@ -350,7 +346,7 @@ impl Alerts {
         }
         let recorded_by = match recorder {
             Recorder::County => String::new(),
-            Recorder::Staff { caller, .. } => format!("{} ({})", caller.name, role_name(caller.role)),
+            Recorder::Staff { caller, .. } => format!("{} ({})", caller.name, caller.role.short_name()),
         };
         let acknowledgement = AlertAcknowledgement {
             identifier: record.identifier,

@@ -321,7 +321,10 @@ async fn demo_alert(
     let mut counts: std::collections::BTreeMap<String, u32> = Default::default();
     for county in chain["counties"].as_array().into_iter().flatten() {
         *counts
-            .entry(county["state"].as_str().unwrap_or("").trim_start_matches("COUNTY_ALERT_STATE_").to_owned())
+            .entry(
+                bashu_proto::alert::v1::CountyAlertState::from_str_name(county["state"].as_str().unwrap_or(""))
+                    .map_or_else(|| "unknown".to_owned(), |state| state.short_name()),
+            )
             .or_default() += 1;
     }
     println!("alert board for {identifier}: {counts:?} (GET {}/v1/alerts/{key})", args.http);

@@ -19,6 +19,7 @@ use axum::{
     routing::get,
 };
 use bashu_bus::{Bus, ConsumerSpec};
+use bashu_proto::alert::v1::CountyAlertState;
 use bashu_telemetry::metrics::{AlertStateLabels, ConsumerLabels, GrpcLabels, HttpLabels};
 use tonic::codegen::http;
 
@@ -84,7 +85,8 @@ async fn refresh(view: &OperatorView) {
         }
         for chain in &chains {
             for (state, count) in &chain.counts {
-                let name = state.trim_start_matches("COUNTY_ALERT_STATE_").to_lowercase();
+                let name =
+                    CountyAlertState::from_str_name(state).map_or_else(|| state.to_lowercase(), |s| s.short_name());
                 *totals.entry(name).or_default() += i64::from(*count);
             }
         }

@@ -99,7 +99,7 @@ pub(crate) struct Login {
 
 /// Who is signed in, as the page shows it.
 pub(crate) fn describe(caller: &Caller) -> serde_json::Value {
-    let role = caller.role.as_str_name().trim_start_matches("STAFF_ROLE_").to_lowercase();
+    let role = caller.role.short_name();
     json!({ "name": caller.name, "role": role, "desk": caller.desk_id })
 }
 

@@ -106,7 +106,7 @@ impl Config {
 /// The key of a story version's record in `INGEST_ACCEPTED` (moderation's decision on it is
 /// under `status.<this key>`).
 fn accepted_key(origin: &str, id: &str, version: u32) -> String {
-    format!("{origin}.{id}.{version}")
+    bashu_proto::story::v1::version_key(origin, id, version)
 }
 
 /// The ingest service: cheap to clone, shared by its HTTP and gRPC front ends.

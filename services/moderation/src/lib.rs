@@ -259,7 +259,7 @@ async fn decide(state: Arc<State>, delivery: Delivery<StorySubmitted>) -> Result
     if verdict == Verdict::Held {
         // In the queue before anyone hears of it: a held story is never lost.
         let item = ReviewItem {
-            key: format!("{}.{}.{}", story.origin_county, story.id, story.version),
+            key: story.version_key(),
             story: Some(story.clone()),
             rules: evaluation.outcomes,
             levels_required: levels,

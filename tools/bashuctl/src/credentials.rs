@@ -176,7 +176,7 @@ pub(crate) async fn token(channel: StaffChannel, out: Out, command: TokenCommand
                 .tokens
                 .iter()
                 .map(|t| {
-                    let role = t.role().as_str_name().trim_start_matches("STAFF_ROLE_").to_lowercase();
+                    let role = t.role().short_name();
                     let scope = match t.role() {
                         StaffRole::Reviewer => format!("levels {:?}", t.review_levels),
                         StaffRole::Desk => format!("desk {}", t.desk_id),

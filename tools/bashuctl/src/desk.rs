@@ -129,7 +129,7 @@ fn read(file: &PathBuf) -> Result<Vec<u8>, Failure> {
 
 fn state_name(state: i32) -> String {
     bashu_proto::alert::v1::CountyAlertState::try_from(state)
-        .map(|s| s.as_str_name().trim_start_matches("COUNTY_ALERT_STATE_").to_lowercase())
+        .map(|s| s.short_name())
         .unwrap_or_else(|_| state.to_string())
 }
 
