@@ -93,14 +93,15 @@ impl Default for Retry {
 }
 
 /// [`Retry`] as it appears in a configuration file (milliseconds).
-#[derive(Clone, Debug, serde::Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
-    /// See [`Retry::ack_wait`].
+    /// How long the server waits for an ack before it redelivers, in milliseconds (a crashed
+    /// handler's message comes back after this).
     pub ack_wait_ms: u64,
-    /// See [`Retry::max_deliver`].
+    /// Handler attempts before the message goes to the dead-letter stream.
     pub max_deliver: u32,
-    /// See [`Retry::backoff`].
+    /// Milliseconds before attempt n+1 after attempt n failed (the last entry repeats).
     pub backoff_ms: Vec<u64>,
 }
 

@@ -21,7 +21,7 @@ use serde::Deserialize;
 pub const MAX_REDIRECTS: usize = 5;
 
 /// Which addresses Bashu may reach on a county's behalf.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Reach loopback, private and link-local addresses too. For a laptop only: with it, a feed
@@ -29,6 +29,7 @@ pub struct Config {
     pub allow_private: bool,
     /// Networks reachable although they are not public (CIDR, e.g. `10.20.0.0/16` for a county
     /// CMS on a government intranet, or `127.0.0.2/32` in tests).
+    #[schemars(with = "Vec<String>")]
     pub allowed_networks: Vec<IpNet>,
     /// Accept `http://` webhooks (with TLS nowhere on the way). Off: webhooks must be `https://`.
     pub allow_plain_http_webhooks: bool,

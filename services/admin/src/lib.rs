@@ -32,9 +32,16 @@ use tonic::{Status, server::NamedService};
 pub use guard::{Called, Guard, Guarded, METHOD_ROLES, Need, need_of};
 
 /// A secret that never shows in logs or `Debug`.
-#[derive(Clone, Default, serde::Deserialize)]
+#[derive(Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+/// Written as nothing at all: the configuration reference shows defaults, never a secret.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_none()
+    }
+}
 
 impl Secret {
     /// Wraps a secret value.
@@ -50,11 +57,12 @@ impl std::fmt::Debug for Secret {
 }
 
 /// Admin's settings.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The bootstrap operator's bearer token (`authorization: Bearer <token>`): the operator
-    /// who issues everyone else's staff tokens. Unset: only issued staff tokens are accepted.
+    /// who issues everyone else's staff tokens, at least 16 characters (`make run`:
+    /// `dev-operator-token`). Unset: only issued staff tokens are accepted.
     pub operator_token: Secret,
 }
 

@@ -34,18 +34,23 @@ pub use intake::{Recorder, Submission};
 pub use tracker::OPERATORS;
 
 /// Escalation deadlines: how long a county has to acknowledge, by the alert's severity.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EscalationConfig {
-    /// Extreme.
+    /// How long a county has to acknowledge an Extreme alert before it is re-sent and escalated, in
+    /// milliseconds.
     pub extreme_ms: u64,
-    /// Severe.
+    /// How long a county has to acknowledge a Severe alert before it is re-sent and escalated, in
+    /// milliseconds.
     pub severe_ms: u64,
-    /// Moderate.
+    /// How long a county has to acknowledge a Moderate alert before it is re-sent and escalated, in
+    /// milliseconds.
     pub moderate_ms: u64,
-    /// Minor.
+    /// How long a county has to acknowledge a Minor alert before it is re-sent and escalated, in
+    /// milliseconds.
     pub minor_ms: u64,
-    /// Unknown severity.
+    /// How long a county has to acknowledge an alert of Unknown severity before it is re-sent and escalated, in
+    /// milliseconds.
     pub unknown_ms: u64,
     /// How often deadlines are checked.
     pub tick_ms: u64,
@@ -65,10 +70,12 @@ impl Default for EscalationConfig {
 }
 
 /// The alert service's settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Largest accepted CAP document, in bytes.
+    /// Largest accepted CAP document, in bytes (HTTP 413 above it). At most 1.5 MiB: an accepted
+    /// alert carries its document twice within nats-server's `max_payload` (4 MiB in `make run`
+    /// and k8s/nats/values.yaml).
     pub max_document_bytes: usize,
     /// How far a signature's timestamp may be from the server's clock, in seconds.
     pub max_clock_skew_secs: u64,

@@ -10,7 +10,7 @@ use figment::{
 use serde::Deserialize;
 
 /// Everything the binary can be told.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The NATS connection.
@@ -41,7 +41,7 @@ pub struct Config {
 }
 
 /// How to reach NATS.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
     /// One or several comma-separated server URLs.
@@ -87,7 +87,7 @@ impl NatsConfig {
 }
 
 /// An HTTP listen address.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenConfig {
     /// Address and port; port 0 picks a free one.
@@ -101,7 +101,7 @@ impl Default for ListenConfig {
 }
 
 /// The gRPC listener.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcConfig {
     /// Address and port; port 0 picks a free one.
@@ -117,7 +117,7 @@ impl Default for GrpcConfig {
 }
 
 /// A certificate chain and its private key, PEM files.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// The server's certificate chain (PEM).
@@ -127,7 +127,7 @@ pub struct TlsConfig {
 }
 
 /// Registry settings.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
     /// Writes the demo partnerships, the example Fujiang alliance and demo emergency desks with
@@ -138,7 +138,7 @@ pub struct RegistryConfig {
 }
 
 /// Logging settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// A `RUST_LOG`-style filter.
@@ -148,7 +148,7 @@ pub struct LogConfig {
 }
 
 /// Where traces go.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TracingConfig {
     /// An OTLP/HTTP traces endpoint, e.g. `http://otel-collector:4318/v1/traces`. Unset: spans
@@ -195,5 +195,89 @@ impl Config {
         self.alerts.validate()?;
         self.admin.validate()?;
         Ok(())
+    }
+}
+
+/// The configuration reference: every key with its environment variable, what it is for (the
+/// doc comment of its field) and its default, generated from [`Config`] itself. The README's
+/// table is this text; a test keeps the two the same.
+pub fn reference() -> String {
+    let schema = serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default();
+    let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
+    let mut rows = Vec::new();
+    reference_rows(&schema, &schema, "", &defaults, &mut rows);
+    let mut table = String::from("| key | env | what | default |\n|---|---|---|---|\n");
+    for (key, description, default) in rows {
+        let env = format!("BASHU_{}", key.replace('.', "__").to_uppercase());
+        table.push_str(&format!("| `{key}` | `{env}` | {description} | {default} |\n"));
+    }
+    table
+}
+
+/// The schema `node` stands for: a `$ref` followed, an optional struct (`anyOf` with null)
+/// taken as the struct.
+fn resolved<'a>(root: &'a serde_json::Value, node: &'a serde_json::Value) -> &'a serde_json::Value {
+    if let Some(reference) = node.get("$ref").and_then(|r| r.as_str()) {
+        let name = reference.rsplit('/').next().unwrap_or("");
+        return resolved(root, &root["$defs"][name]);
+    }
+    if let Some(variants) = node.get("anyOf").and_then(|v| v.as_array())
+        && let Some(object) = variants.iter().map(|v| resolved(root, v)).find(|v| v.get("properties").is_some())
+    {
+        return object;
+    }
+    node
+}
+
+fn reference_rows(
+    root: &serde_json::Value,
+    node: &serde_json::Value,
+    path: &str,
+    defaults: &serde_json::Value,
+    rows: &mut Vec<(String, String, String)>,
+) {
+    let Some(properties) = resolved(root, node).get("properties").and_then(|p| p.as_object()) else { return };
+    for (name, property) in properties {
+        let key = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+        let default = &defaults[name];
+        if resolved(root, property).get("properties").is_some() {
+            reference_rows(root, property, &key, default, rows);
+            continue;
+        }
+        let description = property
+            .get("description")
+            .or_else(|| resolved(root, property).get("description"))
+            .and_then(|d| d.as_str())
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace('|', "\\|");
+        let default = match default {
+            serde_json::Value::Null => "unset".to_owned(),
+            serde_json::Value::String(text) if text.is_empty() => "empty".to_owned(),
+            serde_json::Value::String(text) => format!("`{text}`"),
+            serde_json::Value::Array(items) if items.is_empty() => "none".to_owned(),
+            other => format!("`{other}`"),
+        };
+        rows.push((key, description, default));
+    }
+}
+
+#[cfg(test)]
+mod reference_tests {
+    /// The README's configuration table is the one the configuration itself describes.
+    #[test]
+    fn the_readme_table_is_generated_from_the_configuration() {
+        let readme = include_str!("../../../README.md");
+        let (begin, end) = ("<!-- configuration:begin -->\n", "<!-- configuration:end -->");
+        let start = readme.find(begin).expect("the README marks its configuration table") + begin.len();
+        let documented = &readme[start..readme[start..].find(end).expect("the table's end") + start];
+        let generated = super::reference();
+        assert!(
+            documented == generated,
+            "README.md's configuration table differs from the configuration's own doc comments and defaults; \
+             put this between the markers:\n{generated}"
+        );
     }
 }

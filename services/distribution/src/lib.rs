@@ -24,7 +24,7 @@ fn story_key(story: &bashu_proto::story::v1::Story) -> String {
 }
 
 /// Webhook settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
     /// How long one POST may take.
@@ -47,7 +47,7 @@ impl Default for WebhookConfig {
 }
 
 /// Distribution's settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// How the consumer of moderation decisions retries.

@@ -30,7 +30,7 @@ use tracing::info;
 pub use error::{Error, FieldError, Result};
 
 /// Ingest's settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Largest accepted request body, in bytes (HTTP 413 above it).
@@ -50,7 +50,7 @@ pub struct Config {
 }
 
 /// Feed polling settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedsConfig {
     /// The shortest interval a county may register.

@@ -28,17 +28,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 /// Moderation's settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// How the consumer of submitted stories retries.
     pub consumer: RetryConfig,
-    /// The rules file (JSON, docs/moderation.md). None: every well-formed story is approved.
+    /// The rules file (JSON, docs/moderation.md). Unset: the defaults, which hold near-duplicates
+    /// and check nothing else.
     pub rules_file: Option<PathBuf>,
     /// How long a reviewer's claim on a held story lasts, in seconds.
     pub claim_secs: u64,
-    /// Reviewers from configuration, their tokens and levels (checked by the admin guard beside
-    /// the reviewer tokens issued through the admin API).
+    /// Reviewers from configuration (in the TOML file): name, token and levels, checked by the
+    /// admin guard beside the reviewer tokens issued through the admin API.
     pub reviewers: Vec<ReviewerConfig>,
     /// Submitted stories one process decides at once: different stories side by side, one
     /// story's versions in order.

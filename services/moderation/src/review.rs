@@ -29,12 +29,13 @@ use tonic::{Request, Response, Status};
 const LEVEL_NAMES: [&str; 3] = ["初审", "复审", "终审"];
 
 /// A reviewer: who, with which token, at which levels.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewerConfig {
     /// The reviewer's name, as the audit trail records it.
     pub name: String,
     /// Their bearer token (never logged).
+    #[serde(skip_serializing)]
     pub token: String,
     /// The levels they may approve at (1 初审, 2 复审, 3 终审).
     pub levels: Vec<u32>,
