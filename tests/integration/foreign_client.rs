@@ -50,6 +50,38 @@ async fn a_python_client_calls_the_admin_api_through_reflection() {
     assert_eq!(seen["health"], "SERVING");
 }
 
+/// A county's NATS identity, issued as an operator does and written where its client reads it;
+/// returns the seed file once nats-server lets the identity in.
+async fn county_identity(secured: &SecuredSystem, county: &str, dir: &std::path::Path) -> PathBuf {
+    let identity = secured.issue(NatsUserKind::County, county, "python example").await;
+    let seed = dir.join(format!("{county}.nk"));
+    std::fs::write(&seed, &identity.seed).unwrap();
+    eventually("the watcher let the identity in", || async {
+        let options = async_nats::ConnectOptions::with_nkey(identity.seed.clone())
+            .custom_inbox_prefix(bashu_bus::county_inbox(county));
+        options.connect(&secured.url).await.is_ok()
+    })
+    .await;
+    seed
+}
+
+/// The Python message classes of `protos`, made as the docs say (grpcio-tools' protoc); returns
+/// the PYTHONPATH for an example: the pinned packages and the classes.
+fn python_classes(protos: &[&str], dir: &std::path::Path) -> std::ffi::OsString {
+    let generated = dir.join("gen");
+    std::fs::create_dir_all(&generated).unwrap();
+    let protoc = std::process::Command::new("python3")
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(["-m", "grpc_tools.protoc", "-I", "proto", "--python_out"])
+        .arg(&generated)
+        .args(protos)
+        .env("PYTHONPATH", python_path())
+        .output()
+        .expect("python3 runs");
+    assert!(protoc.status.success(), "protoc: {}", String::from_utf8_lossy(&protoc.stderr));
+    std::env::join_paths([python_path(), generated]).unwrap()
+}
+
 /// docs/county-integration.md's Python reader, run as the page says, as county 500153 under its
 /// own NATS identity, with production's stream and subject names: it gets a partner's story and a
 /// decision on its own story, confirms the story, and the server refuses it nothing.
@@ -62,15 +94,7 @@ async fn the_python_county_reader_handles_every_type_its_feed_carries() {
     let secured = SecuredSystem::start("", |config| config.moderation.rules_file = Some(rules.path().to_owned())).await;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let work = tempfile::tempdir().unwrap();
-    let identity = secured.issue(NatsUserKind::County, READER, "python reader").await;
-    let seed = work.path().join(format!("{READER}.nk"));
-    std::fs::write(&seed, &identity.seed).unwrap();
-    eventually("the watcher let the reader's identity in", || async {
-        let options = async_nats::ConnectOptions::with_nkey(identity.seed.clone())
-            .custom_inbox_prefix(bashu_bus::county_inbox(READER));
-        options.connect(&secured.url).await.is_ok()
-    })
-    .await;
+    let seed = county_identity(&secured, READER, work.path()).await;
 
     let tokens = CountyTokens::open(&secured.admin, Arc::new(Counties::builtin().unwrap())).await.unwrap();
     let submit = |county: &'static str, story: Value| {
@@ -88,19 +112,8 @@ async fn the_python_county_reader_handles_every_type_its_feed_carries() {
     own["body"] = json!("这篇稿件含有禁词，会被拒绝。");
     submit(READER, own).await;
 
-    let generated = work.path().join("gen");
-    std::fs::create_dir_all(&generated).unwrap();
-    let protoc = std::process::Command::new("python3")
-        .current_dir(&root)
-        .args(["-m", "grpc_tools.protoc", "-I", "proto", "--python_out"])
-        .arg(&generated)
-        .args(["proto/bashu/story/v1/story.proto", "proto/bashu/story/v1/events.proto"])
-        .env("PYTHONPATH", python_path())
-        .output()
-        .expect("python3 runs");
-    assert!(protoc.status.success(), "protoc: {}", String::from_utf8_lossy(&protoc.stderr));
-
-    let python_path = std::env::join_paths([python_path(), generated]).unwrap();
+    let python_path =
+        python_classes(&["proto/bashu/story/v1/story.proto", "proto/bashu/story/v1/events.proto"], work.path());
     let mut reader = tokio::process::Command::new("python3")
         .arg(root.join("examples/county/feed_reader.py"))
         .args(["--server", &secured.url, "--county", READER, "--seed"])
@@ -152,15 +165,7 @@ async fn the_python_alert_reader_receives_and_acknowledges_as_its_county() {
     let secured = SecuredSystem::start("", |_| {}).await;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let work = tempfile::tempdir().unwrap();
-    let identity = secured.issue(NatsUserKind::County, COUNTY, "python alert reader").await;
-    let seed = work.path().join(format!("{COUNTY}.nk"));
-    std::fs::write(&seed, &identity.seed).unwrap();
-    eventually("the watcher let the reader's identity in", || async {
-        let options = async_nats::ConnectOptions::with_nkey(identity.seed.clone())
-            .custom_inbox_prefix(bashu_bus::county_inbox(COUNTY));
-        options.connect(&secured.url).await.is_ok()
-    })
-    .await;
+    let seed = county_identity(&secured, COUNTY, work.path()).await;
     let desk = secured.system.demo_desks.iter().find(|d| d.id == "mianyang").unwrap();
     let cap = crate::alerts::cap("PY-ALERT-1", "Alert", "Exercise", "Severe", None, &crate::alerts::gbt(COUNTY));
     let base = format!("http://{}", secured.system.http_addr);
@@ -169,23 +174,13 @@ async fn the_python_alert_reader_receives_and_acknowledges_as_its_county() {
     let accepted: Value = answer.json().await.unwrap();
     let key = accepted["alertKey"].as_str().unwrap().to_owned();
 
-    let generated = work.path().join("gen");
-    std::fs::create_dir_all(&generated).unwrap();
-    let protoc = std::process::Command::new("python3")
-        .current_dir(&root)
-        .args(["-m", "grpc_tools.protoc", "-I", "proto", "--python_out"])
-        .arg(&generated)
-        .arg("proto/bashu/alert/v1/alert.proto")
-        .env("PYTHONPATH", python_path())
-        .output()
-        .expect("python3 runs");
-    assert!(protoc.status.success(), "protoc: {}", String::from_utf8_lossy(&protoc.stderr));
+    let python_path = python_classes(&["proto/bashu/alert/v1/alert.proto"], work.path());
     let reader = tokio::process::Command::new("python3")
         .arg(root.join("examples/county/alert_reader.py"))
         .args(["--server", &secured.url, "--county", COUNTY, "--seed"])
         .arg(&seed)
         .args(["--on-duty", "江油值班员 李", "--max-alerts", "1"])
-        .env("PYTHONPATH", std::env::join_paths([python_path(), generated]).unwrap())
+        .env("PYTHONPATH", python_path)
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(PATIENCE, reader).await.expect("the reader finishes").expect("python3 runs");

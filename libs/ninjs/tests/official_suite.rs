@@ -9,18 +9,24 @@ use bashu_proto::story::v1::{
 };
 use serde_json::Value;
 
-fn cases(folder: &str) -> Vec<(String, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/official-suite").join(folder);
-    let mut cases: Vec<(String, Value)> = std::fs::read_dir(&dir)
+/// Every JSON file of a folder below the crate, by name, in name order.
+fn json_files(folder: &str) -> Vec<(String, Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+    let mut files: Vec<(String, Value)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("a directory entry").path();
-            let text = std::fs::read_to_string(&path).expect("a readable case");
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("a readable file");
             (path.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_str(&text).expect("JSON"))
         })
         .collect();
-    cases.sort_by(|a, b| a.0.cmp(&b.0));
-    cases
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}
+
+fn cases(folder: &str) -> Vec<(String, Value)> {
+    json_files(&format!("tests/official-suite/{folder}"))
 }
 
 #[test]
@@ -181,19 +187,7 @@ mod fuzz {
 }
 
 fn examples() -> Vec<(String, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/iptc-examples");
-    let mut examples: Vec<(String, Value)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|entry| {
-            let path = entry.expect("a directory entry").path();
-            (path.extension()? == "json").then(|| {
-                let text = std::fs::read_to_string(&path).expect("a readable example");
-                (path.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_str(&text).expect("JSON"))
-            })
-        })
-        .collect();
-    examples.sort_by(|a, b| a.0.cmp(&b.0));
-    examples
+    json_files("tests/iptc-examples")
 }
 
 /// IPTC's published ninjs 3.x examples (agency documents and the guidelines' examples): every one

@@ -29,6 +29,14 @@ pub mod story {
             format!("{origin}.{id}.{version}")
         }
 
+        impl SharingPolicy {
+            /// Whether it shares with anyone at all: partners, the province, the region, an
+            /// alliance or a county. A policy that names no one could reach no one.
+            pub fn names_someone(&self) -> bool {
+                self.partners || self.province || self.region || !self.alliances.is_empty() || !self.counties.is_empty()
+            }
+        }
+
         impl Story {
             /// This version's [`version_key`].
             pub fn version_key(&self) -> String {

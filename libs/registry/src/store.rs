@@ -436,12 +436,7 @@ impl RegistryStore {
     /// A sharing policy whose alliances exist and whose counties carry current codes.
     async fn checked_sharing(&self, sharing: SharingPolicy) -> Result<SharingPolicy> {
         let invalid = |field: String, reason: String| Error::Invalid { field, reason };
-        let names_someone = sharing.partners
-            || sharing.province
-            || sharing.region
-            || !sharing.alliances.is_empty()
-            || !sharing.counties.is_empty();
-        if !names_someone {
+        if !sharing.names_someone() {
             return Err(invalid(
                 "sharing".into(),
                 "shared with nobody: set partners, alliances, province, region or counties".into(),

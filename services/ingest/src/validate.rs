@@ -146,12 +146,7 @@ pub(crate) fn normalise(
     match story.sharing.as_mut() {
         None => check.fail("sharing", "required: say who the story is shared with"),
         Some(sharing) => {
-            let shared_with_someone = sharing.partners
-                || sharing.province
-                || sharing.region
-                || !sharing.alliances.is_empty()
-                || !sharing.counties.is_empty();
-            if !shared_with_someone {
+            if !sharing.names_someone() {
                 check.fail("sharing", "shared with nobody: set partners, alliances, province, region or counties");
             }
             for (i, alliance) in sharing.alliances.iter().enumerate() {
