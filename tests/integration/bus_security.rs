@@ -104,7 +104,7 @@ async fn each_identity_may_do_only_its_own_part() {
     .await;
 
     // A story from A reaches B, which reads it through its own consumer and confirms it.
-    let token = bashu_registry::CountyTokens::open(&admin, Arc::new(Counties::builtin().unwrap()))
+    let token = bashu_registry::CountyTokens::open(admin, Arc::new(Counties::builtin().unwrap()))
         .await
         .unwrap()
         .issue(A, "test")

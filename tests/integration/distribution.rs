@@ -441,7 +441,8 @@ async fn a_webhook_gets_every_kind_of_feed_message_each_labelled_and_signed() {
     })
     .await;
     // What the county's endpoint received: (event header, delivery id, signature checks, body).
-    let received: Arc<Mutex<Vec<(String, String, bool, Vec<u8>)>>> = Arc::default();
+    type Received = Vec<(String, String, bool, Vec<u8>)>;
+    let received: Arc<Mutex<Received>> = Arc::default();
     let secret = b"a webhook secret of at least 32 bytes!".to_vec();
     let app = axum::Router::new().route(
         "/hook",

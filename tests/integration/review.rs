@@ -229,7 +229,7 @@ async fn approving_a_story_that_expired_while_held_says_so_and_tells_the_origin(
     })
     .await;
     client.claim_story(as_reviewer("alice", key("stale"))).await.unwrap();
-    tokio::time::sleep_until((tokio::time::Instant::now() + Duration::from_secs(3)).into()).await;
+    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_secs(3)).await;
 
     let refused = client.approve_story(as_reviewer("alice", key("stale"))).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
