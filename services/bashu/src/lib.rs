@@ -6,6 +6,7 @@ pub mod config;
 pub mod demo;
 pub mod nats_auth;
 mod observe;
+mod targets;
 
 use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
 
@@ -205,104 +206,28 @@ impl System {
 
         let tracker = TaskTracker::new();
         tracker.spawn(credentials.follow(shutdown.clone()));
-        let mut http = Router::new();
-        let mut grpc = tonic::service::Routes::default();
-        let (health, health_service) = tonic_health::server::health_reporter();
-        let mut serving: Vec<&'static str> = Vec::new();
-        // The consumers this process reads: it is ready once they exist.
-        let mut consumers = Vec::new();
-        let mut operator_view = None;
-        let any = bashu_bus::Retry::default;
+        let shared = targets::Shared {
+            config,
+            control: &control,
+            counties,
+            store,
+            registry,
+            tokens,
+            staff,
+            guard,
+            tracker: &tracker,
+            shutdown: shutdown.clone(),
+        };
+        let mut wiring = targets::Wiring::default();
         for &target in targets {
             // Each service has a connection of its own, as it would in its own pod.
             let bus = connect(target.name(), target.name()).await?;
-            match target {
-                Target::Ingest => {
-                    let ingest = bashu_ingest::Ingest::build(
-                        config.ingest.clone(),
-                        config.egress.clone(),
-                        bus,
-                        counties.clone(),
-                        registry.clone(),
-                        tokens.clone(),
-                    )
-                    .await?;
-                    http = http.merge(ingest.http_router());
-                    let service = ingest.grpc_service();
-                    serving.push(name_of(&service));
-                    grpc = grpc.add_service(service);
-                    consumers.push(control.ingest_status_consumer(any()));
-                    spawn_service(
-                        &tracker,
-                        "ingest",
-                        ingest.run(config.ingest.status_consumer.clone(), shutdown.clone()),
-                    );
-                }
-                Target::Moderation => {
-                    let moderation = bashu_moderation::Moderation::build(config.moderation.clone(), bus).await?;
-                    let service = guard.wrap(moderation.review_desk().grpc_service());
-                    serving.push(name_of(&service));
-                    grpc = grpc.add_service(service);
-                    consumers.push(control.moderation_consumer(any()));
-                    spawn_service(&tracker, "moderation", moderation.run(shutdown.clone()));
-                }
-                Target::Distribution => {
-                    let distribution = bashu_distribution::Distribution::build(
-                        config.distribution.clone(),
-                        config.egress.clone(),
-                        bus,
-                        counties.clone(),
-                        registry.clone(),
-                    )
-                    .await?;
-                    spawn_service(&tracker, "distribution", distribution.run(shutdown.clone()));
-                    consumers.extend([
-                        control.distribution_consumer(any()),
-                        control.takedown_consumer(any()),
-                        control.county_receipts_consumer(any()),
-                        control.county_uses_consumer(any()),
-                    ]);
-                }
-                Target::Alerts => {
-                    let alerts =
-                        bashu_alerts::Alerts::build(config.alerts.clone(), bus, counties.clone(), registry.clone())
-                            .await?;
-                    let callers = bashu_alerts::Callers::new(tokens.clone(), staff.clone());
-                    http = http.merge(alerts.http_router(callers.clone()));
-                    let service = alerts.grpc_service(callers);
-                    serving.push(name_of(&service));
-                    grpc = grpc.add_service(service);
-                    consumers.extend([control.alert_fanout_consumer(any()), control.alert_tracker_consumer(any())]);
-                    spawn_service(&tracker, "alerts", alerts.run(shutdown.clone()));
-                }
-                Target::Admin => {
-                    let board = bashu_alerts_core::AlertBoard::open(&bus).await.map_err(bashu_alerts::Error::from)?;
-                    let takedowns = bashu_stories_core::TakedownBoard::open(&bus).await?;
-                    operator_view = Some(observe::OperatorView { bus: bus.clone(), board: board.clone() });
-                    let admin = bashu_admin::Admin::build(bashu_admin::Sources {
-                        bus: bus.clone(),
-                        store: store.clone(),
-                        counties: counties.clone(),
-                        registry: registry.clone(),
-                        board,
-                        takedowns,
-                        tokens: tokens.clone(),
-                        staff: staff.clone(),
-                        nats_users: bashu_registry::NatsUsers::open(&bus, counties.clone()).await?,
-                        egress: config.egress.clone(),
-                    });
-                    grpc = admin.add_services(&guard, grpc);
-                    serving.extend(bashu_admin::Admin::SERVICE_NAMES);
-                    // The duty board is the operators' too: served with admin, at /board/.
-                    let board =
-                        bashu_board::Board::start(bus.clone(), &counties, staff.clone(), shutdown.clone()).await?;
-                    http = http.merge(board.router());
-                }
-            }
+            target.start(&shared, bus, &mut wiring).await?;
             info!(target = target.name(), "service started");
         }
-
-        grpc = with_reflection(grpc.add_service(health_service))?;
+        let targets::Wiring { http, grpc, serving, consumers, operator_view } = wiring;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let grpc = with_reflection(grpc.add_service(health_service))?;
         for name in &serving {
             health.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
         }
@@ -366,22 +291,6 @@ async fn report_nats_health(
     for name in std::iter::once(&"").chain(&services) {
         health.set_service_status(*name, tonic_health::ServingStatus::NotServing).await;
     }
-}
-
-/// A gRPC service's full name, as the health service reports it.
-fn name_of<S: tonic::server::NamedService>(_: &S) -> &'static str {
-    S::NAME
-}
-
-fn spawn_service<F>(tracker: &TaskTracker, name: &'static str, run: F)
-where
-    F: Future<Output = Result<(), bashu_bus::Error>> + Send + 'static,
-{
-    tracker.spawn(async move {
-        if let Err(error) = run.await {
-            error!(service = name, error = %error, "service stopped with an error");
-        }
-    });
 }
 
 async fn serve_http(
