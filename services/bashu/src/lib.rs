@@ -6,6 +6,7 @@ pub mod config;
 pub mod demo;
 pub mod nats_auth;
 mod observe;
+pub mod run;
 mod targets;
 
 use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};

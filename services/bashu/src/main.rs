@@ -2,11 +2,9 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use bashu::{Config, System, Targets, demo};
+use bashu::{Config, Targets, demo};
 use bashu_telemetry::LogFormat;
 use clap::{Parser, Subcommand};
-use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 
 /// Exit code for a configuration error (EX_CONFIG is 78; 64, EX_USAGE, is what operators grep for here).
 const EXIT_CONFIG: u8 = 64;
@@ -53,41 +51,10 @@ enum MappingCommand {
     },
 }
 
-/// Exit code for input that is not valid (EX_DATAERR).
-const EXIT_DATA: u8 = 65;
-
-fn test_mapping(mapping: &std::path::Path, sample: &std::path::Path) -> ExitCode {
-    let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
-    let (mapping, sample) = match (read(mapping), read(sample)) {
-        (Ok(mapping), Ok(sample)) => (mapping, sample),
-        (Err(error), _) | (_, Err(error)) => {
-            eprintln!("bashu mapping test: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let counties = bashu_registry::Counties::builtin().expect("the built-in registry");
-    match bashu_ingest::mapping::dry_run(&mapping, &sample, &counties) {
-        Ok(story) => {
-            println!("{}", serde_json::to_string_pretty(&story).expect("a story serialises"));
-            ExitCode::SUCCESS
-        }
-        Err(problems) => {
-            for problem in problems {
-                eprintln!(
-                    "{}: {}",
-                    if problem.field.is_empty() { "(document)" } else { &problem.field },
-                    problem.reason
-                );
-            }
-            ExitCode::from(EXIT_DATA)
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Mapping(MappingCommand::Test { mapping, sample })) = &cli.command {
-        return test_mapping(mapping, sample);
+        return bashu::run::test_mapping(mapping, sample);
     }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
@@ -120,62 +87,9 @@ fn main() -> ExitCode {
                 }
             },
             Some(Command::Mapping(_)) => unreachable!("handled before the runtime starts"),
-            None => serve(&cli.target, &config, Duration::from_secs(cli.grace_seconds)).await,
+            None => bashu::run::serve(&cli.target, &config, Duration::from_secs(cli.grace_seconds)).await,
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     code
-}
-
-async fn serve(targets: &Targets, config: &Config, grace: Duration) -> ExitCode {
-    let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
-    let system = match System::start(config, &targets.0, shutdown.clone()).await {
-        Ok(system) => system,
-        Err(error) => {
-            tracing::error!(error = %error, "bashu could not start");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let (Some(path), false) = (&config.registry.demo_credentials_file, system.demo_desks.is_empty()) {
-        let written = serde_json::to_vec_pretty(&serde_json::json!({
-            "desks": system.demo_desks,
-            "countyTokens": system.demo_county_tokens,
-            "natsSeeds": system.demo_nats_seeds,
-        }))
-        .map_err(std::io::Error::other)
-        .and_then(|json| std::fs::write(path, json));
-        match written {
-            Ok(()) => tracing::info!(path = %path.display(), "demo credentials written"),
-            Err(error) => tracing::warn!(path = %path.display(), error = %error, "demo credentials not written"),
-        }
-    }
-    if system.stopped(grace).await {
-        tracing::info!("bashu stopped");
-        ExitCode::SUCCESS
-    } else {
-        tracing::warn!(grace_seconds = grace.as_secs(), "in-flight work did not finish within the grace period");
-        ExitCode::FAILURE
-    }
-}
-
-/// The first SIGINT or SIGTERM starts a graceful shutdown; a second one exits at once.
-async fn watch_signals(shutdown: CancellationToken) {
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    for received in 0.. {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        if received > 0 {
-            eprintln!("bashu: second signal, exiting now");
-            std::process::exit(130);
-        }
-        tracing::info!("shutting down: finishing in-flight work");
-        shutdown.cancel();
-    }
 }

@@ -1,0 +1,97 @@
+//! How `bashu` runs: the services until a signal stops them (the first SIGINT or SIGTERM
+//! finishes the work in hand within the grace period, a second exits at once), and the offline
+//! `bashu mapping test`.
+
+use std::{process::ExitCode, time::Duration};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Config, Targets};
+
+/// Exit code for input that is not valid (EX_DATAERR).
+const EXIT_DATA: u8 = 65;
+
+/// Applies a mapping file to a sample payload: prints the Story it makes, or every problem with
+/// its field path (exit 65).
+pub fn test_mapping(mapping: &std::path::Path, sample: &std::path::Path) -> ExitCode {
+    let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+    let (mapping, sample) = match (read(mapping), read(sample)) {
+        (Ok(mapping), Ok(sample)) => (mapping, sample),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("bashu mapping test: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let counties = bashu_registry::Counties::builtin().expect("the built-in registry");
+    match bashu_ingest::mapping::dry_run(&mapping, &sample, &counties) {
+        Ok(story) => {
+            println!("{}", serde_json::to_string_pretty(&story).expect("a story serialises"));
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in problems {
+                eprintln!(
+                    "{}: {}",
+                    if problem.field.is_empty() { "(document)" } else { &problem.field },
+                    problem.reason
+                );
+            }
+            ExitCode::from(EXIT_DATA)
+        }
+    }
+}
+
+/// Runs `targets` until a signal stops them; the exit code says whether they stopped in time.
+pub async fn serve(targets: &Targets, config: &Config, grace: Duration) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let system = match crate::System::start(config, &targets.0, shutdown.clone()).await {
+        Ok(system) => system,
+        Err(error) => {
+            tracing::error!(error = %error, "bashu could not start");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let (Some(path), false) = (&config.registry.demo_credentials_file, system.demo_desks.is_empty()) {
+        let written = serde_json::to_vec_pretty(&serde_json::json!({
+            "desks": system.demo_desks,
+            "countyTokens": system.demo_county_tokens,
+            "natsSeeds": system.demo_nats_seeds,
+        }))
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(path, json));
+        match written {
+            Ok(()) => tracing::info!(path = %path.display(), "demo credentials written"),
+            Err(error) => tracing::warn!(path = %path.display(), error = %error, "demo credentials not written"),
+        }
+    }
+    if system.stopped(grace).await {
+        tracing::info!("bashu stopped");
+        ExitCode::SUCCESS
+    } else {
+        tracing::warn!(grace_seconds = grace.as_secs(), "in-flight work did not finish within the grace period");
+        ExitCode::FAILURE
+    }
+}
+
+/// The first SIGINT or SIGTERM starts a graceful shutdown; a second one exits at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    for received in 0.. {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if received > 0 {
+            eprintln!("bashu: second signal, exiting now");
+            std::process::exit(130);
+        }
+        tracing::info!("shutting down: finishing in-flight work");
+        shutdown.cancel();
+    }
+}
