@@ -77,9 +77,7 @@ impl Alerts {
         signature::verify(&desk.public_key, &desk.id, submission.timestamp, submission.signature, submission.cap_xml)
             .map_err(|reason| Error::Unauthenticated(reason.into()))?;
 
-        let alert = cap::parse(submission.cap_xml).map_err(Error::Invalid)?;
-        // Parsed already: the document decodes.
-        let text = cap::decode(submission.cap_xml).unwrap_or_default();
+        let (alert, text) = cap::parse_with_text(submission.cap_xml).map_err(Error::Invalid)?;
         match xml_signature::check(&text, &desk.xml_signature_certificates) {
             xml_signature::Verdict::Broken(reason) => {
                 return Err(Error::Invalid(vec![Problem {
@@ -294,9 +292,9 @@ impl Alerts {
                 counties: vec![],
             };
         }
-        let signature = cap::decode(cap_xml).map(|text| xml_signature::check(&text, &[]));
-        match cap::parse(cap_xml) {
-            Ok(_) if let Ok(xml_signature::Verdict::Broken(reason)) = signature => ValidateAlertResponse {
+        let parsed = cap::parse_with_text(cap_xml).map(|(alert, text)| (alert, xml_signature::check(&text, &[])));
+        match parsed {
+            Ok((_, xml_signature::Verdict::Broken(reason))) => ValidateAlertResponse {
                 valid: false,
                 problems: vec![CapProblem {
                     path: "/alert/Signature".into(),
@@ -304,7 +302,7 @@ impl Alerts {
                 }],
                 counties: vec![],
             },
-            Ok(alert) => {
+            Ok((alert, _)) => {
                 let targets = targeting::resolve(&alert, &self.inner.counties, &self.inner.registry.current());
                 ValidateAlertResponse {
                     valid: true,

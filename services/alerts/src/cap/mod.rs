@@ -41,7 +41,7 @@ const DATE_TIME: &[BorrowedFormatItem<'static>] =
 /// The document as text, decoded as XML 1.0 (appendix F) says: by its byte-order mark, else by
 /// the encoding its declaration names, else as UTF-8. Bytes that are not valid in that encoding,
 /// an encoding nobody knows, or a mark and a declaration that disagree are refused.
-pub(crate) fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
+fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
     use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
     let (encoding, body) = match Encoding::for_bom(bytes) {
         Some((encoding, mark)) => (Some(encoding), &bytes[mark..]),
@@ -129,12 +129,17 @@ pub(crate) fn format_time(time: Option<&bashu_proto::Timestamp>) -> String {
 
 /// Parses and validates a CAP 1.2 document. Every problem is reported, not only the first.
 pub fn parse(bytes: &[u8]) -> Result<Alert, Vec<Problem>> {
+    parse_with_text(bytes).map(|(alert, _)| alert)
+}
+
+/// [`parse`], also handing back the document as text (decoded once, for the XML signature).
+pub(crate) fn parse_with_text(bytes: &[u8]) -> Result<(Alert, std::borrow::Cow<'_, str>), Vec<Problem>> {
     let problem = |reason: String| vec![Problem { path: "/".into(), reason }];
-    let text = decode(bytes).map_err(problem)?;
-    if let Some(reason) = forbidden_reference(&text) {
+    let decoded = decode(bytes).map_err(problem)?;
+    if let Some(reason) = forbidden_reference(&decoded) {
         return Err(problem(reason));
     }
-    let text = text.as_ref();
+    let text = decoded.as_ref();
     let options = ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..ParsingOptions::default() };
     let document =
         Document::parse_with_options(text, options).map_err(|e| problem(format!("not well-formed XML: {e}")))?;
@@ -148,7 +153,7 @@ pub fn parse(bytes: &[u8]) -> Result<Alert, Vec<Problem>> {
     }
     let mut walker = Walker::default();
     let alert = walker.alert(root);
-    if walker.problems.is_empty() { Ok(alert) } else { Err(walker.problems) }
+    if walker.problems.is_empty() { Ok((alert, decoded)) } else { Err(walker.problems) }
 }
 
 /// The child elements of one element, checked against its sequence, with their paths.
