@@ -273,7 +273,7 @@ async fn the_collaboration_report_matches_a_scripted_scenario_exactly() {
     };
     // The expected times, from the ledger's acceptance time and the board's county times.
     let issued: Vec<AlertIssued> =
-        t.bus.read_all(bashu_bus::ALERTS, &t.bus.subjects().all_alert_issued()).await.unwrap();
+        t.bus.operations().read_all(bashu_bus::ALERTS, &t.bus.subjects().all_alert_issued()).await.unwrap();
     let accepted_at = to_system_time(issued[0].accepted_at.as_ref().unwrap()).unwrap();
     let millis = |t: &Option<bashu_proto::Timestamp>| {
         to_system_time(t.as_ref().unwrap()).unwrap().duration_since(accepted_at).unwrap().as_millis() as u64
@@ -398,7 +398,7 @@ async fn replay_redelivers_exactly_the_chosen_range_to_exactly_one_county() {
     let mut others_before: BTreeMap<_, _> = before.clone();
     others_before.remove(&subject("500153"));
     assert_eq!(others, others_before, "no other county's feed changed");
-    let deliveries: Vec<StoryDelivery> = t.bus.read_all(bashu_bus::FEEDS, &feed).await.unwrap();
+    let deliveries: Vec<StoryDelivery> = t.bus.operations().read_all(bashu_bus::FEEDS, &feed).await.unwrap();
     let ids: Vec<&str> = deliveries.iter().map(|d| d.story.as_ref().unwrap().id.as_str()).collect();
     assert_eq!(ids, ["r1", "r2", "r3", "r4", "r2", "r3"]);
 
@@ -442,7 +442,7 @@ async fn dead_letters_are_listed_inspected_requeued_and_discarded() {
     assert_eq!(status, 202);
     wait_published(&t, 1).await;
     let submitted: Vec<bashu_proto::story::v1::StorySubmitted> =
-        t.bus.read_all(bashu_bus::STORIES, &subject).await.unwrap();
+        t.bus.operations().read_all(bashu_bus::STORIES, &subject).await.unwrap();
     // A poison message: moderation cannot decode it and dead-letters it at once.
     let mut poison = async_nats::HeaderMap::new();
     poison.insert(headers::MSG_ID, "poison-1");

@@ -98,7 +98,7 @@ async fn a_county_confirms_with_plain_protobuf_and_no_type_header() {
         state(&t, &key, "510703").await["state"] == "COUNTY_ALERT_STATE_ACKNOWLEDGED"
     })
     .await;
-    assert!(t.bus.dead_letters().await.unwrap().is_empty(), "nothing was dead-lettered");
+    assert!(t.bus.operations().dead_letters().await.unwrap().is_empty(), "nothing was dead-lettered");
 }
 
 #[tokio::test]
@@ -126,8 +126,9 @@ async fn a_county_cannot_receipt_or_acknowledge_for_another() {
     };
     county.publish(subject(&t, "ack", "510781"), ack.encode_to_vec().into()).await.unwrap().await.unwrap();
 
-    eventually("both are dead-lettered", || async { t.bus.dead_letters().await.unwrap().len() == 2 }).await;
-    let letters = t.bus.dead_letters().await.unwrap();
+    eventually("both are dead-lettered", || async { t.bus.operations().dead_letters().await.unwrap().len() == 2 })
+        .await;
+    let letters = t.bus.operations().dead_letters().await.unwrap();
     for (letter, kind) in letters.iter().zip(["receipt", "ack"]) {
         assert_eq!(letter.consumer, "alert-tracker");
         assert_eq!(
@@ -141,7 +142,7 @@ async fn a_county_cannot_receipt_or_acknowledge_for_another() {
     assert_eq!(state(&t, &key, "510781").await["state"], "COUNTY_ALERT_STATE_SENT", "nor does it count for the sender");
 
     let audit: Vec<AuditEvent> =
-        t.bus.read_all(bashu_bus::AUDIT, &t.bus.subjects().audit("alerts").unwrap()).await.unwrap();
+        t.bus.operations().read_all(bashu_bus::AUDIT, &t.bus.subjects().audit("alerts").unwrap()).await.unwrap();
     let refused: Vec<(&str, &str, &str)> =
         audit.iter().map(|e| (e.actor.as_str(), e.method.as_str(), e.target.as_str())).collect();
     let target = format!("alert {key} county 510703");

@@ -48,7 +48,7 @@ fn counties_of(answer: &Value) -> BTreeSet<String> {
 }
 
 async fn issued_count(t: &TestSystem) -> u64 {
-    t.bus.subject_counts(ALERTS, &t.bus.subjects().all_alert_issued()).await.unwrap().values().sum()
+    t.bus.operations().subject_counts(ALERTS, &t.bus.subjects().all_alert_issued()).await.unwrap().values().sum()
 }
 
 async fn chain(t: &TestSystem, alert_key: &str) -> Value {
@@ -236,11 +236,12 @@ async fn an_unacknowledged_county_is_resent_then_escalated_and_an_acknowledged_o
     assert_eq!(acknowledged["escalationStep"], 0, "never escalated: {acknowledged}");
 
     let escalations: Vec<bashu_proto::alert::v1::AlertEscalation> =
-        t.bus.read_all(ALERTS, &t.bus.subjects().alert_escalated("510781").unwrap()).await.unwrap();
+        t.bus.operations().read_all(ALERTS, &t.bus.subjects().alert_escalated("510781").unwrap()).await.unwrap();
     assert_eq!(escalations.iter().map(|e| e.step).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(escalations[1].notified, ["mianyang", "sc-provincial", bashu_alerts::OPERATORS]);
     assert!(
         t.bus
+            .operations()
             .read_all::<bashu_proto::alert::v1::AlertEscalation>(
                 ALERTS,
                 &t.bus.subjects().alert_escalated("510703").unwrap()
@@ -290,8 +291,14 @@ async fn a_cancel_after_an_update_reaches_every_county_of_the_chain_and_stops_es
     .await;
     // Past every deadline: nothing is escalated.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let escalated: u64 =
-        t.bus.subject_counts(ALERTS, &t.bus.subjects().all_alert_escalated()).await.unwrap().values().sum();
+    let escalated: u64 = t
+        .bus
+        .operations()
+        .subject_counts(ALERTS, &t.bus.subjects().all_alert_escalated())
+        .await
+        .unwrap()
+        .values()
+        .sum();
     assert_eq!(escalated, 0);
     let counts = t.alert_feed_counts().await;
     assert_eq!((counts["510727"], counts["510781"], counts["510703"]), (3, 2, 1));
@@ -589,7 +596,7 @@ async fn the_grpc_api_issues_updates_and_cancels_and_counties_confirm_over_nats(
     let key = accepted.alert_key.clone();
     let feed = t.bus.subjects().alert_feed("510703").unwrap();
     eventually("the durable copy is stored", || async { t.alert_feed_counts().await.get("510703") == Some(&1) }).await;
-    let copies: Vec<AlertDelivery> = t.bus.read_all(bashu_bus::ALERT_FEEDS, &feed).await.unwrap();
+    let copies: Vec<AlertDelivery> = t.bus.operations().read_all(bashu_bus::ALERT_FEEDS, &feed).await.unwrap();
     assert_eq!(copies[0].cap_xml, original.as_bytes(), "counties get the desk's signed bytes");
     t.bus
         .publish(&AlertReceipt {
@@ -741,7 +748,15 @@ async fn one_alert_is_one_trace_from_the_desk_to_every_county_copy() {
     // Every county's durable copy carries the same trace.
     for county in &counties {
         let subject = t.bus.subjects().alert_feed(county).unwrap();
-        let stored = t.bus.stream(ALERT_FEEDS).await.unwrap().get_last_raw_message_by_subject(&subject).await.unwrap();
+        let stored = t
+            .bus
+            .operations()
+            .stream(ALERT_FEEDS)
+            .await
+            .unwrap()
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .unwrap();
         let header = stored.headers.get(bashu_bus::headers::TRACEPARENT).expect("traceparent").as_str().to_owned();
         assert_eq!(header.split('-').nth(1), Some(trace.as_str()), "{county}: {header}");
     }

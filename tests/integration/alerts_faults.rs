@@ -119,7 +119,9 @@ async fn escalation_timers_survive_a_restart_of_the_alert_service() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let escalations = |t: &TestSystem| {
         let bus = t.bus.clone();
-        async move { bus.read_all::<AlertEscalation>(ALERTS, &bus.subjects().all_alert_escalated()).await.unwrap() }
+        async move {
+            bus.operations().read_all::<AlertEscalation>(ALERTS, &bus.subjects().all_alert_escalated()).await.unwrap()
+        }
     };
     assert!(escalations(&t).await.is_empty(), "nothing escalates while the service is down");
 

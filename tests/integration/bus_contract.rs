@@ -43,7 +43,7 @@ async fn a_message_whose_handler_always_fails_is_dead_lettered_after_max_deliver
         let bus = bus.clone();
         let shutdown = shutdown.clone();
         async move {
-            let spec = bus.moderation_consumer(fast_retry(3));
+            let spec = bus.stories().moderation_consumer(fast_retry(3));
             bus.consume(
                 spec,
                 move |_: Delivery<StorySubmitted>| {
@@ -60,10 +60,11 @@ async fn a_message_whose_handler_always_fails_is_dead_lettered_after_max_deliver
     });
 
     bus.publish(&submitted("poison")).await.unwrap();
-    eventually("the message is dead-lettered", || async { bus.dead_letters().await.unwrap().len() == 1 }).await;
+    eventually("the message is dead-lettered", || async { bus.operations().dead_letters().await.unwrap().len() == 1 })
+        .await;
     // The consumer is given time to misbehave (retry again) before the count is checked.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let letters = bus.dead_letters().await.unwrap();
+    let letters = bus.operations().dead_letters().await.unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(attempts.load(Ordering::SeqCst), 3, "exactly max_deliver attempts");
     assert_eq!(letters[0].attempts, 3);
@@ -82,7 +83,7 @@ async fn an_undecodable_message_is_dead_lettered_at_once_and_the_next_one_is_han
     let handled = Arc::new(AtomicU64::new(0));
     let shutdown = CancellationToken::new();
     let counter = handled.clone();
-    let spec = bus.moderation_consumer(fast_retry(5));
+    let spec = bus.stories().moderation_consumer(fast_retry(5));
     let consumer = tokio::spawn({
         let bus = bus.clone();
         let shutdown = shutdown.clone();
@@ -107,8 +108,9 @@ async fn an_undecodable_message_is_dead_lettered_at_once_and_the_next_one_is_han
     bus.publish(&submitted("fine")).await.unwrap();
 
     eventually("the good message is handled", || async { handled.load(Ordering::SeqCst) == 1 }).await;
-    eventually("the garbage is dead-lettered", || async { bus.dead_letters().await.unwrap().len() == 1 }).await;
-    let letter = &bus.dead_letters().await.unwrap()[0];
+    eventually("the garbage is dead-lettered", || async { bus.operations().dead_letters().await.unwrap().len() == 1 })
+        .await;
+    let letter = &bus.operations().dead_letters().await.unwrap()[0];
     assert_eq!(letter.attempts, 1);
     assert!(letter.reason.starts_with("undecodable bashu.story.v1.StorySubmitted"), "{}", letter.reason);
     shutdown.cancel();
@@ -125,8 +127,13 @@ async fn republishing_an_event_is_acknowledged_as_a_duplicate_and_stored_once() 
     assert_eq!(published[2].sequence, published[0].sequence);
     let again = bus.publish(&submitted("b")).await.unwrap();
     assert!(again.duplicate);
-    let stored: u64 =
-        bus.subject_counts(bashu_bus::STORIES, &bus.subjects().all_story_submitted()).await.unwrap().values().sum();
+    let stored: u64 = bus
+        .operations()
+        .subject_counts(bashu_bus::STORIES, &bus.subjects().all_story_submitted())
+        .await
+        .unwrap()
+        .values()
+        .sum();
     assert_eq!(stored, 2);
 }
 
@@ -137,7 +144,8 @@ async fn two_prefixes_on_one_server_never_see_each_other() {
     let right = bus(&nats, "right").await;
     left.publish(&submitted("only-left")).await.unwrap();
     let count = |bus: Bus| async move {
-        bus.subject_counts(bashu_bus::STORIES, &bus.subjects().all_story_submitted())
+        bus.operations()
+            .subject_counts(bashu_bus::STORIES, &bus.subjects().all_story_submitted())
             .await
             .unwrap()
             .values()

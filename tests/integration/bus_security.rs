@@ -224,7 +224,7 @@ async fn each_identity_may_do_only_its_own_part() {
         js.create_consumer_on_stream(
             jetstream::consumer::pull::Config {
                 durable_name: Some("sneaky".into()),
-                filter_subject: subjects.feed_story(B).unwrap(),
+                filter_subject: subjects.feed_story(B).unwrap().into(),
                 ..Default::default()
             },
             feeds.as_str(),

@@ -55,6 +55,7 @@ async fn every_scope_reaches_exactly_its_counties_and_two_alliances_give_one_cop
 
     let audiences: BTreeMap<String, BTreeSet<String>> = t
         .bus
+        .operations()
         .read_all::<bashu_proto::story::v1::StoryPublished>(bashu_bus::STORIES, &t.bus.subjects().all_story_published())
         .await
         .unwrap()
@@ -320,7 +321,7 @@ async fn webhooks_are_signed_in_order_isolated_retried_and_dead_lettered() {
             .await
             .unwrap();
     }
-    let feeds = t.bus.stream(bashu_bus::FEEDS).await.unwrap();
+    let feeds = t.bus.operations().stream(bashu_bus::FEEDS).await.unwrap();
     eventually("every webhook sender is running", || async {
         let mut all = true;
         for county in ["510727", "510781", "510704", "510722"] {
@@ -336,8 +337,10 @@ async fn webhooks_are_signed_in_order_isolated_retried_and_dead_lettered() {
     eventually("the healthy endpoint has all five", || async { healthy.lock().unwrap().len() == 5 }).await;
     let slow_when_healthy_done = slow.lock().unwrap().len();
     eventually("the slow endpoint has all five", || async { slow.lock().unwrap().len() == 5 }).await;
-    eventually("every failed delivery is dead-lettered", || async { t.bus.dead_letters().await.unwrap().len() == 10 })
-        .await;
+    eventually("every failed delivery is dead-lettered", || async {
+        t.bus.operations().dead_letters().await.unwrap().len() == 10
+    })
+    .await;
 
     let order = |received: &Received| received.lock().unwrap().iter().map(|r| r.0.clone()).collect::<Vec<_>>();
     let expected: Vec<String> = (0..5).map(|i| format!("hook-{i}")).collect();
@@ -358,7 +361,7 @@ async fn webhooks_are_signed_in_order_isolated_retried_and_dead_lettered() {
 
     assert_eq!(dead.lock().unwrap().len(), 15, "three attempts for each of five deliveries");
     assert_eq!(refuses.lock().unwrap().len(), 5, "a 400 is not retried");
-    let letters = t.bus.dead_letters().await.unwrap();
+    let letters = t.bus.operations().dead_letters().await.unwrap();
     assert_eq!(
         letters
             .iter()
@@ -423,10 +426,10 @@ async fn a_webhook_cannot_point_inside_the_network_or_skip_tls() {
     admin.put_webhook(webhook(&inside)).await.expect("a name is accepted");
     submit(&t, &story_json("inside-1", "510703", json!({"counties": ["510727"]}))).await;
     eventually("the delivery to the inside name is dead-lettered", || async {
-        t.bus.dead_letters().await.unwrap().iter().any(|l| l.consumer == "webhook-510727")
+        t.bus.operations().dead_letters().await.unwrap().iter().any(|l| l.consumer == "webhook-510727")
     })
     .await;
-    let letters = t.bus.dead_letters().await.unwrap();
+    let letters = t.bus.operations().dead_letters().await.unwrap();
     let letter = letters.iter().find(|l| l.consumer == "webhook-510727").unwrap();
     assert!(letter.reason.contains("resolves to no public address"), "{}", letter.reason);
     assert!(received.lock().unwrap().is_empty(), "the inside endpoint was reached");
@@ -480,7 +483,7 @@ async fn a_webhook_gets_every_kind_of_feed_message_each_labelled_and_signed() {
         )
         .await
         .unwrap();
-    let feeds = t.bus.stream(bashu_bus::FEEDS).await.unwrap();
+    let feeds = t.bus.operations().stream(bashu_bus::FEEDS).await.unwrap();
     eventually("the webhook sender is running", || async { feeds.consumer_info("webhook-511083").await.is_ok() }).await;
 
     // 荣昌区 shares a story with its partner 隆昌市; 隆昌市's own story is rejected by the rules.
@@ -504,7 +507,7 @@ async fn a_webhook_gets_every_kind_of_feed_message_each_labelled_and_signed() {
     assert_eq!(notice["decision"]["verdict"], "VERDICT_REJECTED", "{notice}");
     assert_eq!(notice["decision"]["story"]["id"], "refused");
     assert!(notice["decision"]["reason"].as_str().unwrap().contains("禁词"), "{notice}");
-    assert!(t.bus.dead_letters().await.unwrap().is_empty(), "nothing was dead-lettered");
+    assert!(t.bus.operations().dead_letters().await.unwrap().is_empty(), "nothing was dead-lettered");
 }
 
 #[tokio::test]
@@ -545,8 +548,9 @@ async fn a_county_speaks_only_for_itself_about_stories_and_garbage_it_sends_is_d
         yuzhong.publish(on(kind), payload.into()).await.unwrap().await.unwrap();
     }
 
-    eventually("all three are dead-lettered", || async { t.bus.dead_letters().await.unwrap().len() == 3 }).await;
-    let letters = t.bus.dead_letters().await.unwrap();
+    eventually("all three are dead-lettered", || async { t.bus.operations().dead_letters().await.unwrap().len() == 3 })
+        .await;
+    let letters = t.bus.operations().dead_letters().await.unwrap();
     let reason_of = |consumer: &str| letters.iter().find(|l| l.consumer == consumer).map(|l| l.reason.clone()).unwrap();
     assert!(
         reason_of("takedown-tracker")
@@ -568,6 +572,7 @@ async fn a_county_speaks_only_for_itself_about_stories_and_garbage_it_sends_is_d
     assert!(takedowns[0].confirmed.is_empty());
     let ledger: Vec<bashu_bus::Stored<bashu_bus::StoryLedgerEvent>> = t
         .bus
+        .operations()
         .read_range(
             bashu_bus::STORIES,
             vec![t.bus.subjects().all_story_ledger()],

@@ -76,7 +76,7 @@ async fn distribution_killed_mid_load_and_restarted_loses_and_duplicates_nothing
 
     // One county's feed read back: every story exactly once.
     let feed = t.bus.subjects().feed_of("500117").unwrap();
-    let stories: Vec<StoryDelivery> = t.bus.read_all(FEEDS, &feed).await.unwrap();
+    let stories: Vec<StoryDelivery> = t.bus.operations().read_all(FEEDS, &feed).await.unwrap();
     let ids: HashSet<String> = stories.iter().map(|d| d.story.as_ref().unwrap().id.clone()).collect();
     assert_eq!((stories.len(), ids.len()), (STORIES, STORIES));
 

@@ -146,7 +146,7 @@ async fn the_python_county_reader_handles_every_type_its_feed_carries() {
     );
 
     let receipts = secured.subjects.story_receipt(READER).unwrap();
-    let stored: Vec<StoryReceipt> = secured.admin.read_all(bashu_bus::STORIES, &receipts).await.unwrap();
+    let stored: Vec<StoryReceipt> = secured.admin.operations().read_all(bashu_bus::STORIES, &receipts).await.unwrap();
     assert!(
         stored.iter().any(|r| r.story_id == "py-partner" && r.origin_county == PARTNER),
         "the reader's receipt is stored: {stored:?}"

@@ -239,14 +239,14 @@ async fn ten_thousand_malformed_inputs_crash_nothing_and_each_gets_a_clear_error
         t.bus.jetstream().publish_with_headers(subject, headers, noise.bytes(len).into()).await.unwrap().await.unwrap();
     }
     eventually("every consumer has dealt with the garbage", || async {
-        let (_, consumers) = t.bus.health().await.unwrap();
+        let (_, consumers) = t.bus.operations().health().await.unwrap();
         consumers
             .iter()
             .filter(|c| ["moderation", "distribution", "alert-fanout", "alert-tracker"].contains(&c.name.as_str()))
             .all(|c| c.pending + c.ack_pending == 0)
     })
     .await;
-    let dead = t.bus.dead_letters().await.unwrap();
+    let dead = t.bus.operations().dead_letters().await.unwrap();
 
     // Still healthy, and a good story still goes through.
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap().status();

@@ -34,7 +34,7 @@ async fn rules_reject_hidden_terms_hold_near_duplicates_and_tell_the_origin() {
     t.post_story(&copy).await;
 
     let decided = || async {
-        t.bus.read_all::<ModerationDecision>(STORIES, &t.bus.subjects().all_story_decided()).await.unwrap()
+        t.bus.operations().read_all::<ModerationDecision>(STORIES, &t.bus.subjects().all_story_decided()).await.unwrap()
     };
     eventually("three decisions", || async { decided().await.len() == 3 }).await;
     let decisions = decided().await;
@@ -57,7 +57,12 @@ async fn rules_reject_hidden_terms_hold_near_duplicates_and_tell_the_origin() {
     assert_eq!(t.feed_counts().await.get("500153"), Some(&2), "the clean story, and 荣昌区's own notice");
     let notices = |county: &'static str| {
         let bus = t.bus.clone();
-        async move { bus.read_all::<DecisionNotice>(FEEDS, &bus.subjects().feed_decision(county).unwrap()).await.unwrap() }
+        async move {
+            bus.operations()
+                .read_all::<DecisionNotice>(FEEDS, &bus.subjects().feed_decision(county).unwrap())
+                .await
+                .unwrap()
+        }
     };
     let longchang = notices("511083").await;
     assert_eq!(longchang.len(), 1);
@@ -145,11 +150,20 @@ async fn operators_change_the_rules_without_a_restart() {
     story["body"] = json!("新开的 赌 场 广告");
     t.post_story(&story).await;
     eventually("decided", || async {
-        !t.bus.read_all::<ModerationDecision>(STORIES, &t.bus.subjects().all_story_decided()).await.unwrap().is_empty()
+        !t.bus
+            .operations()
+            .read_all::<ModerationDecision>(STORIES, &t.bus.subjects().all_story_decided())
+            .await
+            .unwrap()
+            .is_empty()
     })
     .await;
-    let decision =
-        &t.bus.read_all::<ModerationDecision>(STORIES, &t.bus.subjects().all_story_decided()).await.unwrap()[0];
+    let decision = &t
+        .bus
+        .operations()
+        .read_all::<ModerationDecision>(STORIES, &t.bus.subjects().all_story_decided())
+        .await
+        .unwrap()[0];
     assert_eq!(decision.verdict(), Verdict::Rejected);
     assert!(decision.rules[0].evidence.contains("赌场"), "{}", decision.rules[0].evidence);
 }

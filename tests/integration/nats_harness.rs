@@ -13,7 +13,12 @@ fn submitted(id: &str) -> StorySubmitted {
 }
 
 async fn stored(bus: &Bus) -> u64 {
-    bus.subject_counts(bashu_bus::STORIES, &bus.subjects().all_story_submitted()).await.unwrap().values().sum()
+    bus.operations()
+        .subject_counts(bashu_bus::STORIES, &bus.subjects().all_story_submitted())
+        .await
+        .unwrap()
+        .values()
+        .sum()
 }
 
 #[tokio::test]

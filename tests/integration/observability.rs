@@ -63,7 +63,7 @@ async fn every_documented_metric_is_exposed_after_real_traffic() {
         .await;
     assert_eq!(status, 202);
     eventually("the webhook delivery is dead-lettered", || async {
-        t.bus.dead_letters().await.map(|d| !d.is_empty()).unwrap_or(false)
+        t.bus.operations().dead_letters().await.map(|d| !d.is_empty()).unwrap_or(false)
     })
     .await;
 
@@ -108,7 +108,7 @@ async fn ready_only_while_nats_is_connected_and_the_streams_and_consumers_exist(
     assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
 
     // A stream is gone (an operator deleted it): not ready, and ready again once it is back.
-    let audit = t.bus.stream(bashu_bus::AUDIT).await.unwrap().cached_info().config.name.clone();
+    let audit = t.bus.operations().stream(bashu_bus::AUDIT).await.unwrap().cached_info().config.name.clone();
     t.bus.jetstream().delete_stream(audit).await.unwrap();
     let (status, reason) = ready().await;
     assert_eq!(status, 503);
@@ -117,8 +117,11 @@ async fn ready_only_while_nats_is_connected_and_the_streams_and_consumers_exist(
     eventually("ready again with the stream back", || async { ready().await.0 == 200 }).await;
     // A consumer a service reads is missing: the same check says which (the services recreate
     // their own consumers at once, so the bus's check is asked directly).
-    let missing =
-        t.bus.ready(&[t.bus.webhook_consumer("510105", std::time::UNIX_EPOCH, Default::default()).unwrap()]).await;
+    let missing = t
+        .bus
+        .operations()
+        .ready(&[t.bus.stories().webhook_consumer("510105", std::time::UNIX_EPOCH, Default::default()).unwrap()])
+        .await;
     assert!(missing.unwrap_err().contains("webhook-510105"));
 
     // The bus is gone: not ready, but alive.

@@ -133,18 +133,20 @@ async fn the_operations_walkthrough_runs_as_written() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
-        let (_, consumers) = t.bus.health().await.expect("consumers");
+        let (_, consumers) = t.bus.operations().health().await.expect("consumers");
         let webhooks: Vec<_> = consumers.iter().filter(|c| c.name.starts_with("webhook-")).collect();
-        let audit: Vec<bashu_proto::admin::v1::AuditEvent> = t.bus.newest(bashu_bus::AUDIT, 40).await.unwrap();
+        let audit: Vec<bashu_proto::admin::v1::AuditEvent> =
+            t.bus.operations().newest(bashu_bus::AUDIT, 40).await.unwrap();
         for e in audit.iter().rev() {
             eprintln!("audit {:?} {} {}", e.at, e.method, e.target);
         }
         let feed = t.bus.subjects().feed_story("511083").unwrap();
         let (stored, _) = t
             .bus
+            .operations()
             .read_range::<bashu_proto::story::v1::StoryDelivery>(
                 bashu_bus::FEEDS,
-                vec![feed],
+                vec![feed.into()],
                 std::time::UNIX_EPOCH,
                 std::time::SystemTime::now(),
             )

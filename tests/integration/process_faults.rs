@@ -243,7 +243,8 @@ async fn kill_minus_nine_of_each_service_in_turn_loses_and_duplicates_nothing() 
         let mut copies = BTreeMap::new();
         for county in &targeted {
             let feed = observer.subjects().alert_feed(county).unwrap();
-            let deliveries: Vec<AlertDelivery> = observer.read_all(ALERT_FEEDS, &feed).await.unwrap_or_default();
+            let deliveries: Vec<AlertDelivery> =
+                observer.operations().read_all(ALERT_FEEDS, &feed).await.unwrap_or_default();
             let mut per_alert = BTreeMap::<String, usize>::new();
             for delivery in deliveries {
                 *per_alert.entry(delivery.alert.unwrap_or_default().identifier).or_default() += 1;

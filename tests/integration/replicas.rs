@@ -250,7 +250,7 @@ fn alert_load(
 /// Every county feed's versions per story, in feed order.
 async fn versions_in_feed(bus: &Bus) -> BTreeMap<String, Vec<u32>> {
     let feed = bus.subjects().feed_story(RECEIVER).unwrap();
-    let deliveries: Vec<StoryDelivery> = bus.read_all(FEEDS, &feed).await.unwrap_or_default();
+    let deliveries: Vec<StoryDelivery> = bus.operations().read_all(FEEDS, &feed).await.unwrap_or_default();
     let mut versions = BTreeMap::<String, Vec<u32>>::new();
     for delivery in deliveries {
         let story = delivery.story.unwrap();
@@ -291,7 +291,7 @@ async fn check_alerts(bus: &Bus, accepted: &BTreeSet<String>) -> Duration {
         accepted.iter().map(|id| (bashu_alerts::alert_key("replicas-desk@bashu.example", id), id.clone())).collect();
     let escalations = || async {
         let subject = bus.subjects().all_alert_escalated();
-        let steps: Vec<AlertEscalation> = bus.read_all(ALERTS, &subject).await.unwrap_or_default();
+        let steps: Vec<AlertEscalation> = bus.operations().read_all(ALERTS, &subject).await.unwrap_or_default();
         steps
     };
     // Every county of every alert reaches step 2 (the last) before the test looks closer.
@@ -317,7 +317,7 @@ async fn check_alerts(bus: &Bus, accepted: &BTreeSet<String>) -> Duration {
     let mut latest_step = Duration::ZERO;
     for county in &counties {
         let feed = bus.subjects().alert_feed(county).unwrap();
-        let copies: Vec<AlertDelivery> = bus.read_all(ALERT_FEEDS, &feed).await.unwrap_or_default();
+        let copies: Vec<AlertDelivery> = bus.operations().read_all(ALERT_FEEDS, &feed).await.unwrap_or_default();
         let mut per_alert = BTreeMap::<(String, u32), usize>::new();
         for copy in copies.iter().filter(|c| keys.contains_key(&c.alert_key)) {
             *per_alert.entry((copy.alert_key.clone(), copy.resend)).or_default() += 1;
@@ -379,7 +379,7 @@ async fn three_replicas_each_lose_nothing_when_one_of_each_is_killed() {
     );
     assert!(stories_checked >= 5, "the story load was real: {stories_checked}");
     assert!(log.accepted.len() >= 5, "the alert load was real: {}", log.accepted.len());
-    assert!(system.observer.dead_letters().await.unwrap().is_empty(), "nothing was dead-lettered");
+    assert!(system.observer.operations().dead_letters().await.unwrap().is_empty(), "nothing was dead-lettered");
 }
 
 #[tokio::test]
@@ -430,5 +430,5 @@ async fn a_rolling_restart_of_every_service_fails_no_desk_request_and_loses_no_s
     assert_eq!(log.failures, Vec::<String>::new(), "every desk request succeeded while every service rolled");
     assert!(stories_checked >= 5, "the story load was real: {stories_checked}");
     assert!(log.accepted.len() >= 5, "the alert load was real: {}", log.accepted.len());
-    assert!(system.observer.dead_letters().await.unwrap().is_empty(), "nothing was dead-lettered");
+    assert!(system.observer.operations().dead_letters().await.unwrap().is_empty(), "nothing was dead-lettered");
 }

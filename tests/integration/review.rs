@@ -135,6 +135,7 @@ async fn a_lapsed_claim_returns_the_story_to_the_queue_and_the_third_approval_re
 
     let actions: Vec<(String, String, u32)> = t
         .bus
+        .operations()
         .read_all::<ReviewRecorded>(STORIES, &t.bus.subjects().story_reviewed("511083").unwrap())
         .await
         .unwrap()
@@ -155,7 +156,7 @@ async fn a_lapsed_claim_returns_the_story_to_the_queue_and_the_third_approval_re
     .collect();
     assert_eq!(actions, expected, "an audit event for every action, and nothing else");
     let decisions: Vec<ModerationDecision> =
-        t.bus.read_all(STORIES, &t.bus.subjects().all_story_decided()).await.unwrap();
+        t.bus.operations().read_all(STORIES, &t.bus.subjects().all_story_decided()).await.unwrap();
     assert_eq!(decisions.iter().map(|d| d.verdict()).collect::<Vec<_>>(), [Verdict::Held, Verdict::Approved]);
     assert_eq!(decisions[1].decided_by, "dave, bob, carol");
     assert_eq!(decisions[1].rules.last().unwrap().evidence, "初审 dave, 复审 bob, 终审 carol");
@@ -182,8 +183,12 @@ async fn a_rejection_reaches_the_origin_and_the_queue_survives_a_restart() {
     rejection.reason = "来源不明，请补充原作者".into();
     let rejected = client.reject_story(as_reviewer("alice", rejection)).await.unwrap().into_inner();
     assert_eq!(rejected.state(), ReviewState::Rejected);
-    let notices: Vec<DecisionNotice> =
-        t.bus.read_all(bashu_bus::FEEDS, &t.bus.subjects().feed_decision("511083").unwrap()).await.unwrap();
+    let notices: Vec<DecisionNotice> = t
+        .bus
+        .operations()
+        .read_all(bashu_bus::FEEDS, &t.bus.subjects().feed_decision("511083").unwrap())
+        .await
+        .unwrap();
     let last = notices.last().unwrap().decision.as_ref().unwrap();
     assert_eq!((last.verdict(), last.reason.as_str()), (Verdict::Rejected, "来源不明，请补充原作者"));
     assert_eq!(t.published_count().await, 0);
@@ -242,6 +247,7 @@ async fn approving_a_story_that_expired_while_held_says_so_and_tells_the_origin(
     eventually("the origin is told", || async {
         let notices: Vec<DecisionNotice> = t
             .bus
+            .operations()
             .read_all(bashu_bus::FEEDS, &t.bus.subjects().feed_decision("511083").unwrap())
             .await
             .unwrap_or_default();

@@ -92,7 +92,7 @@ async fn sigterm_under_load_loses_no_accepted_story_and_exits_within_the_grace_p
     let accepted = accepted.lock().unwrap().clone();
     let subject = observer.subjects().all_story_published();
     let published = || async {
-        let events: Vec<StoryPublished> = observer.read_all(STORIES, &subject).await.unwrap();
+        let events: Vec<StoryPublished> = observer.operations().read_all(STORIES, &subject).await.unwrap();
         events.into_iter().map(|e| e.story_id).collect::<BTreeSet<_>>()
     };
     bashu_tests::eventually("every accepted story is published", || async { accepted.is_subset(&published().await) })

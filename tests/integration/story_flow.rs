@@ -21,7 +21,7 @@ async fn partner_story_reaches_the_partner_once_and_nobody_else() {
     assert_eq!(t.feed_counts().await, BTreeMap::from([("500153".to_string(), 1)]));
 
     let feed = t.bus.subjects().feed_of("500153").unwrap();
-    let delivered: Vec<StoryDelivery> = t.bus.read_all(FEEDS, &feed).await.unwrap();
+    let delivered: Vec<StoryDelivery> = t.bus.operations().read_all(FEEDS, &feed).await.unwrap();
     let story = delivered[0].story.as_ref().unwrap();
     assert_eq!(
         (story.id.as_str(), story.origin_county.as_str(), delivered[0].county.as_str()),
@@ -138,7 +138,8 @@ async fn grpc_submission_is_accepted_and_an_old_origin_code_is_resolved() {
 
 /// The trace id of a stored message's `traceparent` header (`00-<trace>-<span>-<flags>`).
 async fn trace_id(t: &TestSystem, stream: &str, subject: &str) -> String {
-    let message = t.bus.stream(stream).await.unwrap().get_last_raw_message_by_subject(subject).await.unwrap();
+    let message =
+        t.bus.operations().stream(stream).await.unwrap().get_last_raw_message_by_subject(subject).await.unwrap();
     let header =
         message.headers.get(bashu_bus::headers::TRACEPARENT).expect("a traceparent header").as_str().to_owned();
     let parts: Vec<&str> = header.split('-').collect();

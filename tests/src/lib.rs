@@ -202,7 +202,8 @@ pub async fn county_and_desk(observer: &Bus, county: &str, desk: &str, areas: &[
 /// How many times each story id is in `county`'s feed.
 pub async fn deliveries_per_story(bus: &Bus, county: &str) -> BTreeMap<String, usize> {
     let feed = bus.subjects().feed_story(county).expect("a county code");
-    let deliveries: Vec<bashu_proto::story::v1::StoryDelivery> = bus.read_all(FEEDS, &feed).await.unwrap_or_default();
+    let deliveries: Vec<bashu_proto::story::v1::StoryDelivery> =
+        bus.operations().read_all(FEEDS, &feed).await.unwrap_or_default();
     let mut counts = BTreeMap::new();
     for delivery in deliveries {
         *counts.entry(delivery.story.expect("a story").id).or_default() += 1;
@@ -247,17 +248,24 @@ async fn where_stories_stopped(bus: &Bus, ids: &[&String]) -> String {
     let ids_of = |stories: Vec<Option<bashu_proto::story::v1::Story>>| -> std::collections::BTreeSet<String> {
         stories.into_iter().flatten().map(|story| story.id).collect()
     };
-    let submitted: Vec<StorySubmitted> =
-        bus.read_all(STORIES, &subjects.story_submitted("511083").expect("code")).await.unwrap_or_default();
+    let submitted: Vec<StorySubmitted> = bus
+        .operations()
+        .read_all(STORIES, &subjects.story_submitted("511083").expect("code"))
+        .await
+        .unwrap_or_default();
     let decided: Vec<ModerationDecision> =
-        bus.read_all(STORIES, &subjects.story_decided("511083").expect("code")).await.unwrap_or_default();
-    let published: Vec<StoryPublished> =
-        bus.read_all(STORIES, &subjects.story_published("511083").expect("code")).await.unwrap_or_default();
+        bus.operations().read_all(STORIES, &subjects.story_decided("511083").expect("code")).await.unwrap_or_default();
+    let published: Vec<StoryPublished> = bus
+        .operations()
+        .read_all(STORIES, &subjects.story_published("511083").expect("code"))
+        .await
+        .unwrap_or_default();
     let submitted = ids_of(submitted.into_iter().map(|e| e.story).collect());
     let decided = ids_of(decided.into_iter().map(|e| e.story).collect());
     let published: std::collections::BTreeSet<String> = published.into_iter().map(|e| e.story_id).collect();
     // A story a consumer gave up on is in the dead letters, with the reason.
     let dead: BTreeMap<String, String> = bus
+        .operations()
         .dead_letters()
         .await
         .unwrap_or_default()
@@ -575,8 +583,12 @@ impl TestSystem {
     /// Durable alert deliveries per county (county code → count).
     pub async fn alert_feed_counts(&self) -> BTreeMap<String, u64> {
         let subjects = self.bus.subjects();
-        let per_subject =
-            self.bus.subject_counts(ALERT_FEEDS, &subjects.all_alert_feeds()).await.expect("alert feed counts");
+        let per_subject = self
+            .bus
+            .operations()
+            .subject_counts(ALERT_FEEDS, &subjects.all_alert_feeds())
+            .await
+            .expect("alert feed counts");
         per_subject
             .into_iter()
             .map(|(subject, count)| {
@@ -624,7 +636,11 @@ impl TestSystem {
 
     /// The story versions in a county's feed, oldest first.
     pub async fn feed_of(&self, county: &str) -> Vec<bashu_proto::story::v1::StoryDelivery> {
-        self.bus.read_all(FEEDS, &self.bus.subjects().feed_of(county).expect("a county")).await.expect("the feed")
+        self.bus
+            .operations()
+            .read_all(FEEDS, &self.bus.subjects().feed_of(county).expect("a county"))
+            .await
+            .expect("the feed")
     }
 
     /// How many story versions distribution has published.
@@ -635,7 +651,13 @@ impl TestSystem {
     /// How many submissions the STORIES stream holds.
     pub async fn submitted_count(&self) -> u64 {
         let subjects = self.bus.subjects();
-        self.bus.subject_counts(STORIES, &subjects.all_story_submitted()).await.expect("counts").values().sum()
+        self.bus
+            .operations()
+            .subject_counts(STORIES, &subjects.all_story_submitted())
+            .await
+            .expect("counts")
+            .values()
+            .sum()
     }
 }
 
@@ -648,7 +670,7 @@ impl Drop for TestSystem {
 /// Messages per county across every feed (county code → count).
 pub async fn feed_counts(bus: &Bus) -> BTreeMap<String, u64> {
     let subjects = bus.subjects();
-    let per_subject = bus.subject_counts(FEEDS, &subjects.all_feeds()).await.expect("feed counts");
+    let per_subject = bus.operations().subject_counts(FEEDS, &subjects.all_feeds()).await.expect("feed counts");
     let mut counts = BTreeMap::new();
     for (subject, count) in per_subject {
         let county = subjects.feed_county(&subject).expect("a feed subject").to_owned();
@@ -659,7 +681,12 @@ pub async fn feed_counts(bus: &Bus) -> BTreeMap<String, u64> {
 
 /// How many story versions distribution has published.
 pub async fn published_count(bus: &Bus) -> u64 {
-    bus.subject_counts(STORIES, &bus.subjects().all_story_published()).await.expect("counts").values().sum()
+    bus.operations()
+        .subject_counts(STORIES, &bus.subjects().all_story_published())
+        .await
+        .expect("counts")
+        .values()
+        .sum()
 }
 
 /// Polls `condition` until it holds, or fails the test after [`PATIENCE`] with `what`.

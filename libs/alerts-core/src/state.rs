@@ -26,7 +26,7 @@ pub struct AlertState {
 impl AlertState {
     /// Opens (creating if needed) the alert state bucket.
     pub async fn open(bus: &bashu_bus::Bus) -> Result<Self> {
-        Ok(Self::new(bus.alert_state_bucket().await?))
+        Ok(Self::new(bus.alerts().state_bucket().await?))
     }
 
     /// Reads the given bucket.

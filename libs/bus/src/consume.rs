@@ -15,7 +15,7 @@ use futures::{StreamExt, stream::FuturesUnordered};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
-use crate::{Bus, ConsumerSpec, DEAD_LETTERS, Error, Incoming, Result, headers};
+use crate::{Bus, ConsumerSpec, Error, Incoming, Operation, Result, headers};
 
 /// One consumed event.
 #[derive(Debug)]
@@ -42,6 +42,8 @@ pub enum Failure {
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         match error {
+            // A stored message that is not what it should be will not become so on a retry.
+            Error::Nats { operation: Operation::Decode, .. } => Failure::Permanent(error_chain(&error)),
             Error::Nats { .. } => Failure::Retry(error_chain(&error)),
             Error::InvalidToken { .. } | Error::MissingField { .. } => Failure::Permanent(error.to_string()),
         }
@@ -185,11 +187,8 @@ impl Bus {
     }
 
     async fn open_consumer(&self, spec: &ConsumerSpec) -> Result<PullConsumer> {
-        let stream = self
-            .js
-            .get_stream(&spec.stream)
-            .await
-            .map_err(|e| Error::nats(format!("get stream {}", spec.stream), e))?;
+        let stream =
+            self.js.get_stream(&spec.stream).await.map_err(|e| Error::nats(Operation::Read, &spec.stream, e))?;
         match stream.create_consumer(spec.config()).await {
             Ok(consumer) => Ok(consumer),
             // Some settings (where it starts) cannot change once a consumer exists: keep the one
@@ -199,7 +198,7 @@ impl Bus {
                     warn!(consumer = spec.durable(), error = %error, "consumer kept with its earlier settings");
                     Ok(existing)
                 }
-                Err(_) => Err(Error::nats(format!("create consumer {}", spec.durable), error)),
+                Err(_) => Err(Error::nats(Operation::Provision, &spec.durable, error)),
             },
         }
     }
@@ -326,29 +325,10 @@ impl Bus {
         self.js
             .publish_with_headers(subject.clone(), headers, message.payload.clone())
             .await
-            .map_err(|e| Error::nats(format!("publish to {subject}"), e))?
+            .map_err(|e| Error::nats(Operation::Publish, &subject, e))?
             .await
-            .map_err(|e| Error::nats(format!("ack of {subject}"), e))?;
+            .map_err(|e| Error::nats(Operation::Acknowledge, &subject, e))?;
         Ok(())
-    }
-
-    /// Every message in the dead-letter stream, oldest first.
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        let mut stream = self.stream(DEAD_LETTERS).await?;
-        let state = stream.info().await.map_err(|e| Error::nats("dead-letter stream info", e))?.state.clone();
-        let mut letters = Vec::new();
-        if state.messages == 0 {
-            return Ok(letters);
-        }
-        for sequence in state.first_sequence..=state.last_sequence {
-            let raw = match stream.get_raw_message(sequence).await {
-                Ok(raw) => raw,
-                // Deleted by an operator in between.
-                Err(_) => continue,
-            };
-            letters.push(DeadLetter::from_stored(sequence, &raw.headers, raw.payload.clone(), raw.time.into()));
-        }
-        Ok(letters)
     }
 }
 

@@ -12,13 +12,13 @@ use bashu_proto::{
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::{Error, Result, Subjects};
+use crate::{Error, Result, Subject, Subjects};
 
 /// Where an event goes and the key that makes re-publishing it harmless.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     /// The subject.
-    pub subject: String,
+    pub subject: Subject,
     /// The `Nats-Msg-Id`.
     pub msg_id: String,
 }

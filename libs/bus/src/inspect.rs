@@ -6,20 +6,20 @@ use std::collections::BTreeMap;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{Bus, Error, Event, Result};
+use crate::{Error, Event, Operation, Operations, Result};
 
-impl Bus {
+impl Operations<'_> {
     /// How many messages each subject matching `filter` holds in the stream `base`.
     pub async fn subject_counts(&self, base: &str, filter: &str) -> Result<BTreeMap<String, u64>> {
         let stream = self.stream(base).await?;
         stream
             .info_with_subjects(filter)
             .await
-            .map_err(|e| Error::nats(format!("subjects of {base}"), e))?
+            .map_err(|e| Error::nats(Operation::Read, base, e))?
             .map_ok(|(subject, count)| (subject, count as u64))
             .try_collect()
             .await
-            .map_err(|e| Error::nats(format!("subjects of {base}"), e))
+            .map_err(|e| Error::nats(Operation::Read, base, e))
     }
 
     /// Every event stored in stream `base` under `filter`, oldest first, decoded.
@@ -36,14 +36,13 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::nats(format!("read {filter}"), e))?;
-        let mut messages = consumer.messages().await.map_err(|e| Error::nats(format!("read {filter}"), e))?;
+            .map_err(|e| Error::nats(Operation::Read, filter, e))?;
+        let mut messages = consumer.messages().await.map_err(|e| Error::nats(Operation::Read, filter, e))?;
         let mut events = Vec::with_capacity(total as usize);
         while (events.len() as u64) < total {
             let Some(message) = messages.next().await else { break };
-            let message = message.map_err(|e| Error::nats(format!("read {filter}"), e))?;
-            let event =
-                E::decode(message.payload.clone()).map_err(|e| Error::nats(format!("decode {}", E::TYPE), e))?;
+            let message = message.map_err(|e| Error::nats(Operation::Read, filter, e))?;
+            let event = E::decode(message.payload.clone()).map_err(|e| Error::nats(Operation::Decode, E::TYPE, e))?;
             events.push(event);
         }
         Ok(events)

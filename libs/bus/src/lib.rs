@@ -2,6 +2,10 @@
 //! publish (awaiting acks, idempotency keys, trace context) and the durable consume (ack after
 //! success, bounded retries, dead letters) that every service uses. Services never format a
 //! subject string themselves.
+//!
+//! [`Bus`] itself is the transport: connect, publish, consume. Each domain's streams, buckets
+//! and consumers hang off it ([`Bus::stories`], [`Bus::alerts`], [`Bus::registry`]), and the
+//! operators' tools are apart ([`Bus::operations`]).
 
 mod consume;
 mod error;
@@ -16,28 +20,23 @@ mod topology;
 
 pub use async_nats;
 pub use consume::{DeadLetter, Delivery, Failure, Handler, error_chain};
-pub use error::{Error, Result};
+pub use error::{Error, Operation, Result};
 pub use events::{
     AlertTrackingEvent, Arrival, CountyMessage, Event, FeedEvent, FromCounty, Incoming, Route, StoryLedgerEvent,
 };
 pub use follow::{Followed, follow_keys};
-pub use operate::{ConsumerFigures, RangeMessage, Stored, StreamFigures};
+pub use operate::{ConsumerFigures, Operations, RangeMessage, Stored, StreamFigures};
 pub use permissions::{Permissions, SERVICES, county_inbox, desk_inbox};
-pub use subjects::Subjects;
+pub use subjects::{Subject, SubjectFilter, Subjects};
 pub use topology::{
-    ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, AUDIT, CREDENTIALS_BUCKET, ConsumerSpec, DEAD_LETTERS,
+    ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, AUDIT, AlertTopology, CREDENTIALS_BUCKET, ConsumerSpec, DEAD_LETTERS,
     DISTRIBUTION_BUCKET, FEEDS, INGEST_BUCKET, INGEST_FEEDS_BUCKET, MEDIA_STORE, MODERATION_BUCKET, REGISTRY_BUCKET,
-    Retry, RetryConfig, STORIES, Topology,
+    RegistryTopology, Retry, RetryConfig, STORIES, StoryTopology, Topology,
 };
 
 use async_nats::{HeaderMap, jetstream};
-use bashu_proto::alert::v1::AlertDelivery;
 use bytes::Bytes;
 use futures::future::try_join_all;
-use prost::Message as _;
-
-/// The field number of `AlertDelivery.county` (proto/bashu/alert/v1/alert.proto).
-const ALERT_DELIVERY_COUNTY_FIELD: u32 = 2;
 
 /// A connection to the bus with its names. Cheap to clone.
 #[derive(Clone)]
@@ -106,7 +105,7 @@ impl Bus {
             .split(',')
             .map(|server| server.trim().parse::<async_nats::ServerAddr>())
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::nats(format!("parse server list {url}"), e))?;
+            .map_err(|e| Error::nats(Operation::Connect, url, e))?;
         let mut options = async_nats::ConnectOptions::new().name(name).retry_on_initial_connect();
         if let Some(seed) = &credentials.nkey_seed {
             options = options.nkey(seed.clone());
@@ -117,7 +116,7 @@ impl Bus {
         if let Some(ca) = &credentials.tls_ca_file {
             options = options.require_tls(true).add_root_certificates(ca.clone());
         }
-        let client = options.connect(servers).await.map_err(|e| Error::nats(format!("connect to {url}"), e))?;
+        let client = options.connect(servers).await.map_err(|e| Error::nats(Operation::Connect, url, e))?;
         Ok(Self::new(client, subjects, topology))
     }
 
@@ -168,89 +167,16 @@ impl Bus {
                 .js
                 .publish_with_headers(route.subject.clone(), headers, payload)
                 .await
-                .map_err(|e| Error::nats(format!("publish to {}", route.subject), e))?;
+                .map_err(|e| Error::nats(Operation::Publish, &route.subject, e))?;
             let latency = latency.clone();
             pending.push(async move {
                 let acked = ack.await;
                 latency.observe(started.elapsed().as_secs_f64());
                 acked
                     .map(|ack| Published { sequence: ack.sequence, duplicate: ack.duplicate })
-                    .map_err(|e| Error::nats(format!("ack of {}", route.subject), e))
+                    .map_err(|e| Error::nats(Operation::Acknowledge, &route.subject, e))
             });
         }
         try_join_all(pending).await
-    }
-
-    /// Sends one alert live to many counties, on each county's core NATS subject: no storage,
-    /// no acknowledgement, the fast path. The delivery is encoded once and each copy appends its
-    /// county's field (protobuf merges concatenated fields, the last one winning), so a
-    /// region-wide alert costs one encode, not 220.
-    pub async fn publish_alert_live(&self, template: &AlertDelivery, counties: &[String]) -> Result<()> {
-        let (encoded, headers) = alert_copy_parts(template);
-        for county in counties {
-            let subject = self.subjects.alert_live(county)?;
-            self.client
-                .publish_with_headers(subject.clone(), headers.clone(), with_county(&encoded, county))
-                .await
-                .map_err(|e| Error::nats(format!("publish to {subject}"), e))?;
-        }
-        self.client.flush().await.map_err(|e| Error::nats("flush", e))
-    }
-
-    /// Stores one alert in each county's durable alert feed, all acknowledgements in flight at
-    /// once, each copy idempotent (`alert.feed.<county>.<alert_key>.<resend>`).
-    pub async fn publish_alert_durable(&self, template: &AlertDelivery, counties: &[String]) -> Result<()> {
-        let (encoded, headers) = alert_copy_parts(template);
-        let mut pending = Vec::with_capacity(counties.len());
-        for county in counties {
-            let subject = self.subjects.alert_feed(county)?;
-            let mut headers = headers.clone();
-            let msg_id = format!("alert.feed.{county}.{}.{}", template.alert_key, template.resend);
-            headers.insert(headers::MSG_ID, msg_id.as_str());
-            let ack = self
-                .js
-                .publish_with_headers(subject.clone(), headers, with_county(&encoded, county))
-                .await
-                .map_err(|e| Error::nats(format!("publish to {subject}"), e))?;
-            pending.push(async move { ack.await.map_err(|e| Error::nats(format!("ack of {subject}"), e)) });
-        }
-        try_join_all(pending).await.map(drop)
-    }
-}
-
-/// The encoded delivery without a county, and the headers every copy carries.
-fn alert_copy_parts(template: &AlertDelivery) -> (Vec<u8>, HeaderMap) {
-    let mut common = template.clone();
-    common.county.clear();
-    let mut headers = HeaderMap::new();
-    headers.insert(headers::EVENT_TYPE, AlertDelivery::TYPE);
-    headers::inject_trace_context(&mut headers);
-    (common.encode_to_vec(), headers)
-}
-
-/// An encoded `AlertDelivery` without a county, plus that county's field.
-fn with_county(encoded: &[u8], county: &str) -> Bytes {
-    let mut payload = Vec::with_capacity(encoded.len() + county.len() + 2);
-    payload.extend_from_slice(encoded);
-    prost::encoding::string::encode(ALERT_DELIVERY_COUNTY_FIELD, &county.to_owned(), &mut payload);
-    payload.into()
-}
-
-#[cfg(test)]
-mod tests {
-    use bashu_proto::alert::v1::{Alert, AlertDelivery};
-    use prost::Message as _;
-
-    #[test]
-    fn a_copy_with_an_appended_county_decodes_as_the_whole_delivery() {
-        let delivery = AlertDelivery {
-            alert: Some(Alert { identifier: "X-1".into(), ..Default::default() }),
-            cap_xml: b"<alert/>".to_vec(),
-            alert_key: "k".into(),
-            resend: 1,
-            ..Default::default()
-        };
-        let copy = super::with_county(&delivery.encode_to_vec(), "500153");
-        assert_eq!(AlertDelivery::decode(copy).unwrap(), AlertDelivery { county: "500153".into(), ..delivery });
     }
 }

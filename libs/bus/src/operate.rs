@@ -10,7 +10,7 @@ use async_nats::{
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{Bus, DEAD_LETTERS, DeadLetter, Error, Event, Incoming, Result, headers};
+use crate::{Bus, DEAD_LETTERS, DeadLetter, Error, Event, Incoming, Operation, Result, SubjectFilter, headers};
 
 /// One stream's figures.
 #[derive(Clone, Debug)]
@@ -70,14 +70,52 @@ fn system_time(t: time::OffsetDateTime) -> SystemTime {
     SystemTime::from(t)
 }
 
+/// What operators (and tests) do to the bus besides publishing and consuming
+/// ([`Bus::operations`]): figures, dead letters, reading the ledgers back, publishing again.
+#[derive(Clone, Copy)]
+pub struct Operations<'a> {
+    bus: &'a Bus,
+}
+
 impl Bus {
+    /// Operator tooling over this bus.
+    pub fn operations(&self) -> Operations<'_> {
+        Operations { bus: self }
+    }
+}
+
+impl Operations<'_> {
+    /// The JetStream stream handle of a stream named by its base name (`STORIES`, `FEEDS`, ...).
+    pub async fn stream(&self, base: &str) -> Result<async_nats::jetstream::stream::Stream> {
+        self.bus.stream(base).await
+    }
+
+    /// Every message in the dead-letter stream, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        let mut stream = self.stream(DEAD_LETTERS).await?;
+        let state = stream.info().await.map_err(|e| Error::nats(Operation::Read, DEAD_LETTERS, e))?.state.clone();
+        let mut letters = Vec::new();
+        if state.messages == 0 {
+            return Ok(letters);
+        }
+        for sequence in state.first_sequence..=state.last_sequence {
+            let raw = match stream.get_raw_message(sequence).await {
+                Ok(raw) => raw,
+                // Deleted by an operator in between.
+                Err(_) => continue,
+            };
+            letters.push(DeadLetter::from_stored(sequence, &raw.headers, raw.payload.clone(), raw.time.into()));
+        }
+        Ok(letters)
+    }
+
     /// Every stream of this deployment and every consumer on them.
     pub async fn health(&self) -> Result<(Vec<StreamFigures>, Vec<ConsumerFigures>)> {
         let mut streams = Vec::new();
         let mut consumers = Vec::new();
         for base in crate::topology::STREAMS {
             let stream = self.stream(base).await?;
-            let info = stream.get_info().await.map_err(|e| Error::nats(format!("info of {base}"), e))?;
+            let info = stream.get_info().await.map_err(|e| Error::nats(Operation::Read, base, e))?;
             let last = info.state.last_timestamp;
             streams.push(StreamFigures {
                 name: base.to_owned(),
@@ -87,7 +125,7 @@ impl Bus {
                 last_message_at: (info.state.messages > 0).then(|| system_time(last)),
             });
             let infos: Vec<_> =
-                stream.consumers().try_collect().await.map_err(|e| Error::nats(format!("consumers of {base}"), e))?;
+                stream.consumers().try_collect().await.map_err(|e| Error::nats(Operation::Read, base, e))?;
             for info in infos {
                 let county = COUNTY_CONSUMERS
                     .iter()
@@ -113,7 +151,7 @@ impl Bus {
     /// Whether this deployment's bus is usable: connected, every stream there, and each of
     /// `consumers` created. The reason when it is not.
     pub async fn ready(&self, consumers: &[crate::ConsumerSpec]) -> std::result::Result<(), String> {
-        if !self.is_connected() {
+        if !self.bus.is_connected() {
             return Err("nats not connected".into());
         }
         for base in crate::topology::STREAMS {
@@ -121,7 +159,7 @@ impl Bus {
         }
         for spec in consumers {
             let stream =
-                self.js.get_stream(spec.stream()).await.map_err(|e| format!("stream {}: {e}", spec.stream()))?;
+                self.bus.js.get_stream(spec.stream()).await.map_err(|e| format!("stream {}: {e}", spec.stream()))?;
             stream.consumer_info(spec.durable()).await.map_err(|e| format!("consumer {}: {e}", spec.durable()))?;
         }
         Ok(())
@@ -135,7 +173,7 @@ impl Bus {
             Err(error) if error.kind() == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound => {
                 Ok(None)
             }
-            Err(error) => Err(Error::nats(format!("read dead letter {sequence}"), error)),
+            Err(error) => Err(Error::nats(Operation::Read, format!("dead letter {sequence}"), error)),
         }
     }
 
@@ -145,7 +183,10 @@ impl Bus {
             return Ok(false);
         }
         let stream = self.stream(DEAD_LETTERS).await?;
-        stream.delete_message(sequence).await.map_err(|e| Error::nats(format!("delete dead letter {sequence}"), e))
+        stream
+            .delete_message(sequence)
+            .await
+            .map_err(|e| Error::nats(Operation::Delete, format!("dead letter {sequence}"), e))
     }
 
     /// Publishes a dead letter's original message again on its original subject, with its
@@ -158,7 +199,7 @@ impl Bus {
             Err(error) if error.kind() == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound => {
                 return Ok(None);
             }
-            Err(error) => return Err(Error::nats(format!("read dead letter {sequence}"), error)),
+            Err(error) => return Err(Error::nats(Operation::Read, format!("dead letter {sequence}"), error)),
         };
         let subject = raw.headers.get(headers::DLQ_SUBJECT).map(|v| v.as_str().to_owned()).unwrap_or_default();
         if subject.is_empty() {
@@ -175,14 +216,19 @@ impl Bus {
         }
         // The original id may still be inside the duplicate window; a new one makes the
         // requeue count, and the sequence keeps a retried requeue from publishing twice.
-        original.insert(headers::MSG_ID, format!("requeue.{}.{sequence}", self.subjects.name(DEAD_LETTERS)).as_str());
-        self.js
+        original
+            .insert(headers::MSG_ID, format!("requeue.{}.{sequence}", self.bus.subjects.name(DEAD_LETTERS)).as_str());
+        self.bus
+            .js
             .publish_with_headers(subject.clone(), original, raw.payload.clone())
             .await
-            .map_err(|e| Error::nats(format!("publish to {subject}"), e))?
+            .map_err(|e| Error::nats(Operation::Publish, &subject, e))?
             .await
-            .map_err(|e| Error::nats(format!("ack of {subject}"), e))?;
-        stream.delete_message(sequence).await.map_err(|e| Error::nats(format!("delete dead letter {sequence}"), e))?;
+            .map_err(|e| Error::nats(Operation::Acknowledge, &subject, e))?;
+        stream
+            .delete_message(sequence)
+            .await
+            .map_err(|e| Error::nats(Operation::Delete, format!("dead letter {sequence}"), e))?;
         Ok(Some(subject))
     }
 
@@ -191,7 +237,7 @@ impl Bus {
     pub async fn read_range<E: Incoming>(
         &self,
         base: &str,
-        filters: Vec<String>,
+        filters: Vec<SubjectFilter>,
         from: SystemTime,
         to: SystemTime,
     ) -> Result<(Vec<Stored<E>>, u64)> {
@@ -205,7 +251,7 @@ impl Bus {
             |message| {
                 let event_type = message.headers.as_ref().and_then(|h| h.get(headers::EVENT_TYPE)).map(|v| v.as_str());
                 match E::decode_incoming(
-                    crate::Arrival { subjects: &self.subjects, subject: &message.subject, event_type },
+                    crate::Arrival { subjects: &self.bus.subjects, subject: &message.subject, event_type },
                     message.payload.clone(),
                 ) {
                     Ok(event) => {
@@ -225,7 +271,7 @@ impl Bus {
     pub async fn scan_range(
         &self,
         base: &str,
-        filters: Vec<String>,
+        filters: Vec<SubjectFilter>,
         from: SystemTime,
         to: SystemTime,
         mut each: impl FnMut(&RangeMessage),
@@ -234,29 +280,29 @@ impl Bus {
         let stream = self.stream(base).await?;
         let consumer = stream
             .create_consumer(OrderedConfig {
-                filter_subjects: filters,
+                filter_subjects: filters.into_iter().map(String::from).collect(),
                 deliver_policy: DeliverPolicy::ByStartTime { start_time: from.into() },
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::nats(format!("read {base}"), e))?;
+            .map_err(|e| Error::nats(Operation::Read, base, e))?;
         // The server counted what matches when it made the consumer: nothing means an empty range.
         // (Waiting for a quiet moment instead ended a busy server's scans early, silently.)
         if consumer.cached_info().num_pending == 0 {
             return Ok(());
         }
-        let mut messages = consumer.messages().await.map_err(|e| Error::nats(format!("read {base}"), e))?;
+        let mut messages = consumer.messages().await.map_err(|e| Error::nats(Operation::Read, base, e))?;
         let mut scanned = 0u64;
         loop {
             let next = match tokio::time::timeout(SCAN_STALL, messages.next()).await {
-                Ok(Some(next)) => next.map_err(|e| Error::nats(format!("read {base}"), e))?,
+                Ok(Some(next)) => next.map_err(|e| Error::nats(Operation::Read, base, e))?,
                 Ok(None) => break,
                 Err(_) => {
                     let stalled = format!("no message for {} s after {scanned}", SCAN_STALL.as_secs());
-                    return Err(Error::nats(format!("read {base}"), stalled));
+                    return Err(Error::nats(Operation::Read, base, stalled));
                 }
             };
-            let info = next.info().map_err(|e| Error::nats(format!("read {base}"), e))?;
+            let info = next.info().map_err(|e| Error::nats(Operation::Read, base, e))?;
             let stored_at = system_time(info.published);
             let pending = info.pending;
             if stored_at >= to {
@@ -280,7 +326,7 @@ impl Bus {
     /// The newest `limit` events of stream `base`, newest first (deleted messages skipped).
     pub async fn newest<E: Event>(&self, base: &str, limit: usize) -> Result<Vec<E>> {
         let mut stream = self.stream(base).await?;
-        let state = stream.info().await.map_err(|e| Error::nats(format!("info of {base}"), e))?.state.clone();
+        let state = stream.info().await.map_err(|e| Error::nats(Operation::Read, base, e))?.state.clone();
         let mut events = Vec::new();
         if state.messages == 0 {
             return Ok(events);
@@ -288,7 +334,7 @@ impl Bus {
         let mut sequence = state.last_sequence;
         while events.len() < limit && sequence >= state.first_sequence && sequence > 0 {
             if let Ok(raw) = stream.get_raw_message(sequence).await {
-                events.push(E::decode(raw.payload).map_err(|e| Error::nats(format!("decode {}", E::TYPE), e))?);
+                events.push(E::decode(raw.payload).map_err(|e| Error::nats(Operation::Decode, E::TYPE, e))?);
             }
             sequence -= 1;
         }
@@ -298,7 +344,7 @@ impl Bus {
     /// Publishes a stored event again, to its own subject, under the idempotency key
     /// `<its key>.<again>`: a replay with the same `again` is stored once.
     pub async fn publish_again<E: Event>(&self, event: &E, again: &str, extra: &[(&str, &str)]) -> Result<bool> {
-        let route = event.route(&self.subjects)?;
+        let route = event.route(&self.bus.subjects)?;
         let mut headers = HeaderMap::new();
         headers.insert(headers::MSG_ID, format!("{}.{again}", route.msg_id).as_str());
         headers.insert(headers::EVENT_TYPE, E::TYPE);
@@ -307,19 +353,20 @@ impl Bus {
         }
         headers::inject_trace_context(&mut headers);
         let ack = self
+            .bus
             .js
             .publish_with_headers(route.subject.clone(), headers, Bytes::from(event.encode_to_vec()))
             .await
-            .map_err(|e| Error::nats(format!("publish to {}", route.subject), e))?
+            .map_err(|e| Error::nats(Operation::Publish, &route.subject, e))?
             .await
-            .map_err(|e| Error::nats(format!("ack of {}", route.subject), e))?;
+            .map_err(|e| Error::nats(Operation::Acknowledge, &route.subject, e))?;
         Ok(!ack.duplicate)
     }
 
     /// How many dead letters wait in the dead-letter stream.
     pub async fn dead_letter_count(&self) -> Result<u64> {
         let mut stream = self.stream(DEAD_LETTERS).await?;
-        Ok(stream.info().await.map_err(|e| Error::nats("info of DEAD_LETTERS", e))?.state.messages)
+        Ok(stream.info().await.map_err(|e| Error::nats(Operation::Read, DEAD_LETTERS, e))?.state.messages)
     }
 
     /// Every story version published since `since`, oldest first, and then each one as it is
@@ -333,13 +380,13 @@ impl Bus {
         let stream = self.stream(crate::STORIES).await?;
         let consumer = stream
             .create_consumer(OrderedConfig {
-                filter_subject: self.subjects.all_story_published(),
+                filter_subject: self.bus.subjects.all_story_published().into(),
                 deliver_policy: DeliverPolicy::ByStartTime { start_time: since.into() },
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::nats("follow published stories", e))?;
-        let messages = consumer.messages().await.map_err(|e| Error::nats("follow published stories", e))?;
+            .map_err(|e| Error::nats(Operation::Read, "published stories", e))?;
+        let messages = consumer.messages().await.map_err(|e| Error::nats(Operation::Read, "published stories", e))?;
         Ok(messages.filter_map(|message| async move {
             let message = message.ok()?;
             let stored_at = system_time(message.info().ok()?.published);
@@ -349,7 +396,7 @@ impl Bus {
     }
 }
 
-/// A message met by [`Bus::scan_range`].
+/// A message met by [`Operations::scan_range`].
 #[derive(Debug)]
 pub struct RangeMessage {
     /// Its subject.

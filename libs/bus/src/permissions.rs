@@ -48,11 +48,11 @@ impl Permissions {
         let alert_feeds = subjects.name(ALERT_FEEDS);
         let consumers = [(feeds, format!("feed-{county}")), (alert_feeds, format!("alerts-{county}"))];
         let mut publish = vec![
-            subjects.story_receipt(county)?,
-            subjects.story_takedown(county)?,
-            subjects.story_used(county)?,
-            subjects.alert_receipt(county)?,
-            subjects.alert_ack(county)?,
+            subjects.story_receipt(county)?.into(),
+            subjects.story_takedown(county)?.into(),
+            subjects.story_used(county)?.into(),
+            subjects.alert_receipt(county)?.into(),
+            subjects.alert_ack(county)?.into(),
         ];
         for (stream, consumer) in &consumers {
             publish.push(format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"));
@@ -62,7 +62,7 @@ impl Permissions {
             publish.push(format!("$JS.ACK.{stream}.{consumer}.>"));
             publish.push(format!("$JS.ACK.*.*.{stream}.{consumer}.>"));
         }
-        let subscribe = vec![format!("{}.>", county_inbox(county)), subjects.alert_live(county)?];
+        let subscribe = vec![format!("{}.>", county_inbox(county)), subjects.alert_live(county)?.into()];
         Ok(Self { publish, subscribe, allow_responses: false })
     }
 
@@ -70,7 +70,7 @@ impl Permissions {
     /// HTTP intake) on its own subject, and hears the answers on its own inbox.
     pub fn desk(subjects: &Subjects, desk: &str) -> Result<Self> {
         Ok(Self {
-            publish: vec![subjects.alert_submit(desk)?],
+            publish: vec![subjects.alert_submit(desk)?.into()],
             subscribe: vec![format!("{}.>", desk_inbox(desk))],
             allow_responses: false,
         })
@@ -83,44 +83,44 @@ impl Permissions {
         let kv = |bucket: &str| format!("$KV.{}.>", subjects.name(bucket));
         let mut publish = match service {
             "ingest" => vec![
-                subjects.subject("story.submitted.*"),
+                subjects.pattern("story.submitted.*"),
                 kv(INGEST_BUCKET),
                 kv(INGEST_FEEDS_BUCKET),
                 format!("$O.{}.>", subjects.name(MEDIA_STORE)),
             ],
             "moderation" => vec![
-                subjects.subject("story.decided.*"),
-                subjects.subject("story.reviewed.*"),
-                subjects.subject("feed.*.decision"),
+                subjects.pattern("story.decided.*"),
+                subjects.pattern("story.reviewed.*"),
+                subjects.pattern("feed.*.decision"),
                 // Reviewers' claims, approvals and rejections, in the operators' audit log.
-                subjects.subject("audit.moderation"),
+                subjects.pattern("audit.moderation"),
                 kv(MODERATION_BUCKET),
             ],
             "distribution" => {
-                vec![subjects.subject("feed.*.story"), subjects.subject("story.published.*"), kv(DISTRIBUTION_BUCKET)]
+                vec![subjects.pattern("feed.*.story"), subjects.pattern("story.published.*"), kv(DISTRIBUTION_BUCKET)]
             }
             "alerts" => vec![
-                subjects.subject("alert.issued.*"),
-                subjects.subject("alert.live.*"),
-                subjects.subject("alert.feed.*"),
-                subjects.subject("alert.ack.*"),
-                subjects.subject("alert.recorded.*"),
-                subjects.subject("alert.receipt.*"),
-                subjects.subject("alert.escalated.*"),
+                subjects.pattern("alert.issued.*"),
+                subjects.pattern("alert.live.*"),
+                subjects.pattern("alert.feed.*"),
+                subjects.pattern("alert.ack.*"),
+                subjects.pattern("alert.recorded.*"),
+                subjects.pattern("alert.receipt.*"),
+                subjects.pattern("alert.escalated.*"),
                 // What it refused from a county (an acknowledgement for another county), and the
                 // acknowledgements staff made on a county's behalf.
-                subjects.subject("audit.alerts"),
+                subjects.pattern("audit.alerts"),
                 kv(ALERT_STATE_BUCKET),
             ],
             // Operators change the registry and credentials, replay into feeds and requeue dead
             // letters to wherever they came from: the one service with every Bashu subject.
-            "admin" => vec![subjects.subject(">"), "$KV.>".into()],
+            "admin" => vec![subjects.pattern(">"), "$KV.>".into()],
             // Reads the credentials to write nats-server's authorization: nothing to publish.
             "nats-auth" => vec![],
             _ => return None,
         };
         publish.extend([
-            subjects.subject("dlq.*"),
+            subjects.pattern("dlq.*"),
             "$JS.API.>".into(),
             "$JS.ACK.>".into(),
             // Flow control replies of the ordered consumers that watch buckets.
@@ -128,7 +128,7 @@ impl Permissions {
         ]);
         let mut subscribe = vec!["_INBOX.>".to_owned()];
         if service == "alerts" {
-            subscribe.push(subjects.all_alert_submit());
+            subscribe.push(subjects.all_alert_submit().into());
         }
         Some(Self { publish, subscribe, allow_responses: service == "alerts" })
     }

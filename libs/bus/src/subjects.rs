@@ -2,6 +2,85 @@
 
 use crate::{Error, Result};
 
+/// One subject a message is published on (`bashu.feed.500153.story`): never a wildcard, its
+/// tokens checked when [`Subjects`] built it, so holding one means it is a valid subject.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Subject(String);
+
+/// A subject filter (`bashu.feed.500153.>`, `bashu.alert.live.*`): what a consumer, a
+/// subscription or a read names. Every [`Subject`] is also a filter matching only itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubjectFilter(String);
+
+macro_rules! subject_text {
+    ($name:ident) => {
+        impl $name {
+            /// The subject as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl async_nats::subject::ToSubject for $name {
+            fn to_subject(&self) -> async_nats::Subject {
+                self.0.as_str().into()
+            }
+        }
+
+        impl async_nats::subject::ToSubject for &$name {
+            fn to_subject(&self) -> async_nats::Subject {
+                self.0.as_str().into()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(subject: $name) -> String {
+                subject.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+    };
+}
+
+subject_text!(Subject);
+subject_text!(SubjectFilter);
+
+impl From<Subject> for SubjectFilter {
+    fn from(subject: Subject) -> Self {
+        Self(subject.0)
+    }
+}
+
 /// What the alert ledger holds, by the subject's kind: `bashu.alert.<kind>.<token>`.
 const ALERT_LEDGER_KINDS: [&str; 5] = ["issued", "receipt", "ack", "recorded", "escalated"];
 
@@ -26,8 +105,17 @@ impl Subjects {
         Ok(Self { subject_prefix: format!("{prefix}."), name_prefix: format!("{}_", prefix.to_ascii_uppercase()) })
     }
 
-    pub(crate) fn subject(&self, rest: &str) -> String {
+    fn concrete(&self, rest: &str) -> Subject {
+        Subject(format!("{}bashu.{rest}", self.subject_prefix))
+    }
+
+    /// A nats-server permission pattern under this deployment's subjects (`story.decided.*`).
+    pub(crate) fn pattern(&self, rest: &str) -> String {
         format!("{}bashu.{rest}", self.subject_prefix)
+    }
+
+    fn filter(&self, rest: &str) -> SubjectFilter {
+        SubjectFilter(format!("{}bashu.{rest}", self.subject_prefix))
     }
 
     /// The name of a stream, key-value bucket or object store, prefixed.
@@ -42,48 +130,48 @@ impl Subjects {
     }
 
     /// `bashu.story.submitted.<origin>`: ingest accepted a story version.
-    pub fn story_submitted(&self, origin: &str) -> Result<String> {
-        Ok(self.subject(&format!("story.submitted.{}", token(origin)?)))
+    pub fn story_submitted(&self, origin: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("story.submitted.{}", token(origin)?)))
     }
 
     /// `bashu.story.decided.<origin>`: moderation decided on a story version.
-    pub fn story_decided(&self, origin: &str) -> Result<String> {
-        Ok(self.subject(&format!("story.decided.{}", token(origin)?)))
+    pub fn story_decided(&self, origin: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("story.decided.{}", token(origin)?)))
     }
 
     /// `bashu.story.published.<origin>`: distribution placed a version in its audience's feeds.
-    pub fn story_published(&self, origin: &str) -> Result<String> {
-        Ok(self.subject(&format!("story.published.{}", token(origin)?)))
+    pub fn story_published(&self, origin: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("story.published.{}", token(origin)?)))
     }
 
     /// `bashu.story.receipt.<county>`: a county confirms it has a story version.
-    pub fn story_receipt(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("story.receipt.{}", token(county)?)))
+    pub fn story_receipt(&self, county: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("story.receipt.{}", token(county)?)))
     }
 
     /// `bashu.story.reviewed.<origin>`: a reviewer's action on a held story.
-    pub fn story_reviewed(&self, origin: &str) -> Result<String> {
-        Ok(self.subject(&format!("story.reviewed.{}", token(origin)?)))
+    pub fn story_reviewed(&self, origin: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("story.reviewed.{}", token(origin)?)))
     }
 
     /// `bashu.story.takedown.<county>`: a county confirms it took a withdrawn story down.
-    pub fn story_takedown(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("story.takedown.{}", token(county)?)))
+    pub fn story_takedown(&self, county: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("story.takedown.{}", token(county)?)))
     }
 
     /// `bashu.story.takedown.>`: every takedown confirmation.
-    pub fn all_story_takedown(&self) -> String {
-        self.subject("story.takedown.>")
+    pub fn all_story_takedown(&self) -> SubjectFilter {
+        self.filter("story.takedown.>")
     }
 
     /// `bashu.story.receipt.>`: every county's story receipts.
-    pub fn all_story_receipts(&self) -> String {
-        self.subject("story.receipt.>")
+    pub fn all_story_receipts(&self) -> SubjectFilter {
+        self.filter("story.receipt.>")
     }
 
     /// `bashu.story.used.>`: every county's reuse notes.
-    pub fn all_story_uses(&self) -> String {
-        self.subject("story.used.>")
+    pub fn all_story_uses(&self) -> SubjectFilter {
+        self.filter("story.used.>")
     }
 
     /// The kind (`receipt`, `used`, `takedown`) and county of a subject a county publishes its
@@ -95,33 +183,33 @@ impl Subjects {
     }
 
     /// `bashu.feed.<county>.story`: a story version in a county's feed.
-    pub fn feed_story(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("feed.{}.story", token(county)?)))
+    pub fn feed_story(&self, county: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("feed.{}.story", token(county)?)))
     }
 
     /// `bashu.feed.<county>.decision`: moderation's word to a story's origin county.
-    pub fn feed_decision(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("feed.{}.decision", token(county)?)))
+    pub fn feed_decision(&self, county: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("feed.{}.decision", token(county)?)))
     }
 
     /// `bashu.feed.<county>.>`: everything in one county's feed.
-    pub fn feed_of(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("feed.{}.>", token(county)?)))
+    pub fn feed_of(&self, county: &str) -> Result<SubjectFilter> {
+        Ok(self.filter(&format!("feed.{}.>", token(county)?)))
     }
 
     /// `bashu.alert.issued.<desk>`: an accepted alert, stored once.
-    pub fn alert_issued(&self, desk: &str) -> Result<String> {
-        Ok(self.subject(&format!("alert.issued.{}", token(desk)?)))
+    pub fn alert_issued(&self, desk: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("alert.issued.{}", token(desk)?)))
     }
 
     /// `bashu.alert.submit.<desk>`: a desk submits a signed CAP alert over NATS (request/reply).
-    pub fn alert_submit(&self, desk: &str) -> Result<String> {
-        Ok(self.subject(&format!("alert.submit.{}", token(desk)?)))
+    pub fn alert_submit(&self, desk: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("alert.submit.{}", token(desk)?)))
     }
 
     /// Every desk's alert submissions, `bashu.alert.submit.*`.
-    pub fn all_alert_submit(&self) -> String {
-        self.subject("alert.submit.*")
+    pub fn all_alert_submit(&self) -> SubjectFilter {
+        self.filter("alert.submit.*")
     }
 
     /// The desk of an alert submission subject.
@@ -130,49 +218,49 @@ impl Subjects {
     }
 
     /// `bashu.alert.live.<county>`: the live (core NATS) alert delivery to a county.
-    pub fn alert_live(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("alert.live.{}", token(county)?)))
+    pub fn alert_live(&self, county: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("alert.live.{}", token(county)?)))
     }
 
     /// `bashu.alert.feed.<county>`: the durable alert delivery to a county.
-    pub fn alert_feed(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("alert.feed.{}", token(county)?)))
+    pub fn alert_feed(&self, county: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("alert.feed.{}", token(county)?)))
     }
 
     /// `bashu.alert.receipt.<county>`: a county's system has an alert.
-    pub fn alert_receipt(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("alert.receipt.{}", token(county)?)))
+    pub fn alert_receipt(&self, county: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("alert.receipt.{}", token(county)?)))
     }
 
     /// `bashu.alert.recorded.<county>`: staff recorded a county's confirmation on its behalf
     /// (only the alerts service may publish here).
-    pub fn alert_recorded(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("alert.recorded.{}", token(county)?)))
+    pub fn alert_recorded(&self, county: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("alert.recorded.{}", token(county)?)))
     }
 
     /// `bashu.alert.ack.<county>`: a person at a county confirmed an alert.
-    pub fn alert_ack(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("alert.ack.{}", token(county)?)))
+    pub fn alert_ack(&self, county: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("alert.ack.{}", token(county)?)))
     }
 
     /// `bashu.alert.escalated.<county>`: an escalation step for a county.
-    pub fn alert_escalated(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("alert.escalated.{}", token(county)?)))
+    pub fn alert_escalated(&self, county: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("alert.escalated.{}", token(county)?)))
     }
 
     /// `bashu.alert.escalated.>`: every escalation step.
-    pub fn all_alert_escalated(&self) -> String {
-        self.subject("alert.escalated.>")
+    pub fn all_alert_escalated(&self) -> SubjectFilter {
+        self.filter("alert.escalated.>")
     }
 
     /// `bashu.alert.issued.>`: every accepted alert.
-    pub fn all_alert_issued(&self) -> String {
-        self.subject("alert.issued.>")
+    pub fn all_alert_issued(&self) -> SubjectFilter {
+        self.filter("alert.issued.>")
     }
 
     /// `bashu.alert.live.*`: every county's live alerts (for monitors and tests).
-    pub fn all_alert_live(&self) -> String {
-        self.subject("alert.live.*")
+    pub fn all_alert_live(&self) -> SubjectFilter {
+        self.filter("alert.live.*")
     }
 
     /// The county of a live alert subject (`bashu.alert.live.<county>`), if it is one.
@@ -181,8 +269,8 @@ impl Subjects {
     }
 
     /// `bashu.alert.feed.>`: every county's durable alert feed.
-    pub fn all_alert_feeds(&self) -> String {
-        self.subject("alert.feed.>")
+    pub fn all_alert_feeds(&self) -> SubjectFilter {
+        self.filter("alert.feed.>")
     }
 
     /// The county of an alert feed subject (`bashu.alert.feed.<county>`), if it is one.
@@ -198,23 +286,23 @@ impl Subjects {
         (ALERT_LEDGER_KINDS.contains(&kind) && !token.contains('.')).then_some((kind, token))
     }
 
-    pub(crate) fn alert_tracking_subjects(&self) -> Vec<String> {
-        ALERT_LEDGER_KINDS.iter().map(|kind| self.subject(&format!("alert.{kind}.>"))).collect()
+    pub(crate) fn alert_tracking_subjects(&self) -> Vec<SubjectFilter> {
+        ALERT_LEDGER_KINDS.iter().map(|kind| self.filter(&format!("alert.{kind}.>"))).collect()
     }
 
     /// `bashu.dlq.<consumer>`: messages a consumer gave up on.
-    pub fn dead_letter(&self, consumer: &str) -> Result<String> {
-        Ok(self.subject(&format!("dlq.{}", token(consumer)?)))
+    pub fn dead_letter(&self, consumer: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("dlq.{}", token(consumer)?)))
     }
 
     /// `bashu.story.decided.>`: every moderation decision.
-    pub fn all_story_decided(&self) -> String {
-        self.subject("story.decided.>")
+    pub fn all_story_decided(&self) -> SubjectFilter {
+        self.filter("story.decided.>")
     }
 
     /// `bashu.story.published.>`: every publication record.
-    pub fn all_story_published(&self) -> String {
-        self.subject("story.published.>")
+    pub fn all_story_published(&self) -> SubjectFilter {
+        self.filter("story.published.>")
     }
 
     /// The county and kind (`story`, `decision`) of a feed subject (`bashu.feed.<county>.<kind>`),
@@ -229,46 +317,46 @@ impl Subjects {
         rest.split('.').next()
     }
 
-    pub(crate) fn all_story_events(&self) -> String {
-        self.subject("story.>")
+    pub(crate) fn all_story_events(&self) -> SubjectFilter {
+        self.filter("story.>")
     }
 
     /// `bashu.story.submitted.>`: every submission.
-    pub fn all_story_submitted(&self) -> String {
-        self.subject("story.submitted.>")
+    pub fn all_story_submitted(&self) -> SubjectFilter {
+        self.filter("story.submitted.>")
     }
 
     /// `bashu.feed.>`: every county's feed.
-    pub fn all_feeds(&self) -> String {
-        self.subject("feed.>")
+    pub fn all_feeds(&self) -> SubjectFilter {
+        self.filter("feed.>")
     }
 
-    pub(crate) fn all_dead_letters(&self) -> String {
-        self.subject("dlq.>")
+    pub(crate) fn all_dead_letters(&self) -> SubjectFilter {
+        self.filter("dlq.>")
     }
 
     /// `bashu.story.used.<county>`: a receiving county used a story.
-    pub fn story_used(&self, county: &str) -> Result<String> {
-        Ok(self.subject(&format!("story.used.{}", token(county)?)))
+    pub fn story_used(&self, county: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("story.used.{}", token(county)?)))
     }
 
     /// `bashu.audit.<service>`: changes made through a service's API.
-    pub fn audit(&self, service: &str) -> Result<String> {
-        Ok(self.subject(&format!("audit.{}", token(service)?)))
+    pub fn audit(&self, service: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("audit.{}", token(service)?)))
     }
 
     /// `bashu.audit.>`: every audit event.
-    pub fn all_audit(&self) -> String {
-        self.subject("audit.>")
+    pub fn all_audit(&self) -> SubjectFilter {
+        self.filter("audit.>")
     }
 
     /// `bashu.story.>`: the whole story ledger.
-    pub fn all_story_ledger(&self) -> String {
+    pub fn all_story_ledger(&self) -> SubjectFilter {
         self.all_story_events()
     }
 
     /// `bashu.alert.>` minus the live and feed copies: the alert ledger's subjects.
-    pub fn all_alert_ledger(&self) -> Vec<String> {
+    pub fn all_alert_ledger(&self) -> Vec<SubjectFilter> {
         self.alert_tracking_subjects()
     }
 

@@ -29,7 +29,7 @@ pub enum Error {
 
 /// The rules in force, as stored (JSON); none: no rules were ever stored.
 pub async fn stored_rules(bus: &Bus) -> Result<Option<String>, Error> {
-    let kv = bus.moderation_bucket().await?;
+    let kv = bus.stories().moderation_bucket().await?;
     let value = kv.get(RULES_KEY).await.map_err(|e| Error::Store(e.into()))?;
     Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
 }
@@ -43,6 +43,6 @@ pub fn effective_rules(json: &str) -> Result<String, Error> {
 /// Checks and stores new rules; moderation picks them up for the next story.
 pub async fn store_rules(bus: &Bus, json: &str) -> Result<(), Error> {
     rules::Rules::new(rules::RulesConfig::from_json(json.as_bytes()).map_err(Error::Rules)?).map_err(Error::Rules)?;
-    let kv = bus.moderation_bucket().await?;
+    let kv = bus.stories().moderation_bucket().await?;
     kv.put(RULES_KEY, json.to_owned().into_bytes().into()).await.map(drop).map_err(|e| Error::Store(e.into()))
 }

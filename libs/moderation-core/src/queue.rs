@@ -31,7 +31,7 @@ pub struct ReviewQueue {
 impl ReviewQueue {
     /// Opens (creating if needed) the moderation bucket.
     pub async fn open(bus: &Bus) -> Result<Self, Error> {
-        Ok(Self::new(bus.moderation_bucket().await?))
+        Ok(Self::new(bus.stories().moderation_bucket().await?))
     }
 
     /// Reads the given bucket.

@@ -33,7 +33,7 @@ impl CredentialCache {
     ///
     /// [`follow`]: CredentialCache::follow
     pub async fn open(bus: &bashu_bus::Bus) -> Result<Self> {
-        Ok(Self::new(bus.credentials_bucket().await?))
+        Ok(Self::new(bus.registry().credentials_bucket().await?))
     }
 
     pub(crate) fn new(kv: kv::Store) -> Self {

@@ -76,7 +76,7 @@ pub fn bearer(authorization: Option<&str>) -> Option<&str> {
 impl CountyTokens {
     /// Opens (creating if needed) the CREDENTIALS bucket.
     pub async fn open(bus: &Bus, counties: std::sync::Arc<Counties>) -> Result<Self> {
-        let kv = bus.credentials_bucket().await?;
+        let kv = bus.registry().credentials_bucket().await?;
         Ok(Self { cache: crate::CredentialCache::new(kv.clone()), kv, counties })
     }
 

@@ -38,7 +38,7 @@ pub struct NatsUsers {
 impl NatsUsers {
     /// Opens (creating if needed) the CREDENTIALS bucket.
     pub async fn open(bus: &Bus, counties: Arc<Counties>) -> Result<Self> {
-        Ok(Self { kv: bus.credentials_bucket().await?, counties })
+        Ok(Self { kv: bus.registry().credentials_bucket().await?, counties })
     }
 
     /// The bucket, to watch for changes under [`NatsUsers::WATCH`].

@@ -71,7 +71,7 @@ pub struct StaffTokens {
 impl StaffTokens {
     /// Opens the CREDENTIALS bucket; `statics` are checked before it.
     pub async fn open(bus: &Bus, statics: Vec<StaticStaff>) -> Result<Self> {
-        let kv = bus.credentials_bucket().await?;
+        let kv = bus.registry().credentials_bucket().await?;
         Ok(Self { cache: crate::CredentialCache::new(kv.clone()), kv, statics: std::sync::Arc::new(statics) })
     }
 

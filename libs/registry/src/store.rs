@@ -191,7 +191,7 @@ pub struct RegistryStore {
 impl RegistryStore {
     /// Opens the registry bucket on `bus`.
     pub async fn open(bus: &Bus, counties: Arc<Counties>) -> Result<Self> {
-        Ok(Self { kv: bus.registry_bucket().await?, counties })
+        Ok(Self { kv: bus.registry().bucket().await?, counties })
     }
 
     fn current_code(&self, field: String, code: &str) -> Result<String> {

@@ -19,7 +19,7 @@ pub struct TakedownBoard {
 impl TakedownBoard {
     /// Opens the board over the distribution bucket.
     pub async fn open(bus: &Bus) -> Result<Self, bashu_bus::Error> {
-        Ok(Self { kv: bus.distribution_bucket().await? })
+        Ok(Self { kv: bus.stories().distribution_bucket().await? })
     }
 
     /// Every withdrawn story, with who confirmed and who has not.

@@ -89,6 +89,7 @@ impl AuditService for Admin {
         };
         let events = self
             .bus
+            .operations()
             .newest::<AuditEvent>(bashu_bus::AUDIT, limit)
             .await
             .map_err(|e| Status::unavailable(format!("audit log unavailable: {e}")))?;

@@ -74,7 +74,7 @@ impl BusHealthService for Admin {
             0 => DEFAULT_SILENT_AFTER,
             seconds => Duration::from_secs(u64::from(seconds)),
         };
-        let (streams, consumers) = self.bus.health().await.map_err(unavailable)?;
+        let (streams, consumers) = self.bus.operations().health().await.map_err(unavailable)?;
         let now = SystemTime::now();
         let mut not_reading = std::collections::BTreeSet::new();
         let consumers = consumers
@@ -122,6 +122,7 @@ impl BusHealthService for Admin {
 impl Admin {
     async fn existing_dead_letter(&self, sequence: u64) -> Result<bashu_bus::DeadLetter, Status> {
         self.bus
+            .operations()
             .dead_letter(sequence)
             .await
             .map_err(unavailable)?
@@ -136,7 +137,7 @@ impl DeadLetterService for Admin {
         request: Request<ListDeadLettersRequest>,
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
         let consumer = request.into_inner().consumer;
-        let letters = self.bus.dead_letters().await.map_err(unavailable)?;
+        let letters = self.bus.operations().dead_letters().await.map_err(unavailable)?;
         Ok(Response::new(ListDeadLettersResponse {
             dead_letters: letters
                 .iter()
@@ -165,6 +166,7 @@ impl DeadLetterService for Admin {
         let letter = self.existing_dead_letter(sequence).await?;
         let subject = self
             .bus
+            .operations()
             .requeue_dead_letter(sequence)
             .await
             .map_err(unavailable)?
@@ -181,7 +183,7 @@ impl DeadLetterService for Admin {
         let who = Who::of(&request)?;
         let sequence = request.into_inner().sequence;
         let letter = self.existing_dead_letter(sequence).await?;
-        self.bus.discard_dead_letter(sequence).await.map_err(unavailable)?;
+        self.bus.operations().discard_dead_letter(sequence).await.map_err(unavailable)?;
         let before = crate::audit::json(&dead_letter_line(&letter));
         self.audit(&who, format!("dead letter {sequence} discarded"), Some(before), None).await?;
         Ok(Response::new(DiscardDeadLetterResponse {}))

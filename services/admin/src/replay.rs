@@ -76,9 +76,10 @@ impl Admin {
         let mut chosen: Vec<StoryDelivery> = Vec::new();
         let mut last = ReplayProgress::default();
         self.bus
+            .operations()
             .scan_range(
                 bashu_bus::FEEDS,
-                vec![subject],
+                vec![subject.into()],
                 from,
                 to,
                 |message| {
@@ -120,6 +121,7 @@ impl Admin {
         let mut replayed = 0;
         for delivery in &chosen {
             self.bus
+                .operations()
                 .publish_again(delivery, &again, &[(bashu_bus::headers::REPLAY, &replay)])
                 .await
                 .map_err(|e| Status::unavailable(format!("replay stopped after {replayed}: {e}")))?;

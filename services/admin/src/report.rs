@@ -248,11 +248,13 @@ impl ReportService for Admin {
         let subjects = self.bus.subjects();
         let (stories, _) = self
             .bus
+            .operations()
             .read_range::<StoryLedgerEvent>(bashu_bus::STORIES, vec![subjects.all_story_ledger()], from, to)
             .await
             .map_err(unavailable)?;
         let (alerts, _) = self
             .bus
+            .operations()
             .read_range::<AlertTrackingEvent>(bashu_bus::ALERTS, subjects.all_alert_ledger(), from, SystemTime::now())
             .await
             .map_err(unavailable)?;

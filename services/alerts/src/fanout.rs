@@ -33,9 +33,9 @@ pub(crate) async fn fan_out(bus: Bus, durable_delay: Duration, delivery: Deliver
     let counties = std::mem::take(&mut issued.counties);
     let template = self::delivery(issued, 0);
     if delivery.attempt > 1 {
-        bus.publish_alert_live(&template, &counties).await?;
+        bus.alerts().publish_live(&template, &counties).await?;
     }
-    bus.publish_alert_durable(&template, &counties).await?;
+    bus.alerts().publish_durable(&template, &counties).await?;
     info!(alert_key = %template.alert_key, counties = counties.len(), "alert fanned out");
     Ok(())
 }

@@ -174,7 +174,7 @@ impl Alerts {
         // Stored: now the fast path, straight from here (the fan-out consumer adds the durable
         // copies, and repeats these if this process dies before it is done).
         let live = crate::fanout::delivery(AlertIssued { counties: Vec::new(), ..issued.clone() }, 0);
-        match inner.bus.publish_alert_live(&live, &issued.counties).await {
+        match inner.bus.alerts().publish_live(&live, &issued.counties).await {
             Ok(()) => {
                 let since = issued.accepted_at.as_ref().and_then(bashu_proto::time::to_system_time);
                 if let Some(elapsed) = since.and_then(|t| t.elapsed().ok()) {

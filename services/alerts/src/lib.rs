@@ -143,8 +143,8 @@ struct Inner {
 impl Alerts {
     /// Builds the service on a provisioned bus and makes sure every county's alert consumer exists.
     pub async fn build(config: Config, bus: Bus, counties: Arc<Counties>, registry: RegistryView) -> Result<Self> {
-        bus.provision_county_alert_feeds(counties.all().iter().map(|c| c.code.as_str())).await?;
-        let store = state::StateStore::new(bus.alert_state_bucket().await?);
+        bus.alerts().provision_county_feeds(counties.all().iter().map(|c| c.code.as_str())).await?;
+        let store = state::StateStore::new(bus.alerts().state_bucket().await?);
         Ok(Self { inner: Arc::new(Inner { config, bus, counties, registry, store }) })
     }
 
@@ -184,7 +184,7 @@ impl Alerts {
             inner.registry.clone(),
             inner.config.escalation.clone(),
         );
-        let fanout_spec = inner.bus.alert_fanout_consumer((&inner.config.fanout).into());
+        let fanout_spec = inner.bus.alerts().fanout_consumer((&inner.config.fanout).into());
         let bus = inner.bus.clone();
         let delay = std::time::Duration::from_millis(inner.config.durable_copy_delay_ms);
         let fan_out = move |delivery| fanout::fan_out(bus.clone(), delay, delivery);

@@ -12,12 +12,7 @@ use crate::{Alerts, DESK_HEADER, Error, STATUS_HEADER, Submission};
 /// Answers submissions until `shutdown`; instances share the work through a queue group.
 pub(crate) async fn serve(alerts: Alerts, shutdown: CancellationToken) -> Result<(), bashu_bus::Error> {
     let bus = alerts.inner.bus.clone();
-    let subject = bus.subjects().all_alert_submit();
-    let requests = bus
-        .client()
-        .queue_subscribe(subject.clone(), "alerts".into())
-        .await
-        .map_err(|e| bashu_bus::Error::Nats { operation: format!("subscribe {subject}"), source: Box::new(e) })?;
+    let requests = bus.alerts().submissions().await?;
     // At most 16 submissions in hand at once: a burst waits in the subscription, not in memory.
     requests
         .take_until(shutdown.cancelled_owned())

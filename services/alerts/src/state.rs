@@ -111,7 +111,7 @@ mod tests {
         let nats = bashu_test_support::NatsServer::start().await;
         let bus =
             Bus::connect(&nats.url(), "claims", Subjects::new("claims").unwrap(), Topology::default()).await.unwrap();
-        let store = StateStore::new(bus.alert_state_bucket().await.unwrap());
+        let store = StateStore::new(bus.alerts().state_bucket().await.unwrap());
         let hold = Duration::from_millis(400);
         assert!(store.claim_step("chain", "510781", 1, hold).await.unwrap(), "the first tracker claims the step");
         assert!(!store.claim_step("chain", "510781", 1, hold).await.unwrap(), "nobody else while it is held");

@@ -127,7 +127,7 @@ impl Tracker {
                 }
             }
         };
-        let spec = self.bus.alert_tracker_consumer(retry).in_parallel(PARALLEL);
+        let spec = self.bus.alerts().tracker_consumer(retry).in_parallel(PARALLEL);
         let tracker = self.clone();
         let handler = move |delivery: Delivery<AlertTrackingEvent>| {
             let tracker = tracker.clone();
@@ -405,8 +405,8 @@ impl Tracker {
                 };
                 let resend = fanout::delivery(issued, 1);
                 let county = std::slice::from_ref(&step.county);
-                self.bus.publish_alert_live(&resend, county).await?;
-                self.bus.publish_alert_durable(&resend, county).await?;
+                self.bus.alerts().publish_live(&resend, county).await?;
+                self.bus.alerts().publish_durable(&resend, county).await?;
             }
             let escalation = AlertEscalation {
                 chain_key: step.chain_key.clone(),

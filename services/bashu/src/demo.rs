@@ -200,7 +200,7 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     for code in &args.watch {
         let county = counties.resolve(code)?.county.code.clone();
         let bus = connect_as_county(config, &credentials, &county).await?;
-        let spec = bus.county_feed_consumer(&county)?;
+        let spec = bus.stories().county_feed_consumer(&county)?;
         let consumer: PullConsumer = bus
             .jetstream()
             .get_consumer_from_stream(spec.durable(), spec.stream())

@@ -40,7 +40,7 @@ pub(crate) fn routes(bus: Bus, consumers: Vec<ConsumerSpec>, operator_view: Opti
             get(move || {
                 let (bus, consumers) = (bus.clone(), consumers.clone());
                 async move {
-                    match bus.ready(&consumers).await {
+                    match bus.operations().ready(&consumers).await {
                         Ok(()) => (StatusCode::OK, "ready".to_owned()),
                         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
                     }
@@ -71,7 +71,7 @@ pub(crate) fn routes(bus: Bus, consumers: Vec<ConsumerSpec>, operator_view: Opti
 /// reports them once).
 async fn refresh(view: &OperatorView) {
     let metrics = bashu_telemetry::metrics();
-    if let Ok((_, consumers)) = view.bus.health().await {
+    if let Ok((_, consumers)) = view.bus.operations().health().await {
         for consumer in consumers {
             let labels = ConsumerLabels { stream: consumer.stream, consumer: consumer.name };
             metrics.consumer_pending.get_or_create(&labels).set(consumer.pending as i64);

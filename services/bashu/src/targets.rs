@@ -97,7 +97,7 @@ async fn ingest(shared: &Shared<'_>, bus: Bus, wiring: &mut Wiring) -> Result<()
     .await?;
     wiring.http = std::mem::take(&mut wiring.http).merge(ingest.http_router());
     wiring.add_grpc(ingest.grpc_service());
-    wiring.consumers.push(shared.control.ingest_status_consumer(Retry::default()));
+    wiring.consumers.push(shared.control.stories().ingest_status_consumer(Retry::default()));
     spawn(shared, "ingest", ingest.run(config.ingest.status_consumer.clone(), shared.shutdown.clone()));
     Ok(())
 }
@@ -105,7 +105,7 @@ async fn ingest(shared: &Shared<'_>, bus: Bus, wiring: &mut Wiring) -> Result<()
 async fn moderation(shared: &Shared<'_>, bus: Bus, wiring: &mut Wiring) -> Result<(), Error> {
     let moderation = bashu_moderation::Moderation::build(shared.config.moderation.clone(), bus).await?;
     wiring.add_grpc(shared.guard.wrap(moderation.review_desk().grpc_service()));
-    wiring.consumers.push(shared.control.moderation_consumer(Retry::default()));
+    wiring.consumers.push(shared.control.stories().moderation_consumer(Retry::default()));
     spawn(shared, "moderation", moderation.run(shared.shutdown.clone()));
     Ok(())
 }
@@ -122,10 +122,10 @@ async fn distribution(shared: &Shared<'_>, bus: Bus, wiring: &mut Wiring) -> Res
     .await?;
     let control = shared.control;
     wiring.consumers.extend([
-        control.distribution_consumer(Retry::default()),
-        control.takedown_consumer(Retry::default()),
-        control.county_receipts_consumer(Retry::default()),
-        control.county_uses_consumer(Retry::default()),
+        control.stories().distribution_consumer(Retry::default()),
+        control.stories().takedown_consumer(Retry::default()),
+        control.stories().county_receipts_consumer(Retry::default()),
+        control.stories().county_uses_consumer(Retry::default()),
     ]);
     spawn(shared, "distribution", distribution.run(shared.shutdown.clone()));
     Ok(())
@@ -143,9 +143,10 @@ async fn alerts(shared: &Shared<'_>, bus: Bus, wiring: &mut Wiring) -> Result<()
     wiring.http = std::mem::take(&mut wiring.http).merge(alerts.http_router(callers.clone()));
     wiring.add_grpc(alerts.grpc_service(callers));
     let control = shared.control;
-    wiring
-        .consumers
-        .extend([control.alert_fanout_consumer(Retry::default()), control.alert_tracker_consumer(Retry::default())]);
+    wiring.consumers.extend([
+        control.alerts().fanout_consumer(Retry::default()),
+        control.alerts().tracker_consumer(Retry::default()),
+    ]);
     spawn(shared, "alerts", alerts.run(shared.shutdown.clone()));
     Ok(())
 }

@@ -71,7 +71,7 @@ impl Board {
         shutdown: CancellationToken,
     ) -> Result<Self, bashu_bus::Error> {
         // The board only counts the queue; claims are not its business, so the claim time is moot.
-        let review = bashu_moderation_core::ReviewQueue::new(bus.moderation_bucket().await?);
+        let review = bashu_moderation_core::ReviewQueue::new(bus.stories().moderation_bucket().await?);
         let entries: Vec<view::CountyEntry> = counties.all().iter().map(view::CountyEntry::from).collect();
         let counties_json = serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into());
         Ok(Self {

@@ -106,7 +106,7 @@ impl Live {
 async fn follow_chains(live: Arc<Live>, bus: Bus, shutdown: CancellationToken) {
     loop {
         let followed = async {
-            let bucket = bus.alert_state_bucket().await.map_err(|e| e.to_string())?;
+            let bucket = bus.alerts().state_bucket().await.map_err(|e| e.to_string())?;
             let mut entries = bucket.watch_with_history("chain.>").await.map_err(|e| e.to_string())?;
             while let Some(entry) = entries.next().await {
                 live.apply(entry.map_err(|e| e.to_string())?).await;
@@ -143,7 +143,7 @@ async fn follow_stories(
     loop {
         if published.is_none() {
             let since = SystemTime::now() - CROSSINGS_LOOKBACK;
-            match bus.follow_published(since).await {
+            match bus.operations().follow_published(since).await {
                 Ok(stream) => {
                     // Following again reads the lookback again: start the list over.
                     crossings.clear();
@@ -182,7 +182,7 @@ async fn follow_stories(
                     }
                     Err(error) => view.unavailable.push(format!("review queue: {error}")),
                 }
-                match bus.dead_letter_count().await {
+                match bus.operations().dead_letter_count().await {
                     Ok(count) => view.dead_letters = count,
                     Err(error) => view.unavailable.push(format!("dead letters: {error}")),
                 }

@@ -116,8 +116,8 @@ impl Distribution {
         counties: Arc<Counties>,
         registry: RegistryView,
     ) -> Result<Self, bashu_bus::Error> {
-        bus.provision_county_feeds(counties.all().iter().map(|c| c.code.as_str())).await?;
-        let kv = bus.distribution_bucket().await?;
+        bus.stories().provision_county_feeds(counties.all().iter().map(|c| c.code.as_str())).await?;
+        let kv = bus.stories().distribution_bucket().await?;
         let distributor = Arc::new(distributor::Distributor::new(bus.clone(), counties, registry.clone(), kv));
         Ok(Self { config, egress, bus, registry, distributor })
     }
@@ -128,7 +128,7 @@ impl Distribution {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), bashu_bus::Error> {
         let distributor = self.distributor.clone();
         let decisions = self.bus.consume_keyed(
-            self.bus.distribution_consumer((&self.config.consumer).into()).in_parallel(self.config.parallel),
+            self.bus.stories().distribution_consumer((&self.config.consumer).into()).in_parallel(self.config.parallel),
             |decision: &ModerationDecision| decision.story.as_ref().map(story_key).unwrap_or_default(),
             move |delivery: Delivery<ModerationDecision>| {
                 let distributor = distributor.clone();
@@ -138,7 +138,7 @@ impl Distribution {
         );
         let distributor = self.distributor.clone();
         let takedowns = self.bus.consume_keyed(
-            self.bus.takedown_consumer((&self.config.takedowns).into()).in_parallel(self.config.parallel),
+            self.bus.stories().takedown_consumer((&self.config.takedowns).into()).in_parallel(self.config.parallel),
             |FromCounty(confirmation): &FromCounty<TakedownConfirmation>| {
                 bashu_stories_core::story_key(&confirmation.origin_county, &confirmation.story_id)
             },
@@ -152,12 +152,12 @@ impl Distribution {
         // malformed receipt or reuse note, or one naming another county, is a dead letter with
         // the reason (the collaboration report counts only the well-formed, for their own county).
         let receipts = self.bus.consume(
-            self.bus.county_receipts_consumer((&self.config.takedowns).into()),
+            self.bus.stories().county_receipts_consumer((&self.config.takedowns).into()),
             |_: Delivery<FromCounty<StoryReceipt>>| async { Ok(()) },
             shutdown.clone(),
         );
         let uses = self.bus.consume(
-            self.bus.county_uses_consumer((&self.config.takedowns).into()),
+            self.bus.stories().county_uses_consumer((&self.config.takedowns).into()),
             |_: Delivery<FromCounty<StoryUse>>| async { Ok(()) },
             shutdown.clone(),
         );

@@ -73,7 +73,7 @@ pub(crate) async fn run(
                 .as_ref()
                 .and_then(bashu_proto::time::to_system_time)
                 .unwrap_or_else(std::time::SystemTime::now);
-            let Ok(spec) = bus.webhook_consumer(county, since, retry.clone()) else { continue };
+            let Ok(spec) = bus.stories().webhook_consumer(county, since, retry.clone()) else { continue };
             let stop = shutdown.child_token();
             senders.insert(county.clone(), stop.clone());
             let (bus, registry, client, county) = (bus.clone(), registry.clone(), client.clone(), county.clone());
@@ -93,8 +93,8 @@ pub(crate) async fn run(
             if let Some(stop) = senders.remove(&county) {
                 stop.cancel();
             }
-            if let Ok(spec) = bus.webhook_consumer(&county, std::time::UNIX_EPOCH, retry.clone()) {
-                let _ = bus.delete_consumer(&spec).await;
+            if let Err(error) = bus.stories().delete_webhook_consumer(&county).await {
+                warn!(county = %county, error = %error, "webhook sender's consumer not removed");
             }
             info!(county = %county, "webhook sender stopped: unregistered");
         }

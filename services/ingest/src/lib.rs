@@ -143,9 +143,9 @@ impl Ingest {
         registry: RegistryView,
         tokens: CountyTokens,
     ) -> Result<Self> {
-        let accepted = bus.ingest_bucket().await?;
-        let feeds = bus.ingest_feeds_bucket().await?;
-        let media = bus.media_store().await?;
+        let accepted = bus.stories().ingest_bucket().await?;
+        let feeds = bus.stories().ingest_feeds_bucket().await?;
+        let media = bus.stories().media_store().await?;
         let registry_store = RegistryStore::open(&bus, counties.clone()).await.map_err(Error::store)?;
         let at_least_one = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("at least one");
         let access = access::Access::new(tokens, at_least_one(config.rate_per_minute), at_least_one(config.rate_burst));
@@ -375,7 +375,7 @@ impl Ingest {
         // Decisions on different stories side by side; one story's (held, then approved) in order.
         let consumed = bus
             .consume_keyed(
-                bus.ingest_status_consumer((&retry).into()).in_parallel(STATUS_PARALLEL),
+                bus.stories().ingest_status_consumer((&retry).into()).in_parallel(STATUS_PARALLEL),
                 |decision: &ModerationDecision| {
                     decision.story.as_ref().map(|s| format!("{}.{}", s.origin_county, s.id)).unwrap_or_default()
                 },

@@ -109,7 +109,7 @@ struct State {
 impl Moderation {
     /// Builds the service: compiles the rules and loads the fingerprints of recent stories.
     pub async fn build(config: Config, bus: Bus) -> Result<Self, Error> {
-        let fingerprints = bus.moderation_bucket().await?;
+        let fingerprints = bus.stories().moderation_bucket().await?;
         // The bucket holds the rules in force; the file only seeds an empty bucket, so rules an
         // operator changed through the admin API survive a restart.
         if let Some(path) = &config.rules_file {
@@ -143,7 +143,12 @@ impl Moderation {
     /// Decides on submitted stories, following rule changes, until `shutdown`. Both run inside
     /// this future.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), bashu_bus::Error> {
-        let spec = self.state.bus.moderation_consumer((&self.config.consumer).into()).in_parallel(self.config.parallel);
+        let spec = self
+            .state
+            .bus
+            .stories()
+            .moderation_consumer((&self.config.consumer).into())
+            .in_parallel(self.config.parallel);
         let state = self.state.clone();
         let decisions = self.state.bus.consume_keyed(
             spec,

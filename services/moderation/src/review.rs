@@ -101,7 +101,7 @@ fn level_name(level: u32) -> &'static str {
 impl ReviewDesk {
     /// Opens the desk over the moderation bucket.
     pub async fn open(bus: Bus, claim_ttl: Duration) -> Result<Self, bashu_bus::Error> {
-        let kv = bus.moderation_bucket().await?;
+        let kv = bus.stories().moderation_bucket().await?;
         let queue = ReviewQueue::new(kv.clone());
         Ok(Self { inner: std::sync::Arc::new(Inner { bus, kv, queue, claim_ttl }) })
     }

@@ -83,7 +83,8 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<Vec<LayoutResult>> 
     }
     let subjects = bashu_bus::Subjects::new("bench")?;
     let counties: Vec<String> = bashu_registry::Counties::builtin()?.all().iter().map(|c| c.code.clone()).collect();
-    let live_subjects: Vec<String> = counties.iter().map(|c| subjects.alert_live(c)).collect::<Result<_, _>>()?;
+    let live_subjects: Vec<String> =
+        counties.iter().map(|c| subjects.alert_live(c).map(String::from)).collect::<Result<_, _>>()?;
 
     let mut results = Vec::new();
     for layout in &options.layouts {

@@ -365,13 +365,18 @@ async fn budget(bus: &Bus, tag: &str, started: SystemTime, interval: Duration) -
     let to = SystemTime::now() + Duration::from_secs(1);
     let prefix = format!("{tag}-");
     let index = |id: &str| id.strip_prefix(&prefix)?.parse::<u32>().ok();
-    let (submitted, _) =
-        bus.read_range::<StorySubmitted>(bashu_bus::STORIES, vec![subjects.story_submitted(ORIGIN)?], from, to).await?;
-    let (decided, _) = bus
-        .read_range::<ModerationDecision>(bashu_bus::STORIES, vec![subjects.story_decided(ORIGIN)?], from, to)
+    let (submitted, _) = bus
+        .operations()
+        .read_range::<StorySubmitted>(bashu_bus::STORIES, vec![subjects.story_submitted(ORIGIN)?.into()], from, to)
         .await?;
-    let (fed, _) =
-        bus.read_range::<StoryDelivery>(bashu_bus::FEEDS, vec![subjects.feed_story(RECEIVER)?], from, to).await?;
+    let (decided, _) = bus
+        .operations()
+        .read_range::<ModerationDecision>(bashu_bus::STORIES, vec![subjects.story_decided(ORIGIN)?.into()], from, to)
+        .await?;
+    let (fed, _) = bus
+        .operations()
+        .read_range::<StoryDelivery>(bashu_bus::FEEDS, vec![subjects.feed_story(RECEIVER)?.into()], from, to)
+        .await?;
     let times = |stored: Vec<(Option<String>, SystemTime)>| -> HashMap<u32, SystemTime> {
         stored.into_iter().filter_map(|(id, at)| Some((index(&id?)?, at))).collect()
     };
