@@ -151,7 +151,7 @@ async fn each_identity_may_do_only_its_own_part() {
 
     // An alert reaches B's alert consumer, and an operator's call works: every service did its
     // part under its own identity without one refusal.
-    let desk_of_region = system.demo_desks.iter().find(|d| d.id == "chengdu-chongqing").unwrap();
+    let desk_of_region = system.demo.desks.iter().find(|d| d.id == "chengdu-chongqing").unwrap();
     let cap: String = format!(
         r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>SECURE-1</identifier><sender>chengdu-chongqing@bashu.example</sender><sent>2026-11-28T10:00:00+08:00</sent><status>Exercise</status><msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>暴雨</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty><area><areaDesc>川渝</areaDesc><geocode><valueName>GB/T 2260</valueName><value>{B}</value></geocode></area></info></alert>"#
     );
@@ -282,7 +282,7 @@ async fn each_identity_may_do_only_its_own_part() {
     );
 
     // The desk's own part: a signed alert over NATS on its own subject, checked like over HTTP.
-    let provincial = system.demo_desks.iter().find(|d| d.id == "sc-provincial").unwrap();
+    let provincial = system.demo.desks.iter().find(|d| d.id == "sc-provincial").unwrap();
     let submit_as_desk = |signed_by: [u8; 32]| {
         let xml = cap
             .replace("SECURE-1", "SECURE-NATS")

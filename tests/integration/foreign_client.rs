@@ -166,7 +166,7 @@ async fn the_python_alert_reader_receives_and_acknowledges_as_its_county() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let work = tempfile::tempdir().unwrap();
     let seed = county_identity(&secured, COUNTY, work.path()).await;
-    let desk = secured.system.demo_desks.iter().find(|d| d.id == "mianyang").unwrap();
+    let desk = secured.system.demo.desks.iter().find(|d| d.id == "mianyang").unwrap();
     let cap = crate::alerts::cap("PY-ALERT-1", "Alert", "Exercise", "Severe", None, &crate::alerts::gbt(COUNTY));
     let base = format!("http://{}", secured.system.http_addr);
     let answer = desk.post_alert(&bashu::http_client(), &base, cap).await.unwrap();

@@ -505,7 +505,7 @@ impl TestSystem {
 
     /// A demo desk with its secret key.
     pub fn desk(&self, id: &str) -> DemoDesk {
-        self.system.demo_desks.iter().find(|d| d.id == id).unwrap_or_else(|| panic!("no demo desk {id}")).clone()
+        self.system.demo.desks.iter().find(|d| d.id == id).unwrap_or_else(|| panic!("no demo desk {id}")).clone()
     }
 
     /// Signs `cap_xml` as desk `desk_id` now and POSTs it to `/v1/alerts`.

@@ -59,7 +59,7 @@ impl DemoDesk {
 }
 
 /// Registers the demo desks with fresh key pairs (every start: old demo keys stop working).
-pub async fn seed_desks(store: &bashu_registry::RegistryStore) -> bashu_registry::Result<Vec<DemoDesk>> {
+async fn seed_desks(store: &bashu_registry::RegistryStore) -> bashu_registry::Result<Vec<DemoDesk>> {
     use base64::Engine as _;
     let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut desks = Vec::new();
@@ -92,7 +92,7 @@ pub async fn seed_desks(store: &bashu_registry::RegistryStore) -> bashu_registry
 pub const DEMO_COUNTIES: &[&str] = &["511083", "510703", "500153", "510781", "500117", "500101"];
 
 /// Issues a token for each demo county (every start: old demo tokens stay until revoked).
-pub async fn seed_county_tokens(
+async fn seed_county_tokens(
     tokens: &bashu_registry::CountyTokens,
 ) -> bashu_registry::Result<std::collections::BTreeMap<String, String>> {
     let mut issued = std::collections::BTreeMap::new();
@@ -103,7 +103,7 @@ pub async fn seed_county_tokens(
 }
 
 /// Issues a NATS identity for each demo county (every start: old ones stay until revoked).
-pub async fn seed_nats_identities(
+async fn seed_nats_identities(
     users: &bashu_registry::NatsUsers,
 ) -> bashu_registry::Result<std::collections::BTreeMap<String, String>> {
     let mut issued = std::collections::BTreeMap::new();
@@ -114,14 +114,33 @@ pub async fn seed_nats_identities(
     Ok(issued)
 }
 
-/// The demo credentials file: desk keys, county tokens and county NATS seeds (dev mode only).
-#[derive(serde::Deserialize)]
+/// What the demo seed issued: desk keys, county tokens and county NATS seeds. Written to the
+/// demo credentials file (dev mode only), which `bashu demo` reads back.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Credentials {
-    desks: Vec<DemoDesk>,
-    county_tokens: std::collections::BTreeMap<String, String>,
+pub struct Seeded {
+    /// The demo desks and their secret keys.
+    pub desks: Vec<DemoDesk>,
+    /// A token for each demo county (county code → token).
+    pub county_tokens: std::collections::BTreeMap<String, String>,
+    /// A NATS identity's seed for each demo county (code → seed).
     #[serde(default)]
-    nats_seeds: std::collections::BTreeMap<String, String>,
+    pub nats_seeds: std::collections::BTreeMap<String, String>,
+}
+
+/// Writes the demo registry (alliances, partnerships, subscriptions, desks with fresh keys) and
+/// issues the demo counties' tokens and NATS identities.
+pub async fn seed(
+    store: &bashu_registry::RegistryStore,
+    tokens: &bashu_registry::CountyTokens,
+    users: &bashu_registry::NatsUsers,
+) -> bashu_registry::Result<Seeded> {
+    bashu_registry::demo_seed(store).await?;
+    Ok(Seeded {
+        desks: seed_desks(store).await?,
+        county_tokens: seed_county_tokens(tokens).await?,
+        nats_seeds: seed_nats_identities(users).await?,
+    })
 }
 
 /// Options of `bashu demo`.
@@ -167,7 +186,7 @@ fn demo_stories(run: u64) -> Vec<serde_json::Value> {
     ]
 }
 
-async fn connect_as_county(config: &Config, credentials: &Credentials, county: &str) -> anyhow::Result<Bus> {
+async fn connect_as_county(config: &Config, credentials: &Seeded, county: &str) -> anyhow::Result<Bus> {
     let subjects = Subjects::new(&config.nats.prefix)?;
     let mut identity = bashu_bus::Credentials { tls_ca_file: config.nats.tls_ca_file.clone(), ..Default::default() };
     if config.nats.nkey_dir.is_some() {
@@ -191,7 +210,7 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
         .demo_credentials_file
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("the demo needs registry.demo_credentials_file (make run sets it)"))?;
-    let credentials: Credentials = serde_json::from_slice(&std::fs::read(path)?)?;
+    let credentials: Seeded = serde_json::from_slice(&std::fs::read(path)?)?;
 
     // Each county's feed is read as that county would: its own connection, under its own NATS
     // identity when the server enforces them (nats.nkey_dir set, as make run does).

@@ -140,12 +140,8 @@ pub struct System {
     pub http_addr: SocketAddr,
     /// Where the gRPC listener is bound.
     pub grpc_addr: SocketAddr,
-    /// The demo desks and their secret keys, when the demo seed was written.
-    pub demo_desks: Vec<demo::DemoDesk>,
-    /// With `registry.seed_demo`: a token for each demo county (county code → token).
-    pub demo_county_tokens: std::collections::BTreeMap<String, String>,
-    /// With `registry.seed_demo`: a NATS identity's seed for each demo county (code → seed).
-    pub demo_nats_seeds: std::collections::BTreeMap<String, String>,
+    /// With `registry.seed_demo`: the demo desks' keys and the demo counties' credentials.
+    pub demo: demo::Seeded,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -175,24 +171,17 @@ impl System {
         control.provision().await?;
         let counties = Arc::new(Counties::builtin()?);
         let store = RegistryStore::open(&control, counties.clone()).await?;
-        let mut demo_desks = Vec::new();
-        if config.registry.seed_demo {
-            bashu_registry::demo_seed(&store).await?;
-            demo_desks = demo::seed_desks(&store).await?;
-            info!("demo registry seed written");
-        }
-        let registry = store.watch(shutdown.clone()).await?;
         // Tokens are checked from memory, kept current by one watch of the credentials per process.
         let credentials = bashu_registry::CredentialCache::open(&control).await?;
         let tokens =
             bashu_registry::CountyTokens::open(&control, counties.clone()).await?.with_cache(credentials.clone());
-        let mut demo_county_tokens = std::collections::BTreeMap::new();
-        let mut demo_nats_seeds = std::collections::BTreeMap::new();
+        let mut demo = demo::Seeded::default();
         if config.registry.seed_demo {
-            demo_county_tokens = demo::seed_county_tokens(&tokens).await?;
             let nats_users = bashu_registry::NatsUsers::open(&control, counties.clone()).await?;
-            demo_nats_seeds = demo::seed_nats_identities(&nats_users).await?;
+            demo = demo::seed(&store, &tokens, &nats_users).await?;
+            info!("demo registry seed written");
         }
+        let registry = store.watch(shutdown.clone()).await?;
 
         // Every staff token (the bootstrap operator, configured reviewers, issued tokens) is
         // checked by one guard in front of the admin and review services.
@@ -207,26 +196,28 @@ impl System {
 
         let tracker = TaskTracker::new();
         tracker.spawn(credentials.follow(shutdown.clone()));
-        let shared = targets::Shared {
-            config,
-            control: &control,
-            counties,
-            store,
-            registry,
-            tokens,
-            staff,
-            guard,
-            tracker: &tracker,
-            shutdown: shutdown.clone(),
-        };
-        let mut wiring = targets::Wiring::default();
+        let shared =
+            targets::Shared { config, counties, store, registry, tokens, staff, guard, shutdown: shutdown.clone() };
+        let mut http = Router::new();
+        let mut grpc = targets::GrpcServices::default();
+        let mut consumers = Vec::new();
+        let mut operator_view = None;
         for &target in targets {
             // Each service has a connection of its own, as it would in its own pod.
-            let bus = connect(target.name(), target.name()).await?;
-            target.start(&shared, bus, &mut wiring).await?;
-            info!(target = target.name(), "service started");
+            let service = target.build(&shared, connect(target.name(), target.name()).await?).await?;
+            http = http.merge(service.routes());
+            service.grpc(&shared.guard, &mut grpc);
+            consumers.extend(service.consumers(&control));
+            operator_view = operator_view.or(service.operator_view());
+            let (name, work) = (target.name(), service.run(shutdown.clone()));
+            tracker.spawn(async move {
+                if let Err(error) = work.await {
+                    error!(service = name, error = %error, "service stopped with an error");
+                }
+            });
+            info!(target = name, "service started");
         }
-        let targets::Wiring { http, grpc, serving, consumers, operator_view } = wiring;
+        let targets::GrpcServices { routes: grpc, serving } = grpc;
         let (health, health_service) = tonic_health::server::health_reporter();
         let grpc = with_reflection(grpc.add_service(health_service))?;
         for name in &serving {
@@ -243,7 +234,7 @@ impl System {
         let grpc_addr = serve_grpc(&tracker, config.grpc.listen, tls, grpc, shutdown.clone()).await?;
         tracker.close();
         info!(%http_addr, %grpc_addr, "bashu ready");
-        Ok(Self { http_addr, grpc_addr, demo_desks, demo_county_tokens, demo_nats_seeds, tracker, shutdown })
+        Ok(Self { http_addr, grpc_addr, demo, tracker, shutdown })
     }
 
     /// Waits until every task has stopped after shutdown, or `grace` has passed; true if all stopped.

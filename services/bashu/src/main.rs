@@ -2,9 +2,12 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use bashu::{Config, Targets, demo};
+use bashu::{
+    Config, Targets,
+    run::{Command, MappingCommand},
+};
 use bashu_telemetry::LogFormat;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 /// Exit code for a configuration error (EX_CONFIG is 78; 64, EX_USAGE, is what operators grep for here).
 const EXIT_CONFIG: u8 = 64;
@@ -25,34 +28,9 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// Submits demo stories over HTTP and prints what arrives in some counties' feeds.
-    Demo(demo::DemoArgs),
-    /// Works with ingest mapping adapters offline.
-    #[command(subcommand)]
-    Mapping(MappingCommand),
-    /// NATS identities and nats-server's generated authorization (docs/security.md).
-    #[command(subcommand)]
-    NatsAuth(bashu::nats_auth::NatsAuthCommand),
-}
-
-#[derive(Subcommand)]
-enum MappingCommand {
-    /// Applies a mapping file to a sample payload and prints the Story it makes, or every
-    /// problem with its field path (exit 65). Nothing is submitted; no system is needed.
-    Test {
-        /// The mapping file (JSON).
-        #[arg(long)]
-        mapping: PathBuf,
-        /// A payload in the platform's or CMS's own JSON.
-        #[arg(long)]
-        sample: PathBuf,
-    },
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Offline: no configuration, no runtime.
     if let Some(Command::Mapping(MappingCommand::Test { mapping, sample })) = &cli.command {
         return bashu::run::test_mapping(mapping, sample);
     }
@@ -63,7 +41,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    // The demo prints its own lines; only warnings from the libraries underneath.
+    // A command prints its own lines; only warnings from the libraries underneath.
     let default_filter = if cli.command.is_some() { "warn".to_owned() } else { config.log.filter.clone() };
     let filter = std::env::var("RUST_LOG").unwrap_or(default_filter);
     let format = if config.log.format == "json" { LogFormat::Json } else { LogFormat::Text };
@@ -72,21 +50,7 @@ fn main() -> ExitCode {
         .block_on(async { bashu_telemetry::init("bashu", &filter, format, config.tracing.otlp_endpoint.as_deref()) });
     let code = runtime.block_on(async {
         match cli.command {
-            Some(Command::Demo(args)) => match demo::run(args, &config).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("bashu demo: {error:#}");
-                    ExitCode::FAILURE
-                }
-            },
-            Some(Command::NatsAuth(command)) => match bashu::nats_auth::run(command, &config).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("bashu nats-auth: {error:#}");
-                    ExitCode::FAILURE
-                }
-            },
-            Some(Command::Mapping(_)) => unreachable!("handled before the runtime starts"),
+            Some(command) => bashu::run::command(command, &config).await,
             None => bashu::run::serve(&cli.target, &config, Duration::from_secs(cli.grace_seconds)).await,
         }
     });

@@ -7,7 +7,51 @@ use std::{process::ExitCode, time::Duration};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Config, Targets};
+use crate::{Config, Targets, demo, nats_auth};
+
+/// What `bashu` does besides running services.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Submits demo stories over HTTP and prints what arrives in some counties' feeds.
+    Demo(demo::DemoArgs),
+    /// Works with ingest mapping adapters offline.
+    #[command(subcommand)]
+    Mapping(MappingCommand),
+    /// NATS identities and nats-server's generated authorization (docs/security.md).
+    #[command(subcommand)]
+    NatsAuth(nats_auth::NatsAuthCommand),
+}
+
+/// `bashu mapping …`.
+#[derive(clap::Subcommand)]
+pub enum MappingCommand {
+    /// Applies a mapping file to a sample payload and prints the Story it makes, or every
+    /// problem with its field path (exit 65). Nothing is submitted; no system is needed.
+    Test {
+        /// The mapping file (JSON).
+        #[arg(long)]
+        mapping: std::path::PathBuf,
+        /// A payload in the platform's or CMS's own JSON.
+        #[arg(long)]
+        sample: std::path::PathBuf,
+    },
+}
+
+/// Runs a command to its end; failures are printed, named by the command.
+pub async fn command(command: Command, config: &Config) -> ExitCode {
+    let (name, outcome) = match command {
+        Command::Demo(args) => ("bashu demo", demo::run(args, config).await),
+        Command::NatsAuth(command) => ("bashu nats-auth", nats_auth::run(command, config).await),
+        Command::Mapping(MappingCommand::Test { mapping, sample }) => return test_mapping(&mapping, &sample),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Exit code for input that is not valid (EX_DATAERR).
 const EXIT_DATA: u8 = 65;
@@ -53,14 +97,10 @@ pub async fn serve(targets: &Targets, config: &Config, grace: Duration) -> ExitC
             return ExitCode::FAILURE;
         }
     };
-    if let (Some(path), false) = (&config.registry.demo_credentials_file, system.demo_desks.is_empty()) {
-        let written = serde_json::to_vec_pretty(&serde_json::json!({
-            "desks": system.demo_desks,
-            "countyTokens": system.demo_county_tokens,
-            "natsSeeds": system.demo_nats_seeds,
-        }))
-        .map_err(std::io::Error::other)
-        .and_then(|json| std::fs::write(path, json));
+    if let (Some(path), false) = (&config.registry.demo_credentials_file, system.demo.desks.is_empty()) {
+        let written = serde_json::to_vec_pretty(&system.demo)
+            .map_err(std::io::Error::other)
+            .and_then(|json| std::fs::write(path, json));
         match written {
             Ok(()) => tracing::info!(path = %path.display(), "demo credentials written"),
             Err(error) => tracing::warn!(path = %path.display(), error = %error, "demo credentials not written"),

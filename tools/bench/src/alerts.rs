@@ -242,7 +242,7 @@ async fn measure_bashu(
     });
     publisher.flush().await?;
 
-    let desk = systems[0].demo_desks.iter().find(|d| d.id == "chengdu-chongqing").context("the region desk")?;
+    let desk = systems[0].demo.desks.iter().find(|d| d.id == "chengdu-chongqing").context("the region desk")?;
     let http = bashu::http_client();
     let mut samples = Vec::new();
     for iteration in 0..options.iterations {
