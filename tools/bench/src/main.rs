@@ -5,12 +5,12 @@ mod alerts;
 mod lexicon;
 mod pipeline;
 mod processes;
+mod report;
 mod stats;
 
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use stats::Summary;
 
 #[derive(Parser)]
 #[command(name = "bashu-bench", version, about = "Bashu beside raw NATS, in one run")]
@@ -64,198 +64,28 @@ fn main() -> anyhow::Result<()> {
             let options = alerts::Options { replicas, layouts, iterations, runs, pace: Duration::from_millis(pace_ms) };
             let results = runtime.block_on(alerts::run(&options))?;
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "machine": machine(), "alerts": results }))?
-                );
+                report::json("alerts", &results)?;
             } else {
-                print_alerts(&results, &options);
+                report::print_alerts(&results, &options);
             }
         }
         Scenario::Pipeline(options) => {
             let result = runtime.block_on(pipeline::run(&options))?;
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "machine": machine(), "pipeline": result }))?
-                );
+                report::json("pipeline", &result)?;
             } else {
-                print_pipeline(&result, &options);
+                report::print_pipeline(&result, &options);
             }
         }
         Scenario::Lexicon { terms, body_bytes } => {
             let rates = lexicon::run(terms, &body_bytes);
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "machine": machine(), "lexicon": rates }))?
-                );
+                report::json("lexicon", &rates)?;
             } else {
-                println!("lexicon scan (normalisation and Aho–Corasick), one thread");
-                println!("{:>8} {:>12} {:>10} {:>6}", "terms", "body bytes", "MB/s", "hits");
-                for rate in rates {
-                    println!("{:>8} {:>12} {:>10.1} {:>6}", rate.terms, rate.body_bytes, rate.mb_per_second, rate.hits);
-                }
+                report::print_lexicon(&rates);
             }
         }
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
-}
-
-fn machine() -> serde_json::Value {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    serde_json::json!({
-        "cpus": cpus,
-        "placement": "nats-server, Bashu and the subscribers unpinned, on one machine over loopback",
-        "message_bytes": alerts::message_bytes(),
-    })
-}
-
-fn print_alerts(results: &[alerts::LayoutResult], options: &alerts::Options) {
-    let machine = machine();
-    println!(
-        "alert fan-out, accepted → last subscriber; {} alert replicas; {} alerts × {} runs, {} B each; medians (p99 range over runs); {} CPUs, {}",
-        options.replicas,
-        options.iterations,
-        options.runs,
-        machine["message_bytes"],
-        machine["cpus"],
-        machine["placement"].as_str().unwrap_or("")
-    );
-    println!(
-        "{:<14} {:<16} {:>9} {:>9} {:>9} {:>19} {:>12}",
-        "layout", "path", "p50 ms", "p99 ms", "max ms", "p99 range", "Bashu p99 ×"
-    );
-    for result in results {
-        let layout = format!("{}×{} conns", result.layout.subscribers, result.layout.connections);
-        let bashu_p99 = result.bashu.as_ref().ok().map(|s| s.median.p99);
-        for (path, summary) in [
-            ("Bashu live", &result.bashu),
-            ("raw core NATS", &result.raw_core),
-            ("raw JetStream", &result.raw_jetstream),
-        ] {
-            match summary {
-                Ok(Summary { median, p99_min, p99_max, .. }) => {
-                    let ratio = match (path, bashu_p99) {
-                        ("Bashu live", _) | (_, None) => String::new(),
-                        (_, Some(bashu)) => format!("{:.2}", bashu / median.p99),
-                    };
-                    println!(
-                        "{layout:<14} {path:<16} {:>9.2} {:>9.2} {:>9.2} {:>19} {ratio:>12}",
-                        median.p50,
-                        median.p99,
-                        median.max,
-                        format!("{p99_min:.2}–{p99_max:.2}")
-                    );
-                }
-                Err(reason) => println!("{layout:<14} {path:<16} not measured: {reason}"),
-            }
-        }
-    }
-    println!("targets: Bashu p99 within 1.5× raw JetStream and 2× raw core NATS");
-}
-
-fn print_pipeline(result: &pipeline::PipelineResult, options: &pipeline::Options) {
-    let machine = machine();
-    println!(
-        "story pipeline, ingest → moderation → distribution → county feed, each service its own process; \
-         {} B stories; nats-server fsync {}; {} runs; medians (range over runs); {} CPUs, {}",
-        result.story_bytes,
-        if result.sync_always { "before every ack (sync_interval: always)" } else { "by default (every 2 min)" },
-        options.runs,
-        machine["cpus"],
-        machine["placement"].as_str().unwrap_or("")
-    );
-    println!(
-        "raw: three JetStream hops, each acking its input after its re-publish is acknowledged; \
-         concurrent: up to 64 messages per hop at once (the ratio's baseline); one at a time: the earlier baseline"
-    );
-    let rate = |r: &pipeline::Rate| format!("{:.0} ({:.0}–{:.0})", r.median, r.min, r.max);
-    let mut header = format!("{:<40}", "figure");
-    for bashu in &result.bashu {
-        header.push_str(&format!(" {:>20}", format!("Bashu ×{}", bashu.replicas)));
-    }
-    header.push_str(&format!(" {:>20} {:>20}", "raw concurrent", "raw one at a time"));
-    for bashu in &result.bashu {
-        header.push_str(&format!(" {:>9}", format!("ratio ×{}", bashu.replicas)));
-    }
-    println!("{header}");
-    let row = |name: String, cell: &dyn Fn(&pipeline::PathFigures) -> (String, f64)| {
-        let mut line = format!("{name:<40}");
-        let (raw_text, raw_value) = cell(&result.raw);
-        for bashu in &result.bashu {
-            line.push_str(&format!(" {:>20}", cell(&bashu.figures).0));
-        }
-        line.push_str(&format!(" {:>20} {:>20}", raw_text, cell(&result.raw_sequential).0));
-        for bashu in &result.bashu {
-            let value = cell(&bashu.figures).1;
-            line.push_str(&format!(" {:>9.2}", value / raw_value));
-        }
-        println!("{line}");
-    };
-    row(format!("sustained stories/s end to end ({} cl.)", options.concurrency), &|f| {
-        (rate(&f.end_to_end_per_second), f.end_to_end_per_second.median)
-    });
-    row("ingest stories/s accepted (same phase)".into(), &|f| {
-        (rate(&f.accepted_per_second), f.accepted_per_second.median)
-    });
-    for (name, pick) in [("p50", 0), ("p99", 1), ("max", 2)] {
-        let value = move |s: &Summary| [s.median.p50, s.median.p99, s.median.max][pick];
-        row(format!("at {}/s, end to end {name} ms", options.rate), &|f| {
-            (format!("{:.2}", value(&f.paced)), value(&f.paced))
-        });
-    }
-    row(format!("at {}/s, p99 range over runs ms", options.rate), &|f| {
-        (format!("{:.2}–{:.2}", f.paced.p99_min, f.paced.p99_max), f.paced.p99_max)
-    });
-    println!();
-    println!("where a paced story's time goes (p50 / p99 ms, from the streams' storage times, last run)");
-    println!("{:<20} {:>18} {:>18} {:>18}", "Bashu", "ingest", "moderation", "distribution");
-    for bashu in &result.bashu {
-        if let Some(budget) = &bashu.figures.budget {
-            let cell = |p: &stats::Percentiles| format!("{:.2} / {:.2}", p.p50, p.p99);
-            println!(
-                "{:<20} {:>18} {:>18} {:>18}",
-                format!("×{}", bashu.replicas),
-                cell(&budget.ingest),
-                cell(&budget.moderation),
-                cell(&budget.distribution)
-            );
-        }
-    }
-    println!();
-    println!("CPU per story, ms (all replicas of a service added up; the whole measurement)");
-    for bashu in &result.bashu {
-        let cells: Vec<String> = bashu.cpu_ms_per_story.iter().map(|(name, ms)| format!("{name} {ms:.2}")).collect();
-        println!("{:<20} {}", format!("Bashu ×{}", bashu.replicas), cells.join(", "));
-    }
-    println!();
-    println!(
-        "region-wide story at {}/s, submitted → last of its {} feeds (raw: {} copies published, each acknowledged)",
-        options.region_rate, result.region_copies, result.region_copies
-    );
-    println!("{:<20} {:>10} {:>10} {:>10} {:>12}", "path", "p50 ms", "p99 ms", "max ms", "p99 ratio");
-    for bashu in &result.bashu {
-        let s = &bashu.region;
-        println!(
-            "{:<20} {:>10.2} {:>10.2} {:>10.2} {:>12.2}",
-            format!("Bashu ×{}", bashu.replicas),
-            s.median.p50,
-            s.median.p99,
-            s.median.max,
-            s.median.p99 / result.raw_region.median.p99
-        );
-    }
-    let raw = &result.raw_region;
-    println!("{:<20} {:>10.2} {:>10.2} {:>10.2}", "raw 219 copies", raw.median.p50, raw.median.p99, raw.median.max);
-    println!(
-        "targets: throughput ≥ 0.8× raw, p99 ≤ 2× raw, ingest ≥ 0.8× raw publish, region-wide p99 ≤ 2× raw copies"
-    );
-    println!();
-    println!("{:<14} {:>10} {:>14}", "service", "idle MiB", "load peak MiB");
-    for memory in &result.memory {
-        println!("{:<14} {:>10.1} {:>14.1}", memory.target, memory.idle_mib, memory.load_peak_mib);
-    }
-    println!("target: each service under 50 MiB resident when idle (one replica each)");
 }
