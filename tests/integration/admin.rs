@@ -566,3 +566,56 @@ async fn with_certificates_configured_the_grpc_listener_speaks_only_tls() {
         Channel::from_shared(address).unwrap().tls_config(ClientTlsConfig::new().domain_name("localhost")).unwrap();
     assert!(untrusted.connect().await.is_err(), "an untrusted certificate was accepted");
 }
+
+/// The stable code a refused admin call carries in its metadata (docs/operations.md).
+fn error_code(status: &tonic::Status) -> &str {
+    status.metadata().get("bashu-error-code").and_then(|v| v.to_str().ok()).unwrap_or("(none)")
+}
+
+#[tokio::test]
+async fn a_refused_admin_call_names_its_stable_code_beside_the_grpc_status() {
+    let t = TestSystem::start_with(&[Target::Admin]).await;
+    let mut registry = RegistryServiceClient::new(t.operator_channel().await);
+    let mut credentials = CredentialServiceClient::new(t.operator_channel().await);
+    let viewer = staff_token(&t, "观察员", StaffRole::Viewer, vec![], "").await;
+
+    let malformed = registry
+        .get_county(bashu_proto::admin::v1::GetCountyRequest { code: "51108".into() })
+        .await
+        .expect_err("a five-digit code");
+    assert_eq!((malformed.code(), error_code(&malformed)), (Code::InvalidArgument, "malformed_code"));
+
+    let unknown = registry
+        .get_county(bashu_proto::admin::v1::GetCountyRequest { code: "519999".into() })
+        .await
+        .expect_err("no such county");
+    assert_eq!((unknown.code(), error_code(&unknown)), (Code::NotFound, "unknown_county"));
+
+    let missing = registry
+        .delete_alliance(bashu_proto::admin::v1::DeleteAllianceRequest { id: "no-such-alliance".into() })
+        .await
+        .expect_err("no such alliance");
+    assert_eq!((missing.code(), error_code(&missing)), (Code::NotFound, "not_found"));
+
+    let too_long = credentials
+        .issue_county_token(bashu_proto::admin::v1::IssueCountyTokenRequest {
+            county: "500153".into(),
+            label: "标".repeat(101),
+        })
+        .await
+        .expect_err("a label over 100 characters");
+    assert_eq!((too_long.code(), error_code(&too_long)), (Code::InvalidArgument, "invalid_argument"));
+    assert!(too_long.message().starts_with("label:"), "{}", too_long.message());
+
+    let forbidden = RegistryServiceClient::new(t.staff_channel(&viewer).await)
+        .delete_alliance(bashu_proto::admin::v1::DeleteAllianceRequest { id: "chengyu".into() })
+        .await
+        .expect_err("a viewer may not change the registry");
+    assert_eq!((forbidden.code(), error_code(&forbidden)), (Code::PermissionDenied, "permission_denied"));
+
+    let anonymous = RegistryServiceClient::new(t.staff_channel("not-a-token").await)
+        .list_counties(ListCountiesRequest::default())
+        .await
+        .expect_err("an unknown token");
+    assert_eq!((anonymous.code(), error_code(&anonymous)), (Code::Unauthenticated, "unauthenticated"));
+}

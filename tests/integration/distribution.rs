@@ -365,14 +365,24 @@ async fn webhooks_are_signed_in_order_isolated_retried_and_dead_lettered() {
     assert_eq!(
         letters
             .iter()
-            .filter(|l| l.consumer == "webhook-510704" && l.reason.contains("503") && l.attempts == 3)
+            .filter(|l| {
+                l.consumer == "webhook-510704"
+                    && l.reason.starts_with("webhook_unavailable: ")
+                    && l.reason.contains("503")
+                    && l.attempts == 3
+            })
             .count(),
         5
     );
     assert_eq!(
         letters
             .iter()
-            .filter(|l| l.consumer == "webhook-510722" && l.reason.contains("400") && l.attempts == 1)
+            .filter(|l| {
+                l.consumer == "webhook-510722"
+                    && l.reason.starts_with("webhook_rejected: ")
+                    && l.reason.contains("400")
+                    && l.attempts == 1
+            })
             .count(),
         5
     );

@@ -66,21 +66,30 @@ async fn held(t: &TestSystem, client: &mut ReviewServiceClient<Channel>, id: &st
     .await;
 }
 
+/// A refusal's gRPC code and the stable code in its `bashu-error-code` metadata.
+fn refused(status: tonic::Status) -> (Code, String) {
+    let code = status.metadata().get(bashu_proto::ERROR_CODE_METADATA).and_then(|v| v.to_str().ok());
+    (status.code(), code.unwrap_or("(none)").to_owned())
+}
+
 #[tokio::test]
 async fn three_levels_need_three_distinct_reviewers_each_with_the_role() {
     let (t, _dir) = system(600).await;
     let mut client = ReviewServiceClient::connect(t.grpc_endpoint()).await.unwrap();
     held(&t, &mut client, "policy-1").await;
 
-    assert_eq!(client.list_queue(ListQueueRequest::default()).await.unwrap_err().code(), Code::Unauthenticated);
     assert_eq!(
-        client.approve_story(as_reviewer("alice", key("policy-1"))).await.unwrap_err().code(),
-        Code::FailedPrecondition,
+        refused(client.list_queue(ListQueueRequest::default()).await.unwrap_err()),
+        (Code::Unauthenticated, "unauthenticated".into())
+    );
+    assert_eq!(
+        refused(client.approve_story(as_reviewer("alice", key("policy-1"))).await.unwrap_err()),
+        (Code::FailedPrecondition, "not_claimed".into()),
         "claim first"
     );
     assert_eq!(
-        client.claim_story(as_reviewer("bob", key("policy-1"))).await.unwrap_err().code(),
-        Code::PermissionDenied,
+        refused(client.claim_story(as_reviewer("bob", key("policy-1"))).await.unwrap_err()),
+        (Code::PermissionDenied, "permission_denied".into()),
         "bob is no 初审 reviewer"
     );
     client.claim_story(as_reviewer("alice", key("policy-1"))).await.unwrap();
@@ -96,7 +105,11 @@ async fn three_levels_need_three_distinct_reviewers_each_with_the_role() {
     client.approve_story(as_reviewer("dave", key("policy-1"))).await.unwrap();
     client.claim_story(as_reviewer("dave", key("policy-1"))).await.unwrap();
     let twice = client.approve_story(as_reviewer("dave", key("policy-1"))).await.unwrap_err();
-    assert_eq!(twice.code(), Code::FailedPrecondition, "the same reviewer cannot approve twice: {}", twice.message());
+    assert_eq!(
+        refused(twice),
+        (Code::FailedPrecondition, "same_reviewer".into()),
+        "the same reviewer cannot approve twice"
+    );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(t.published_count().await, 0, "not distributed after two approvals");
@@ -105,8 +118,8 @@ async fn three_levels_need_three_distinct_reviewers_each_with_the_role() {
     // dave's claim on level 3 is still live: carol waits for it or it is released by expiry; here
     // dave holds it, so carol is refused.
     assert_eq!(
-        client.claim_story(as_reviewer("carol", key("policy-1"))).await.unwrap_err().code(),
-        Code::FailedPrecondition
+        refused(client.claim_story(as_reviewer("carol", key("policy-1"))).await.unwrap_err()),
+        (Code::FailedPrecondition, "claimed_by_another".into())
     );
 }
 

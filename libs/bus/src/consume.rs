@@ -41,12 +41,7 @@ pub enum Failure {
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
-        match error {
-            // A stored message that is not what it should be will not become so on a retry.
-            Error::Nats { operation: Operation::Decode, .. } => Failure::Permanent(error_chain(&error)),
-            Error::Nats { .. } => Failure::Retry(error_chain(&error)),
-            Error::InvalidToken { .. } | Error::MissingField { .. } => Failure::Permanent(error.to_string()),
-        }
+        if error.is_transient() { Failure::Retry(error_chain(&error)) } else { Failure::Permanent(error_chain(&error)) }
     }
 }
 

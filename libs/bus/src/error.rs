@@ -82,6 +82,13 @@ impl Error {
         Self::Nats { operation, target: target.to_string(), source: source.into() }
     }
 
+    /// Whether trying again later may succeed: a NATS operation that failed (the server was
+    /// away, a timeout), but not a stored message that does not decode, nor a value that can
+    /// never make a subject.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Nats { operation, .. } if *operation != Operation::Decode)
+    }
+
     /// The operation that failed, for a NATS failure.
     pub fn operation(&self) -> Option<Operation> {
         match self {

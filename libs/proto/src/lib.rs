@@ -6,6 +6,10 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 
 pub mod codec;
 
+/// The gRPC response metadata in which a refused admin or review call names its stable error code
+/// (docs/operations.md lists them).
+pub const ERROR_CODE_METADATA: &str = "bashu-error-code";
+
 /// Re-exported so that users name one timestamp type.
 pub use pbjson_types::Timestamp;
 

@@ -8,7 +8,7 @@ use bashu_proto::admin::v1::{
 use bashu_registry::Caller;
 use tonic::{Request, Response, Status};
 
-use crate::{Admin, guard::Called};
+use crate::{Admin, Error, guard::Called};
 
 /// The caller of a request and the method they called, taken before the request is consumed.
 pub(crate) struct Who {
@@ -23,7 +23,7 @@ impl Who {
         let method = request.extensions().get::<Called>().map(|c| c.0.clone());
         match (caller, method) {
             (Some(caller), Some(method)) => Ok(Self { caller, method }),
-            _ => Err(Status::unauthenticated("a staff bearer token is required")),
+            _ => Err(Error::Unauthenticated("a staff bearer token is required".into()).into()),
         }
     }
 }
@@ -56,7 +56,7 @@ impl Admin {
         target: impl Into<String>,
         before: Option<String>,
         after: Option<String>,
-    ) -> Result<(), Status> {
+    ) -> Result<(), Error> {
         let event = AuditEvent {
             id: random_id(),
             actor: who.caller.name.clone(),
@@ -71,7 +71,7 @@ impl Admin {
         tracing::info!(actor = %event.actor, method = %event.method, target = %event.target, "admin change");
         self.bus.publish(&event).await.map(drop).map_err(|e| {
             tracing::error!(error = %e, method = %event.method, "audit event not recorded");
-            Status::unavailable(format!("the change was made but its audit event was not recorded: {e}"))
+            Error::unavailable("the change was made but its audit event was not recorded", e)
         })
     }
 }
@@ -85,14 +85,14 @@ impl AuditService for Admin {
         let limit = match request.into_inner().limit {
             0 => 100,
             n @ 1..=1000 => n as usize,
-            _ => return Err(Status::invalid_argument("limit: at most 1000")),
+            _ => return Err(Error::Invalid("limit: at most 1000".into()).into()),
         };
         let events = self
             .bus
             .operations()
             .newest::<AuditEvent>(bashu_bus::AUDIT, limit)
             .await
-            .map_err(|e| Status::unavailable(format!("audit log unavailable: {e}")))?;
+            .map_err(|e| Error::unavailable("audit log unavailable", e))?;
         Ok(Response::new(ListAuditEventsResponse { events }))
     }
 }

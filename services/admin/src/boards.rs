@@ -9,15 +9,7 @@ use bashu_proto::admin::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{Admin, audit::Who};
-
-/// What the alert state's read side says, as gRPC says it.
-fn alert_state_status(error: bashu_alerts_core::Error) -> Status {
-    match error {
-        bashu_alerts_core::Error::NotFound(what) => Status::not_found(what),
-        other => Status::unavailable(other.to_string()),
-    }
-}
+use crate::{Admin, Error, audit::Who};
 
 #[tonic::async_trait]
 impl AlertBoardService for Admin {
@@ -25,7 +17,7 @@ impl AlertBoardService for Admin {
         &self,
         request: Request<ListAlertChainsRequest>,
     ) -> Result<Response<ListAlertChainsResponse>, Status> {
-        let chains = self.board.chains(request.into_inner().active_only).await.map_err(alert_state_status)?;
+        let chains = self.board.chains(request.into_inner().active_only).await.map_err(Error::from)?;
         Ok(Response::new(ListAlertChainsResponse { chains }))
     }
 
@@ -33,7 +25,7 @@ impl AlertBoardService for Admin {
         &self,
         request: Request<bashu_proto::alert::v1::GetAlertStatusRequest>,
     ) -> Result<Response<bashu_proto::alert::v1::AlertChain>, Status> {
-        self.board.status(&request.into_inner().alert_key).await.map(Response::new).map_err(alert_state_status)
+        Ok(Response::new(self.board.status(&request.into_inner().alert_key).await.map_err(Error::from)?))
     }
 }
 
@@ -47,7 +39,7 @@ impl TakedownService for Admin {
             .takedowns
             .takedowns(request.into_inner().missing_only)
             .await
-            .map_err(|e| Status::unavailable(format!("takedowns unavailable: {e}")))?;
+            .map_err(|e| Error::unavailable("takedowns unavailable", e))?;
         Ok(Response::new(ListTakedownsResponse { takedowns }))
     }
 }
@@ -58,11 +50,10 @@ impl ModerationRulesService for Admin {
         &self,
         _: Request<GetModerationRulesRequest>,
     ) -> Result<Response<ModerationRules>, Status> {
-        let json =
-            bashu_moderation_core::stored_rules(&self.bus).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let json = bashu_moderation_core::stored_rules(&self.bus).await.map_err(Error::from)?;
         let json = json.unwrap_or_else(|| "{}".into());
         let effective_json =
-            bashu_moderation_core::effective_rules(&json).map_err(|e| Status::internal(e.to_string()))?;
+            bashu_moderation_core::effective_rules(&json).map_err(|e| Error::Internal(e.to_string()))?;
         Ok(Response::new(ModerationRules { json, effective_json }))
     }
 
@@ -72,16 +63,12 @@ impl ModerationRulesService for Admin {
     ) -> Result<Response<ModerationRules>, Status> {
         let who = Who::of(&request)?;
         let rules = request.into_inner();
-        let before =
-            bashu_moderation_core::stored_rules(&self.bus).await.map_err(|e| Status::unavailable(e.to_string()))?;
-        bashu_moderation_core::store_rules(&self.bus, &rules.json).await.map_err(|error| match error {
-            bashu_moderation_core::Error::Rules(reason) => Status::invalid_argument(reason),
-            other => Status::unavailable(other.to_string()),
-        })?;
+        let before = bashu_moderation_core::stored_rules(&self.bus).await.map_err(Error::from)?;
+        bashu_moderation_core::store_rules(&self.bus, &rules.json).await.map_err(Error::from)?;
         self.audit(&who, "moderation rules", before, Some(rules.json.clone())).await?;
         // Stored and checked: what is in force now, defaults included.
         let effective_json =
-            bashu_moderation_core::effective_rules(&rules.json).map_err(|e| Status::internal(e.to_string()))?;
+            bashu_moderation_core::effective_rules(&rules.json).map_err(|e| Error::Internal(e.to_string()))?;
         Ok(Response::new(ModerationRules { json: rules.json, effective_json }))
     }
 }

@@ -15,9 +15,8 @@ use bashu_proto::registry::v1::NatsUserKind;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    Admin,
+    Admin, Error,
     audit::{Who, json},
-    to_status,
 };
 
 fn base64(bytes: &[u8]) -> String {
@@ -26,14 +25,14 @@ fn base64(bytes: &[u8]) -> String {
 
 impl Admin {
     /// Gives a desk a new public key (empty: none, the desk cannot sign), audited.
-    async fn replace_desk_key(&self, who: &Who, desk_id: &str, public_key: Vec<u8>) -> Result<(), Status> {
+    async fn replace_desk_key(&self, who: &Who, desk_id: &str, public_key: Vec<u8>) -> Result<(), Error> {
         let before = self
             .registry
             .current()
             .desk(desk_id)
             .map(json)
-            .ok_or_else(|| Status::not_found(format!("no desk {desk_id:?}")))?;
-        let stored = self.store.set_desk_key(desk_id, public_key).await.map_err(|e| to_status(&e))?;
+            .ok_or_else(|| Error::NotFound(format!("no desk {desk_id:?}")))?;
+        let stored = self.store.set_desk_key(desk_id, public_key).await.map_err(Error::from)?;
         self.audit(who, format!("desk key {desk_id}"), Some(before), Some(json(&stored))).await
     }
 }
@@ -47,9 +46,9 @@ impl CredentialService for Admin {
         let who = Who::of(&request)?;
         let request = request.into_inner();
         if request.label.chars().count() > 100 {
-            return Err(Status::invalid_argument("label: at most 100 characters"));
+            return Err(Error::Invalid("label: at most 100 characters".into()).into());
         }
-        let issued = self.tokens.issue(&request.county, &request.label).await.map_err(|e| to_status(&e))?;
+        let issued = self.tokens.issue(&request.county, &request.label).await.map_err(Error::from)?;
         let target = format!("county token {} {}", issued.record.county, issued.record.id);
         self.audit(&who, target, None, Some(json(&issued.record))).await?;
         Ok(Response::new(IssueCountyTokenResponse { record: Some(issued.record), token: issued.token }))
@@ -59,7 +58,7 @@ impl CredentialService for Admin {
         &self,
         request: Request<ListCountyTokensRequest>,
     ) -> Result<Response<ListCountyTokensResponse>, Status> {
-        let tokens = self.tokens.list(&request.into_inner().county).await.map_err(|e| to_status(&e))?;
+        let tokens = self.tokens.list(&request.into_inner().county).await.map_err(Error::from)?;
         Ok(Response::new(ListCountyTokensResponse { tokens }))
     }
 
@@ -69,8 +68,8 @@ impl CredentialService for Admin {
     ) -> Result<Response<RevokeCountyTokenResponse>, Status> {
         let who = Who::of(&request)?;
         let request = request.into_inner();
-        if !self.tokens.revoke(&request.county, &request.id).await.map_err(|e| to_status(&e))? {
-            return Err(Status::not_found(format!("county {} has no token {}", request.county, request.id)));
+        if !self.tokens.revoke(&request.county, &request.id).await.map_err(Error::from)? {
+            return Err(Error::NotFound(format!("county {} has no token {}", request.county, request.id)).into());
         }
         self.audit(&who, format!("county token {} {}", request.county, request.id), None, None).await?;
         Ok(Response::new(RevokeCountyTokenResponse {}))
@@ -83,13 +82,13 @@ impl CredentialService for Admin {
         let who = Who::of(&request)?;
         let request = request.into_inner();
         if !request.desk_id.is_empty() && self.registry.current().desk(&request.desk_id).is_none() {
-            return Err(Status::invalid_argument(format!("desk_id: no desk {:?}", request.desk_id)));
+            return Err(Error::Invalid(format!("desk_id: no desk {:?}", request.desk_id)).into());
         }
         let issued = self
             .staff
             .issue(&request.name, request.role(), &request.review_levels, &request.desk_id)
             .await
-            .map_err(|e| to_status(&e))?;
+            .map_err(Error::from)?;
         let target = format!("staff token {} ({})", issued.record.id, issued.record.name);
         self.audit(&who, target, None, Some(json(&issued.record))).await?;
         Ok(Response::new(IssueStaffTokenResponse { record: Some(issued.record), token: issued.token }))
@@ -99,7 +98,7 @@ impl CredentialService for Admin {
         &self,
         _: Request<ListStaffTokensRequest>,
     ) -> Result<Response<ListStaffTokensResponse>, Status> {
-        let tokens = self.staff.list().await.map_err(|e| to_status(&e))?;
+        let tokens = self.staff.list().await.map_err(Error::from)?;
         Ok(Response::new(ListStaffTokensResponse { tokens }))
     }
 
@@ -109,8 +108,8 @@ impl CredentialService for Admin {
     ) -> Result<Response<RevokeStaffTokenResponse>, Status> {
         let who = Who::of(&request)?;
         let id = request.into_inner().id;
-        if !self.staff.revoke(&id).await.map_err(|e| to_status(&e))? {
-            return Err(Status::not_found(format!("no staff token {id:?}")));
+        if !self.staff.revoke(&id).await.map_err(Error::from)? {
+            return Err(Error::NotFound(format!("no staff token {id:?}")).into());
         }
         self.audit(&who, format!("staff token {id}"), None, None).await?;
         Ok(Response::new(RevokeStaffTokenResponse {}))
@@ -158,19 +157,19 @@ impl CredentialService for Admin {
         let who = Who::of(&request)?;
         let request = request.into_inner();
         if request.label.chars().count() > 100 {
-            return Err(Status::invalid_argument("label: at most 100 characters"));
+            return Err(Error::Invalid("label: at most 100 characters".into()).into());
         }
         let (kind, owner) = match (request.county.is_empty(), request.desk_id.is_empty()) {
             (false, true) => (NatsUserKind::County, request.county),
             (true, false) => {
                 if self.registry.current().desk(&request.desk_id).is_none() {
-                    return Err(Status::invalid_argument(format!("desk_id: no desk {:?}", request.desk_id)));
+                    return Err(Error::Invalid(format!("desk_id: no desk {:?}", request.desk_id)).into());
                 }
                 (NatsUserKind::Desk, request.desk_id)
             }
-            _ => return Err(Status::invalid_argument("county, desk_id: give exactly one")),
+            _ => return Err(Error::Invalid("county, desk_id: give exactly one".into()).into()),
         };
-        let issued = self.nats_users.issue(kind, &owner, &request.label).await.map_err(|e| to_status(&e))?;
+        let issued = self.nats_users.issue(kind, &owner, &request.label).await.map_err(Error::from)?;
         let inbox_prefix = match kind {
             NatsUserKind::Desk => bashu_bus::desk_inbox(&issued.record.owner),
             _ => bashu_bus::county_inbox(&issued.record.owner),
@@ -184,7 +183,7 @@ impl CredentialService for Admin {
         &self,
         _: Request<ListNatsUsersRequest>,
     ) -> Result<Response<ListNatsUsersResponse>, Status> {
-        let users = self.nats_users.list().await.map_err(|e| to_status(&e))?;
+        let users = self.nats_users.list().await.map_err(Error::from)?;
         Ok(Response::new(ListNatsUsersResponse { users }))
     }
 
@@ -194,8 +193,8 @@ impl CredentialService for Admin {
     ) -> Result<Response<RevokeNatsUserResponse>, Status> {
         let who = Who::of(&request)?;
         let public_key = request.into_inner().public_key;
-        let Some(record) = self.nats_users.revoke(&public_key).await.map_err(|e| to_status(&e))? else {
-            return Err(Status::not_found(format!("no NATS identity {public_key:?}")));
+        let Some(record) = self.nats_users.revoke(&public_key).await.map_err(Error::from)? else {
+            return Err(Error::NotFound(format!("no NATS identity {public_key:?}")).into());
         };
         let target = format!("NATS identity {public_key} of {}", record.owner);
         self.audit(&who, target, Some(json(&record)), None).await?;

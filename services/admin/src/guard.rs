@@ -7,6 +7,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use crate::Error;
 use bashu_proto::registry::v1::StaffRole;
 use bashu_registry::{Caller, StaffTokens};
 use tonic::{
@@ -125,16 +126,16 @@ impl<S: NamedService> NamedService for Guarded<S> {
 }
 
 async fn admit(staff: &StaffTokens, method: &str, authorization: Option<&str>) -> Result<Caller, Status> {
-    let need = need_of(method).ok_or_else(|| Status::permission_denied(format!("{method} is not open to anyone")))?;
+    let need = need_of(method).ok_or_else(|| Error::Forbidden(format!("{method} is not open to anyone")))?;
     let token = bashu_registry::bearer(authorization)
-        .ok_or_else(|| Status::unauthenticated("a staff bearer token is required (authorization: Bearer …)"))?;
+        .ok_or_else(|| Error::Unauthenticated("a staff bearer token is required (authorization: Bearer …)".into()))?;
     let caller = staff
         .authenticate(token)
         .await
-        .map_err(|e| Status::unavailable(format!("credentials unavailable: {e}")))?
-        .map_err(|_| Status::unauthenticated("unknown or revoked token"))?;
+        .map_err(|e| Error::unavailable("credentials unavailable", e))?
+        .map_err(|_| Error::Unauthenticated("unknown or revoked token".into()))?;
     if !need.allows(caller.role) {
-        return Err(Status::permission_denied(format!(
+        return Err(Error::Forbidden(format!(
             "{} may not call {method}: it needs {}",
             caller.role.as_str_name(),
             match need {
@@ -142,7 +143,8 @@ async fn admit(staff: &StaffTokens, method: &str, authorization: Option<&str>) -
                 Need::Reviewer => "a reviewer",
                 Need::Operator => "an operator",
             }
-        )));
+        ))
+        .into());
     }
     Ok(caller)
 }

@@ -5,6 +5,7 @@
 mod audit;
 mod boards;
 mod credentials;
+mod error;
 mod guard;
 mod operations;
 mod registry;
@@ -27,8 +28,9 @@ use bashu_proto::{
 };
 use bashu_registry::{Caller, Counties, CountyTokens, RegistryStore, RegistryView, StaffTokens, StaticStaff};
 use bashu_stories_core::TakedownBoard;
-use tonic::{Status, server::NamedService};
+use tonic::server::NamedService;
 
+pub use error::Error;
 pub use guard::{Called, Guard, Guarded, METHOD_ROLES, Need, need_of};
 
 /// A secret that never shows in logs or `Debug`.
@@ -169,15 +171,4 @@ impl Admin {
         <ReportServiceServer<Admin> as NamedService>::NAME,
         <AuditServiceServer<Admin> as NamedService>::NAME,
     ];
-}
-
-/// Registry errors as gRPC statuses (the one place this mapping is made).
-fn to_status(error: &bashu_registry::Error) -> Status {
-    use bashu_registry::Error;
-    match error {
-        Error::MalformedCode { .. } | Error::Invalid { .. } => Status::invalid_argument(error.to_string()),
-        Error::UnknownCode { .. } => Status::not_found(error.to_string()),
-        Error::Store { .. } | Error::Bus(_) => Status::unavailable(error.to_string()),
-        Error::BuiltinData { .. } | Error::Corrupt { .. } => Status::internal(error.to_string()),
-    }
 }

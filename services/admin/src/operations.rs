@@ -14,13 +14,13 @@ use bashu_proto::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{Admin, audit::Who};
+use crate::{Admin, Error, audit::Who};
 
 /// A county consumer silent for longer than this, with messages waiting, is not reading.
 const DEFAULT_SILENT_AFTER: Duration = Duration::from_secs(3600);
 
-fn unavailable(error: bashu_bus::Error) -> Status {
-    Status::unavailable(format!("the bus is unavailable: {error}"))
+fn unavailable(error: bashu_bus::Error) -> Error {
+    Error::unavailable("the bus is unavailable", error)
 }
 
 fn dead_letter_line(letter: &bashu_bus::DeadLetter) -> DeadLetter {
@@ -120,13 +120,13 @@ impl BusHealthService for Admin {
 }
 
 impl Admin {
-    async fn existing_dead_letter(&self, sequence: u64) -> Result<bashu_bus::DeadLetter, Status> {
+    async fn existing_dead_letter(&self, sequence: u64) -> Result<bashu_bus::DeadLetter, Error> {
         self.bus
             .operations()
             .dead_letter(sequence)
             .await
             .map_err(unavailable)?
-            .ok_or_else(|| Status::not_found(format!("no dead letter {sequence}")))
+            .ok_or_else(|| Error::NotFound(format!("no dead letter {sequence}")))
     }
 }
 
@@ -170,7 +170,7 @@ impl DeadLetterService for Admin {
             .requeue_dead_letter(sequence)
             .await
             .map_err(unavailable)?
-            .ok_or_else(|| Status::not_found(format!("no dead letter {sequence}")))?;
+            .ok_or_else(|| Error::NotFound(format!("no dead letter {sequence}")))?;
         let before = crate::audit::json(&dead_letter_line(&letter));
         self.audit(&who, format!("dead letter {sequence} requeued to {subject}"), Some(before), None).await?;
         Ok(Response::new(RequeueDeadLetterResponse { subject }))

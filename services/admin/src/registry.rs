@@ -14,9 +14,8 @@ use bashu_proto::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    Admin,
+    Admin, Error,
     audit::{Who, json},
-    to_status,
 };
 
 /// A webhook as the audit log and the API show it: without its key.
@@ -36,7 +35,7 @@ impl Admin {
 impl RegistryService for Admin {
     async fn get_county(&self, request: Request<GetCountyRequest>) -> Result<Response<GetCountyResponse>, Status> {
         let code = request.into_inner().code;
-        let resolved = self.counties.resolve(&code).map_err(|e| to_status(&e))?;
+        let resolved = self.counties.resolve(&code).map_err(Error::from)?;
         Ok(Response::new(GetCountyResponse {
             county: Some(resolved.county.clone()),
             resolved_from: resolved.resolved_from.unwrap_or_default().to_owned(),
@@ -49,7 +48,7 @@ impl RegistryService for Admin {
     ) -> Result<Response<ListCountiesResponse>, Status> {
         let within = request.into_inner().within;
         if !(within.is_empty() || (matches!(within.len(), 2 | 4) && within.bytes().all(|b| b.is_ascii_digit()))) {
-            return Err(Status::invalid_argument("within: empty, a 2-digit province or a 4-digit prefecture code"));
+            return Err(Error::Invalid("within: empty, a 2-digit province or a 4-digit prefecture code".into()).into());
         }
         Ok(Response::new(ListCountiesResponse { counties: self.counties.within(&within).cloned().collect() }))
     }
@@ -79,7 +78,7 @@ impl RegistryService for Admin {
         request: Request<GetCountySettingsRequest>,
     ) -> Result<Response<GetCountySettingsResponse>, Status> {
         let code = request.into_inner().county;
-        let county = self.counties.resolve(&code).map_err(|e| to_status(&e))?.county.code.clone();
+        let county = self.counties.resolve(&code).map_err(Error::from)?.county.code.clone();
         let snapshot = self.registry.current();
         Ok(Response::new(GetCountySettingsResponse {
             subscription: snapshot.subscription(&county).cloned(),
@@ -93,7 +92,7 @@ impl RegistryService for Admin {
         let who = Who::of(&request)?;
         let alliance = request.into_inner();
         let before = self.registry.current().alliance(&alliance.id).map(json);
-        let stored = self.store.put_alliance(alliance).await.map_err(|e| to_status(&e))?;
+        let stored = self.store.put_alliance(alliance).await.map_err(Error::from)?;
         self.audit(&who, format!("alliance {}", stored.id), before, Some(json(&stored))).await?;
         Ok(Response::new(stored))
     }
@@ -109,8 +108,8 @@ impl RegistryService for Admin {
             .current()
             .alliance(&id)
             .map(json)
-            .ok_or_else(|| Status::not_found(format!("no alliance {id:?}")))?;
-        self.store.delete_alliance(&id).await.map_err(|e| to_status(&e))?;
+            .ok_or_else(|| Error::NotFound(format!("no alliance {id:?}")))?;
+        self.store.delete_alliance(&id).await.map_err(Error::from)?;
         self.audit(&who, format!("alliance {id}"), Some(before), None).await?;
         Ok(Response::new(DeleteAllianceResponse {}))
     }
@@ -125,7 +124,7 @@ impl RegistryService for Admin {
             .partnerships()
             .find(|p| (p.county_a == a && p.county_b == b) || (p.county_a == b && p.county_b == a))
             .map(json);
-        let stored = self.store.put_partnership(partnership).await.map_err(|e| to_status(&e))?;
+        let stored = self.store.put_partnership(partnership).await.map_err(Error::from)?;
         self.audit(&who, format!("partnership {}-{}", stored.county_a, stored.county_b), before, Some(json(&stored)))
             .await?;
         Ok(Response::new(stored))
@@ -145,8 +144,8 @@ impl RegistryService for Admin {
                 (p.county_a == county_a && p.county_b == county_b) || (p.county_a == county_b && p.county_b == county_a)
             })
             .map(json);
-        if !self.store.delete_partnership(&county_a, &county_b).await.map_err(|e| to_status(&e))? {
-            return Err(Status::not_found(format!("no partnership between {county_a} and {county_b}")));
+        if !self.store.delete_partnership(&county_a, &county_b).await.map_err(Error::from)? {
+            return Err(Error::NotFound(format!("no partnership between {county_a} and {county_b}")).into());
         }
         self.audit(&who, format!("partnership {county_a}-{county_b}"), before, None).await?;
         Ok(Response::new(DeletePartnershipResponse {}))
@@ -163,7 +162,7 @@ impl RegistryService for Admin {
         {
             desk.public_key = existing.public_key.clone();
         }
-        let stored = self.store.put_desk(desk).await.map_err(|e| to_status(&e))?;
+        let stored = self.store.put_desk(desk).await.map_err(Error::from)?;
         self.audit(&who, format!("desk {}", stored.id), existing.as_ref().map(json), Some(json(&stored))).await?;
         Ok(Response::new(stored))
     }
@@ -172,8 +171,8 @@ impl RegistryService for Admin {
         let who = Who::of(&request)?;
         let id = request.into_inner().id;
         let before =
-            self.registry.current().desk(&id).map(json).ok_or_else(|| Status::not_found(format!("no desk {id:?}")))?;
-        self.store.delete_desk(&id).await.map_err(|e| to_status(&e))?;
+            self.registry.current().desk(&id).map(json).ok_or_else(|| Error::NotFound(format!("no desk {id:?}")))?;
+        self.store.delete_desk(&id).await.map_err(Error::from)?;
         self.audit(&who, format!("desk {id}"), Some(before), None).await?;
         Ok(Response::new(DeleteDeskResponse {}))
     }
@@ -182,7 +181,7 @@ impl RegistryService for Admin {
         let who = Who::of(&request)?;
         let subscription = request.into_inner();
         let before = self.registry.current().subscription(&self.current_code(&subscription.county)).map(json);
-        let stored = self.store.put_subscription(subscription).await.map_err(|e| to_status(&e))?;
+        let stored = self.store.put_subscription(subscription).await.map_err(Error::from)?;
         self.audit(&who, format!("subscription {}", stored.county), before, Some(json(&stored))).await?;
         Ok(Response::new(stored))
     }
@@ -192,7 +191,7 @@ impl RegistryService for Admin {
         let webhook = request.into_inner();
         let before =
             self.registry.current().webhook(&self.current_code(&webhook.county)).map(|w| json(&without_secret(w)));
-        let stored = self.store.put_webhook(webhook, &self.egress).await.map_err(|e| to_status(&e))?;
+        let stored = self.store.put_webhook(webhook, &self.egress).await.map_err(Error::from)?;
         let shown = without_secret(&stored);
         self.audit(&who, format!("webhook {}", stored.county), before, Some(json(&shown))).await?;
         Ok(Response::new(shown))
@@ -204,14 +203,14 @@ impl RegistryService for Admin {
     ) -> Result<Response<DeleteWebhookResponse>, Status> {
         let who = Who::of(&request)?;
         let code = request.into_inner().county;
-        let county = self.counties.resolve(&code).map_err(|e| to_status(&e))?.county.code.clone();
+        let county = self.counties.resolve(&code).map_err(Error::from)?.county.code.clone();
         let before = self
             .registry
             .current()
             .webhook(&county)
             .map(|w| json(&without_secret(w)))
-            .ok_or_else(|| Status::not_found(format!("county {county} has no webhook")))?;
-        self.store.delete_webhook(&county).await.map_err(|e| to_status(&e))?;
+            .ok_or_else(|| Error::NotFound(format!("county {county} has no webhook")))?;
+        self.store.delete_webhook(&county).await.map_err(Error::from)?;
         self.audit(&who, format!("webhook {county}"), Some(before), None).await?;
         Ok(Response::new(DeleteWebhookResponse {}))
     }

@@ -12,7 +12,7 @@ use futures::Stream;
 use prost::Message as _;
 use tonic::{Request, Response, Status};
 
-use crate::{Admin, audit::Who, to_status};
+use crate::{Admin, Error, audit::Who};
 
 /// What to re-deliver.
 enum Selection {
@@ -30,20 +30,22 @@ impl Selection {
             (true, false) if !request.story_id.is_empty() && !request.origin_county.is_empty() => {
                 Ok(Selection::Story { origin: request.origin_county.clone(), id: request.story_id.clone() })
             }
-            (true, false) => Err(Status::invalid_argument("story_id and origin_county: both are needed for one story")),
+            (true, false) => {
+                Err(Error::Invalid("story_id and origin_county: both are needed for one story".into()).into())
+            }
             (false, true) => {
                 let time = |field: &str, t: &Option<bashu_proto::Timestamp>| {
                     t.as_ref()
                         .and_then(to_system_time)
-                        .ok_or_else(|| Status::invalid_argument(format!("{field}: a valid timestamp is needed")))
+                        .ok_or_else(|| Error::Invalid(format!("{field}: a valid timestamp is needed")))
                 };
                 let (from, to) = (time("from", &request.from)?, time("to", &request.to)?);
                 if from >= to {
-                    return Err(Status::invalid_argument("to: must be after from"));
+                    return Err(Error::Invalid("to: must be after from".into()).into());
                 }
                 Ok(Selection::Range { from, to })
             }
-            _ => Err(Status::invalid_argument("either story_id with origin_county, or from and to")),
+            _ => Err(Error::Invalid("either story_id with origin_county, or from and to".into()).into()),
         }
     }
 
@@ -71,7 +73,7 @@ impl Admin {
         selection: &Selection,
         progress: &tokio::sync::mpsc::Sender<Result<ReplayProgress, Status>>,
     ) -> Result<u64, Status> {
-        let subject = self.bus.subjects().feed_story(county).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let subject = self.bus.subjects().feed_story(county).map_err(|e| Error::Invalid(e.to_string()))?;
         let (from, to) = selection.window();
         let mut chosen: Vec<StoryDelivery> = Vec::new();
         let mut last = ReplayProgress::default();
@@ -110,11 +112,11 @@ impl Admin {
                 },
             )
             .await
-            .map_err(|e| Status::unavailable(format!("the feed is unavailable: {e}")))?;
+            .map_err(|e| Error::unavailable("the feed is unavailable", e))?;
         if let Selection::Story { origin, id } = selection
             && chosen.is_empty()
         {
-            return Err(Status::not_found(format!("county {county} never received story {origin}/{id}")));
+            return Err(Error::NotFound(format!("county {county} never received story {origin}/{id}")).into());
         }
         let replay = replay_id();
         let again = format!("replay.{replay}");
@@ -124,7 +126,7 @@ impl Admin {
                 .operations()
                 .publish_again(delivery, &again, &[(bashu_bus::headers::REPLAY, &replay)])
                 .await
-                .map_err(|e| Status::unavailable(format!("replay stopped after {replayed}: {e}")))?;
+                .map_err(|e| Error::unavailable("the replay stopped", format!("after {replayed}: {e}")))?;
             replayed += 1;
             if replayed % 50 == 0 {
                 let _ = progress.send(Ok(ReplayProgress { replayed, ..last })).await;
@@ -142,7 +144,7 @@ impl ReplayService for Admin {
     async fn replay(&self, request: Request<ReplayRequest>) -> Result<Response<Self::ReplayStream>, Status> {
         let who = Who::of(&request)?;
         let request = request.into_inner();
-        let county = self.counties.resolve(&request.county).map_err(|e| to_status(&e))?.county.code.clone();
+        let county = self.counties.resolve(&request.county).map_err(Error::from)?.county.code.clone();
         let selection = Selection::of(&request)?;
         let (sender, receiver) = tokio::sync::mpsc::channel(16);
         let admin = self.clone();
@@ -157,7 +159,7 @@ impl ReplayService for Admin {
                 Ok(replayed) => {
                     let target = format!("replay to {county}: {described} ({replayed} re-delivered)");
                     if let Err(status) = admin.audit(&who, target, None, None).await {
-                        let _ = sender.send(Err(status)).await;
+                        let _ = sender.send(Err(status.into())).await;
                     }
                 }
                 Err(status) => {

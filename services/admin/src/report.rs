@@ -22,7 +22,7 @@ use bashu_proto::{
 use bashu_registry::Counties;
 use tonic::{Request, Response, Status};
 
-use crate::Admin;
+use crate::{Admin, Error};
 
 /// `(origin, story id)`.
 type StoryKey = (String, String);
@@ -238,13 +238,13 @@ impl ReportService for Admin {
         let time = |field: &str, t: &Option<bashu_proto::Timestamp>| {
             t.as_ref()
                 .and_then(to_system_time)
-                .ok_or_else(|| Status::invalid_argument(format!("{field}: a valid timestamp is needed")))
+                .ok_or_else(|| Error::Invalid(format!("{field}: a valid timestamp is needed")))
         };
         let (from, to) = (time("from", &request.from)?, time("to", &request.to)?);
         if from >= to {
-            return Err(Status::invalid_argument("to: must be after from"));
+            return Err(Error::Invalid("to: must be after from".into()).into());
         }
-        let unavailable = |e: bashu_bus::Error| Status::unavailable(format!("the ledger is unavailable: {e}"));
+        let unavailable = |e: bashu_bus::Error| Error::unavailable("the ledger is unavailable", e);
         let subjects = self.bus.subjects();
         let (stories, _) = self
             .bus

@@ -16,7 +16,7 @@ use std::{
 };
 
 use async_nats::jetstream::kv;
-use bashu_bus::{Bus, Failure, Followed};
+use bashu_bus::{Bus, Followed};
 use bashu_proto::{
     Timestamp,
     story::v1::{
@@ -32,7 +32,7 @@ use tracing::{info, warn};
 
 use bashu_stories_core::{HELD_PREFIX, held_key, parse_held_key, record_key};
 
-use crate::audience;
+use crate::{audience, error::Error};
 
 /// Where the holds of the previous design were indexed, read once to carry them over.
 const OLD_HELD_INDEX: &str = "held-index";
@@ -50,10 +50,6 @@ pub(crate) struct Distributor {
     /// Held versions this process knows of (`held.*` keys, kept current by a watch): story key
     /// (`<origin>.<id>`) → version → when it is due.
     held: Mutex<BTreeMap<String, BTreeMap<u32, SystemTime>>>,
-}
-
-fn failure(error: impl std::fmt::Display) -> Failure {
-    Failure::Retry(error.to_string())
 }
 
 fn at(time: &Option<Timestamp>) -> Option<SystemTime> {
@@ -79,12 +75,12 @@ impl Distributor {
         Self { bus, counties, registry, kv, held: Mutex::new(BTreeMap::new()) }
     }
 
-    async fn load(&self, origin: &str, id: &str) -> Result<Loaded, Failure> {
+    async fn load(&self, origin: &str, id: &str) -> Result<Loaded, Error> {
         let key = record_key(origin, id);
-        match self.kv.entry(key.as_str()).await.map_err(failure)? {
+        match self.kv.entry(key.as_str()).await.map_err(Error::store)? {
             Some(entry) if entry.operation == kv::Operation::Put => {
                 let record = StoryDistribution::decode(entry.value)
-                    .map_err(|e| Failure::Permanent(format!("corrupt {key}: {e}")))?;
+                    .map_err(|e| Error::Corrupt { key: key.clone(), reason: e.to_string() })?;
                 Ok(Loaded { record, revision: entry.revision })
             }
             _ => Ok(Loaded {
@@ -99,29 +95,29 @@ impl Distributor {
     }
 
     /// Writes the record if nobody changed it since it was loaded; false: somebody did.
-    async fn store(&self, loaded: &Loaded) -> Result<bool, Failure> {
+    async fn store(&self, loaded: &Loaded) -> Result<bool, Error> {
         let key = record_key(&loaded.record.origin_county, &loaded.record.story_id);
         let value = loaded.record.encode_to_vec().into();
         let written = if loaded.revision == 0 {
             self.kv.create(&key, value).await.map(drop).map_err(|e| match e.kind() {
                 kv::CreateErrorKind::AlreadyExists => None,
-                _ => Some(failure(e)),
+                _ => Some(Error::store(e)),
             })
         } else {
             self.kv.update(&key, value, loaded.revision).await.map(drop).map_err(|e| match e.kind() {
                 kv::UpdateErrorKind::WrongLastRevision => None,
-                _ => Some(failure(e)),
+                _ => Some(Error::store(e)),
             })
         };
         match written {
             Ok(()) => Ok(true),
             Err(None) => Ok(false),
-            Err(Some(failure)) => Err(failure),
+            Err(Some(error)) => Err(error),
         }
     }
 
     /// Publishes a recorded version to its receivers, and its ledger entry.
-    async fn publish(&self, outbox: &Outbox) -> Result<(), Failure> {
+    async fn publish(&self, outbox: &Outbox) -> Result<(), Error> {
         let Some(story) = outbox.decision.as_ref().and_then(|d| d.story.as_ref()) else { return Ok(()) };
         let approvals = outbox.decision.as_ref().map(|d| d.approvals.clone()).unwrap_or_default();
         let deliveries: Vec<StoryDelivery> = outbox
@@ -148,7 +144,7 @@ impl Distributor {
     }
 
     /// Publishes the record's outbox again if its writer may not have finished it.
-    async fn finish_outbox(&self, record: &StoryDistribution, now: SystemTime) -> Result<(), Failure> {
+    async fn finish_outbox(&self, record: &StoryDistribution, now: SystemTime) -> Result<(), Error> {
         match &record.outbox {
             Some(outbox)
                 if at(&outbox.recorded_at)
@@ -161,12 +157,11 @@ impl Distributor {
     }
 
     /// An approved version: deliver it now, or hold it.
-    pub(crate) async fn decided(&self, decision: ModerationDecision) -> Result<(), Failure> {
+    pub(crate) async fn decided(&self, decision: ModerationDecision) -> Result<(), Error> {
         if decision.verdict() != Verdict::Approved {
             return Ok(());
         }
-        let story =
-            decision.story.clone().ok_or_else(|| Failure::Permanent("ModerationDecision without a story".into()))?;
+        let story = decision.story.clone().ok_or_else(|| Error::Incomplete("ModerationDecision without a story"))?;
         loop {
             let mut loaded = self.load(&story.origin_county, &story.id).await?;
             let now = SystemTime::now();
@@ -182,7 +177,7 @@ impl Distributor {
                     audience: Vec::new(),
                     published_at: Some(from_system_time(now)),
                 };
-                return self.bus.publish(&superseded).await.map(drop).map_err(Failure::from);
+                return self.bus.publish(&superseded).await.map(drop).map_err(Error::from);
             }
             if story.version == record.settled_version || record.held.iter().any(|h| version_of(h) == story.version) {
                 // A redelivery (its outbox was published again above), or held already.
@@ -252,9 +247,9 @@ impl Distributor {
         outbox
     }
 
-    async fn mark_held(&self, origin: &str, id: &str, version: u32, due: SystemTime) -> Result<(), Failure> {
+    async fn mark_held(&self, origin: &str, id: &str, version: u32, due: SystemTime) -> Result<(), Error> {
         let marker = from_system_time(due).encode_to_vec();
-        self.kv.put(held_key(origin, id, version), marker.into()).await.map(drop).map_err(failure)
+        self.kv.put(held_key(origin, id, version), marker.into()).await.map(drop).map_err(Error::store)
     }
 
     /// Follows the `held.*` markers of every distributor into this process's schedule, until
@@ -283,10 +278,10 @@ impl Distributor {
         .await;
     }
 
-    async fn carry_over_old_index(&self) -> Result<(), Failure> {
-        let Some(bytes) = self.kv.get(OLD_HELD_INDEX).await.map_err(failure)? else { return Ok(()) };
-        let index =
-            HeldStories::decode(bytes).map_err(|e| Failure::Permanent(format!("corrupt {OLD_HELD_INDEX}: {e}")))?;
+    async fn carry_over_old_index(&self) -> Result<(), Error> {
+        let Some(bytes) = self.kv.get(OLD_HELD_INDEX).await.map_err(Error::store)? else { return Ok(()) };
+        let index = HeldStories::decode(bytes)
+            .map_err(|e| Error::Corrupt { key: OLD_HELD_INDEX.into(), reason: e.to_string() })?;
         for (story, next) in index.next_release {
             let Some((origin, id)) = story.split_once('.') else { continue };
             let record = self.load(origin, id).await?.record;
@@ -295,13 +290,13 @@ impl Distributor {
                 self.mark_held(origin, id, version_of(held), due).await?;
             }
         }
-        self.kv.purge(OLD_HELD_INDEX).await.map_err(failure)
+        self.kv.purge(OLD_HELD_INDEX).await.map_err(Error::store)
     }
 
     /// Releases, in version order, every held version whose time has come, of every story whose
     /// first marker is due. Any number of processes may do this at once: each release is a
     /// compare-and-set, and a marker is removed only once its version is settled for good.
-    pub(crate) async fn release_due(&self) -> Result<(), Failure> {
+    pub(crate) async fn release_due(&self) -> Result<(), Error> {
         let now = SystemTime::now();
         let due: Vec<String> = {
             let held = self.held.lock().expect("held schedule");
@@ -318,14 +313,14 @@ impl Distributor {
                 .map(|v| v.keys().copied().collect())
                 .unwrap_or_default();
             for version in versions.into_iter().filter(|v| *v <= settled) {
-                self.kv.delete(held_key(origin, id, version)).await.map_err(failure)?;
+                self.kv.delete(held_key(origin, id, version)).await.map_err(Error::store)?;
             }
         }
         Ok(())
     }
 
     /// Releases one story's due held versions; returns its settled version.
-    async fn release(&self, origin: &str, id: &str) -> Result<u32, Failure> {
+    async fn release(&self, origin: &str, id: &str) -> Result<u32, Error> {
         loop {
             let mut loaded = self.load(origin, id).await?;
             let now = SystemTime::now();
@@ -356,7 +351,7 @@ impl Distributor {
     }
 
     /// A county confirms a takedown.
-    pub(crate) async fn takedown_confirmed(&self, confirmation: TakedownConfirmation) -> Result<(), Failure> {
+    pub(crate) async fn takedown_confirmed(&self, confirmation: TakedownConfirmation) -> Result<(), Error> {
         loop {
             let mut loaded = self.load(&confirmation.origin_county, &confirmation.story_id).await?;
             let record = &mut loaded.record;

@@ -6,11 +6,12 @@
 
 pub mod audience;
 mod distributor;
+mod error;
 pub mod webhook;
 
 use std::{sync::Arc, time::Duration};
 
-use bashu_bus::{Bus, Delivery, FromCounty, RetryConfig};
+use bashu_bus::{Bus, Delivery, Failure, FromCounty, RetryConfig};
 use bashu_proto::story::v1::{ModerationDecision, StoryReceipt, StoryUse, TakedownConfirmation};
 use bashu_registry::{Counties, RegistryView};
 use serde::Deserialize;
@@ -132,7 +133,7 @@ impl Distribution {
             |decision: &ModerationDecision| decision.story.as_ref().map(story_key).unwrap_or_default(),
             move |delivery: Delivery<ModerationDecision>| {
                 let distributor = distributor.clone();
-                async move { distributor.decided(delivery.event).await }
+                async move { distributor.decided(delivery.event).await.map_err(Failure::from) }
             },
             shutdown.clone(),
         );
@@ -144,7 +145,7 @@ impl Distribution {
             },
             move |delivery: Delivery<FromCounty<TakedownConfirmation>>| {
                 let distributor = distributor.clone();
-                async move { distributor.takedown_confirmed(delivery.event.0).await }
+                async move { distributor.takedown_confirmed(delivery.event.0).await.map_err(Failure::from) }
             },
             shutdown.clone(),
         );
@@ -170,7 +171,7 @@ impl Distribution {
                     _ = tokio::time::sleep(tick) => {}
                 }
                 if let Err(error) = self.distributor.release_due().await {
-                    tracing::warn!(error = ?error, "embargo release round failed; retried next tick");
+                    tracing::warn!(code = error.code(), error = %bashu_bus::error_chain(&error), "embargo release round failed; retried next tick");
                 }
             }
         };

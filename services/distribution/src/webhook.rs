@@ -9,6 +9,8 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use bashu_bus::{Bus, Delivery, Event as _, Failure, FeedEvent, Retry, Subjects};
+
+use crate::error::Error;
 use bashu_proto::registry::v1::WebhookFormat;
 use bashu_registry::RegistryView;
 use hmac::{Hmac, Mac};
@@ -119,13 +121,13 @@ async fn send(
     let Some(webhook) = graph.webhook(county) else { return Ok(()) };
     // Registered before the policy was what it is now: the policy wins.
     if let Err(error) = egress.check_webhook_url(&webhook.url) {
-        return Err(Failure::Permanent(format!("webhook {} refused: {error}", redact(&webhook.url))));
+        return Err(Error::WebhookRefused { url: redact(&webhook.url).to_owned(), reason: error.to_string() }.into());
     }
     let protobuf = webhook.format() == WebhookFormat::Protobuf;
     let (event, delivery_id, body, content_type) = match &delivery.event {
         FeedEvent::Story(copy) => {
-            let story = copy.story.as_ref().ok_or_else(|| Failure::Permanent("delivery without a story".into()))?;
-            let id = copy.route(subjects).map_err(Failure::from)?.msg_id;
+            let story = copy.story.as_ref().ok_or_else(|| Error::Incomplete("delivery without a story"))?;
+            let id = copy.route(subjects)?.msg_id;
             if protobuf {
                 ("story", id, copy.encode_to_vec(), "application/x-protobuf")
             } else {
@@ -137,19 +139,18 @@ async fn send(
             }
         }
         FeedEvent::Decision(notice) => {
-            let decision = notice
-                .decision
-                .as_ref()
-                .ok_or_else(|| Failure::Permanent("decision notice without a decision".into()))?;
+            let decision =
+                notice.decision.as_ref().ok_or_else(|| Error::Incomplete("decision notice without a decision"))?;
             if decision.story.is_none() {
-                return Err(Failure::Permanent("decision without a story".into()));
+                return Err(Error::Incomplete("decision without a story").into());
             }
-            let id = notice.route(subjects).map_err(Failure::from)?.msg_id;
+            let id = notice.route(subjects)?.msg_id;
             if protobuf {
                 ("decision", id, notice.encode_to_vec(), "application/x-protobuf")
             } else {
                 // The proto3 JSON mapping of `DecisionNotice`, as the HTTP API writes it.
-                let json = serde_json::to_vec(notice).map_err(|e| Failure::Permanent(e.to_string()))?;
+                let json = serde_json::to_vec(notice)
+                    .map_err(|e| Error::Encode { what: "a decision notice", reason: e.to_string() })?;
                 ("decision", id, json, "application/json")
             }
         }
@@ -167,21 +168,13 @@ async fn send(
         .await;
     let outcome = match response {
         Ok(response) if response.status().is_success() => Ok(()),
-        Ok(response) => {
-            let status = response.status();
-            let reason = format!("webhook {} answered {status}", redact(&webhook.url));
-            if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
-                Err(Failure::Permanent(reason))
-            } else {
-                Err(Failure::Retry(reason))
-            }
-        }
-        Err(error) => Err(Failure::Retry(format!(
-            "webhook {} unreachable: {}",
-            redact(&webhook.url),
-            bashu_bus::error_chain(&error.without_url())
-        ))),
+        Ok(response) => Err(Error::WebhookAnswered { url: redact(&webhook.url).to_owned(), status: response.status() }),
+        Err(error) => Err(Error::WebhookUnreachable {
+            url: redact(&webhook.url).to_owned(),
+            reason: bashu_bus::error_chain(&error.without_url()),
+        }),
     };
+    let outcome = outcome.map_err(Failure::from);
     let label = match &outcome {
         Ok(()) => "delivered",
         Err(Failure::Retry(_)) => "retry",

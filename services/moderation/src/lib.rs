@@ -5,6 +5,7 @@
 //! several reviewers (三审) of held stories is the next step of the moderation issue.
 
 mod review;
+mod review_error;
 
 pub use bashu_moderation_core::{Error, RULES_KEY, next_level, rules, store_rules, stored_rules};
 pub use review::{ReviewDesk, ReviewerConfig};

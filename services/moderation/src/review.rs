@@ -25,6 +25,8 @@ use prost::Message;
 use serde::Deserialize;
 use tonic::{Request, Response, Status};
 
+use crate::review_error::ReviewError;
+
 /// The names of the levels, for messages.
 const LEVEL_NAMES: [&str; 3] = ["初审", "复审", "终审"];
 
@@ -126,43 +128,40 @@ impl ReviewDesk {
         }
     }
 
-    fn caller<T>(request: &Request<T>) -> Result<&bashu_registry::Caller, Status> {
-        request
-            .extensions()
-            .get::<bashu_registry::Caller>()
-            .ok_or_else(|| Status::unauthenticated("a bearer token is required"))
+    fn caller<T>(request: &Request<T>) -> Result<&bashu_registry::Caller, ReviewError> {
+        request.extensions().get::<bashu_registry::Caller>().ok_or(ReviewError::Unauthenticated)
     }
 
-    fn reviewer<T>(request: &Request<T>) -> Result<Reviewer, Status> {
+    fn reviewer<T>(request: &Request<T>) -> Result<Reviewer, ReviewError> {
         let caller = Self::caller(request)?;
         if caller.role != bashu_proto::registry::v1::StaffRole::Reviewer {
-            return Err(Status::permission_denied("only reviewers review stories"));
+            return Err(ReviewError::Forbidden("only reviewers review stories".into()));
         }
         Ok(Reviewer { name: caller.name.clone(), levels: caller.review_levels.clone() })
     }
 
-    async fn read(&self, key: &str) -> Result<(ReviewItem, u64), Status> {
+    async fn read(&self, key: &str) -> Result<(ReviewItem, u64), ReviewError> {
         self.inner
             .queue
             .read(key)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?
-            .ok_or_else(|| Status::not_found(format!("no held story {key}")))
+            .map_err(ReviewError::unavailable)?
+            .ok_or_else(|| ReviewError::NotFound(key.to_owned()))
     }
 
     /// Applies `change` to the item under compare-and-set, retrying when another reviewer won.
     async fn change(
         &self,
         key: &str,
-        change: impl Fn(&mut ReviewItem) -> Result<(), Status>,
-    ) -> Result<ReviewItem, Status> {
+        change: impl Fn(&mut ReviewItem) -> Result<(), ReviewError>,
+    ) -> Result<ReviewItem, ReviewError> {
         loop {
             let (mut item, revision) = self.read(key).await?;
             change(&mut item)?;
             match self.inner.kv.update(key_of(&item), item.encode_to_vec().into(), revision).await {
                 Ok(_) => return Ok(item),
                 Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
-                Err(error) => return Err(Status::unavailable(error.to_string())),
+                Err(error) => return Err(ReviewError::unavailable(error)),
             }
         }
     }
@@ -174,7 +173,7 @@ impl ReviewDesk {
         level: u32,
         action: &str,
         reason: &str,
-    ) -> Result<(), Status> {
+    ) -> Result<(), ReviewError> {
         let story = item.story.clone().unwrap_or_default();
         let now = Some(bashu_proto::time::now());
         let recorded = ReviewRecorded {
@@ -213,11 +212,11 @@ impl ReviewDesk {
             service: "moderation".into(),
         };
         let (in_ledger, in_audit) = tokio::join!(self.inner.bus.publish(&recorded), self.inner.bus.publish(&audited));
-        in_ledger.and(in_audit).map(drop).map_err(|e| Status::unavailable(e.to_string()))
+        in_ledger.and(in_audit).map(drop).map_err(ReviewError::unavailable)
     }
 
     /// The final word: a decision for distribution, and for a rejection a notice to the origin.
-    async fn decide(&self, item: &ReviewItem, verdict: Verdict, reason: &str) -> Result<(), Status> {
+    async fn decide(&self, item: &ReviewItem, verdict: Verdict, reason: &str) -> Result<(), ReviewError> {
         let mut rules = item.rules.clone();
         let approvals = item
             .approvals
@@ -249,7 +248,7 @@ impl ReviewDesk {
                 .map(|a| ReviewApproval { reviewer: a.reviewer.clone(), level: a.level, at: a.at })
                 .collect(),
         };
-        let unavailable = |e: bashu_bus::Error| Status::unavailable(e.to_string());
+        let unavailable = ReviewError::unavailable;
         self.inner.bus.publish(&decision).await.map_err(unavailable)?;
         if verdict == Verdict::Rejected {
             let county = item.story.as_ref().map(|s| s.origin_county.clone()).unwrap_or_default();
@@ -260,16 +259,16 @@ impl ReviewDesk {
 
     /// The level the caller may act at now: the story still waits, the caller holds the level it
     /// waits for, and the caller's claim on it is live.
-    fn callers_turn(item: &ReviewItem, reviewer: &Reviewer, now: SystemTime, doing: &str) -> Result<u32, Status> {
+    fn callers_turn(item: &ReviewItem, reviewer: &Reviewer, now: SystemTime, doing: &str) -> Result<u32, ReviewError> {
         if item.state() != ReviewState::Pending {
-            return Err(Status::failed_precondition("the story is no longer waiting for review"));
+            return Err(ReviewError::NotWaiting);
         }
         let level = next_level(item);
         if !reviewer.levels.contains(&level) {
-            return Err(Status::permission_denied(format!("{doing} at {} needs that role", level_name(level))));
+            return Err(ReviewError::Forbidden(format!("{doing} at {} needs that role", level_name(level))));
         }
         if Self::claim_is_live(&item.claim, now).is_none_or(|c| c.reviewer != reviewer.name) {
-            return Err(Status::failed_precondition("claim the story first (claims lapse)"));
+            return Err(ReviewError::NotClaimed);
         }
         Ok(level)
     }
@@ -285,7 +284,7 @@ impl ReviewService for ReviewDesk {
         Self::caller(&request)?;
         let filter = request.into_inner();
         let now = SystemTime::now();
-        let items = self.held().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let items = self.held().await.map_err(ReviewError::unavailable)?;
         let items = items
             .into_iter()
             .filter(|item| {
@@ -313,14 +312,14 @@ impl ReviewService for ReviewDesk {
             .change(&key, |item| {
                 let now = SystemTime::now();
                 if item.state() != ReviewState::Pending {
-                    return Err(Status::failed_precondition("the story is no longer waiting for review"));
+                    return Err(ReviewError::NotWaiting);
                 }
                 let level = next_level(item);
                 if !reviewer.levels.contains(&level) {
-                    return Err(Status::permission_denied(format!("{} needs a {} reviewer", key, level_name(level))));
+                    return Err(ReviewError::Forbidden(format!("{} needs a {} reviewer", key, level_name(level))));
                 }
                 if let Some(claim) = Self::claim_is_live(&item.claim, now).filter(|c| c.reviewer != reviewer.name) {
-                    return Err(Status::failed_precondition(format!("claimed by {}", claim.reviewer)));
+                    return Err(ReviewError::ClaimedByAnother(claim.reviewer.clone()));
                 }
                 item.claim =
                     Some(Claim { reviewer: reviewer.name.clone(), expires_at: Some(from_system_time(now + ttl)) });
@@ -345,7 +344,7 @@ impl ReviewService for ReviewDesk {
                     return Ok(());
                 }
                 if item.approvals.iter().any(|a| a.reviewer == reviewer.name) {
-                    return Err(Status::failed_precondition("each level needs a different reviewer"));
+                    return Err(ReviewError::SameReviewer);
                 }
                 item.approvals.push(Approval {
                     reviewer: reviewer.name.clone(),
@@ -367,7 +366,7 @@ impl ReviewService for ReviewDesk {
             );
             self.record(&item, &reviewer.name, next_level(&item), "reject", &reason).await?;
             self.decide(&item, Verdict::Rejected, &reason).await?;
-            return Err(Status::failed_precondition(format!("{key}: the story {reason}")));
+            return Err(ReviewError::Expired(format!("{key}: the story {reason}")).into());
         }
         self.record(&item, &reviewer.name, item.approvals.len() as u32, "approve", "").await?;
         if item.state() == ReviewState::Approved {
@@ -380,7 +379,7 @@ impl ReviewService for ReviewDesk {
         let reviewer = Self::reviewer(&request)?;
         let ReviewRequest { key, reason } = request.into_inner();
         if reason.trim().is_empty() {
-            return Err(Status::invalid_argument("reason: the origin county is told why; give one"));
+            return Err(ReviewError::Invalid("reason: the origin county is told why; give one".into()).into());
         }
         let item = self
             .change(&key, |item| {
