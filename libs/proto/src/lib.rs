@@ -110,6 +110,15 @@ pub mod admin {
     }
 }
 
+/// Generated code; documented in the `.proto` files.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod pool {
+    /// `bashu.pool.v1`: the shared content pool.
+    pub mod v1 {
+        generated!("bashu.pool.v1");
+    }
+}
+
 /// Timestamps from and to wall-clock time.
 pub mod time {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -13,6 +13,7 @@ use bashu_proto::story::v1::{RuleOutcome, Story, Verdict};
 use serde::Deserialize;
 
 pub use lexicon::{Action, Hit, Lexicon, Term};
+pub use normalise::fold;
 pub use window::{Earlier, Window};
 
 /// Near-duplicate settings.

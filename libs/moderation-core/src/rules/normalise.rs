@@ -29,6 +29,15 @@ fn half_width(c: char) -> char {
     }
 }
 
+/// Folds `text` for search, character for character: full-width to half-width, lower case,
+/// traditional to simplified. Nothing is dropped, so the n-th character of the result is the
+/// n-th of `text` (search highlights map back through that).
+pub fn fold(text: &str) -> String {
+    let plain: String = text.chars().map(|c| half_width(c).to_lowercase().next().unwrap_or(c)).collect();
+    let simplified = fast2s::convert(&plain);
+    if simplified.chars().count() == plain.chars().count() { simplified } else { plain }
+}
+
 /// Normalises `text` for matching.
 pub(crate) fn normalise(text: &str) -> Normalised {
     let folded: Vec<(usize, char)> = text
@@ -56,6 +65,14 @@ mod tests {
             assert_eq!(normalise(hidden).text, "法轮", "{hidden}");
         }
         assert_eq!(normalise("ＴＥＳＴ word").text, "testword");
+    }
+
+    #[test]
+    fn folding_keeps_every_character_in_place() {
+        let text = "成渝鐵路　ＡＢＣ 中線";
+        let folded = fold(text);
+        assert_eq!(folded, "成渝铁路 abc 中线");
+        assert_eq!(folded.chars().count(), text.chars().count());
     }
 
     #[test]
