@@ -21,6 +21,7 @@ mod moderation;
 mod nats_harness;
 mod observability;
 mod operations_doc;
+mod pool;
 mod process_faults;
 mod registry;
 mod replicas;

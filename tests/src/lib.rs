@@ -621,12 +621,14 @@ impl TestSystem {
             .watch(shutdown.clone())
             .await
             .expect("watch");
+        let tokens = bashu_registry::CountyTokens::open(&bus, counties.clone()).await.expect("credentials bucket");
         let distribution = bashu_distribution::Distribution::build(
             self.config.distribution.clone(),
             self.config.egress.clone(),
             bus,
             counties,
             registry,
+            tokens,
         )
         .await
         .expect("distribution builds");

@@ -25,7 +25,7 @@ pub use events::{
     AlertTrackingEvent, Arrival, CountyMessage, Event, FeedEvent, FromCounty, Incoming, Route, StoryLedgerEvent,
 };
 pub use follow::{Followed, follow_keys};
-pub use operate::{ConsumerFigures, Operations, RangeMessage, Stored, StreamFigures};
+pub use operate::{ConsumerFigures, Operations, RangeMessage, Sequenced, Stored, StreamFigures};
 pub use permissions::{Permissions, SERVICES, county_inbox, desk_inbox};
 pub use subjects::{Subject, SubjectFilter, Subjects};
 pub use topology::{

@@ -396,6 +396,51 @@ impl Operations<'_> {
     }
 }
 
+/// A message read by a follower, with its place in the stream.
+#[derive(Debug)]
+pub struct Sequenced<E> {
+    /// Its stream sequence: where a follower resumes after it.
+    pub sequence: u64,
+    /// The decoded event, or why it does not decode (a follower skips it, and moves on).
+    pub event: std::result::Result<E, String>,
+}
+
+impl Bus {
+    /// Every message of stream `base` under `filter` stored after sequence `after`, in order, and
+    /// then each new one as it is stored, for as long as the returned stream is read: how a
+    /// replica keeps a read model of its own (the content pool) and resumes from its own
+    /// checkpoint. An ordered consumer: it recreates itself after a reconnect or a gap.
+    pub(crate) async fn follow_after<E: Incoming>(
+        &self,
+        base: &str,
+        filter: SubjectFilter,
+        after: u64,
+    ) -> Result<impl futures::Stream<Item = Result<Sequenced<E>>> + Send + use<E>> {
+        let stream = self.stream(base).await?;
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                filter_subject: filter.into(),
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::nats(Operation::Read, base, e))?;
+        let messages = consumer.messages().await.map_err(|e| Error::nats(Operation::Read, base, e))?;
+        let subjects = self.subjects.clone();
+        let base = base.to_owned();
+        Ok(messages.map(move |message| {
+            let message = message.map_err(|e| Error::nats(Operation::Read, &base, e))?;
+            let sequence = message.info().map_err(|e| Error::nats(Operation::Read, &base, e))?.stream_sequence;
+            let event_type = message.headers.as_ref().and_then(|h| h.get(headers::EVENT_TYPE)).map(|v| v.as_str());
+            let event = E::decode_incoming(
+                crate::Arrival { subjects: &subjects, subject: &message.subject, event_type },
+                message.payload.clone(),
+            );
+            Ok(Sequenced { sequence, event })
+        }))
+    }
+}
+
 /// A message met by [`Operations::scan_range`].
 #[derive(Debug)]
 pub struct RangeMessage {

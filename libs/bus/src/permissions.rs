@@ -96,9 +96,13 @@ impl Permissions {
                 subjects.pattern("audit.moderation"),
                 kv(MODERATION_BUCKET),
             ],
-            "distribution" => {
-                vec![subjects.pattern("feed.*.story"), subjects.pattern("story.published.*"), kv(DISTRIBUTION_BUCKET)]
-            }
+            "distribution" => vec![
+                subjects.pattern("feed.*.story"),
+                subjects.pattern("story.published.*"),
+                // The content pool's "mark as used", for the county of the caller's token.
+                subjects.pattern("story.used.*"),
+                kv(DISTRIBUTION_BUCKET),
+            ],
             "alerts" => vec![
                 subjects.pattern("alert.issued.*"),
                 subjects.pattern("alert.live.*"),

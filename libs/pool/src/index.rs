@@ -55,7 +55,8 @@ pub struct PoolIndex {
 pub(crate) struct Inner {
     pub(crate) index: Index,
     pub(crate) reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// None when opened only to read (beside the replica that writes it).
+    writer: Option<Mutex<IndexWriter>>,
     pub(crate) fields: Fields,
     pub(crate) counties: Arc<Counties>,
 }
@@ -83,11 +84,27 @@ impl PoolIndex {
         };
         index.tokenizers().register(ANALYZER, ChineseAnalyzer);
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let writer = index.writer(WRITER_MEMORY)?;
-        Ok(Self { inner: Arc::new(Inner { index, reader, writer: Mutex::new(writer), fields, counties }) })
+        let writer = Some(Mutex::new(index.writer(WRITER_MEMORY)?));
+        Ok(Self { inner: Arc::new(Inner { index, reader, writer, fields, counties }) })
     }
 
-    /// How far the last commit read.
+    /// Opens the index another process keeps in `folder`, to read it (operators' tools, tests):
+    /// it follows that process's commits and cannot change anything.
+    pub fn open_read_only(folder: &Path, counties: Arc<Counties>) -> Result<Self> {
+        let (_, fields) = schema();
+        let directory = MmapDirectory::open(folder).map_err(|e| Error::Index(e.to_string()))?;
+        let index = Index::open(directory)?;
+        index.tokenizers().register(ANALYZER, ChineseAnalyzer);
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::OnCommitWithDelay).try_into()?;
+        Ok(Self { inner: Arc::new(Inner { index, reader, writer: None, fields, counties }) })
+    }
+
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, IndexWriter>> {
+        let writer = self.inner.writer.as_ref().ok_or_else(|| Error::Index("opened only to read".into()))?;
+        writer.lock().map_err(|_| Error::Index("the index writer was poisoned".into()))
+    }
+
+    /// How far the last commit read (on disk: the newest commit, whoever made it).
     pub fn checkpoint(&self) -> Result<Checkpoint> {
         let metas = self.inner.index.load_metas()?;
         Ok(metas.payload.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default())
@@ -100,7 +117,7 @@ impl PoolIndex {
         let inner = &self.inner;
         let fields = &inner.fields;
         let searcher = inner.reader.searcher();
-        let mut writer = inner.writer.lock().map_err(|_| Error::Index("the index writer was poisoned".into()))?;
+        let mut writer = self.writer()?;
 
         let mut stories: BTreeMap<String, Vec<StoryDelivery>> = BTreeMap::new();
         let mut uses = Vec::new();
@@ -181,6 +198,9 @@ impl PoolIndex {
 
     /// How many documents of each kind the index holds (stories, kills, uses).
     pub fn counts(&self) -> Result<(u64, u64, u64)> {
+        if self.inner.writer.is_none() {
+            self.inner.reader.reload()?;
+        }
         let searcher = self.searcher();
         let count = |kind: Kind| -> Result<u64> {
             let query =
@@ -192,7 +212,7 @@ impl PoolIndex {
 
     /// Removes everything, checkpoint included, so the index is built again from the streams.
     pub fn clear(&self) -> Result<()> {
-        let mut writer = self.inner.writer.lock().map_err(|_| Error::Index("the index writer was poisoned".into()))?;
+        let mut writer = self.writer()?;
         writer.delete_all_documents()?;
         let mut commit = writer.prepare_commit()?;
         commit.set_payload(&serde_json::to_string(&Checkpoint::default()).unwrap_or_default());

@@ -3,12 +3,14 @@
 //! its own stories and what was delivered to it.
 
 pub mod analyzer;
+mod follow;
 mod index;
 pub mod query;
 mod schema;
 mod search;
 mod trends;
 
+pub use follow::{Follower, Progress};
 pub use index::{Change, Checkpoint, PoolIndex};
 pub use query::QueryError;
 pub use search::{DEFAULT_PAGE, MAX_DEPTH, MAX_PAGE};

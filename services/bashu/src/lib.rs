@@ -96,6 +96,9 @@ pub enum Error {
     /// Moderation could not be built.
     #[error(transparent)]
     Moderation(#[from] bashu_moderation::Error),
+    /// Distribution could not be built.
+    #[error(transparent)]
+    Distribution(#[from] bashu_distribution::BuildError),
     /// The alert service could not be built.
     #[error(transparent)]
     Alerts(#[from] bashu_alerts::Error),

@@ -100,6 +100,7 @@ impl Target {
                     bus,
                     shared.counties.clone(),
                     shared.registry.clone(),
+                    shared.tokens.clone(),
                 )
                 .await?,
             ),
@@ -156,6 +157,14 @@ impl Service for bashu_moderation::Moderation {
 }
 
 impl Service for bashu_distribution::Distribution {
+    fn routes(&self) -> Router {
+        self.http_router()
+    }
+
+    fn grpc(&self, _guard: &bashu_admin::Guard, grpc: &mut GrpcServices) {
+        grpc.add(self.grpc_service());
+    }
+
     fn consumers(&self, bus: &Bus) -> Vec<ConsumerSpec> {
         let stories = bus.stories();
         vec![

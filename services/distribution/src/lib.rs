@@ -7,6 +7,7 @@
 pub mod audience;
 mod distributor;
 mod error;
+mod pool_api;
 pub mod webhook;
 
 use std::{sync::Arc, time::Duration};
@@ -18,6 +19,17 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 pub use bashu_stories_core::TakedownBoard;
+pub use pool_api::PoolApi;
+
+/// The shared content pool's settings.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// Where this replica keeps its own copy of the pool's index, so that a restart reads only
+    /// what it missed; none: in memory, read again from the streams at every start. Each
+    /// replica needs a folder of its own.
+    pub index_dir: Option<std::path::PathBuf>,
+}
 
 /// `<origin>.<id>`: what orders a story's versions.
 fn story_key(story: &bashu_proto::story::v1::Story) -> String {
@@ -62,6 +74,8 @@ pub struct Config {
     pub parallel: usize,
     /// Webhooks.
     pub webhooks: WebhookConfig,
+    /// The shared content pool.
+    pub pool: PoolConfig,
 }
 
 impl Default for Config {
@@ -72,6 +86,7 @@ impl Default for Config {
             release_tick_ms: 250,
             parallel: 64,
             webhooks: WebhookConfig::default(),
+            pool: PoolConfig::default(),
         }
     }
 }
@@ -98,6 +113,17 @@ impl Config {
     }
 }
 
+/// Why distribution could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The bus failed.
+    #[error(transparent)]
+    Bus(#[from] bashu_bus::Error),
+    /// The content pool's index could not be opened.
+    #[error(transparent)]
+    Pool(#[from] bashu_pool::Error),
+}
+
 /// The distribution service.
 pub struct Distribution {
     config: Config,
@@ -105,22 +131,43 @@ pub struct Distribution {
     bus: Bus,
     registry: RegistryView,
     distributor: Arc<distributor::Distributor>,
+    follower: bashu_pool::Follower,
+    pool_api: PoolApi,
 }
 
 impl Distribution {
     /// Builds the service and makes sure every county's feed consumer exists; webhooks are
-    /// posted only where `egress` permits.
+    /// posted only where `egress` permits; the content pool answers counties that `tokens` knows.
     pub async fn build(
         config: Config,
         egress: bashu_egress::Config,
         bus: Bus,
         counties: Arc<Counties>,
         registry: RegistryView,
-    ) -> Result<Self, bashu_bus::Error> {
+        tokens: bashu_registry::CountyTokens,
+    ) -> Result<Self, BuildError> {
         bus.stories().provision_county_feeds(counties.all().iter().map(|c| c.code.as_str())).await?;
         let kv = bus.stories().distribution_bucket().await?;
+        let pool = bashu_pool::PoolIndex::open(config.pool.index_dir.as_deref(), counties.clone())?;
+        let follower = bashu_pool::Follower::new(pool.clone());
+        let pool_api = PoolApi::new(pool, bus.clone(), tokens);
         let distributor = Arc::new(distributor::Distributor::new(bus.clone(), counties, registry.clone(), kv));
-        Ok(Self { config, egress, bus, registry, distributor })
+        Ok(Self { config, egress, bus, registry, distributor, follower, pool_api })
+    }
+
+    /// The content pool's HTTP routes (`/v1/pool/…`).
+    pub fn http_router(&self) -> axum::Router {
+        self.pool_api.router()
+    }
+
+    /// The content pool's gRPC service.
+    pub fn grpc_service(&self) -> bashu_proto::pool::v1::pool_service_server::PoolServiceServer<PoolApi> {
+        bashu_proto::pool::v1::pool_service_server::PoolServiceServer::new(self.pool_api.clone())
+    }
+
+    /// The content pool's follower: its progress, and a rebuild from the streams.
+    pub fn pool_follower(&self) -> &bashu_pool::Follower {
+        &self.follower
     }
 
     /// Distributes approved stories, releases embargoes, tracks takedowns and sends webhooks until
@@ -183,8 +230,9 @@ impl Distribution {
             self.egress.clone(),
             shutdown.clone(),
         );
-        let (decisions, takedowns, receipts, uses, (), (), ()) =
-            tokio::join!(decisions, takedowns, receipts, uses, held, releases, webhooks);
+        let pool = self.follower.clone().run(self.bus.clone(), shutdown.clone());
+        let (decisions, takedowns, receipts, uses, (), (), (), ()) =
+            tokio::join!(decisions, takedowns, receipts, uses, held, releases, webhooks, pool);
         decisions.and(takedowns).and(receipts).and(uses)
     }
 }

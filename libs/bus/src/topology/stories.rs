@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 use async_nats::jetstream::{kv, object_store, stream};
 
 use super::{ConsumerSpec, DAY, Retry, Start, stream_base};
-use crate::{Bus, Error, Operation, Result};
+use bashu_proto::story::v1::StoryUse;
+
+use crate::{Bus, Error, FeedEvent, FromCounty, Operation, Result, Sequenced};
 
 /// The story life-cycle events: submitted, decided, published, receipts. Also the ledger.
 pub const STORIES: &str = "STORIES";
@@ -161,6 +163,24 @@ impl StoryTopology<'_> {
             retry,
         );
         Ok(ConsumerSpec { start: Start::At(since), max_ack_pending: 1, ..spec })
+    }
+
+    /// Every message of every county's feed after stream sequence `after`, then each new one:
+    /// what the content pool indexes (every replica its own copy).
+    pub async fn follow_feeds(
+        &self,
+        after: u64,
+    ) -> Result<impl futures::Stream<Item = Result<Sequenced<FeedEvent>>> + Send + use<>> {
+        self.bus.follow_after(FEEDS, self.bus.subjects.all_feeds(), after).await
+    }
+
+    /// Every reuse note counties published after stream sequence `after`, then each new one. A
+    /// note naming another county than the one it came from does not decode.
+    pub async fn follow_uses(
+        &self,
+        after: u64,
+    ) -> Result<impl futures::Stream<Item = Result<Sequenced<FromCounty<StoryUse>>>> + Send + use<>> {
+        self.bus.follow_after(STORIES, self.bus.subjects.all_story_uses(), after).await
     }
 
     /// Removes a county's webhook sender (its webhook was unregistered).
