@@ -223,3 +223,40 @@ async fn the_grpc_door_answers_as_the_token_county_and_refuses_without_one() {
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     assert!(refused.message().contains("character 1"), "{}", refused.message());
 }
+
+#[tokio::test]
+async fn an_operator_rebuilds_every_replica_s_index_and_follows_each_until_it_has_caught_up() {
+    use bashu_proto::{
+        admin::v1::{RebuildPoolIndexRequest, pool_index_service_client::PoolIndexServiceClient},
+        registry::v1::StaffRole,
+    };
+    let t = TestSystem::start_with(&[Target::Admin, Target::Ingest, Target::Moderation, Target::Distribution]).await;
+    let (second, _) = t.start_distribution().await;
+    for n in 0..3 {
+        t.post_story(&railway(&format!("re-{n}"), 1, &format!("成渝双城第{n}期"), "重建索引", &["500153"])).await;
+    }
+    eventually("the pool has the stories", || async { found(&t, "500153", "双城").await.len() == 3 }).await;
+
+    let (_, viewer) = t.issue_staff_token("观察员", StaffRole::Viewer, vec![], "").await;
+    let refused = PoolIndexServiceClient::new(t.staff_channel(&viewer).await)
+        .rebuild_pool_index(RebuildPoolIndexRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+
+    let mut progress = PoolIndexServiceClient::new(t.operator_channel().await)
+        .rebuild_pool_index(RebuildPoolIndexRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(step) = progress.message().await.unwrap() {
+        last = Some(step);
+    }
+    let last = last.expect("progress");
+    assert!(last.done, "{last:?}");
+    assert_eq!(last.replicas.len(), 2, "both replicas answered: {last:?}");
+    assert!(last.replicas.iter().all(|r| r.caught_up && r.read >= r.target && r.target >= 3), "{last:?}");
+    assert_eq!(found(&t, "500153", "双城").await.len(), 3, "the rebuilt index answers as before");
+    second.abort();
+}

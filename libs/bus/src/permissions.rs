@@ -101,6 +101,8 @@ impl Permissions {
                 subjects.pattern("story.published.*"),
                 // The content pool's "mark as used", for the county of the caller's token.
                 subjects.pattern("story.used.*"),
+                // How far a replica's content pool rebuild has got, for the operator who asked.
+                subjects.pattern("pool.progress.*"),
                 kv(DISTRIBUTION_BUCKET),
             ],
             "alerts" => vec![
@@ -131,8 +133,11 @@ impl Permissions {
             "$JS.FC.>".into(),
         ]);
         let mut subscribe = vec!["_INBOX.>".to_owned()];
-        if service == "alerts" {
-            subscribe.push(subjects.all_alert_submit().into());
+        match service {
+            "alerts" => subscribe.push(subjects.all_alert_submit().into()),
+            "distribution" => subscribe.push(subjects.pool_rebuild().into()),
+            "admin" => subscribe.push(subjects.all_pool_progress().into()),
+            _ => {}
         }
         Some(Self { publish, subscribe, allow_responses: service == "alerts" })
     }

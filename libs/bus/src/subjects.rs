@@ -340,6 +340,22 @@ impl Subjects {
         Ok(self.concrete(&format!("story.used.{}", token(county)?)))
     }
 
+    /// `bashu.pool.rebuild`: every distribution replica empties its content pool index and reads
+    /// the streams again (core NATS, not stored).
+    pub fn pool_rebuild(&self) -> Subject {
+        self.concrete("pool.rebuild")
+    }
+
+    /// `bashu.pool.progress.<replica>`: a replica's progress while it rebuilds (core NATS).
+    pub fn pool_progress(&self, replica: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("pool.progress.{}", token(replica)?)))
+    }
+
+    /// `bashu.pool.progress.*`: every replica's progress.
+    pub fn all_pool_progress(&self) -> SubjectFilter {
+        self.filter("pool.progress.*")
+    }
+
     /// `bashu.audit.<service>`: changes made through a service's API.
     pub fn audit(&self, service: &str) -> Result<Subject> {
         Ok(self.concrete(&format!("audit.{}", token(service)?)))

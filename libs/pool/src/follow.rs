@@ -35,6 +35,9 @@ pub struct Progress {
     pub feeds_target: u64,
     /// Whether it is being built again from the start.
     pub rebuilding: bool,
+    /// Counts the reading sessions (a restart after a failure, a rebuild): a rebuild asked for
+    /// during session n shows from session n+1 on.
+    pub session: u64,
 }
 
 /// Feeds one replica's index from the bus. Cheap to clone.
@@ -64,10 +67,13 @@ impl Follower {
         }
     }
 
-    /// Empties the index and reads the streams again from their start.
-    pub fn rebuild(&self) {
+    /// Empties the index and reads the streams again from their start; returns the session in
+    /// which that happens (see [`Progress::session`]).
+    pub fn rebuild(&self) -> u64 {
+        let next = self.progress.borrow().session + 1;
         self.rebuild.store(true, Ordering::SeqCst);
         self.wake.notify_one();
+        next
     }
 
     /// Where the index stands, as it changes.
@@ -104,11 +110,12 @@ impl Follower {
             info!("the content pool is being built again from the streams");
         }
         let mut checkpoint = self.pool.checkpoint().map_err(|e| e.to_string())?;
+        let session = self.progress.borrow().session + 1;
         let feeds_target = {
             let mut feeds = bus.operations().stream(bashu_bus::FEEDS).await.map_err(|e| e.to_string())?;
             feeds.info().await.map_err(|e| e.to_string())?.state.last_sequence
         };
-        self.progress.send_replace(Progress { checkpoint, feeds_target, rebuilding });
+        self.progress.send_replace(Progress { checkpoint, feeds_target, rebuilding, session });
         let feeds = bus.stories().follow_feeds(checkpoint.feeds).await.map_err(|e| e.to_string())?;
         let uses = bus.stories().follow_uses(checkpoint.uses).await.map_err(|e| e.to_string())?;
         let mut reads =
@@ -159,7 +166,7 @@ impl Follower {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            self.progress.send_replace(Progress { checkpoint, feeds_target, rebuilding });
+            self.progress.send_replace(Progress { checkpoint, feeds_target, rebuilding, session });
         }
     }
 }

@@ -81,6 +81,7 @@ pub const METHOD_ROLES: &[(&str, Need)] = &[
     ("/bashu.admin.v1.ReplayService/Replay", Need::Operator),
     ("/bashu.admin.v1.ReportService/GetCollaborationReport", Need::Viewer),
     ("/bashu.admin.v1.AuditService/ListAuditEvents", Need::Operator),
+    ("/bashu.admin.v1.PoolIndexService/RebuildPoolIndex", Need::Operator),
     ("/bashu.moderation.v1.ReviewService/ListQueue", Need::Viewer),
     ("/bashu.moderation.v1.ReviewService/ClaimStory", Need::Reviewer),
     ("/bashu.moderation.v1.ReviewService/ApproveStory", Need::Reviewer),

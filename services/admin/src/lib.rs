@@ -8,6 +8,7 @@ mod credentials;
 mod error;
 mod guard;
 mod operations;
+mod pool;
 mod registry;
 mod replay;
 mod report;
@@ -20,7 +21,8 @@ use bashu_proto::{
         alert_board_service_server::AlertBoardServiceServer, audit_service_server::AuditServiceServer,
         bus_health_service_server::BusHealthServiceServer, credential_service_server::CredentialServiceServer,
         dead_letter_service_server::DeadLetterServiceServer,
-        moderation_rules_service_server::ModerationRulesServiceServer, registry_service_server::RegistryServiceServer,
+        moderation_rules_service_server::ModerationRulesServiceServer,
+        pool_index_service_server::PoolIndexServiceServer, registry_service_server::RegistryServiceServer,
         replay_service_server::ReplayServiceServer, report_service_server::ReportServiceServer,
         takedown_service_server::TakedownServiceServer,
     },
@@ -155,11 +157,12 @@ impl Admin {
             .add_service(guard.wrap(ReplayServiceServer::new(self.clone())))
             .add_service(guard.wrap(ReportServiceServer::new(self.clone())))
             .add_service(guard.wrap(AuditServiceServer::new(self.clone())))
+            .add_service(guard.wrap(PoolIndexServiceServer::new(self.clone())))
     }
 
     /// The names of the services [`Admin::add_services`] adds, for the gRPC health service
     /// (taken from the generated servers, so they cannot drift from the routes).
-    pub const SERVICE_NAMES: [&'static str; 10] = [
+    pub const SERVICE_NAMES: [&'static str; 11] = [
         <RegistryServiceServer<Admin> as NamedService>::NAME,
         <CredentialServiceServer<Admin> as NamedService>::NAME,
         <AlertBoardServiceServer<Admin> as NamedService>::NAME,
@@ -170,5 +173,6 @@ impl Admin {
         <ReplayServiceServer<Admin> as NamedService>::NAME,
         <ReportServiceServer<Admin> as NamedService>::NAME,
         <AuditServiceServer<Admin> as NamedService>::NAME,
+        <PoolIndexServiceServer<Admin> as NamedService>::NAME,
     ];
 }

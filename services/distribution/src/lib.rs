@@ -231,8 +231,9 @@ impl Distribution {
             shutdown.clone(),
         );
         let pool = self.follower.clone().run(self.bus.clone(), shutdown.clone());
-        let (decisions, takedowns, receipts, uses, (), (), (), ()) =
-            tokio::join!(decisions, takedowns, receipts, uses, held, releases, webhooks, pool);
+        let rebuilds = pool_api::serve_rebuilds(self.bus.clone(), self.follower.clone(), shutdown.clone());
+        let (decisions, takedowns, receipts, uses, (), (), (), (), ()) =
+            tokio::join!(decisions, takedowns, receipts, uses, held, releases, webhooks, pool, rebuilds);
         decisions.and(takedowns).and(receipts).and(uses)
     }
 }

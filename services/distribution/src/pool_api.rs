@@ -298,3 +298,72 @@ impl PoolService for PoolApi {
         Ok(Response::new(self.trends(county, end).await?))
     }
 }
+
+/// How often a rebuilding replica reports its progress.
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// This replica's name in rebuild reports: its host name (a pod's name) or its process id, and
+/// which distribution of the process it is (tests run several in one).
+fn replica_name() -> String {
+    static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nth = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let host = std::env::var("HOSTNAME").unwrap_or_default();
+    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(48).collect();
+    let host = if host.is_empty() { format!("pid{}", std::process::id()) } else { host };
+    format!("{host}-{nth}")
+}
+
+/// Answers operators' rebuild requests until `shutdown`: empties this replica's index, reads the
+/// streams again, and reports how far it has got until it has caught up.
+pub(crate) async fn serve_rebuilds(
+    bus: Bus,
+    follower: bashu_pool::Follower,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use futures::StreamExt as _;
+    let replica = replica_name();
+    while !shutdown.is_cancelled() {
+        let mut requests = match bus.stories().pool_rebuild_requests().await {
+            Ok(requests) => requests,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot hear pool rebuild requests yet; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let request = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                request = requests.next() => request,
+            };
+            if request.is_none() {
+                break;
+            }
+            let session = follower.rebuild();
+            tracing::info!(replica = %replica, "content pool rebuild asked for");
+            let mut progress = follower.progress();
+            loop {
+                let now = *progress.borrow_and_update();
+                let started = now.rebuilding && now.session >= session;
+                let report = bashu_proto::admin::v1::PoolReplicaProgress {
+                    replica: replica.clone(),
+                    read: if started { now.checkpoint.feeds } else { 0 },
+                    target: now.feeds_target,
+                    caught_up: started && now.checkpoint.feeds >= now.feeds_target,
+                };
+                if let Err(error) = bus.stories().report_pool_progress(&report).await {
+                    tracing::warn!(error = %error, "pool rebuild progress not reported");
+                }
+                if report.caught_up {
+                    break;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(REPORT_EVERY) => {}
+                }
+            }
+        }
+    }
+}

@@ -105,6 +105,9 @@ enum Command {
     Replay(operations::ReplayArgs),
     /// The collaboration report (考核) for a period.
     Report(operations::ReportArgs),
+    /// The shared content pool's indexes (one per distribution replica).
+    #[command(subcommand)]
+    Pool(operations::PoolCommand),
     /// The audit log of admin changes, newest first.
     Audit {
         /// How many changes, newest first (at most 1000).
@@ -159,6 +162,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Replay(args) => operations::replay(channel, out, args).await,
         Command::Report(args) => operations::report(channel, out, args).await,
         Command::Audit { limit } => operations::audit(channel, out, limit).await,
+        Command::Pool(command) => operations::pool(channel, out, command).await,
         Command::Completions { .. } | Command::Story(_) => unreachable!("handled above"),
     }
 }

@@ -5,11 +5,11 @@ use std::{path::PathBuf, time::Duration};
 
 use bashu_proto::admin::v1::{
     CollaborationLine, CollaborationReportRequest, DeadLetterRef, GetBusHealthRequest, GetModerationRulesRequest,
-    ListAuditEventsRequest, ListDeadLettersRequest, ListTakedownsRequest, ModerationRules, ReplayRequest,
-    audit_service_client::AuditServiceClient, bus_health_service_client::BusHealthServiceClient,
+    ListAuditEventsRequest, ListDeadLettersRequest, ListTakedownsRequest, ModerationRules, RebuildPoolIndexRequest,
+    ReplayRequest, audit_service_client::AuditServiceClient, bus_health_service_client::BusHealthServiceClient,
     dead_letter_service_client::DeadLetterServiceClient, moderation_rules_service_client::ModerationRulesServiceClient,
-    replay_service_client::ReplayServiceClient, report_service_client::ReportServiceClient,
-    takedown_service_client::TakedownServiceClient,
+    pool_index_service_client::PoolIndexServiceClient, replay_service_client::ReplayServiceClient,
+    report_service_client::ReportServiceClient, takedown_service_client::TakedownServiceClient,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -317,6 +317,43 @@ pub(crate) async fn replay(channel: StaffChannel, out: Out, args: ReplayArgs) ->
             count(last.replayed, "delivery", "deliveries"),
             args.county,
             count(last.scanned, "message", "messages")
+        ),
+    )
+}
+
+/// `bashuctl pool …`.
+#[derive(Subcommand)]
+pub(crate) enum PoolCommand {
+    /// Empties every distribution replica's content pool index and builds it again from the
+    /// streams, with a progress bar, until each has caught up.
+    Reindex,
+}
+
+/// Runs `bashuctl pool …`.
+pub(crate) async fn pool(channel: StaffChannel, out: Out, command: PoolCommand) -> Result<(), Failure> {
+    let PoolCommand::Reindex = command;
+    let mut stream =
+        PoolIndexServiceClient::new(channel).rebuild_pool_index(RebuildPoolIndexRequest {}).await?.into_inner();
+    let bar = progress_bar(0, "reindex");
+    let mut last = None;
+    while let Some(progress) = stream.message().await? {
+        let target: u64 = progress.replicas.iter().map(|r| r.target).sum();
+        let read: u64 = progress.replicas.iter().map(|r| r.read.min(r.target)).sum();
+        bar.set_length(target.max(read));
+        bar.set_position(read);
+        last = Some(progress);
+    }
+    bar.finish_and_clear();
+    let last = last.ok_or_else(|| Failure::new(1, "the rebuild ended without a result"))?;
+    if !last.done {
+        return Err(Failure::new(1, "the rebuild ended before every replica had caught up"));
+    }
+    out.say(
+        &last,
+        format!(
+            "{} rebuilt: {}",
+            count(last.replicas.len() as u64, "replica", "replicas"),
+            last.replicas.iter().map(|r| format!("{} ({} read)", r.replica, r.read)).collect::<Vec<_>>().join(", ")
         ),
     )
 }

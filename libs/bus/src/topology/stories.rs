@@ -183,6 +183,41 @@ impl StoryTopology<'_> {
         self.bus.follow_after(STORIES, self.bus.subjects.all_story_uses(), after).await
     }
 
+    /// Asks every distribution replica to build its content pool index again.
+    pub async fn request_pool_rebuild(&self) -> Result<()> {
+        let subject = self.bus.subjects.pool_rebuild();
+        self.bus
+            .client
+            .publish(&subject, bytes::Bytes::new())
+            .await
+            .map_err(|e| Error::nats(Operation::Publish, &subject, e))?;
+        self.bus.client.flush().await.map_err(|e| Error::nats(Operation::Publish, &subject, e))
+    }
+
+    /// Requests to rebuild the content pool index, as a distribution replica hears them (every
+    /// replica hears each one: no queue group).
+    pub async fn pool_rebuild_requests(&self) -> Result<async_nats::Subscriber> {
+        let subject = self.bus.subjects.pool_rebuild();
+        self.bus.client.subscribe(&subject).await.map_err(|e| Error::nats(Operation::Subscribe, &subject, e))
+    }
+
+    /// A replica's progress while it rebuilds its content pool index.
+    pub async fn report_pool_progress(&self, progress: &bashu_proto::admin::v1::PoolReplicaProgress) -> Result<()> {
+        use prost::Message as _;
+        let subject = self.bus.subjects.pool_progress(&progress.replica)?;
+        self.bus
+            .client
+            .publish(&subject, progress.encode_to_vec().into())
+            .await
+            .map_err(|e| Error::nats(Operation::Publish, &subject, e))
+    }
+
+    /// Every replica's rebuild progress, as an operator's rebuild follows it.
+    pub async fn pool_progress_reports(&self) -> Result<async_nats::Subscriber> {
+        let subject = self.bus.subjects.all_pool_progress();
+        self.bus.client.subscribe(&subject).await.map_err(|e| Error::nats(Operation::Subscribe, &subject, e))
+    }
+
     /// Removes a county's webhook sender (its webhook was unregistered).
     pub async fn delete_webhook_consumer(&self, county: &str) -> Result<()> {
         let durable = format!("webhook-{county}");
