@@ -334,3 +334,80 @@ async fn the_duty_board_in_headless_chromium() {
     let png = std::fs::read(&screenshot).expect("the screenshot was kept");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "the screenshot is a real picture");
 }
+
+#[tokio::test]
+async fn the_pool_tab_in_headless_chromium() {
+    let dir = browser_test_dir();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(std::path::Path::new(&chromium).exists(), "no Chromium at {chromium}: run `make test-tools`");
+    let t = TestSystem::start_with(&[Target::Admin, Target::Ingest, Target::Moderation, Target::Distribution]).await;
+    let (_, viewer) = t.issue_staff_token("pool-viewer", StaffRole::Viewer, vec![], "").await;
+    let story = |id: &str, origin: &str, headline: &str, to: &str| {
+        let mut story = bashu_tests::story_json(id, origin, json!({ "counties": [to] }));
+        story["headline"] = json!(headline);
+        story["body"] = json!(format!("{headline}。今天上午正式开通运营。"));
+        story
+    };
+    for (id, origin, headline, to) in [
+        ("rail-1", "511083", "成渝中线高铁全线开通", "500153"),
+        ("flood-1", "500101", "万州区防汛演练", "500153"),
+        ("secret-1", "510703", "涪城区高铁站规划", "510704"),
+    ] {
+        assert_eq!(t.post_story(&story(id, origin, headline, to)).await.0, 202);
+    }
+    // Another county's reuse of 万州's story, for the give-and-take panel.
+    let use_note = bashu_proto::story::v1::StoryUse {
+        story_id: "flood-1".into(),
+        version: 1,
+        county: "500153".into(),
+        origin_county: "500101".into(),
+        used_at: Some(bashu_proto::time::now()),
+        placement: String::new(),
+    };
+    bashu_tests::eventually("the stories are in the pool", || async { t.published_count().await == 3 }).await;
+    t.bus.publish(&use_note).await.unwrap();
+    let county_token = t.token_for("500153").await;
+    let reused = || async {
+        let response = reqwest::Client::new()
+            .get(format!("{}/v1/pool/trends", t.http_base()))
+            .bearer_auth(&county_token)
+            .send()
+            .await
+            .unwrap();
+        let trends: Value = response.json().await.unwrap();
+        trends["giveTake"].as_array().is_some_and(|g| !g.is_empty())
+    };
+    bashu_tests::eventually("the pool counted the reuse", reused).await;
+
+    let screenshot = artifact("duty-board-pool.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let output = tokio::process::Command::new("node")
+        .arg(dir.join("pool.e2e.mjs"))
+        .current_dir(&dir)
+        .env("BOARD_URL", format!("{}/board/", t.http_base()))
+        .env("BOARD_TOKEN", &viewer)
+        .env("COUNTY_TOKEN", &county_token)
+        .env("BOARD_SCREENSHOT", &screenshot)
+        .env("CHROMIUM", &chromium)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    // A hang guard, not a speed check.
+    let output = tokio::time::timeout(Duration::from_secs(180), output)
+        .await
+        .expect("the browser script finished within three minutes")
+        .expect("node runs (Debian's nodejs)");
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+    assert!(output.status.success(), "the browser script failed after {lines:?} (its error is above)");
+    assert_eq!(lines[0], "found rail-1");
+    assert_eq!(lines[1], "filtered 1", "only 隆昌's story is from Sichuan among what 500153 was given");
+    assert_eq!(lines[2], "used rail-1");
+    assert!(lines[3].starts_with("done "), "{lines:?}");
+    assert!(screenshot.exists());
+    let notes: Vec<bashu_proto::story::v1::StoryUse> =
+        t.bus.operations().read_all(bashu_bus::STORIES, &t.bus.subjects().all_story_uses()).await.unwrap();
+    assert!(
+        notes.iter().any(|n| n.county == "500153" && n.story_id == "rail-1" && n.placement == "值班看板 duty board"),
+        "the page's mark as used reached the bus: {notes:?}"
+    );
+}

@@ -67,22 +67,22 @@ pub(crate) struct Fields {
 
 pub(crate) fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
-    let chinese = |stored: bool| {
+    // Indexed with positions (phrases), not stored: the stored story carries the text, once.
+    let chinese = || {
         let indexing = TextFieldIndexing::default()
             .set_tokenizer(ANALYZER)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions);
-        let options = TextOptions::default().set_indexing_options(indexing);
-        if stored { options.set_stored() } else { options }
+        TextOptions::default().set_indexing_options(indexing)
     };
     let fields = Fields {
         key: builder.add_text_field("key", STRING | STORED),
         kind: builder.add_text_field("kind", STRING),
         origin: builder.add_text_field("origin", STRING | STORED),
         visible_to: builder.add_text_field("visible_to", STRING | STORED),
-        headline: builder.add_text_field("headline", chinese(true)),
-        summary: builder.add_text_field("summary", chinese(false)),
-        body: builder.add_text_field("body", chinese(true)),
-        tags: builder.add_text_field("tags", chinese(false)),
+        headline: builder.add_text_field("headline", chinese()),
+        summary: builder.add_text_field("summary", chinese()),
+        body: builder.add_text_field("body", chinese()),
+        tags: builder.add_text_field("tags", chinese()),
         story: builder.add_bytes_field("story", STORED),
         version: builder.add_u64_field("version", STORED | INDEXED | FAST),
         at: builder.add_date_field("at", STORED | INDEXED | FAST),

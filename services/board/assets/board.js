@@ -1,6 +1,8 @@
 // The duty board's page: signs in, reads the counties once, then follows /board/events (server-sent
 // events fed from the bus). No framework and no build: what runs is what is in this file.
 
+import { startPool } from "./pool.js";
+
 const STATES = [
   ["sent", "已发送", "sent", "…"],
   ["received", "已接收", "received", "◐"],
@@ -73,6 +75,8 @@ async function start() {
   $("sign-out").addEventListener("click", signOut);
   $("show-alerts").addEventListener("click", () => showView("alerts"));
   $("show-stories").addEventListener("click", () => showView("stories"));
+  $("show-pool").addEventListener("click", () => showView("pool"));
+  startPool(countyName);
   $("show-all").addEventListener("change", () => {
     board.tilesOf = null;
     renderDetail();
@@ -125,7 +129,7 @@ function showLogin(message) {
   board.chains.clear();
   board.selected = null;
   board.tilesOf = null;
-  for (const id of ["alerts-view", "stories-view", "views", "who", "alert-detail"]) $(id).hidden = true;
+  for (const id of ["alerts-view", "stories-view", "pool-view", "views", "who", "alert-detail"]) $(id).hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = message;
   setConnection("idle", "");
@@ -147,10 +151,10 @@ async function signedIn(who) {
 }
 
 function showView(name) {
-  $("alerts-view").hidden = name !== "alerts";
-  $("stories-view").hidden = name !== "stories";
-  $("show-alerts").setAttribute("aria-pressed", String(name === "alerts"));
-  $("show-stories").setAttribute("aria-pressed", String(name === "stories"));
+  for (const view of ["alerts", "stories", "pool"]) {
+    $(`${view}-view`).hidden = name !== view;
+    $(`show-${view}`).setAttribute("aria-pressed", String(name === view));
+  }
 }
 
 // ---- the live stream ----------------------------------------------------------------------------

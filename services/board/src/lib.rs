@@ -46,6 +46,7 @@ const MAX_LOGIN_BYTES: usize = 4096;
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const BOARD_CSS: &str = include_str!("../assets/board.css");
 const BOARD_JS: &str = include_str!("../assets/board.js");
+const POOL_JS: &str = include_str!("../assets/pool.js");
 
 /// The duty board's routes and the live state they share.
 #[derive(Clone)]
@@ -92,6 +93,7 @@ impl Board {
             .route("/board/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
             .route("/board/board.css", get(|| async { asset("text/css; charset=utf-8", BOARD_CSS) }))
             .route("/board/board.js", get(|| async { asset("text/javascript; charset=utf-8", BOARD_JS) }))
+            .route("/board/pool.js", get(|| async { asset("text/javascript; charset=utf-8", POOL_JS) }))
             .route("/board/session", get(who).post(sign_in).delete(sign_out))
             .route("/board/counties", get(counties))
             .route("/board/events", get(events))
@@ -240,7 +242,9 @@ mod tests {
     /// elsewhere, so no asset names another host.
     #[test]
     fn the_page_loads_nothing_from_another_host() {
-        for (name, text) in [("index.html", INDEX_HTML), ("board.css", BOARD_CSS), ("board.js", BOARD_JS)] {
+        for (name, text) in
+            [("index.html", INDEX_HTML), ("board.css", BOARD_CSS), ("board.js", BOARD_JS), ("pool.js", POOL_JS)]
+        {
             for needle in ["http://", "https://", "//cdn", "@import", "url(http"] {
                 assert!(!text.contains(needle), "{name} contains {needle:?}");
             }

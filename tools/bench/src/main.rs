@@ -4,6 +4,7 @@
 mod alerts;
 mod lexicon;
 mod pipeline;
+mod pool;
 mod processes;
 mod report;
 mod stats;
@@ -45,6 +46,9 @@ enum Scenario {
     /// The story pipeline (and ingest, and each service's memory) beside a raw three-hop
     /// JetStream pipeline; needs the `bashu` binary beside this one or in BENCH_BASHU_BINARY.
     Pipeline(pipeline::Options),
+    /// The shared content pool: indexing rate, size, memory and search latency, beside a bare
+    /// tantivy index of the same stories.
+    Pool(pool::Options),
     /// Moderation's lexicon scan rate (MB/s), normalisation included.
     Lexicon {
         /// Terms in the lexicon.
@@ -75,6 +79,14 @@ fn main() -> anyhow::Result<()> {
                 report::json("pipeline", &result)?;
             } else {
                 report::print_pipeline(&result, &options);
+            }
+        }
+        Scenario::Pool(options) => {
+            let result = pool::run(&options)?;
+            if cli.json {
+                report::json("pool", &result)?;
+            } else {
+                report::print_pool(&result);
             }
         }
         Scenario::Lexicon { terms, body_bytes } => {

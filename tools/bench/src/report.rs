@@ -2,7 +2,7 @@
 //! tools.
 
 use crate::{
-    alerts, lexicon, pipeline,
+    alerts, lexicon, pipeline, pool,
     stats::{self, Summary},
 };
 
@@ -176,5 +176,39 @@ pub(crate) fn print_lexicon(rates: &[lexicon::ScanRate]) {
     println!("{:>8} {:>12} {:>10} {:>6}", "terms", "body bytes", "MB/s", "hits");
     for rate in rates {
         println!("{:>8} {:>12} {:>10.1} {:>6}", rate.terms, rate.body_bytes, rate.mb_per_second, rate.hits);
+    }
+}
+
+pub(crate) fn print_pool(result: &pool::PoolResult) {
+    println!(
+        "content pool: {} generated Chinese stories, {} bytes each on average",
+        result.stories, result.average_story_bytes
+    );
+    println!("{:<28} {:>14} {:>14} {:>8}", "", "bashu", "bare tantivy", "ratio");
+    println!(
+        "{:<28} {:>14.0} {:>14.0} {:>8.2}",
+        "indexing, stories/s", result.bashu.stories_per_second, result.bare.stories_per_second, result.indexing_ratio
+    );
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "{:<28} {:>14.1} {:>14.1} {:>8.2}",
+        "index on disk, MiB",
+        mib(result.bashu.bytes_on_disk),
+        mib(result.bare.bytes_on_disk),
+        result.bashu.bytes_on_disk as f64 / result.bare.bytes_on_disk.max(1) as f64
+    );
+    println!(
+        "{:<28} {:>14.0} {:>14.0}",
+        "process resident after, MiB", result.bashu.resident_mib, result.bare.resident_mib
+    );
+    println!("{:<28} {:>14} {:>14} {:>8}", "query (ms)", "p50 / p99", "p50 / p99", "p99");
+    for query in &result.queries {
+        println!(
+            "{:<28} {:>14} {:>14} {:>8.2}",
+            query.kind,
+            format!("{:.2} / {:.2}", query.bashu.p50, query.bashu.p99),
+            format!("{:.2} / {:.2}", query.bare.p50, query.bare.p99),
+            query.p99_ratio
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// p50, p99 and max of one run, in milliseconds.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize)]
 pub(crate) struct Percentiles {
     pub(crate) p50: f64,
     pub(crate) p99: f64,
