@@ -10,10 +10,7 @@
 // Every request to anything but loopback is refused and recorded: the page must need none.
 // Environment: BOARD_URL, BOARD_TOKEN (a viewer's token), BOARD_SCREENSHOT, CHROMIUM (optional).
 import { createInterface } from "node:readline";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { check, open } from "./chromium.mjs";
 
 const url = process.env.BOARD_URL;
 const token = process.env.BOARD_TOKEN;
@@ -30,45 +27,9 @@ async function expectLine(word) {
   return rest;
 }
 const say = (line) => process.stdout.write(`${line}\n`);
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
-const profile = mkdtempSync(join(tmpdir(), "bashu-chromium-"));
-// A new, empty profile for every run.
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  // As the machine's notes require: no sandbox as root, no GPU, and none of Chromium's own
-  // traffic to Google, which a closed network refuses.
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    // The network is gone but for loopback: every other request goes to a proxy that is not
-    // there (Chromium never proxies loopback).
-    "--proxy-server=http://127.0.0.1:9",
-  ],
-  viewport: { width: 1400, height: 1000 },
-});
+const { page, offLoopback, requested, problems, close } = await open();
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  const offLoopback = [];
-  const requested = [];
-  await context.route("**/*", (route) => {
-    const target = new URL(route.request().url());
-    requested.push(route.request().url());
-    if (["127.0.0.1", "localhost", "[::1]"].includes(target.hostname) || target.protocol === "data:") return route.continue();
-    offLoopback.push(route.request().url());
-    return route.abort("internetdisconnected");
-  });
-  const problems = [];
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-
   // Without a token: the login form, and no data.
   await page.goto(url);
   await page.locator("#login-form").waitFor({ state: "visible" });
@@ -156,6 +117,5 @@ try {
   say(`done ${screenshot}`);
 } finally {
   reader.close();
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }

@@ -8,10 +8,7 @@
 // Every request to anything but loopback is refused and recorded: the page must need none.
 // Environment: BOARD_URL, BOARD_TOKEN (a viewer's staff token), COUNTY_TOKEN, BOARD_SCREENSHOT,
 // CHROMIUM (optional).
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { check, open } from "./chromium.mjs";
 
 const url = process.env.BOARD_URL;
 const token = process.env.BOARD_TOKEN;
@@ -21,40 +18,9 @@ if (!url || !token || !countyToken || !screenshot) {
   throw new Error("BOARD_URL, BOARD_TOKEN, COUNTY_TOKEN and BOARD_SCREENSHOT are required");
 }
 const say = (line) => process.stdout.write(`${line}\n`);
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
-const profile = mkdtempSync(join(tmpdir(), "bashu-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--proxy-server=http://127.0.0.1:9",
-  ],
-  viewport: { width: 1400, height: 1000 },
-});
+const { page, offLoopback, requested, problems, close } = await open();
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  const offLoopback = [];
-  const requested = [];
-  await context.route("**/*", (route) => {
-    const target = new URL(route.request().url());
-    requested.push(route.request().url());
-    if (["127.0.0.1", "localhost", "[::1]"].includes(target.hostname) || target.protocol === "data:") return route.continue();
-    offLoopback.push(route.request().url());
-    return route.abort("internetdisconnected");
-  });
-  const problems = [];
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-
   await page.goto(url);
   await page.fill("#token", token);
   await page.press("#token", "Enter");
@@ -110,6 +76,5 @@ try {
   check(problems.length === 0, problems.join("; "));
   say(`done ${screenshot}`);
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }

@@ -59,6 +59,11 @@ async fn a_county_finds_what_was_shared_with_it_in_chinese_and_marks_what_it_reu
     let (_, answer) = get_as(&t, "500153", &format!("/v1/pool/search?q={}", urlencode("高铁"))).await;
     assert!(answer["hits"][0]["headlineHtml"].as_str().unwrap().contains("<mark>高铁</mark>"), "{answer}");
     assert_eq!(answer["provinces"][0]["value"], "51");
+    assert_eq!(answer["sharing"], json!([{"value": "counties", "label": "counties", "count": "1"}]));
+    let (_, by_region) = get_as(&t, "500153", "/v1/pool/search?sharing=region").await;
+    assert_eq!(by_region["total"], "0", "it was shared with named counties, not the region");
+    let (_, by_counties) = get_as(&t, "500153", "/v1/pool/search?sharing=counties").await;
+    assert_eq!(by_counties["total"], "1");
 
     // A correction replaces the text.
     t.post_story(&railway("rail-1", 2, "成渝中线高铁开通（更正）", "更正：首发时间为上午九时。", &["500153"])).await;
@@ -130,6 +135,7 @@ async fn another_county_never_sees_what_was_not_shared_with_it_and_bad_requests_
         ("cursor=o10000", "cursor"),
         ("colour=red", "query string"),
         ("from=yesterday", "from"),
+        ("sharing=everyone", "sharing"),
     ] {
         let (status, answer) = get_as(&t, "511002", &format!("/v1/pool/search?{query}")).await;
         assert_eq!(status, 400, "{query}: {answer}");

@@ -59,6 +59,8 @@ pub(crate) struct Fields {
     pub(crate) category: Field,
     /// `/video`, `/image`, `/audio`, `/other`: the kinds of media it carries.
     pub(crate) media: Field,
+    /// `/partners`, `/alliance`, `/province`, `/region`, `/counties`: how the origin shared it.
+    pub(crate) sharing: Field,
     /// The county that used it (uses).
     pub(crate) user: Field,
     pub(crate) placement: Field,
@@ -89,6 +91,7 @@ pub(crate) fn schema() -> (Schema, Fields) {
         place: builder.add_facet_field("place", FacetOptions::default()),
         category: builder.add_facet_field("category", FacetOptions::default()),
         media: builder.add_facet_field("media", FacetOptions::default()),
+        sharing: builder.add_facet_field("sharing", FacetOptions::default()),
         user: builder.add_text_field("user", STRING | STORED),
         placement: builder.add_text_field("placement", STORED),
         story_id: builder.add_text_field("story_id", STRING | STORED),
@@ -110,6 +113,31 @@ pub(crate) fn media_kind(media: &MediaReference) -> &'static str {
         _ => "other",
     }
 }
+
+/// How a story was shared, by scope: what the sharing facet and filter name.
+pub(crate) fn sharing_scopes(story: &Story) -> Vec<&'static str> {
+    let Some(sharing) = &story.sharing else { return Vec::new() };
+    let mut scopes = Vec::new();
+    if sharing.partners {
+        scopes.push("partners");
+    }
+    if !sharing.alliances.is_empty() {
+        scopes.push("alliance");
+    }
+    if sharing.province {
+        scopes.push("province");
+    }
+    if sharing.region {
+        scopes.push("region");
+    }
+    if !sharing.counties.is_empty() {
+        scopes.push("counties");
+    }
+    scopes
+}
+
+/// The sharing scopes a search may filter by.
+pub(crate) const SHARING_SCOPES: [&str; 5] = ["partners", "alliance", "province", "region", "counties"];
 
 /// The origin's place as a facet: province, prefecture, county.
 pub(crate) fn place_of(counties: &Counties, origin: &str) -> Facet {
@@ -151,6 +179,9 @@ impl Fields {
         kinds.dedup();
         for kind in kinds {
             doc.add_facet(self.media, Facet::from_path([kind]));
+        }
+        for scope in sharing_scopes(story) {
+            doc.add_facet(self.sharing, Facet::from_path([scope]));
         }
         doc.add_text(self.story_id, &story.id);
         doc

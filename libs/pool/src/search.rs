@@ -119,6 +119,15 @@ impl PoolIndex {
         if let Some(filter) = any_of(fields.category, &categories) {
             clauses.push((Occur::Must, filter));
         }
+        if let Some(bad) = request.sharing.iter().find(|s| !crate::schema::SHARING_SCOPES.contains(&s.as_str())) {
+            return Err(Error::Invalid {
+                field: "sharing",
+                reason: format!("{bad:?} is not one of {}", crate::schema::SHARING_SCOPES.join(", ")),
+            });
+        }
+        if let Some(filter) = any_of(fields.sharing, &request.sharing) {
+            clauses.push((Occur::Must, filter));
+        }
         if request.has_video {
             clauses.push((Occur::Must, facet_term(fields.media, &["video"])));
         }
@@ -149,10 +158,12 @@ impl PoolIndex {
         categories.add_facet(Facet::root());
         let mut media = FacetCollector::for_field("media");
         media.add_facet(Facet::root());
+        let mut sharing = FacetCollector::for_field("sharing");
+        sharing.add_facet(Facet::root());
         let by_time = request.sort() == SortOrder::Newest || text.is_none();
         let window = TopDocs::with_limit(page + 1).and_offset(offset);
-        let facets = (places, prefectures, categories, media);
-        let (addresses, total, (places, prefectures, categories, media)) = if by_time {
+        let facets = (places, prefectures, categories, (media, sharing));
+        let (addresses, total, (places, prefectures, categories, (media, sharing))) = if by_time {
             let ((top, total), facets) = searcher
                 .search(&query, &((window.order_by_fast_field::<DateTime>("at", Order::Desc), Count), facets))?;
             (top.into_iter().map(|(_, a)| (0.0, a)).collect::<Vec<_>>(), total, facets)
@@ -197,6 +208,7 @@ impl PoolIndex {
             ["51", "50"].iter().flat_map(|p| counts(&prefectures, &Facet::from_path([*p]), &label_of)).collect();
         let categories = counts(&categories, &Facet::root(), &|v| v.to_owned());
         let media = counts(&media, &Facet::root(), &|v| v.to_owned());
+        let sharing = counts(&sharing, &Facet::root(), &|v| v.to_owned());
         Ok(SearchResponse {
             hits,
             total: total as u64,
@@ -205,6 +217,7 @@ impl PoolIndex {
             prefectures,
             categories,
             media,
+            sharing,
         })
     }
 

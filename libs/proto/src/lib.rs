@@ -6,9 +6,19 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 
 pub mod codec;
 
-/// The gRPC response metadata in which a refused admin or review call names its stable error code
-/// (docs/operations.md lists them).
+/// The gRPC response metadata in which a refused call names its stable error code
+/// (docs/operations.md, docs/pool.md list them).
 pub const ERROR_CODE_METADATA: &str = "bashu-error-code";
+
+/// A refused or failed call as gRPC says it: the status `code`, the `message`, and the stable
+/// code a program matches on in the [`ERROR_CODE_METADATA`] metadata.
+pub fn error_status(code: tonic::Code, message: impl Into<String>, stable_code: &'static str) -> tonic::Status {
+    let mut status = tonic::Status::new(code, message);
+    if let Ok(value) = stable_code.parse() {
+        status.metadata_mut().insert(ERROR_CODE_METADATA, value);
+    }
+    status
+}
 
 /// Re-exported so that users name one timestamp type.
 pub use pbjson_types::Timestamp;

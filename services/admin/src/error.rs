@@ -1,7 +1,6 @@
 //! Why an admin call failed: one error type with a stable code for each kind, and the one place
 //! it becomes a gRPC status.
 
-use bashu_proto::ERROR_CODE_METADATA;
 use tonic::{Code, Status};
 
 /// An admin call that did not succeed.
@@ -80,11 +79,7 @@ impl Error {
 /// message, and the stable code in the `bashu-error-code` metadata.
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
-        let mut status = Status::new(error.grpc_code(), error.to_string());
-        if let Ok(code) = error.code().parse() {
-            status.metadata_mut().insert(ERROR_CODE_METADATA, code);
-        }
-        status
+        bashu_proto::error_status(error.grpc_code(), error.to_string(), error.code())
     }
 }
 

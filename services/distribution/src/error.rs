@@ -184,11 +184,7 @@ impl axum::response::IntoResponse for Error {
 /// The one mapping to a gRPC status, with the stable code in `bashu-error-code`.
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
-        let mut status = tonic::Status::new(error.grpc_code(), error.to_string());
-        if let Ok(code) = error.code().parse() {
-            status.metadata_mut().insert(bashu_proto::ERROR_CODE_METADATA, code);
-        }
-        status
+        bashu_proto::error_status(error.grpc_code(), error.to_string(), error.code())
     }
 }
 

@@ -196,6 +196,7 @@ fn search_request(query: &str) -> Result<SearchRequest, Error> {
                 request.page_size = value.parse().map_err(|_| invalid("page_size", "a number from 1 to 50"))?
             }
             "cursor" => request.cursor = value,
+            "sharing" => request.sharing.push(value),
             other => {
                 return Err(Error::Invalid { field: "query string", reason: format!("unknown parameter {other:?}") });
             }

@@ -1,7 +1,6 @@
 //! Why a reviewer's call was refused: one error type with a stable code for each kind, and the one
 //! place it becomes a gRPC status.
 
-use bashu_proto::ERROR_CODE_METADATA;
 use tonic::{Code, Status};
 
 /// A review call that did not succeed.
@@ -81,10 +80,6 @@ impl ReviewError {
 /// `bashu-error-code` metadata.
 impl From<ReviewError> for Status {
     fn from(error: ReviewError) -> Self {
-        let mut status = Status::new(error.grpc_code(), error.to_string());
-        if let Ok(code) = error.code().parse() {
-            status.metadata_mut().insert(ERROR_CODE_METADATA, code);
-        }
-        status
+        bashu_proto::error_status(error.grpc_code(), error.to_string(), error.code())
     }
 }

@@ -7,6 +7,8 @@ use std::time::Instant;
 use bashu_moderation::rules::{Action, Lexicon, Term};
 use serde::Serialize;
 
+use crate::stats::Sequence;
+
 /// One body size's figure.
 #[derive(Debug, Serialize)]
 pub(crate) struct ScanRate {
@@ -14,23 +16,6 @@ pub(crate) struct ScanRate {
     pub(crate) body_bytes: usize,
     pub(crate) mb_per_second: f64,
     pub(crate) hits: usize,
-}
-
-/// A deterministic pseudo-random sequence (xorshift), so every run scans the same text.
-struct Sequence(u64);
-
-impl Sequence {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A common CJK character (the 3,500 most used sit in U+4E00..U+9FA5; this draws from it).
-    fn cjk(&mut self) -> char {
-        char::from_u32(0x4E00 + (self.next() % 0x51A5) as u32).unwrap_or('中')
-    }
 }
 
 pub(crate) fn run(terms: usize, body_sizes: &[usize]) -> Vec<ScanRate> {

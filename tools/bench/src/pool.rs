@@ -23,7 +23,7 @@ use tantivy::{
     schema::{IndexRecordOption, Schema, TextFieldIndexing, TextOptions},
 };
 
-use crate::stats::Percentiles;
+use crate::stats::{Percentiles, Sequence};
 
 /// `bashu-bench pool`'s options.
 #[derive(Clone, Debug, clap::Args)]
@@ -48,9 +48,9 @@ pub(crate) struct Indexing {
     pub(crate) stories_per_second: f64,
     pub(crate) seconds: f64,
     pub(crate) bytes_on_disk: u64,
-    /// The bench process's resident memory once this side was built, and its peak so far (MiB).
-    pub(crate) resident_mib: f64,
-    pub(crate) peak_resident_mib: f64,
+    /// What this side added to the bench process's resident memory (MiB): the index's own
+    /// memory and the pages of its files the process touched.
+    pub(crate) resident_added_mib: f64,
 }
 
 /// One kind of query on both sides.
@@ -66,27 +66,13 @@ pub(crate) struct QueryFigures {
 #[derive(Debug, Serialize)]
 pub(crate) struct PoolResult {
     pub(crate) stories: usize,
+    /// What loading the jieba dictionary added to the process (MiB): once per process.
+    pub(crate) dictionary_resident_mib: f64,
     pub(crate) average_story_bytes: usize,
     pub(crate) bashu: Indexing,
     pub(crate) bare: Indexing,
     pub(crate) indexing_ratio: f64,
     pub(crate) queries: Vec<QueryFigures>,
-}
-
-/// A deterministic pseudo-random sequence (xorshift): every run indexes the same stories.
-struct Sequence(u64);
-
-impl Sequence {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
 }
 
 /// Words of regional news, so that jieba cuts real words and queries hit real postings.
@@ -193,9 +179,11 @@ const WORDS: &[&str] = &[
 
 fn sentence(sequence: &mut Sequence, counties: &[&str]) -> String {
     let mut text = String::new();
-    text.push_str(*sequence.pick(counties));
+    let place: &&str = sequence.pick(counties);
+    text.push_str(place);
     for _ in 0..(6 + sequence.next() % 6) {
-        text.push_str(*sequence.pick(WORDS));
+        let word: &&str = sequence.pick(WORDS);
+        text.push_str(word);
     }
     text.push('。');
     text
@@ -214,7 +202,7 @@ fn generate(count: usize, receivers: usize, counties: &Counties) -> Vec<(Story, 
             }
             let headline: String = sentence(&mut sequence, &names).chars().take(30).collect();
             let mut media = Vec::new();
-            if sequence.next() % 10 == 0 {
+            if sequence.next().is_multiple_of(10) {
                 media.push(MediaReference {
                     uri: "https://v.example/v.mp4".into(),
                     media_type: "video/mp4".into(),
@@ -261,14 +249,12 @@ fn resident() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn indexing(seconds: f64, stories: usize, folder: &Path) -> Indexing {
-    let (resident_mib, peak_resident_mib) = resident();
+fn indexing(seconds: f64, stories: usize, folder: &Path, resident_before: f64) -> Indexing {
     Indexing {
         stories_per_second: stories as f64 / seconds,
         seconds,
         bytes_on_disk: folder_size(folder),
-        resident_mib,
-        peak_resident_mib,
+        resident_added_mib: resident().0 - resident_before,
     }
 }
 
@@ -340,6 +326,9 @@ fn timed(samples: &mut Vec<Duration>, work: impl FnOnce()) {
 
 pub(crate) fn run(options: &Options) -> anyhow::Result<PoolResult> {
     let counties = Arc::new(Counties::builtin()?);
+    let before = resident().0;
+    bashu_pool::analyzer::words("成渝");
+    let dictionary_resident_mib = resident().0 - before;
     eprintln!("pool: generating {} stories", options.stories);
     let stories = generate(options.stories, options.receivers, &counties);
     let average_story_bytes =
@@ -347,11 +336,13 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<PoolResult> {
     let folders = (tempfile::tempdir()?, tempfile::tempdir()?);
 
     eprintln!("pool: indexing into a bare tantivy index");
+    let before = resident().0;
     let (bare, bare_seconds) = bare_index(folders.0.path(), &stories, options.batch)?;
-    let bare_figures = indexing(bare_seconds, stories.len(), folders.0.path());
+    let bare_figures = indexing(bare_seconds, stories.len(), folders.0.path(), before);
     eprintln!("pool: indexing into Bashu's pool");
+    let before = resident().0;
     let (pool, bashu_seconds) = bashu_index(folders.1.path(), &stories, options.batch, counties.clone())?;
-    let bashu_figures = indexing(bashu_seconds, stories.len(), folders.1.path());
+    let bashu_figures = indexing(bashu_seconds, stories.len(), folders.1.path(), before);
 
     let bare_reader = bare.index.reader()?;
     let bare_searcher = bare_reader.searcher();
@@ -401,7 +392,7 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<PoolResult> {
             }
             if kind.starts_with("faceted") {
                 request.sort = SortOrder::Newest as i32;
-                request.has_video = sequence.next() % 2 == 0;
+                request.has_video = sequence.next().is_multiple_of(2);
             }
             timed(&mut ours, || {
                 let _ = pool.search(&county, &request);
@@ -415,6 +406,7 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<PoolResult> {
     }
     Ok(PoolResult {
         stories: stories.len(),
+        dictionary_resident_mib,
         average_story_bytes,
         indexing_ratio: bashu_figures.stories_per_second / bare_figures.stories_per_second.max(0.001),
         bashu: bashu_figures,

@@ -199,8 +199,9 @@ pub(crate) fn print_pool(result: &pool::PoolResult) {
     );
     println!(
         "{:<28} {:>14.0} {:>14.0}",
-        "process resident after, MiB", result.bashu.resident_mib, result.bare.resident_mib
+        "resident memory added, MiB", result.bashu.resident_added_mib, result.bare.resident_added_mib
     );
+    println!("{:<28} {:>14.0}", "jieba dictionary, MiB", result.dictionary_resident_mib);
     println!("{:<28} {:>14} {:>14} {:>8}", "query (ms)", "p50 / p99", "p50 / p99", "p99");
     for query in &result.queries {
         println!(

@@ -1,4 +1,5 @@
-//! Percentiles over samples, and the median and spread over runs.
+//! Percentiles over samples, the median and spread over runs, and the deterministic sequence
+//! generated workloads draw from.
 
 use std::time::Duration;
 
@@ -50,6 +51,28 @@ impl Summary {
             p99_max: p99s.fold(0.0, f64::max),
             runs: runs.len(),
         })
+    }
+}
+
+/// A deterministic pseudo-random sequence (xorshift): every run generates the same workload.
+pub(crate) struct Sequence(pub(crate) u64);
+
+impl Sequence {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// One of `items`.
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next() % items.len() as u64) as usize]
+    }
+
+    /// A common CJK character (the 3,500 most used sit in U+4E00..U+9FA5; this draws from it).
+    pub(crate) fn cjk(&mut self) -> char {
+        char::from_u32(0x4E00 + (self.next() % 0x51A5) as u32).unwrap_or('中')
     }
 }
 
