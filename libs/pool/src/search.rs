@@ -111,6 +111,11 @@ impl PoolIndex {
                 .collect();
             clauses.push((Occur::Must, Box::new(BooleanQuery::new(options))));
         }
+        for (field, count) in [("categories", request.categories.len()), ("sharing", request.sharing.len())] {
+            if count > 50 {
+                return Err(Error::Invalid { field, reason: "at most 50".into() });
+            }
+        }
         let categories: Vec<String> = request
             .categories
             .iter()

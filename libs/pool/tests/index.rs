@@ -175,6 +175,8 @@ fn filters_facets_highlights_and_a_cursor() {
         (SearchRequest { cursor: "o9999".into(), ..Default::default() }, "cursor"),
         (SearchRequest { cursor: "abc".into(), ..Default::default() }, "cursor"),
         (SearchRequest { origin_provinces: vec!["5".into()], ..Default::default() }, "origin_provinces"),
+        (SearchRequest { categories: vec![1; 51], ..Default::default() }, "categories"),
+        (SearchRequest { sharing: vec!["region".into(); 51], ..Default::default() }, "sharing"),
     ] {
         let error = pool.search("511083", &bad).unwrap_err().to_string();
         assert!(error.starts_with(field), "{error}");

@@ -252,6 +252,8 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
 
     let jiangyou = credentials.county_tokens.get("510781").cloned().unwrap_or_default();
     demo_alert(live, &http, &args, credentials.desks, &jiangyou, &names).await?;
+    let rongchang = credentials.county_tokens.get("500153").cloned().unwrap_or_default();
+    demo_pool(&http, &args, &rongchang, &names).await;
 
     match args.for_seconds {
         Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
@@ -264,6 +266,34 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
         reader.abort();
     }
     Ok(())
+}
+
+/// The shared content pool as 荣昌区's editor searches it (docs/pool.md): in traditional
+/// characters, for a story 隆昌 shared with its partners.
+async fn demo_pool(http: &reqwest::Client, args: &DemoArgs, token: &str, names: &HashMap<String, String>) {
+    let query = "跨省夜市 -廣告";
+    let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
+    let url = format!("{}/v1/pool/search?q={encoded}&sort=newest&page_size=3", args.http);
+    for _ in 0..50 {
+        let response = http.get(&url).bearer_auth(token).send().await;
+        let Ok(response) = response else { break };
+        let answer: serde_json::Value = response.json().await.unwrap_or_default();
+        if let Some(hits) = answer["hits"].as_array().filter(|hits| !hits.is_empty()) {
+            println!("pool of 500153 荣昌区, searching {query:?}: {} found", answer["total"].as_str().unwrap_or("?"));
+            for hit in hits {
+                let origin = hit["story"]["originCounty"].as_str().unwrap_or_default();
+                println!(
+                    "  {} ({} {})",
+                    hit["headlineHtml"].as_str().unwrap_or_default().replace("<mark>", "【").replace("</mark>", "】"),
+                    origin,
+                    names.get(origin).cloned().unwrap_or_default()
+                );
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("pool of 500153: nothing found for {query:?} yet (is distribution running?)");
 }
 
 /// A signed Exercise flood warning from the 绵阳 desk to prefecture 5107, live arrivals printed,
