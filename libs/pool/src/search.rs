@@ -2,6 +2,8 @@
 //! and what was delivered to it) before anything else, so no query, filter, facet or cursor can
 //! reach another county's unshared story.
 
+use std::collections::HashSet;
+
 use bashu_proto::{
     pool::v1::{FacetCount, PoolHit, PoolStory, SearchRequest, SearchResponse, SortOrder},
     story::v1::Category,
@@ -281,7 +283,20 @@ impl PoolIndex {
         }))
     }
 
-    /// The counties that noted they used a story, each once.
+    /// Who may see a story: its origin and every county it reached (from its document or its
+    /// tombstone); empty when the pool never had it. A reuse note counts only from one of them.
+    pub(crate) fn audience(&self, searcher: &Searcher, origin: &str, id: &str) -> Result<HashSet<String>> {
+        let fields = &self.inner.fields;
+        let query = TermQuery::new(Term::from_field_text(fields.key, &story_key(origin, id)), IndexRecordOption::Basic);
+        let Some((_, address)) = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?.into_iter().next()
+        else {
+            return Ok(HashSet::new());
+        };
+        let doc: TantivyDocument = searcher.doc(address)?;
+        Ok(fields.texts(&doc, fields.visible_to).into_iter().collect())
+    }
+
+    /// The counties that noted they used a story, each once (only those it reached).
     fn users_of(&self, searcher: &Searcher, origin: &str, id: &str) -> Result<Vec<String>> {
         let fields = &self.inner.fields;
         let query = BooleanQuery::new(vec![
@@ -295,6 +310,8 @@ impl PoolIndex {
             .filter_map(|(_, address)| searcher.doc::<TantivyDocument>(address).ok())
             .map(|doc| fields.text(&doc, fields.user).to_owned())
             .collect();
+        let audience = self.audience(searcher, origin, id)?;
+        users.retain(|user| audience.contains(user));
         users.sort();
         users.dedup();
         Ok(users)

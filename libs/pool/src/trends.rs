@@ -44,9 +44,18 @@ impl PoolIndex {
             (Occur::Must, term(fields.origin, origin)),
         ]);
         let mut headlines: HashMap<String, String> = HashMap::new();
+        let mut audiences: HashMap<String, HashSet<String>> = HashMap::new();
+        let searcher = self.searcher();
         let mut reuses = Vec::new();
         for doc in self.newest(&query, limit)? {
             let id = fields.text(&doc, fields.story_id).to_owned();
+            let user = fields.text(&doc, fields.user);
+            if !audiences.contains_key(&id) {
+                audiences.insert(id.clone(), self.audience(&searcher, origin, &id)?);
+            }
+            if !audiences[&id].contains(user) {
+                continue;
+            }
             let headline = match headlines.get(&id) {
                 Some(headline) => headline.clone(),
                 None => {
@@ -135,14 +144,24 @@ impl PoolIndex {
             })
             .collect();
 
-        // Reuse: every note, counted per story and per county.
+        // Reuse: every note from a county the story reached, counted per story and per county.
         let uses = self.newest(&term(fields.kind, Kind::Use.name()), USES_READ)?;
+        let searcher = self.searcher();
+        let mut audiences: HashMap<(String, String), HashSet<String>> = HashMap::new();
         let mut per_story: HashMap<(String, String), HashSet<String>> = HashMap::new();
         let mut given: HashMap<String, u64> = HashMap::new();
         let mut taken: HashMap<String, u64> = HashMap::new();
         for doc in &uses {
             let origin = fields.text(doc, fields.origin).to_owned();
             let user = fields.text(doc, fields.user).to_owned();
+            let story = (origin.clone(), fields.text(doc, fields.story_id).to_owned());
+            if !audiences.contains_key(&story) {
+                let audience = self.audience(&searcher, &story.0, &story.1)?;
+                audiences.insert(story.clone(), audience);
+            }
+            if !audiences[&story].contains(&user) {
+                continue;
+            }
             per_story
                 .entry((origin.clone(), fields.text(doc, fields.story_id).to_owned()))
                 .or_default()

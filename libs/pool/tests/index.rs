@@ -221,6 +221,7 @@ fn uses_are_listed_for_the_origin_and_counted_in_the_trends() {
     assert_eq!(trends.most_reused[0].uses, 2);
     let longchang = trends.give_take.iter().find(|g| g.county == "511083").unwrap();
     assert_eq!((longchang.given, longchang.taken, longchang.name.as_str()), (2, 0, "隆昌市"));
+    assert!(trends.give_take.iter().all(|g| g.county != "513437"), "a note from a county never given the story");
 }
 
 #[test]
