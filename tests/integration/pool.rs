@@ -178,30 +178,49 @@ fn reader(folder: &std::path::Path) -> bashu_pool::PoolIndex {
 async fn a_replica_killed_mid_stream_resumes_from_its_own_index_and_misses_nothing() {
     let folder = tempfile::tempdir().unwrap();
     let index_dir = folder.path().to_owned();
-    let t = TestSystem::start_configured(&[Target::Ingest, Target::Moderation], |config| {
-        config.distribution.pool.index_dir = Some(index_dir.clone());
-    })
-    .await;
-    let (first, _) = t.start_distribution().await;
+    let t = TestSystem::start_with(&[Target::Ingest, Target::Moderation]).await;
+    // Distribution as its own process, as a pod runs it, keeping its index in a folder.
+    let replica = || {
+        let settings = [("BASHU_DISTRIBUTION__POOL__INDEX_DIR", index_dir.to_str().unwrap())];
+        let port = bashu_test_support::free_port();
+        let grace = std::time::Duration::from_secs(5);
+        (
+            bashu_tests::spawn_bashu_with("distribution", &t.nats.url(), &t.config.nats.prefix, port, grace, &settings),
+            port,
+        )
+    };
+    let (mut first, port) = replica();
+    bashu_tests::wait_ready(&reqwest::Client::new(), port).await;
     for n in 0..5 {
         t.post_story(&railway(&format!("before-{n}"), 1, &format!("川南城际铁路第{n}段"), "施工进展", &["500153"]))
             .await;
     }
-    eventually("five stories published", || async { t.published_count().await == 5 }).await;
-    // Killed (-9: the task is aborted, nothing runs on the way out) once its index has them.
-    eventually("the index has caught up", || async { reader(&index_dir).checkpoint().unwrap().feeds >= 5 }).await;
-    first.abort();
-    let _ = first.await;
+    eventually("the replica's index has the five stories", || async {
+        reader(&index_dir).checkpoint().unwrap().feeds >= 5
+    })
+    .await;
+    // kill -9: nothing runs on the way out.
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
     for n in 0..5 {
         t.post_story(&railway(&format!("after-{n}"), 1, &format!("川南城际铁路第{n}段通车"), "通车", &["500153"]))
             .await;
     }
-    let (second, _) = t.start_distribution().await;
+    let (_second, port) = replica();
+    bashu_tests::wait_ready(&reqwest::Client::new(), port).await;
     eventually("the restarted replica has every story once", || async {
         reader(&index_dir).counts().unwrap() == (10, 0, 0)
     })
     .await;
-    second.abort();
+    // And it answers the county from what it kept and what it read since.
+    let response = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/v1/pool/search?q={}", urlencode("城际铁路")))
+        .bearer_auth(t.token_for("500153").await)
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["total"], "10", "{answer}");
 }
 
 #[tokio::test]
