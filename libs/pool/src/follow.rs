@@ -22,8 +22,10 @@ use crate::{Change, Checkpoint, PoolIndex};
 
 /// The most changes one commit takes.
 const BATCH: usize = 2_000;
-/// How long a batch waits for more once it has something.
-const LINGER: Duration = Duration::from_millis(50);
+/// How long a batch waits for more once it has something: each batch is a commit and a new
+/// segment to merge, so a steady trickle is gathered rather than committed message by message
+/// (a story is findable within about this long).
+const LINGER: Duration = Duration::from_millis(500);
 
 /// How far the index has read, against how much there was when it (re)started reading.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]

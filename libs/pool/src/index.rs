@@ -84,7 +84,8 @@ impl PoolIndex {
         };
         index.tokenizers().register(ANALYZER, ChineseAnalyzer);
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let writer = Some(Mutex::new(index.writer(WRITER_MEMORY)?));
+        // One indexing thread: the pool shares its process (and its two cores) with distribution.
+        let writer = Some(Mutex::new(index.writer_with_num_threads(1, WRITER_MEMORY)?));
         Ok(Self { inner: Arc::new(Inner { index, reader, writer, fields, counties }) })
     }
 
