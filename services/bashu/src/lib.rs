@@ -137,6 +137,35 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether starting again may succeed: the bus (or a bucket behind a registry, a service's
+    /// store) failed, not the configuration, a certificate or a listener.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Bus(error) => error.is_transient(),
+            Error::Distribution(bashu_distribution::BuildError::Bus(error)) => error.is_transient(),
+            Error::Registry(bashu_registry::Error::Bus(error))
+            | Error::Ingest(bashu_ingest::Error::Bus(error))
+            | Error::Moderation(bashu_moderation::Error::Bus(error))
+            | Error::Alerts(bashu_alerts::Error::Bus(error)) => error.is_transient(),
+            Error::Registry(bashu_registry::Error::Store { .. })
+            | Error::Ingest(bashu_ingest::Error::Store(_))
+            | Error::Moderation(bashu_moderation::Error::Store(_))
+            | Error::Alerts(bashu_alerts::Error::Store(_)) => true,
+            Error::Registry(_)
+            | Error::Ingest(_)
+            | Error::Moderation(_)
+            | Error::Alerts(_)
+            | Error::Distribution(_)
+            | Error::Reflection(_)
+            | Error::NatsIdentity { .. }
+            | Error::Tls { .. }
+            | Error::TlsConfig(_)
+            | Error::Listen { .. } => false,
+        }
+    }
+}
+
 /// A running set of services.
 pub struct System {
     /// Where the HTTP listener is bound.

@@ -90,11 +90,25 @@ pub fn test_mapping(mapping: &std::path::Path, sample: &std::path::Path) -> Exit
 pub async fn serve(targets: &Targets, config: &Config, grace: Duration) -> ExitCode {
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    let system = match crate::System::start(config, &targets.0, shutdown.clone()).await {
-        Ok(system) => system,
-        Err(error) => {
-            tracing::error!(error = %error, "bashu could not start");
-            return ExitCode::FAILURE;
+    let system = loop {
+        // Each attempt has its own token, so what a failed attempt started stops with it.
+        let attempt = shutdown.child_token();
+        match crate::System::start(config, &targets.0, attempt.clone()).await {
+            Ok(system) => break system,
+            // The bus slow or away at start-up (a JetStream request timing out on a loaded
+            // server): try again, as the services retry everything else, rather than exit.
+            Err(error) if error.is_transient() && !shutdown.is_cancelled() => {
+                attempt.cancel();
+                tracing::warn!(error = %bashu_bus::error_chain(&error), "bashu could not start yet; trying again");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return ExitCode::FAILURE,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "bashu could not start");
+                return ExitCode::FAILURE;
+            }
         }
     };
     if let (Some(path), false) = (&config.registry.demo_credentials_file, system.demo.desks.is_empty()) {
