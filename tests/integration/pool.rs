@@ -285,3 +285,61 @@ async fn an_operator_rebuilds_every_replica_s_index_and_follows_each_until_it_ha
     assert_eq!(found(&t, "500153", "双城").await.len(), 3, "the rebuilt index answers as before");
     second.abort();
 }
+
+#[tokio::test]
+async fn under_nats_identities_the_pool_reads_marks_used_and_rebuilds_with_only_its_own_permissions() {
+    use bashu_proto::admin::v1::{RebuildPoolIndexRequest, pool_index_service_client::PoolIndexServiceClient};
+    // Every service as its own nkey identity, nats-server enforcing each one's permissions.
+    let secured = bashu_tests::SecuredSystem::start("", |_| {}).await;
+    let counties = std::sync::Arc::new(bashu_registry::Counties::builtin().unwrap());
+    let tokens = bashu_registry::CountyTokens::open(&secured.admin, counties).await.unwrap();
+    let longchang = tokens.issue("511083", "cms").await.unwrap().token;
+    let rongchang = tokens.issue("500153", "editor").await.unwrap().token;
+    let http = format!("http://{}", secured.system.http_addr);
+    let client = reqwest::Client::new();
+    let story = railway("secured-1", 1, "成渝中线高铁全线开通", "正式开通运营。", &["500153"]);
+    let submitted =
+        client.post(format!("{http}/v1/stories")).bearer_auth(&longchang).json(&story).send().await.unwrap();
+    assert_eq!(submitted.status().as_u16(), 202);
+    let search = || async {
+        let answer: Value = client
+            .get(format!("{http}/v1/pool/search?q={}", urlencode("高铁")))
+            .bearer_auth(&rongchang)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["total"] == "1"
+    };
+    eventually("distribution's identity reads the feeds into the pool", search).await;
+
+    // Distribution's identity may publish the county's reuse note.
+    let marked = client
+        .post(format!("{http}/v1/pool/used"))
+        .bearer_auth(&rongchang)
+        .json(&json!({"originCounty": "511083", "storyId": "secured-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(marked.status().as_u16(), 200, "{}", marked.text().await.unwrap());
+    let uses: Vec<StoryUse> =
+        secured.admin.operations().read_all(bashu_bus::STORIES, &secured.subjects.all_story_uses()).await.unwrap();
+    assert_eq!(uses.len(), 1);
+
+    // Admin asks over core NATS, distribution hears it and answers on its progress subject.
+    let channel =
+        bashu_tests::bearer_channel(&format!("http://{}", secured.system.grpc_addr), bashu_tests::OPERATOR_TOKEN)
+            .await
+            .unwrap();
+    let mut progress =
+        PoolIndexServiceClient::new(channel).rebuild_pool_index(RebuildPoolIndexRequest {}).await.unwrap().into_inner();
+    let mut last = None;
+    while let Some(step) = progress.message().await.unwrap() {
+        last = Some(step);
+    }
+    let last = last.expect("progress");
+    assert!(last.done && last.replicas.len() == 1 && last.replicas[0].caught_up, "{last:?}");
+    eventually("the rebuilt index answers", search).await;
+}

@@ -12,7 +12,7 @@ use bashu_proto::{
 use tantivy::{
     DateTime, DocAddress, Order, Searcher, TantivyDocument, Term,
     collector::{Count, FacetCollector, TopDocs},
-    query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery},
+    query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery},
     schema::{Facet, IndexRecordOption},
     snippet::SnippetGenerator,
 };
@@ -323,14 +323,6 @@ impl PoolIndex {
         let top =
             searcher.search(query, &TopDocs::with_limit(limit).order_by_fast_field::<DateTime>("at", Order::Desc))?;
         top.into_iter().map(|(_, address)| Ok(searcher.doc(address)?)).collect()
-    }
-
-    /// Every story document (not kills, not uses), for tools that look at the whole pool.
-    pub fn all_stories_query(&self) -> Box<dyn Query> {
-        Box::new(BooleanQuery::new(vec![
-            (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
-            (Occur::Must, term(self.inner.fields.kind, Kind::Story.name())),
-        ]))
     }
 }
 

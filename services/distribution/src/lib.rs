@@ -165,11 +165,6 @@ impl Distribution {
         bashu_proto::pool::v1::pool_service_server::PoolServiceServer::new(self.pool_api.clone())
     }
 
-    /// The content pool's follower: its progress, and a rebuild from the streams.
-    pub fn pool_follower(&self) -> &bashu_pool::Follower {
-        &self.follower
-    }
-
     /// Distributes approved stories, releases embargoes, tracks takedowns and sends webhooks until
     /// `shutdown`. Everything runs inside this future: if it is dropped, all of it stops. Any
     /// number of processes may run it at once (see `distributor`).
