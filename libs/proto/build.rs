@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bashu/admin/v1/audit.proto",
         "bashu/admin/v1/operations_service.proto",
         "bashu/pool/v1/pool_service.proto",
+        "bashu/coverage/v1/coverage.proto",
+        "bashu/coverage/v1/coverage_service.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
     println!("cargo:rerun-if-changed=build.rs");

@@ -9,6 +9,7 @@ mod board;
 mod bus_contract;
 mod bus_security;
 mod cluster_faults;
+mod coverage;
 mod deploy_manifests;
 mod distribution;
 mod distribution_faults;

@@ -3,6 +3,7 @@
 use bashu_proto::{
     admin::v1::AuditEvent,
     alert::v1::{AlertAcknowledgement, AlertDelivery, AlertEscalation, AlertIssued, AlertReceipt},
+    coverage::v1::PlanEvent,
     moderation::v1::ReviewRecorded,
     story::v1::{
         DecisionNotice, ModerationDecision, Story, StoryDelivery, StoryPublished, StoryReceipt, StorySubmitted,
@@ -190,6 +191,17 @@ impl Event for StoryPublished {
         Ok(Route {
             subject: subjects.story_published(&self.origin_county)?,
             msg_id: format!("published.{}", story_key(&self.origin_county, &self.story_id, self.version)),
+        })
+    }
+}
+
+impl Event for PlanEvent {
+    const TYPE: &'static str = "bashu.coverage.v1.PlanEvent";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        Ok(Route {
+            subject: subjects.coverage_plan(&self.plan_id)?,
+            msg_id: format!("coverage.{}.{}", self.plan_id, self.sequence),
         })
     }
 }
@@ -454,6 +466,35 @@ impl Incoming for StoryLedgerEvent {
             _ => return Ok(Self::Other),
         };
         decoded.map_err(|e| e.to_string())
+    }
+}
+
+/// What a joint coverage plan's contributions are recorded from: the story ledger's
+/// submissions, decisions and reuse notes, told apart by the subject.
+#[derive(Debug)]
+pub enum ContributionSource {
+    /// Ingest accepted a story version (boxed: it carries the story).
+    Submitted(Box<StorySubmitted>),
+    /// Moderation decided on one (boxed: it carries the story).
+    Decided(Box<ModerationDecision>),
+    /// A county used a story it received; the county is the subject's.
+    Used(StoryUse),
+}
+
+impl Incoming for ContributionSource {
+    const NAME: &'static str = "contribution source";
+
+    fn decode_incoming(arrival: Arrival<'_>, payload: Bytes) -> std::result::Result<Self, String> {
+        match arrival.subjects.story_entry(arrival.subject) {
+            Some(("submitted", _)) => {
+                StorySubmitted::decode(payload).map(|e| Self::Submitted(Box::new(e))).map_err(|e| e.to_string())
+            }
+            Some(("decided", _)) => {
+                ModerationDecision::decode(payload).map(|e| Self::Decided(Box::new(e))).map_err(|e| e.to_string())
+            }
+            Some(("used", _)) => from_county(arrival, payload).map(Self::Used),
+            _ => Err(format!("{} is not a submission, decision or reuse note", arrival.subject)),
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! subject string themselves.
 //!
 //! [`Bus`] itself is the transport: connect, publish, consume. Each domain's streams, buckets
-//! and consumers hang off it ([`Bus::stories`], [`Bus::alerts`], [`Bus::registry`]), and the
+//! and consumers hang off it ([`Bus::stories`], [`Bus::alerts`], [`Bus::coverage`],
+//! [`Bus::registry`]), and the
 //! operators' tools are apart ([`Bus::operations`]).
 
 mod consume;
@@ -22,16 +23,18 @@ pub use async_nats;
 pub use consume::{DeadLetter, Delivery, Failure, Handler, error_chain};
 pub use error::{Error, Operation, Result};
 pub use events::{
-    AlertTrackingEvent, Arrival, CountyMessage, Event, FeedEvent, FromCounty, Incoming, Route, StoryLedgerEvent,
+    AlertTrackingEvent, Arrival, ContributionSource, CountyMessage, Event, FeedEvent, FromCounty, Incoming, Route,
+    StoryLedgerEvent,
 };
 pub use follow::{Followed, follow_keys};
 pub use operate::{ConsumerFigures, Operations, RangeMessage, Sequenced, Stored, StreamFigures};
 pub use permissions::{Permissions, SERVICES, county_inbox, desk_inbox};
 pub use subjects::{Subject, SubjectFilter, Subjects};
 pub use topology::{
-    ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, AUDIT, AlertTopology, CREDENTIALS_BUCKET, ConsumerSpec, DEAD_LETTERS,
-    DISTRIBUTION_BUCKET, FEEDS, INGEST_BUCKET, INGEST_FEEDS_BUCKET, MEDIA_STORE, MODERATION_BUCKET, REGISTRY_BUCKET,
-    RegistryTopology, Retry, RetryConfig, STORIES, StoryTopology, Topology,
+    ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, AUDIT, AlertTopology, COVERAGE, COVERAGE_BUCKET, CREDENTIALS_BUCKET,
+    ConsumerSpec, CoverageTopology, DEAD_LETTERS, DISTRIBUTION_BUCKET, FEEDS, INGEST_BUCKET, INGEST_FEEDS_BUCKET,
+    MEDIA_STORE, MODERATION_BUCKET, REGISTRY_BUCKET, RegistryTopology, Retry, RetryConfig, STORIES, StoryTopology,
+    Topology,
 };
 
 use async_nats::{HeaderMap, jetstream};

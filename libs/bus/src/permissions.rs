@@ -10,7 +10,8 @@
 use crate::{
     ALERT_FEEDS, FEEDS, Result, Subjects,
     topology::{
-        ALERT_STATE_BUCKET, DISTRIBUTION_BUCKET, INGEST_BUCKET, INGEST_FEEDS_BUCKET, MEDIA_STORE, MODERATION_BUCKET,
+        ALERT_STATE_BUCKET, COVERAGE_BUCKET, DISTRIBUTION_BUCKET, INGEST_BUCKET, INGEST_FEEDS_BUCKET, MEDIA_STORE,
+        MODERATION_BUCKET,
     },
 };
 
@@ -27,7 +28,7 @@ pub struct Permissions {
 }
 
 /// The services that connect to the bus, each with an identity of its own.
-pub const SERVICES: [&str; 6] = ["ingest", "moderation", "distribution", "alerts", "admin", "nats-auth"];
+pub const SERVICES: [&str; 7] = ["ingest", "moderation", "distribution", "alerts", "coverage", "admin", "nats-auth"];
 
 /// The inbox prefix a county's client must use (`custom_inbox_prefix`), so that the replies to
 /// its fetches reach only it.
@@ -117,6 +118,12 @@ impl Permissions {
                 // acknowledgements staff made on a county's behalf.
                 subjects.pattern("audit.alerts"),
                 kv(ALERT_STATE_BUCKET),
+            ],
+            "coverage" => vec![
+                subjects.pattern("coverage.plan.*"),
+                // Every change to a plan, with the county or staff member who made it.
+                subjects.pattern("audit.coverage"),
+                kv(COVERAGE_BUCKET),
             ],
             // Operators change the registry and credentials, replay into feeds and requeue dead
             // letters to wherever they came from: the one service with every Bashu subject.

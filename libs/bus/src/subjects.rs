@@ -182,6 +182,14 @@ impl Subjects {
         (["receipt", "used", "takedown"].contains(&kind) && !county.contains('.')).then_some((kind, county))
     }
 
+    /// The kind (`submitted`, `decided`, `used`, ...) and last token of a story ledger subject
+    /// (`bashu.story.<kind>.<token>`), if it is one.
+    pub fn story_entry<'a>(&self, subject: &'a str) -> Option<(&'a str, &'a str)> {
+        let (kind, token) =
+            subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.story.")?.split_once('.')?;
+        (!token.contains('.')).then_some((kind, token))
+    }
+
     /// `bashu.feed.<county>.story`: a story version in a county's feed.
     pub fn feed_story(&self, county: &str) -> Result<Subject> {
         Ok(self.concrete(&format!("feed.{}.story", token(county)?)))
@@ -354,6 +362,22 @@ impl Subjects {
     /// `bashu.pool.progress.*`: every replica's progress.
     pub fn all_pool_progress(&self) -> SubjectFilter {
         self.filter("pool.progress.*")
+    }
+
+    /// `bashu.coverage.plan.<plan>`: a joint coverage plan's changes, in order.
+    pub fn coverage_plan(&self, plan: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("coverage.plan.{}", token(plan)?)))
+    }
+
+    /// `bashu.coverage.>`: every plan's changes.
+    pub fn all_coverage(&self) -> SubjectFilter {
+        self.filter("coverage.>")
+    }
+
+    /// The story ledger's subjects a plan's contributions are recorded from: submissions,
+    /// decisions and reuse notes.
+    pub fn coverage_contribution_sources(&self) -> Vec<SubjectFilter> {
+        vec![self.all_story_submitted(), self.all_story_decided(), self.all_story_uses()]
     }
 
     /// `bashu.audit.<service>`: changes made through a service's API.

@@ -3,7 +3,10 @@
 
 use bashu_proto::{
     Timestamp,
-    story::v1::{Attribution, Category, MediaReference, PublicationStatus, ReviewApproval, SharingPolicy, Story},
+    story::v1::{
+        Attribution, Category, ContributionKind, CoverageRef, MediaReference, PublicationStatus, ReviewApproval,
+        SharingPolicy, Story,
+    },
 };
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -14,6 +17,7 @@ const STORY_URN: &str = "urn:bashu:story:";
 const CATEGORY_URN: &str = "urn:bashu:category:";
 const COUNTY_URN: &str = "urn:bashu:gbt2260:";
 const SHARING_LANG: &str = "urn:bashu:sharing-policy:1";
+const COVERAGE_URN: &str = "urn:bashu:coverage:";
 
 /// What a delivery adds to a story's rendering: the receiving county and the review record.
 #[derive(Clone, Copy, Debug, Default)]
@@ -125,6 +129,18 @@ pub fn story_to_ninjs(story: &Story, delivery: Option<Delivery<'_>>) -> Value {
     .collect();
     if !sources.is_empty() {
         put("infoSources", Value::Array(sources));
+    }
+
+    if let Some(coverage) = &story.coverage {
+        let kind = coverage.kind().short_name();
+        put(
+            "events",
+            json!([{
+                "rel": "bashu:coverage",
+                "uri": format!("{COVERAGE_URN}{}:{}:{kind}", coverage.plan_id, coverage.phase),
+                "name": format!("{} / {}", coverage.plan_id, coverage.phase),
+            }]),
+        );
     }
 
     let encoded = serde_json::to_string(&sharing).unwrap_or_else(|_| "{}".into());
@@ -389,6 +405,25 @@ pub fn story_from_ninjs(document: &Value, origin: &str) -> Result<Story, Vec<Pro
         match serde_json::from_str::<SharingPolicy>(encoded) {
             Ok(policy) => story.sharing = Some(policy),
             Err(error) => reader.fail("/rightsInfo/encodedRights", format!("not a Bashu sharing policy: {error}")),
+        }
+    }
+    for (i, event) in reader.array("events") {
+        if event.get("rel").and_then(Value::as_str) != Some("bashu:coverage") {
+            continue;
+        }
+        let uri = event.get("uri").and_then(Value::as_str).unwrap_or("");
+        let parts: Vec<&str> = uri.strip_prefix(COVERAGE_URN).map(|rest| rest.split(':').collect()).unwrap_or_default();
+        let kind = parts.get(2).and_then(|k| ContributionKind::from_short_name(k));
+        match (parts.as_slice(), kind) {
+            ([plan, phase, _], Some(kind)) if story.coverage.is_none() => {
+                story.coverage =
+                    Some(CoverageRef { plan_id: (*plan).into(), phase: (*phase).into(), kind: kind as i32 });
+            }
+            ([_, _, _], Some(_)) => reader.fail(format!("/events/{i}"), "a story belongs to one coverage plan at most"),
+            _ => reader.fail(
+                format!("/events/{i}/uri"),
+                "urn:bashu:coverage:<plan>:<phase>:<kind>, kind one of text, photo, video, audio, live, h5",
+            ),
         }
     }
     for (i, association) in reader.array("associations") {

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use bashu_ninjs::{Delivery, story_from_ninjs, story_to_ninjs, validate_official, validate_profile};
 use bashu_proto::story::v1::{
-    Attribution, Category, MediaReference, PublicationStatus, ReviewApproval, SharingPolicy, Story,
+    Attribution, Category, ContributionKind, CoverageRef, MediaReference, PublicationStatus, ReviewApproval,
+    SharingPolicy, Story,
 };
 use serde_json::Value;
 
@@ -87,6 +88,11 @@ fn full_story() -> Story {
             ..Default::default()
         }),
         status: PublicationStatus::Usable as i32,
+        coverage: Some(CoverageRef {
+            plan_id: "yukun-rail".into(),
+            phase: "experience".into(),
+            kind: ContributionKind::Video as i32,
+        }),
     }
 }
 
@@ -109,6 +115,18 @@ fn the_profile_refuses_what_plain_ninjs_allows() {
     assert_eq!(validate_official(&document), Ok(()));
     let problems = validate_profile(&document).unwrap_err();
     assert!(problems.iter().any(|p| p.path.starts_with("/altIds")), "{problems:?}");
+}
+
+#[test]
+fn a_coverage_event_must_name_plan_phase_and_a_known_kind() {
+    let mut document = story_to_ninjs(&full_story(), None);
+    assert_eq!(document["events"][0]["uri"], "urn:bashu:coverage:yukun-rail:experience:video");
+    document["events"][0]["uri"] = "urn:bashu:coverage:yukun-rail:experience:hologram".into();
+    assert_eq!(validate_official(&document), Ok(()));
+    let problems = validate_profile(&document).unwrap_err();
+    assert!(problems.iter().any(|p| p.path.starts_with("/events/0")), "{problems:?}");
+    let refused = story_from_ninjs(&document, "511083").unwrap_err();
+    assert!(refused.iter().any(|p| p.path == "/events/0/uri"), "{refused:?}");
 }
 
 #[test]

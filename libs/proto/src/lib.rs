@@ -51,6 +51,20 @@ pub mod story {
             }
         }
 
+        impl ContributionKind {
+            /// The kind without its prefix, lowercase (`video`): as weights, tables and the
+            /// HTTP doors name it.
+            pub fn short_name(self) -> String {
+                self.as_str_name().trim_start_matches("CONTRIBUTION_KIND_").to_lowercase()
+            }
+
+            /// The kind of a short name (`video`), if it is one.
+            pub fn from_short_name(name: &str) -> Option<Self> {
+                Self::from_str_name(&format!("CONTRIBUTION_KIND_{}", name.to_ascii_uppercase()))
+                    .filter(|kind| *kind != Self::Unspecified)
+            }
+        }
+
         impl Story {
             /// This version's [`version_key`].
             pub fn version_key(&self) -> String {
@@ -126,6 +140,15 @@ pub mod pool {
     /// `bashu.pool.v1`: the shared content pool.
     pub mod v1 {
         generated!("bashu.pool.v1");
+    }
+}
+
+/// Generated code; documented in the `.proto` files.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod coverage {
+    /// `bashu.coverage.v1`: joint coverage plans, their contributions and settlements.
+    pub mod v1 {
+        generated!("bashu.coverage.v1");
     }
 }
 

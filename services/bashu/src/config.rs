@@ -33,6 +33,8 @@ pub struct Config {
     pub distribution: bashu_distribution::Config,
     /// The alert service's settings.
     pub alerts: bashu_alerts::Config,
+    /// Joint coverage's settings.
+    pub coverage: bashu_coverage::Config,
     /// Admin's settings.
     pub admin: bashu_admin::Config,
     /// Which addresses feeds and webhooks that counties register may reach (all three of
@@ -193,6 +195,7 @@ impl Config {
         self.moderation.validate()?;
         self.distribution.validate()?;
         self.alerts.validate()?;
+        self.coverage.validate()?;
         self.admin.validate()?;
         Ok(())
     }

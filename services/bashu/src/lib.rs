@@ -40,12 +40,14 @@ pub enum Target {
     Admin,
     /// Emergency alerts: intake, fan-out, tracking and escalation.
     Alerts,
+    /// Joint coverage plans, their contribution ledger and settlements.
+    Coverage,
 }
 
 impl Target {
     /// Every target, as `--target all` runs them.
-    pub const ALL: [Target; 5] =
-        [Target::Ingest, Target::Moderation, Target::Distribution, Target::Admin, Target::Alerts];
+    pub const ALL: [Target; 6] =
+        [Target::Ingest, Target::Moderation, Target::Distribution, Target::Admin, Target::Alerts, Target::Coverage];
 
     fn name(self) -> &'static str {
         match self {
@@ -54,6 +56,7 @@ impl Target {
             Target::Distribution => "distribution",
             Target::Admin => "admin",
             Target::Alerts => "alerts",
+            Target::Coverage => "coverage",
         }
     }
 }
@@ -71,7 +74,7 @@ impl FromStr for Targets {
             match name {
                 "all" => targets.extend(Target::ALL),
                 other => targets.push(*Target::ALL.iter().find(|t| t.name() == other).ok_or_else(|| {
-                    format!("unknown target {other:?}: all, ingest, moderation, distribution, admin, alerts")
+                    format!("unknown target {other:?}: all, ingest, moderation, distribution, admin, alerts, coverage")
                 })?),
             }
         }
@@ -102,6 +105,9 @@ pub enum Error {
     /// The alert service could not be built.
     #[error(transparent)]
     Alerts(#[from] bashu_alerts::Error),
+    /// The coverage service could not be built.
+    #[error(transparent)]
+    Coverage(#[from] bashu_coverage::Error),
     /// The reflection service could not read the descriptors.
     #[error("grpc reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -152,6 +158,7 @@ impl Error {
             | Error::Ingest(bashu_ingest::Error::Store(_))
             | Error::Moderation(bashu_moderation::Error::Store(_))
             | Error::Alerts(bashu_alerts::Error::Store(_)) => true,
+            Error::Coverage(error) => error.is_transient(),
             Error::Registry(_)
             | Error::Ingest(_)
             | Error::Moderation(_)

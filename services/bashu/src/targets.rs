@@ -115,6 +115,17 @@ impl Target {
                 callers: bashu_alerts::Callers::new(shared.tokens.clone(), shared.staff.clone()),
             }),
             Target::Admin => Box::new(AdminService::build(shared, bus).await?),
+            Target::Coverage => Box::new(
+                bashu_coverage::Coverage::build(
+                    config.coverage.clone(),
+                    bus,
+                    shared.counties.clone(),
+                    shared.registry.clone(),
+                    shared.tokens.clone(),
+                    shared.staff.clone(),
+                )
+                .await?,
+            ),
         })
     }
 }
@@ -173,6 +184,24 @@ impl Service for bashu_distribution::Distribution {
             stories.county_receipts_consumer(Retry::default()),
             stories.county_uses_consumer(Retry::default()),
         ]
+    }
+
+    fn run(self: Box<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), bashu_bus::Error>> {
+        Box::pin((*self).run(shutdown))
+    }
+}
+
+impl Service for bashu_coverage::Coverage {
+    fn routes(&self) -> Router {
+        self.api().router()
+    }
+
+    fn grpc(&self, _guard: &bashu_admin::Guard, grpc: &mut GrpcServices) {
+        grpc.add(self.api().grpc_service());
+    }
+
+    fn consumers(&self, _bus: &Bus) -> Vec<ConsumerSpec> {
+        vec![self.consumer()]
     }
 
     fn run(self: Box<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), bashu_bus::Error>> {

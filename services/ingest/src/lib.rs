@@ -129,6 +129,8 @@ struct Inner {
     feeds: kv::Store,
     access: access::Access,
     media: async_nats::jetstream::object_store::ObjectStore,
+    /// Joint coverage plans, read to check a story's plan and phase.
+    plans: bashu_coverage_core::PlanStore,
     builtin_mappings: Vec<mapping::Mapping>,
 }
 
@@ -150,6 +152,7 @@ impl Ingest {
         let at_least_one = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("at least one");
         let access = access::Access::new(tokens, at_least_one(config.rate_per_minute), at_least_one(config.rate_burst));
         let builtin_mappings = mapping::builtin();
+        let plans = bashu_coverage_core::PlanStore::open(&bus).await.map_err(Error::store)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -162,6 +165,7 @@ impl Ingest {
                 feeds,
                 access,
                 media,
+                plans,
                 builtin_mappings,
             }),
         })
@@ -300,6 +304,17 @@ impl Ingest {
         if missing.is_empty() { Ok(()) } else { Err(Error::Invalid(missing)) }
     }
 
+    /// Refuses a story naming a coverage plan it may not contribute to (not joined, not active,
+    /// no such phase or kind), with the field.
+    async fn check_coverage(&self, story: &Story) -> Result<()> {
+        let Some(coverage) = &story.coverage else { return Ok(()) };
+        let plan = self.inner.plans.plan(&coverage.plan_id).await.map_err(Error::store)?.map(|p| p.value);
+        match bashu_coverage_core::check_contribution(story, plan.as_ref()) {
+            Some((field, reason)) => Err(Error::Invalid(vec![FieldError::new(field, reason)])),
+            None => Ok(()),
+        }
+    }
+
     /// Validates, normalises and accepts one story version. A version accepted before is
     /// answered with its first result, marked `duplicate`, and nothing is published again. Each
     /// submission is a trace of its own (a root span).
@@ -326,6 +341,7 @@ impl Ingest {
             return Ok(response);
         }
         self.check_uploaded_media(&story).await?;
+        self.check_coverage(&story).await?;
         let mut response = SubmitStoryResponse {
             story_id: story.id.clone(),
             version: story.version,

@@ -38,6 +38,9 @@ const TARGETS: &[&str] = &[
     "sharing.attributionRequired",
     "sharing.editsAllowed",
     "status",
+    "coverage.planId",
+    "coverage.phase",
+    "coverage.kind",
 ];
 const TIME_TARGETS: &[&str] = &["createdAt", "embargoUntil", "expiresAt"];
 const MAX_MAPPING_BYTES: usize = 64 * 1024;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use bashu_proto::story::v1::{Category, CodeResolution, PublicationStatus, Story};
+use bashu_proto::story::v1::{Category, CodeResolution, ContributionKind, PublicationStatus, Story};
 use bashu_registry::{Counties, RegistrySnapshot};
 
 use crate::FieldError;
@@ -155,6 +155,22 @@ pub(crate) fn normalise(
                 }
             }
             check.counties_list("sharing.counties", &mut sharing.counties);
+        }
+    }
+
+    if let Some(coverage) = &story.coverage {
+        if let Some(reason) = bashu_coverage_core::plan_id_problem(&coverage.plan_id) {
+            check.fail("coverage.planId", reason);
+        }
+        if coverage.phase.is_empty() {
+            check.fail("coverage.phase", "required: the plan's phase this story belongs to");
+        }
+        match ContributionKind::try_from(coverage.kind) {
+            Ok(ContributionKind::Unspecified) => {
+                check.fail("coverage.kind", "required: text, photo, video, audio, live or h5")
+            }
+            Ok(_) => {}
+            Err(_) => check.fail("coverage.kind", "unknown contribution kind"),
         }
     }
 

@@ -6,7 +6,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::{
     client::{Failure, Settings},
-    credentials, desk, operations,
+    coverage, credentials, desk, operations,
     output::Out,
     registry,
 };
@@ -108,6 +108,9 @@ enum Command {
     /// The shared content pool's indexes (one per distribution replica).
     #[command(subcommand)]
     Pool(operations::PoolCommand),
+    /// Joint coverage plans (协同报道): list, one plan's chain, settle a closed plan.
+    #[command(subcommand)]
+    Coverage(coverage::CoverageCommand),
     /// The audit log of admin changes, newest first.
     Audit {
         /// How many changes, newest first (at most 1000).
@@ -163,6 +166,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Report(args) => operations::report(channel, out, args).await,
         Command::Audit { limit } => operations::audit(channel, out, limit).await,
         Command::Pool(command) => operations::pool(channel, out, command).await,
+        Command::Coverage(command) => coverage::coverage(channel, out, command).await,
         Command::Completions { .. } | Command::Story(_) => unreachable!("handled above"),
     }
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod client;
+mod coverage;
 mod credentials;
 mod desk;
 mod operations;

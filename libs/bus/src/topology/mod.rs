@@ -1,13 +1,15 @@
 //! Streams, key-value buckets and durable consumers: their configuration and their creation.
-//! Each domain owns its part (`stories`, `alerts`, `registry`), reached from the bus as
-//! [`Bus::stories`], [`Bus::alerts`] and [`Bus::registry`]; this module holds what they share
+//! Each domain owns its part (`stories`, `alerts`, `coverage`, `registry`), reached from the bus
+//! as [`Bus::stories`], [`Bus::alerts`], [`Bus::coverage`] and [`Bus::registry`]; this module holds what they share
 //! (retries, consumer specs, the streams every service writes to) and provisions them all.
 
 mod alerts;
+mod coverage;
 mod registry;
 mod stories;
 
 pub use alerts::{ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, AlertTopology};
+pub use coverage::{COVERAGE, COVERAGE_BUCKET, CoverageTopology};
 pub use registry::{CREDENTIALS_BUCKET, REGISTRY_BUCKET, RegistryTopology};
 pub use stories::{
     DISTRIBUTION_BUCKET, FEEDS, INGEST_BUCKET, INGEST_FEEDS_BUCKET, MEDIA_STORE, MODERATION_BUCKET, STORIES,
@@ -32,7 +34,7 @@ pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
 pub const AUDIT: &str = "AUDIT";
 
 /// Every stream, for operators' views.
-pub(crate) const STREAMS: [&str; 6] = [STORIES, FEEDS, ALERTS, ALERT_FEEDS, DEAD_LETTERS, AUDIT];
+pub(crate) const STREAMS: [&str; 7] = [STORIES, FEEDS, ALERTS, ALERT_FEEDS, COVERAGE, DEAD_LETTERS, AUDIT];
 
 pub(crate) const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -139,7 +141,8 @@ impl Retry {
 pub struct ConsumerSpec {
     pub(crate) stream: String,
     pub(crate) durable: String,
-    pub(crate) filter: String,
+    /// The subjects it reads (none: the whole stream).
+    pub(crate) filters: Vec<String>,
     pub(crate) retry: Retry,
     /// Where it starts when first created.
     pub(crate) start: Start,
@@ -177,7 +180,9 @@ impl ConsumerSpec {
                 Start::At(at) => DeliverPolicy::ByStartTime { start_time: at.into() },
             },
             ack_wait: self.retry.ack_wait,
-            filter_subject: self.filter.clone(),
+            // One filter is sent as `filter_subject`, which servers before 2.10 understand too.
+            filter_subject: if self.filters.len() == 1 { self.filters[0].clone() } else { String::new() },
+            filter_subjects: if self.filters.len() > 1 { self.filters.clone() } else { Vec::new() },
             // One more than the handler's attempts: if the process dies during the last attempt,
             // the server still hands the message back once, and it is dead-lettered then.
             max_deliver: i64::from(self.retry.max_deliver) + 1,
@@ -200,12 +205,17 @@ impl ConsumerSpec {
         Self {
             stream: bus.subjects.name(base),
             durable: durable.into(),
-            filter: filter.map(String::from).unwrap_or_default(),
+            filters: filter.map(String::from).into_iter().collect(),
             retry,
             start: Start::All,
             max_ack_pending: 1_000,
             parallel: 1,
         }
+    }
+
+    /// A durable consumer of stream `base` reading every subject of `filters`.
+    pub(crate) fn of_subjects(bus: &Bus, base: &str, durable: &str, filters: Vec<SubjectFilter>, retry: Retry) -> Self {
+        Self { filters: filters.into_iter().map(String::from).collect(), ..Self::new(bus, base, durable, None, retry) }
     }
 
     /// A county's own consumer, which the county reads and acks: it never gives up, since the
@@ -256,13 +266,19 @@ impl Bus {
     /// Creates or updates every stream and bucket. Every service calls this at start-up; it is
     /// idempotent, and it is the only place streams are defined.
     pub async fn provision(&self) -> Result<()> {
-        let configs = [self.stories().stream_configs(), self.alerts().stream_configs(), self.shared_stream_configs()];
+        let configs = [
+            self.stories().stream_configs(),
+            self.alerts().stream_configs(),
+            self.coverage().stream_configs(),
+            self.shared_stream_configs(),
+        ];
         for config in configs.into_iter().flatten() {
             let name = config.name.clone();
             self.js.create_or_update_stream(config).await.map_err(|e| Error::nats(Operation::Provision, &name, e))?;
         }
         self.stories().provision().await?;
         self.alerts().state_bucket().await?;
+        self.coverage().bucket().await?;
         self.registry().provision().await
     }
 
@@ -279,6 +295,29 @@ impl Bus {
             })
             .await
             .map_err(|e| Error::nats(Operation::Provision, &bucket, e))
+    }
+
+    /// The keys of bucket `base` matching `filter` (`contribution.rail-2026.>`), in order, read
+    /// from the bucket's stream index rather than by walking every key; deleted keys included
+    /// (reading one finds nothing).
+    pub(crate) async fn bucket_keys(&self, base: &str, filter: &str) -> Result<Vec<String>> {
+        let bucket = self.subjects.name(base);
+        let stream_name = format!("KV_{bucket}");
+        let prefix = format!("$KV.{bucket}.");
+        let stream =
+            self.js.get_stream(&stream_name).await.map_err(|e| Error::nats(Operation::Read, &stream_name, e))?;
+        let subjects: Vec<String> = stream
+            .info_with_subjects(format!("{prefix}{filter}"))
+            .await
+            .map_err(|e| Error::nats(Operation::Read, &stream_name, e))?
+            .map_ok(|(subject, _)| subject)
+            .try_collect()
+            .await
+            .map_err(|e| Error::nats(Operation::Read, &stream_name, e))?;
+        let mut keys: Vec<String> =
+            subjects.into_iter().filter_map(|s| s.strip_prefix(prefix.as_str()).map(str::to_owned)).collect();
+        keys.sort();
+        Ok(keys)
     }
 
     /// Creates or updates counties' own consumers on stream `base`, a few at a time. They never

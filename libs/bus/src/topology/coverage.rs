@@ -1,0 +1,69 @@
+//! Joint coverage's stream, bucket and consumer: plans' changes, the plans and their
+//! contributions, and the reader that records contributions from the story ledger.
+
+use async_nats::jetstream::{kv, stream};
+
+use super::{ConsumerSpec, DAY, Retry, STORIES, stream_base};
+use crate::{Bus, Result};
+
+/// Every plan's changes (`bashu.coverage.plan.<plan>`), in order.
+pub const COVERAGE: &str = "COVERAGE";
+/// The plans (`plan.<id>`), what each story contributed (`contribution.<plan>.<origin>.<id>`),
+/// which plan a story belongs to (`story.<origin>.<id>`) and every reuse note
+/// (`use.<origin>.<id>.<county>`) (key-value bucket).
+pub const COVERAGE_BUCKET: &str = "COVERAGE";
+
+/// Joint coverage's part of the bus ([`Bus::coverage`]).
+#[derive(Clone, Copy)]
+pub struct CoverageTopology<'a> {
+    bus: &'a Bus,
+}
+
+impl Bus {
+    /// Joint coverage's stream, bucket and consumer.
+    pub fn coverage(&self) -> CoverageTopology<'_> {
+        CoverageTopology { bus: self }
+    }
+}
+
+impl CoverageTopology<'_> {
+    pub(crate) fn stream_configs(&self) -> Vec<stream::Config> {
+        let s = &self.bus.subjects;
+        vec![stream::Config {
+            name: s.name(COVERAGE),
+            description: Some("joint coverage plans' changes".into()),
+            subjects: vec![s.all_coverage().into()],
+            // As long as the story ledger the contributions come from.
+            max_age: 400 * DAY,
+            duplicate_window: DAY,
+            ..stream_base(&self.bus.topology)
+        }]
+    }
+
+    /// The plans and their contributions.
+    pub async fn bucket(&self) -> Result<kv::Store> {
+        self.bus.bucket(COVERAGE_BUCKET, 1).await
+    }
+
+    /// The bucket's keys matching `filter` (`contribution.<plan>.>`), in order.
+    pub async fn keys(&self, filter: &str) -> Result<Vec<String>> {
+        self.bus.bucket_keys(COVERAGE_BUCKET, filter).await
+    }
+
+    /// Records contributions from the story ledger's submissions, decisions and reuse notes.
+    pub fn contributions_consumer(&self, retry: Retry) -> ConsumerSpec {
+        let sources = self.bus.subjects.coverage_contribution_sources();
+        ConsumerSpec::of_subjects(self.bus, STORIES, "coverage-ledger", sources, retry)
+    }
+
+    /// Every change of every plan after stream sequence `after`, then each new one: what the
+    /// duty board and the tests follow.
+    pub async fn follow_plan_events(
+        &self,
+        after: u64,
+    ) -> Result<
+        impl futures::Stream<Item = Result<crate::Sequenced<bashu_proto::coverage::v1::PlanEvent>>> + Send + use<>,
+    > {
+        self.bus.follow_after(COVERAGE, self.bus.subjects.all_coverage(), after).await
+    }
+}

@@ -1,0 +1,476 @@
+//! Every change to a plan: checked against who is asking and the plan's state, made by
+//! compare-and-set, published as the plan's next event (through the record's outbox, so a crash
+//! between the record and the publish loses nothing) and audited with the caller's name.
+
+use bashu_coverage_core::{Error as Refusal, check_weights, is_participant, new_plan, participant_answer};
+use bashu_proto::{
+    admin::v1::AuditEvent,
+    coverage::v1::{
+        Answer, InvitationAnswered, Plan, PlanEvent, PlanProposed, PlanState, PlanStateChanged, PlanView,
+        ProposePlanRequest, Settlement, Weights, WeightsConsented, WeightsProposal, WeightsProposed,
+        plan_event::Change,
+    },
+    time::now,
+};
+use bashu_registry::Caller as StaffCaller;
+
+use crate::{Coverage, Error};
+
+/// Who is asking.
+pub(crate) enum Caller {
+    /// A county, by its token: it acts as itself only.
+    County(String),
+    /// A staff member, by their token: reads and settles, changes nothing.
+    Staff(StaffCaller),
+    /// The service's own phase timer, flagging a phase to its owner.
+    Timer,
+}
+
+impl Caller {
+    /// The name changes are recorded under: the county code, or `<name> (<role>)`.
+    fn actor(&self) -> String {
+        match self {
+            Caller::County(county) => county.clone(),
+            Caller::Staff(staff) => format!("{} ({})", staff.name, staff.role.as_str_name()),
+            Caller::Timer => "coverage (phase timer)".into(),
+        }
+    }
+
+    fn role(&self) -> String {
+        match self {
+            Caller::County(_) => "county".into(),
+            Caller::Staff(staff) => staff.role.as_str_name().to_owned(),
+            Caller::Timer => "service".into(),
+        }
+    }
+
+    /// The county a change is made as; staff change nothing.
+    fn county(&self) -> Result<&str, Refusal> {
+        match self {
+            Caller::County(county) => Ok(county),
+            Caller::Staff(staff) => Err(Refusal::Forbidden(format!(
+                "{} is staff: plans are changed by the counties that take part, with their county tokens",
+                staff.name
+            ))),
+            Caller::Timer => Err(Refusal::Forbidden("the phase timer only flags phases".into())),
+        }
+    }
+
+    /// Whether the caller may see `plan`: staff, and every county invited to it.
+    fn may_read(&self, plan: &Plan) -> bool {
+        match self {
+            Caller::County(county) => participant_answer(plan, county).is_some(),
+            Caller::Staff(_) | Caller::Timer => true,
+        }
+    }
+}
+
+fn not_found(id: &str) -> Refusal {
+    Refusal::NotFound(format!("no coverage plan {id} for you"))
+}
+
+fn state_name(state: PlanState) -> String {
+    state.as_str_name().trim_start_matches("PLAN_STATE_").to_lowercase()
+}
+
+/// A plan still taking changes from its participants: proposed or active.
+fn open(plan: &Plan) -> Result<(), Refusal> {
+    match plan.state() {
+        PlanState::Proposed | PlanState::Active => Ok(()),
+        state => Err(Refusal::conflict("wrong_state", format!("plan {} is {}", plan.id, state_name(state)))),
+    }
+}
+
+fn accepted(plan: &Plan, county: &str) -> Result<(), Refusal> {
+    if is_participant(plan, county) {
+        Ok(())
+    } else {
+        Err(Refusal::conflict(
+            "not_participant",
+            format!("county {county} has not accepted plan {}: accept the invitation first", plan.id),
+        ))
+    }
+}
+
+/// What a caller is shown of a plan: the record without its outbox.
+pub(crate) fn shown(mut plan: Plan) -> Plan {
+    plan.outbox = None;
+    plan
+}
+
+impl Coverage {
+    /// Proposes a plan as `caller`'s county. The same proposal again answers the stored plan.
+    pub(crate) async fn propose(&self, caller: &Caller, request: ProposePlanRequest) -> Result<PlanView, Error> {
+        let county = caller.county()?.to_owned();
+        let at = now();
+        let mut plan = new_plan(request, &county, &self.inner.counties, &self.inner.registry.current(), at)?;
+        let event = PlanEvent {
+            plan_id: plan.id.clone(),
+            sequence: 1,
+            actor: county.clone(),
+            at: Some(at),
+            change: Some(Change::Proposed(Box::new(PlanProposed { plan: Some(Box::new(plan.clone())) }))),
+        };
+        plan.outbox = Some(Box::new(event.clone()));
+        match self.inner.store.create_plan(&plan).await {
+            Ok(_) => {}
+            Err(Refusal::Conflict { code: "plan_exists", .. }) => {
+                let stored = self.inner.store.plan(&plan.id).await?.map(|p| p.value);
+                return match stored {
+                    Some(stored) if same_proposal(&stored, &plan) => self.view_of(caller, stored).await,
+                    _ => Err(Refusal::conflict("plan_exists", format!("plan id {} is taken", plan.id)).into()),
+                };
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.published(&plan, None, &event, caller, "ProposePlan").await?;
+        self.view_of(caller, plan).await
+    }
+
+    /// One plan with its chain, if the caller may see it.
+    pub(crate) async fn view(&self, caller: &Caller, id: &str) -> Result<PlanView, Error> {
+        let plan = self.inner.store.plan(id).await?.map(|p| p.value).filter(|p| caller.may_read(p));
+        self.view_of(caller, plan.ok_or_else(|| not_found(id))?).await
+    }
+
+    pub(crate) async fn view_of(&self, _caller: &Caller, plan: Plan) -> Result<PlanView, Error> {
+        let contributions = self.inner.store.contributions(&plan.id).await?;
+        let chain = bashu_coverage_core::chain_of(&plan, &contributions, now(), self.inner.config.warning_seconds());
+        Ok(PlanView { plan: Some(shown(plan)), chain })
+    }
+
+    /// The plans the caller may see, newest first, in `state` if one is given.
+    pub(crate) async fn list(&self, caller: &Caller, state: PlanState) -> Result<Vec<PlanView>, Error> {
+        let mut plans: Vec<Plan> = self
+            .inner
+            .store
+            .plans()
+            .await?
+            .into_iter()
+            .filter(|p| caller.may_read(p) && (state == PlanState::Unspecified || p.state() == state))
+            .collect();
+        plans.sort_by_key(|p| std::cmp::Reverse(p.created_at.map(|t| (t.seconds, t.nanos))));
+        let mut views = Vec::with_capacity(plans.len());
+        for plan in plans {
+            views.push(self.view_of(caller, plan).await?);
+        }
+        Ok(views)
+    }
+
+    /// The caller's county accepts or declines its invitation.
+    pub(crate) async fn answer(&self, caller: &Caller, id: &str, answer: Answer) -> Result<PlanView, Error> {
+        let county = caller.county()?.to_owned();
+        if !matches!(answer, Answer::Accepted | Answer::Declined) {
+            return Err(Refusal::invalid("answer", "ANSWER_ACCEPTED or ANSWER_DECLINED").into());
+        }
+        self.apply_change(caller, id, "AnswerInvitation", |plan| {
+            let Some(participant) = plan.participants.iter_mut().find(|p| p.county == county) else {
+                return Err(not_found(id));
+            };
+            if participant.answer() == answer {
+                return Ok(None);
+            }
+            if county == plan.proposer {
+                return Err(Refusal::conflict("wrong_state", "the proposer takes part in its own plan"));
+            }
+            open(plan)?;
+            if answer == Answer::Declined && plan.phases.iter().any(|p| p.owner == county) {
+                return Err(Refusal::conflict(
+                    "wrong_state",
+                    format!("county {county} leads a phase of plan {id}: its proposer reassigns it first"),
+                ));
+            }
+            let participant = plan.participants.iter_mut().find(|p| p.county == county).expect("found above");
+            participant.answer = answer as i32;
+            participant.answered_at = Some(now());
+            Ok(Some(Change::Answered(InvitationAnswered { county: county.clone(), answer: answer as i32 })))
+        })
+        .await
+    }
+
+    /// The caller's county claims `phase`, or (the proposer) assigns it to `assign_to`.
+    pub(crate) async fn take_phase(
+        &self,
+        caller: &Caller,
+        id: &str,
+        phase: &str,
+        assign_to: &str,
+    ) -> Result<PlanView, Error> {
+        let county = caller.county()?.to_owned();
+        let owner = if assign_to.is_empty() { county.clone() } else { assign_to.to_owned() };
+        self.apply_change(caller, id, "TakePhase", |plan| {
+            if participant_answer(plan, &county).is_none() {
+                return Err(not_found(id));
+            }
+            open(plan)?;
+            accepted(plan, &county)?;
+            let assigned = owner != county;
+            if assigned && county != plan.proposer {
+                return Err(Refusal::Forbidden(format!(
+                    "only the proposer of plan {id} assigns phases; county {county} may claim one for itself"
+                )));
+            }
+            if assigned && !is_participant(plan, &owner) {
+                return Err(Refusal::invalid("assignTo", format!("county {owner} has not accepted plan {id}")));
+            }
+            let Some(target) = plan.phases.iter_mut().find(|p| p.name == phase) else {
+                return Err(Refusal::invalid("phase", format!("plan {id} has no phase {phase:?}")));
+            };
+            if target.owner == owner {
+                return Ok(None);
+            }
+            // A claim takes only a free phase; the proposer's assignment may also reassign one.
+            if !target.owner.is_empty() && !assigned {
+                return Err(Refusal::conflict(
+                    "phase_taken",
+                    format!("phase {phase} of plan {id} is led by county {}", target.owner),
+                ));
+            }
+            target.owner = owner.clone();
+            target.owned_since = Some(now());
+            Ok(Some(Change::PhaseTaken(bashu_proto::coverage::v1::PhaseTaken {
+                phase: phase.to_owned(),
+                owner: owner.clone(),
+                assigned,
+            })))
+        })
+        .await
+    }
+
+    /// The proposer activates, closes or cancels its plan.
+    pub(crate) async fn change_state(&self, caller: &Caller, id: &str, to: PlanState) -> Result<PlanView, Error> {
+        let county = caller.county()?.to_owned();
+        if !matches!(to, PlanState::Active | PlanState::Closed | PlanState::Cancelled) {
+            return Err(
+                Refusal::invalid("state", "PLAN_STATE_ACTIVE, PLAN_STATE_CLOSED or PLAN_STATE_CANCELLED").into()
+            );
+        }
+        self.apply_change(caller, id, "ChangeState", |plan| {
+            if participant_answer(plan, &county).is_none() {
+                return Err(not_found(id));
+            }
+            if county != plan.proposer {
+                return Err(Refusal::Forbidden(format!(
+                    "only the proposer of plan {id}, {}, changes its state",
+                    plan.proposer
+                )));
+            }
+            let from = plan.state();
+            if from == to {
+                return Ok(None);
+            }
+            let allowed = matches!(
+                (from, to),
+                (PlanState::Proposed, PlanState::Active)
+                    | (PlanState::Active, PlanState::Closed)
+                    | (PlanState::Proposed | PlanState::Active, PlanState::Cancelled)
+            );
+            if !allowed {
+                return Err(Refusal::conflict(
+                    "wrong_state",
+                    format!("plan {id} is {}: it cannot become {}", state_name(from), state_name(to)),
+                ));
+            }
+            plan.state = to as i32;
+            Ok(Some(Change::StateChanged(PlanStateChanged { from: from as i32, to: to as i32 })))
+        })
+        .await
+    }
+
+    /// A participant proposes new weights; in force once every participant consented.
+    pub(crate) async fn propose_weights(&self, caller: &Caller, id: &str, weights: Weights) -> Result<PlanView, Error> {
+        let county = caller.county()?.to_owned();
+        self.apply_change(caller, id, "ProposeWeights", |plan| {
+            if participant_answer(plan, &county).is_none() {
+                return Err(not_found(id));
+            }
+            accepted(plan, &county)?;
+            if plan.state() == PlanState::Cancelled {
+                return Err(Refusal::conflict("wrong_state", format!("plan {id} was cancelled")));
+            }
+            check_weights(plan, &weights)?;
+            plan.weights_proposal = Some(WeightsProposal {
+                weights: Some(weights.clone()),
+                proposed_by: county.clone(),
+                proposed_at: Some(now()),
+                consented: vec![county.clone()],
+            });
+            put_in_force_if_agreed(plan);
+            Ok(Some(Change::WeightsProposed(WeightsProposed { weights: Some(weights.clone()) })))
+        })
+        .await
+    }
+
+    /// The caller's county consents to the proposed weights.
+    pub(crate) async fn consent_weights(&self, caller: &Caller, id: &str) -> Result<PlanView, Error> {
+        let county = caller.county()?.to_owned();
+        self.apply_change(caller, id, "ConsentWeights", |plan| {
+            if participant_answer(plan, &county).is_none() {
+                return Err(not_found(id));
+            }
+            accepted(plan, &county)?;
+            let Some(proposal) = plan.weights_proposal.as_mut() else {
+                return Err(Refusal::conflict(
+                    "no_weights_proposal",
+                    format!("plan {id} has no weights waiting for consent"),
+                ));
+            };
+            if proposal.consented.contains(&county) {
+                return Ok(None);
+            }
+            proposal.consented.push(county.clone());
+            let in_force = put_in_force_if_agreed(plan);
+            Ok(Some(Change::WeightsConsented(WeightsConsented { county: county.clone(), in_force })))
+        })
+        .await
+    }
+
+    /// Divides `pool` among a closed plan's participants: for staff and the plan's participants.
+    pub(crate) async fn settle(&self, caller: &Caller, id: &str, pool: i64) -> Result<Settlement, Error> {
+        let plan = self.inner.store.plan(id).await?.map(|p| p.value);
+        let plan = plan.filter(|p| match caller {
+            Caller::County(county) => is_participant(p, county),
+            Caller::Staff(_) | Caller::Timer => true,
+        });
+        let plan = plan.ok_or_else(|| not_found(id))?;
+        let contributions = self.inner.store.contributions(id).await?;
+        Ok(bashu_coverage_core::settle(&plan, &contributions, pool, now())?)
+    }
+
+    /// Applies `change` to plan `id` by compare-and-set; when it changed something, publishes
+    /// the event it recorded (after any earlier one still in the outbox) and audits it.
+    pub(crate) async fn apply_change(
+        &self,
+        caller: &Caller,
+        id: &str,
+        method: &str,
+        mut change: impl FnMut(&mut Plan) -> Result<Option<Change>, Refusal>,
+    ) -> Result<PlanView, Error> {
+        let actor = caller.actor();
+        let mut previous = None;
+        let mut before = None;
+        let plan = self
+            .inner
+            .store
+            .change_plan(id, |plan| {
+                let snapshot = plan.clone();
+                let Some(change) = change(plan)? else { return Ok(false) };
+                let at = now();
+                previous = plan.outbox.take();
+                before = Some(snapshot);
+                plan.sequence += 1;
+                plan.updated_at = Some(at);
+                plan.outbox = Some(Box::new(PlanEvent {
+                    plan_id: plan.id.clone(),
+                    sequence: plan.sequence,
+                    actor: actor.clone(),
+                    at: Some(at),
+                    change: Some(change),
+                }));
+                Ok(true)
+            })
+            .await?;
+        if let (Some(before), Some(event)) = (before, plan.outbox.clone()) {
+            self.published(&plan, previous.as_deref(), &event, caller, method).await?;
+            self.audit(caller, method, &before, &plan, &event).await?;
+        }
+        self.view_of(caller, plan).await
+    }
+
+    /// Publishes what the record's outbox held before this change (if a crash kept it there),
+    /// then this change's event, then empties the outbox if nothing changed the plan since.
+    async fn published(
+        &self,
+        plan: &Plan,
+        previous: Option<&PlanEvent>,
+        event: &PlanEvent,
+        caller: &Caller,
+        method: &str,
+    ) -> Result<(), Error> {
+        if let Some(previous) = previous {
+            self.inner.bus.publish(previous).await?;
+        }
+        self.inner.bus.publish(event).await?;
+        if event.sequence == 1 {
+            self.audit(caller, method, &Plan::default(), plan, event).await?;
+        }
+        self.clear_outbox(&plan.id, event.sequence).await
+    }
+
+    /// Empties the outbox of plan `id` if it still holds event `sequence`.
+    pub(crate) async fn clear_outbox(&self, id: &str, sequence: u64) -> Result<(), Error> {
+        self.inner
+            .store
+            .change_plan(id, |plan| {
+                let holds = plan.outbox.as_ref().is_some_and(|e| e.sequence == sequence);
+                if holds {
+                    plan.outbox = None;
+                }
+                Ok(holds)
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        caller: &Caller,
+        method: &str,
+        before: &Plan,
+        after: &Plan,
+        event: &PlanEvent,
+    ) -> Result<(), Error> {
+        let json = |plan: &Plan| {
+            if plan.id.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&shown(plan.clone())).unwrap_or_default()
+            }
+        };
+        let audit = AuditEvent {
+            id: format!("coverage-{}-{}", event.plan_id, event.sequence),
+            actor: caller.actor(),
+            role: caller.role(),
+            method: format!("/bashu.coverage.v1.CoverageService/{method}"),
+            target: format!("coverage plan {}", event.plan_id),
+            at: event.at,
+            before_json: json(before),
+            after_json: json(after),
+            service: "coverage".into(),
+        };
+        self.inner.bus.publish(&audit).await?;
+        Ok(())
+    }
+}
+
+/// Puts the proposed weights in force when every participant has consented; says whether it did.
+fn put_in_force_if_agreed(plan: &mut Plan) -> bool {
+    let Some(proposal) = plan.weights_proposal.as_ref() else { return false };
+    let everyone = plan
+        .participants
+        .iter()
+        .filter(|p| p.answer() == Answer::Accepted)
+        .all(|p| proposal.consented.contains(&p.county));
+    if everyone {
+        plan.weights = plan.weights_proposal.take().and_then(|p| p.weights);
+    }
+    everyone
+}
+
+/// Whether `stored` is what `proposed` asks for (a county's retry), whatever has happened since.
+fn same_proposal(stored: &Plan, proposed: &Plan) -> bool {
+    let phases = |plan: &Plan| -> Vec<(String, String, Option<i64>, Vec<i32>)> {
+        plan.phases
+            .iter()
+            .map(|p| (p.name.clone(), p.title.clone(), p.due_at.map(|t| t.seconds), p.kinds.clone()))
+            .collect()
+    };
+    stored.proposer == proposed.proposer
+        && stored.topic == proposed.topic
+        && stored.description == proposed.description
+        && stored.category == proposed.category
+        && stored.window_start == proposed.window_start
+        && stored.window_end == proposed.window_end
+        && stored.invitees == proposed.invitees
+        && phases(stored) == phases(proposed)
+}

@@ -1,0 +1,447 @@
+//! Joint coverage (协同报道) as counties use it, over plain HTTP exactly as docs/coverage.md says
+//! (a bearer token, JSON in the proto3 mapping), the docs' worked example end to end; and as an
+//! adversary: another county, a staff member, a malformed plan, a race for the same phase.
+
+use std::time::Duration;
+
+use bashu::{Config, Target};
+use bashu_proto::{
+    coverage::v1::{
+        GetPlanRequest, PlanEvent, ProposePlanRequest, SettleRequest, coverage_service_client::CoverageServiceClient,
+        plan_event::Change,
+    },
+    registry::v1::StaffRole,
+    story::v1::StoryUse,
+};
+use bashu_tests::{TestSystem, eventually};
+use prost::Message as _;
+use serde_json::{Value, json};
+
+const YONGCHUAN: &str = "500118";
+const JIANGJIN: &str = "500116";
+const LUXIAN: &str = "510521";
+const XUZHOU: &str = "511504";
+const RONGCHANG: &str = "500153";
+
+fn fast_coverage(config: &mut Config) {
+    config.coverage.consumer = config.moderation.consumer.clone();
+    config.coverage.flag_interval_ms = 200;
+    config.coverage.due_soon_warning_ms = 3_000;
+}
+
+async fn start() -> TestSystem {
+    TestSystem::start_configured(&[Target::Ingest, Target::Moderation, Target::Coverage, Target::Admin], fast_coverage)
+        .await
+}
+
+/// `method` on a coverage path as `county` (or with a raw `authorization`); status and JSON.
+async fn call(
+    t: &TestSystem,
+    method: reqwest::Method,
+    path: &str,
+    authorization: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, format!("{}{path}", t.http_base()));
+    if !authorization.is_empty() {
+        request = request.header("authorization", authorization);
+    }
+    if let Some(body) = body {
+        request = request.header("content-type", "application/json").body(body.to_string());
+    }
+    let response = request.send().await.expect("bashu answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn post_as(t: &TestSystem, county: &str, path: &str, body: Value) -> (u16, Value) {
+    let bearer = format!("Bearer {}", t.token_for(county).await);
+    call(t, reqwest::Method::POST, path, &bearer, Some(body)).await
+}
+
+async fn get_as(t: &TestSystem, county: &str, path: &str) -> (u16, Value) {
+    let bearer = format!("Bearer {}", t.token_for(county).await);
+    call(t, reqwest::Method::GET, path, &bearer, None).await
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+/// The railway plan of docs/coverage.md, its phases due at `due`.
+fn railway_plan(id: &str, due: time::OffsetDateTime) -> Value {
+    let now = time::OffsetDateTime::now_utc();
+    let phase = |name: &str, title: &str, kinds: &[&str]| json!({"name": name, "title": title, "dueAt": rfc3339(due), "kinds": kinds});
+    json!({
+        "planId": id,
+        "topic": "渝昆高铁川渝段开通",
+        "description": "沿线区县联合报道：前方体验、专家解读、影响评估。",
+        "category": "CATEGORY_MAJOR_PROJECT",
+        "windowStart": rfc3339(now - time::Duration::hours(1)),
+        "windowEnd": rfc3339(now + time::Duration::days(3)),
+        "phases": [
+            phase("experience", "前方体验采访", &["CONTRIBUTION_KIND_TEXT", "CONTRIBUTION_KIND_VIDEO", "CONTRIBUTION_KIND_LIVE"]),
+            phase("expert", "中期专家解读", &["CONTRIBUTION_KIND_TEXT"]),
+            phase("impact", "后期影响评估", &["CONTRIBUTION_KIND_TEXT"]),
+        ],
+        "invitees": {"counties": [JIANGJIN, LUXIAN, XUZHOU]},
+        "weights": {
+            "proposerSharePercent": 10,
+            "phaseSharePercent": {"experience": 40, "expert": 30, "impact": 20},
+            "kindPoints": {"text": 10, "video": 20, "live": 30},
+            "onTimeBonusPercent": 20,
+            "reusePoints": 2
+        }
+    })
+}
+
+/// A story of `origin` for `plan`'s `phase`, as a county's CMS sends it to `POST /v1/stories`.
+fn contribution(origin: &str, id: &str, plan: &str, phase: &str, kind: &str, headline: &str) -> Value {
+    json!({
+        "id": id,
+        "version": 1,
+        "originCounty": origin,
+        "headline": headline,
+        "body": format!("{headline}。{id} 的正文，各不相同。"),
+        "category": "CATEGORY_MAJOR_PROJECT",
+        "sharing": {"counties": [YONGCHUAN, JIANGJIN, LUXIAN, XUZHOU]},
+        "coverage": {"planId": plan, "phase": phase, "kind": kind}
+    })
+}
+
+async fn submit(t: &TestSystem, story: &Value) {
+    let origin = story["originCounty"].as_str().unwrap();
+    let (status, answer) = post_as(t, origin, "/v1/stories", story.clone()).await;
+    assert_eq!(status, 202, "{answer}");
+}
+
+/// A reuse note as a county publishes it: raw protobuf on its own `bashu.story.used.<county>`.
+async fn used(t: &TestSystem, county: &str, origin: &str, story: &str) {
+    let note = StoryUse {
+        story_id: story.into(),
+        version: 1,
+        county: county.into(),
+        origin_county: origin.into(),
+        ..Default::default()
+    };
+    let js = async_nats::jetstream::new(async_nats::connect(t.nats.url()).await.unwrap());
+    let subject = format!("{}.bashu.story.used.{county}", t.config.nats.prefix);
+    js.publish(subject, note.encode_to_vec().into()).await.unwrap().await.expect("stored");
+}
+
+/// The chain's items of a plan as `county` reads it: (phase, story, approved version, used by).
+async fn chain(t: &TestSystem, county: &str, plan: &str) -> Vec<(String, String, u64, usize)> {
+    let (status, view) = get_as(t, county, &format!("/v1/coverage/plans/{plan}")).await;
+    assert_eq!(status, 200, "{view}");
+    let mut items = Vec::new();
+    for phase in view["chain"].as_array().unwrap() {
+        for item in phase["items"].as_array().unwrap() {
+            items.push((
+                phase["phase"]["name"].as_str().unwrap().to_owned(),
+                item["storyId"].as_str().unwrap().to_owned(),
+                item["approvedVersion"].as_u64().unwrap(),
+                item["usedBy"].as_array().unwrap().len(),
+            ));
+        }
+    }
+    items.sort();
+    items
+}
+
+#[tokio::test]
+async fn the_railway_plan_from_proposal_to_settlement_gives_the_worked_examples_numbers() {
+    let t = start().await;
+    let plan = "yukun-rail";
+    let due = time::OffsetDateTime::now_utc() + time::Duration::seconds(8);
+    let proposal = railway_plan(plan, due);
+    let (status, view) = post_as(&t, YONGCHUAN, "/v1/coverage/plans", proposal.clone()).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["plan"]["state"], "PLAN_STATE_PROPOSED");
+    assert_eq!(view["plan"]["participants"].as_array().unwrap().len(), 4);
+    // The same proposal again (a retry) answers the stored plan.
+    assert_eq!(post_as(&t, YONGCHUAN, "/v1/coverage/plans", proposal).await.0, 200);
+
+    for county in [JIANGJIN, LUXIAN, XUZHOU] {
+        let (status, view) =
+            post_as(&t, county, &format!("/v1/coverage/plans/{plan}/answer"), json!({"answer": "accepted"})).await;
+        assert_eq!(status, 200, "{view}");
+    }
+    for (county, phase) in [(YONGCHUAN, "experience"), (LUXIAN, "expert"), (XUZHOU, "impact")] {
+        let (status, view) =
+            post_as(&t, county, &format!("/v1/coverage/plans/{plan}/phases/{phase}/claim"), json!({})).await;
+        assert_eq!(status, 200, "{view}");
+    }
+    let (status, view) =
+        post_as(&t, YONGCHUAN, &format!("/v1/coverage/plans/{plan}/state"), json!({"state": "active"})).await;
+    assert_eq!((status, view["plan"]["state"].as_str()), (200, Some("PLAN_STATE_ACTIVE")), "{view}");
+
+    // On time: before the phases are due.
+    submit(
+        &t,
+        &contribution(YONGCHUAN, "yc-ride", plan, "experience", "CONTRIBUTION_KIND_VIDEO", "记者乘首班车体验渝昆高铁"),
+    )
+    .await;
+    submit(&t, &contribution(LUXIAN, "lx-station", plan, "experience", "CONTRIBUTION_KIND_TEXT", "泸县站开通首日客流"))
+        .await;
+    submit(
+        &t,
+        &contribution(LUXIAN, "lx-expert", plan, "expert", "CONTRIBUTION_KIND_TEXT", "专家解读高铁对川南的意义"),
+    )
+    .await;
+    submit(&t, &contribution(JIANGJIN, "jj-expert", plan, "expert", "CONTRIBUTION_KIND_TEXT", "江津专家谈沿线产业"))
+        .await;
+    eventually("the on-time stories are approved into the chain", || async {
+        chain(&t, XUZHOU, plan).await.iter().filter(|(_, _, approved, _)| *approved == 1).count() == 4
+    })
+    .await;
+    // Jiangjin withdraws its expert story: a correction that cancels it.
+    let mut kill =
+        contribution(JIANGJIN, "jj-expert", plan, "expert", "CONTRIBUTION_KIND_TEXT", "江津专家谈沿线产业（撤稿）");
+    kill["version"] = json!(2);
+    kill["status"] = "PUBLICATION_STATUS_CANCELED".into();
+    submit(&t, &kill).await;
+
+    // The impact phase has nothing: its owner is warned before it is late, then it is late.
+    let wait = (due - time::OffsetDateTime::now_utc()).unsigned_abs() + Duration::from_millis(300);
+    tokio::time::sleep(wait).await;
+    submit(
+        &t,
+        &contribution(JIANGJIN, "jj-live", plan, "experience", "CONTRIBUTION_KIND_LIVE", "江津站直播：首班车进站"),
+    )
+    .await;
+    submit(
+        &t,
+        &contribution(XUZHOU, "xz-impact", plan, "impact", "CONTRIBUTION_KIND_TEXT", "渝昆高铁对叙州经济的影响"),
+    )
+    .await;
+    used(&t, JIANGJIN, YONGCHUAN, "yc-ride").await;
+    used(&t, YONGCHUAN, LUXIAN, "lx-expert").await;
+    used(&t, XUZHOU, LUXIAN, "lx-expert").await;
+    eventually("every contribution and reuse is recorded", || async {
+        chain(&t, YONGCHUAN, plan).await
+            == [
+                ("experience".into(), "jj-live".into(), 1, 0),
+                ("experience".into(), "lx-station".into(), 1, 0),
+                ("experience".into(), "yc-ride".into(), 1, 1),
+                ("expert".into(), "jj-expert".into(), 2, 0),
+                ("expert".into(), "lx-expert".into(), 1, 2),
+                ("impact".into(), "xz-impact".into(), 1, 0),
+            ]
+    })
+    .await;
+
+    let flags = || async {
+        let events: Vec<PlanEvent> =
+            t.bus.operations().read_all(bashu_bus::COVERAGE, &t.bus.subjects().all_coverage()).await.unwrap();
+        let flags: Vec<(String, i32, String)> = events
+            .iter()
+            .filter_map(|e| match &e.change {
+                Some(Change::PhaseFlagged(f)) => Some((f.phase.clone(), f.flag, f.owner.clone())),
+                _ => None,
+            })
+            .collect();
+        (events, flags)
+    };
+    // Due soon (1), then late (2): a delivery after the due time does not undo the lateness.
+    let expected = vec![("impact".to_owned(), 1, XUZHOU.to_owned()), ("impact".to_owned(), 2, XUZHOU.to_owned())];
+    eventually("the impact phase is flagged due soon, then late", || async { flags().await.1 == expected }).await;
+    let (events, _) = flags().await;
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=events.len() as u64).collect::<Vec<_>>(), "every change once, in order");
+
+    // Settling is refused until the proposer closes the plan.
+    let settlement_path = format!("/v1/coverage/plans/{plan}/settlement?pool=100000");
+    let (status, refused) = get_as(&t, LUXIAN, &settlement_path).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("plan_open")), "{refused}");
+    let (status, _) =
+        post_as(&t, YONGCHUAN, &format!("/v1/coverage/plans/{plan}/state"), json!({"state": "closed"})).await;
+    assert_eq!(status, 200);
+    let (status, settlement) = get_as(&t, LUXIAN, &settlement_path).await;
+    assert_eq!(status, 200, "{settlement}");
+    let amounts: Vec<(&str, &str)> = settlement["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["county"].as_str().unwrap(), s["amountHundredths"].as_str().unwrap()))
+        .collect();
+    // docs/coverage.md, "A worked example".
+    assert_eq!(amounts, [(LUXIAN, "3705882"), (YONGCHUAN, "2529412"), (XUZHOU, "2000000"), (JIANGJIN, "1764706")]);
+
+    // The same through gRPC with a viewer's token, and as CSV.
+    let (_, viewer) = t.issue_staff_token("谢敏", StaffRole::Viewer, vec![], "").await;
+    let mut grpc = CoverageServiceClient::new(t.staff_channel(&viewer).await);
+    let settled = grpc.settle(SettleRequest { plan_id: plan.into(), pool: 100_000 }).await.unwrap().into_inner();
+    assert_eq!(settled.shares.iter().map(|s| s.amount_hundredths).sum::<u64>(), 10_000_000);
+    let csv = reqwest::Client::new()
+        .get(format!("{}{settlement_path}&format=csv", t.http_base()))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains("510521,37058.82,0.00"), "{csv}");
+    assert!(csv.contains("used:500118:510521.lx-expert"), "every amount traced to its events: {csv}");
+}
+
+#[tokio::test]
+async fn stories_counties_and_staff_may_not_do_what_is_not_theirs_and_bad_input_changes_nothing() {
+    let t = start().await;
+    let plan = "yukun-refusals";
+    let due = time::OffsetDateTime::now_utc() + time::Duration::hours(5);
+    assert_eq!(post_as(&t, YONGCHUAN, "/v1/coverage/plans", railway_plan(plan, due)).await.0, 200);
+    let path = |rest: &str| format!("/v1/coverage/plans/{plan}{rest}");
+
+    // A story for a plan that is not active, one its county has not joined, an unknown phase, a
+    // kind the phase does not expect, an unknown plan: refused, the field named.
+    let (status, answer) = post_as(
+        &t,
+        YONGCHUAN,
+        "/v1/stories",
+        contribution(YONGCHUAN, "s-1", plan, "experience", "CONTRIBUTION_KIND_TEXT", "标题"),
+    )
+    .await;
+    assert_eq!((status, answer["error"]["fields"][0]["field"].as_str()), (400, Some("coverage.planId")), "{answer}");
+    assert!(answer["error"]["fields"][0]["reason"].as_str().unwrap().contains("proposed"), "{answer}");
+    assert_eq!(post_as(&t, YONGCHUAN, &path("/state"), json!({"state": "active"})).await.0, 200);
+    let cases = [
+        (LUXIAN, plan, "experience", "CONTRIBUTION_KIND_TEXT", "coverage.planId", "has not joined"),
+        (RONGCHANG, plan, "experience", "CONTRIBUTION_KIND_TEXT", "coverage.planId", "has not joined"),
+        (YONGCHUAN, plan, "opening", "CONTRIBUTION_KIND_TEXT", "coverage.phase", "no phase"),
+        (YONGCHUAN, plan, "expert", "CONTRIBUTION_KIND_VIDEO", "coverage.kind", "expects"),
+        (YONGCHUAN, "no-such-plan", "expert", "CONTRIBUTION_KIND_TEXT", "coverage.planId", "no coverage plan"),
+        (YONGCHUAN, "Bad Plan!", "expert", "CONTRIBUTION_KIND_TEXT", "coverage.planId", "a-z"),
+    ];
+    for (county, plan, phase, kind, field, reason) in cases {
+        let (status, answer) =
+            post_as(&t, county, "/v1/stories", contribution(county, "s-1", plan, phase, kind, "标题")).await;
+        assert_eq!(status, 400, "{county} {plan} {phase}: {answer}");
+        assert_eq!(answer["error"]["fields"][0]["field"], field, "{answer}");
+        assert!(answer["error"]["fields"][0]["reason"].as_str().unwrap().contains(reason), "{answer}");
+    }
+    assert_eq!(t.submitted_count().await, 0, "nothing refused reached the bus");
+
+    let (_, before) = get_as(&t, YONGCHUAN, &path("")).await;
+    // A county not invited sees nothing; an invitee may not act before accepting; only the
+    // proposer changes the state or assigns; weights must add up; nobody answers for another
+    // county (no field names the acting county: the token does).
+    let (status, answer) = get_as(&t, RONGCHANG, &path("")).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, answer) = post_as(&t, RONGCHANG, &path("/answer"), json!({"answer": "accepted"})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, answer) = post_as(&t, LUXIAN, &path("/phases/expert/claim"), json!({})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("not_participant")));
+    let (status, answer) =
+        post_as(&t, JIANGJIN, &path("/answer"), json!({"answer": "accepted", "county": LUXIAN})).await;
+    assert_eq!((status, answer["error"]["fields"][0]["field"].as_str()), (400, Some("county")), "{answer}");
+    assert_eq!(post_as(&t, JIANGJIN, &path("/answer"), json!({"answer": "accepted"})).await.0, 200);
+    let (status, answer) = post_as(&t, JIANGJIN, &path("/state"), json!({"state": "closed"})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")));
+    let (status, answer) = post_as(&t, JIANGJIN, &path("/phases/expert/claim"), json!({"assignTo": YONGCHUAN})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")));
+    let mut weights = railway_plan(plan, due)["weights"].clone();
+    weights["phaseSharePercent"]["impact"] = json!(30);
+    let (status, answer) = post_as(&t, JIANGJIN, &path("/weights"), weights).await;
+    assert_eq!((status, answer["error"]["fields"][0]["field"].as_str()), (400, Some("weights.phaseSharePercent")));
+    assert!(answer["error"]["message"].as_str().unwrap().contains("add up to 110"), "{answer}");
+    for (body, field) in [(json!({"answer": "maybe"}), "answer"), (json!("accepted"), "body"), (json!({}), "answer")] {
+        let (status, answer) = post_as(&t, JIANGJIN, &path("/answer"), body).await;
+        assert_eq!((status, answer["error"]["fields"][0]["field"].as_str()), (400, Some(field)), "{answer}");
+    }
+    let (status, answer) = call(&t, reqwest::Method::GET, &path(""), "", None).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unauthenticated")));
+    let (status, _) = call(&t, reqwest::Method::GET, &path(""), "Bearer not-a-token", None).await;
+    assert_eq!(status, 401);
+    let (status, answer) = get_as(&t, JIANGJIN, &path("/settlement?pool=0")).await;
+    assert_eq!((status, answer["error"]["fields"][0]["field"].as_str()), (400, Some("pool")));
+    let (status, answer) = get_as(&t, JIANGJIN, &path("/settlement?pool=-100")).await;
+    assert_eq!((status, answer["error"]["fields"][0]["field"].as_str()), (400, Some("pool")));
+
+    // A malformed plan: its field named.
+    let mut bad = railway_plan("yukun-bad", due);
+    bad["phases"][1]["dueAt"] = json!(rfc3339(due - time::Duration::hours(1)));
+    let (status, answer) = post_as(&t, YONGCHUAN, "/v1/coverage/plans", bad).await;
+    assert_eq!((status, answer["error"]["fields"][0]["field"].as_str()), (400, Some("phases[1].dueAt")), "{answer}");
+    let mut bad = railway_plan("yukun-bad", due);
+    bad["invitees"] = json!({"provinces": ["52"]});
+    let (status, answer) = post_as(&t, YONGCHUAN, "/v1/coverage/plans", bad).await;
+    assert_eq!((status, answer["error"]["fields"][0]["field"].as_str()), (400, Some("invitees.provinces[0]")));
+    // Someone else's plan id.
+    let (status, answer) = post_as(&t, LUXIAN, "/v1/coverage/plans", railway_plan(plan, due)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("plan_exists")));
+
+    // Staff: a viewer reads, changes nothing; a reviewer is not for coverage at all (gRPC).
+    let (_, viewer) = t.issue_staff_token("谢敏", StaffRole::Viewer, vec![], "").await;
+    let (status, answer) =
+        call(&t, reqwest::Method::POST, &path("/state"), &format!("Bearer {viewer}"), Some(json!({"state": "closed"})))
+            .await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")));
+    let (_, reviewer) = t.issue_staff_token("王审", StaffRole::Reviewer, vec![1], "").await;
+    let mut grpc = CoverageServiceClient::new(t.staff_channel(&reviewer).await);
+    let refused = grpc.get_plan(GetPlanRequest { plan_id: plan.into() }).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let mut grpc = CoverageServiceClient::new(t.staff_channel(&viewer).await);
+    let refused =
+        grpc.propose_plan(ProposePlanRequest { plan_id: "by-staff".into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(refused.metadata().get(bashu_proto::ERROR_CODE_METADATA).unwrap(), "forbidden");
+
+    // What the refusals left: only Jiangjin's own acceptance changed the plan.
+    let (_, after) = get_as(&t, YONGCHUAN, &path("")).await;
+    let sequence = |view: &Value| view["plan"]["sequence"].as_str().unwrap().parse::<u64>().unwrap();
+    assert_eq!(sequence(&after), sequence(&before) + 1);
+    assert_eq!(after["plan"]["weights"], before["plan"]["weights"]);
+}
+
+#[tokio::test]
+async fn two_counties_claiming_one_phase_at_once_on_two_replicas_one_wins_and_the_other_is_told() {
+    let t = start().await;
+    let mut second_config = t.config.clone();
+    second_config.http.listen = "127.0.0.1:0".parse().unwrap();
+    second_config.grpc.listen = "127.0.0.1:0".parse().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let second = bashu::System::start(&second_config, &[Target::Coverage], shutdown.clone()).await.unwrap();
+    let plan = "yukun-race";
+    let due = time::OffsetDateTime::now_utc() + time::Duration::hours(5);
+    assert_eq!(post_as(&t, YONGCHUAN, "/v1/coverage/plans", railway_plan(plan, due)).await.0, 200);
+    for county in [JIANGJIN, LUXIAN, XUZHOU] {
+        assert_eq!(
+            post_as(&t, county, &format!("/v1/coverage/plans/{plan}/answer"), json!({"answer": "accepted"})).await.0,
+            200
+        );
+    }
+    let claim = |base: String, phase: &'static str, county: &'static str| {
+        let t = &t;
+        async move {
+            let token = t.token_for(county).await;
+            let response = reqwest::Client::new()
+                .post(format!("{base}/v1/coverage/plans/{plan}/phases/{phase}/claim"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            (county, response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    for (phase, first, second_county) in [("expert", LUXIAN, XUZHOU), ("impact", JIANGJIN, LUXIAN)] {
+        let (a, b) = tokio::join!(
+            claim(t.http_base(), phase, first),
+            claim(format!("http://{}", second.http_addr), phase, second_county)
+        );
+        let winners: Vec<&str> = [&a, &b].iter().filter(|(_, status, _)| *status == 200).map(|(c, _, _)| *c).collect();
+        let losers: Vec<&Value> = [&a, &b].iter().filter(|(_, status, _)| *status == 409).map(|(_, _, v)| v).collect();
+        assert_eq!((winners.len(), losers.len()), (1, 1), "{a:?} {b:?}");
+        assert_eq!(losers[0]["error"]["code"], "phase_taken");
+        assert!(losers[0]["error"]["message"].as_str().unwrap().contains(winners[0]), "the loser is told who holds it");
+    }
+    let (_, view) = get_as(&t, YONGCHUAN, &format!("/v1/coverage/plans/{plan}")).await;
+    let owner = view["plan"]["phases"][1]["owner"].as_str().unwrap();
+    assert!([LUXIAN, XUZHOU].contains(&owner));
+    let events: Vec<PlanEvent> =
+        t.bus.operations().read_all(bashu_bus::COVERAGE, &t.bus.subjects().all_coverage()).await.unwrap();
+    let taken = events.iter().filter(|e| matches!(e.change, Some(Change::PhaseTaken(_)))).count();
+    assert_eq!(taken, 2, "one event per phase: the loser changed nothing");
+    shutdown.cancel();
+    assert!(second.stopped(Duration::from_secs(10)).await);
+}
