@@ -85,7 +85,9 @@ Bashu is running on loopback:
   county feeds docs/county-integration.md (stream FEEDS, consumer feed-<code>)
 
 Demo traffic: 隆昌市 511083 → partner 荣昌区 500153; 涪城区 510703 → the example Fujiang alliance;
-an Exercise flood warning from the 绵阳 desk to prefecture 5107, acknowledged by 江油市.
+an Exercise flood warning from the 绵阳 desk to prefecture 5107, acknowledged by 江油市;
+the joint coverage plan 渝昆高铁川渝段开通 (永川区 with 江津区, 泸县, 叙州区; one phase late),
+closed and settled (docs/coverage.md).
 
 INFO
 "$bashu" demo --http "http://$BASHU_HTTP__LISTEN" ${DEMO_SECONDS:+--for-seconds "$DEMO_SECONDS"}

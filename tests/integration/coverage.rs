@@ -95,6 +95,36 @@ fn railway_plan(id: &str, due: time::OffsetDateTime) -> Value {
     })
 }
 
+/// A body no other test story is near: moderation holds near-duplicates of other counties'
+/// stories, and these are all about one railway.
+fn distinct_body(headline: &str, id: &str) -> String {
+    const WORDS: [&str; 16] = [
+        "站台",
+        "客流",
+        "票价",
+        "隧道",
+        "桥梁",
+        "沿线",
+        "乡镇",
+        "物流",
+        "旅游",
+        "通勤",
+        "学生",
+        "农产品",
+        "工地",
+        "夜班",
+        "列车长",
+        "调度",
+    ];
+    let mut seed = id.bytes().fold(1469598103934665603u64, |h, b| (h ^ u64::from(b)).wrapping_mul(1099511628211));
+    let mut body = format!("{headline}。");
+    for _ in 0..40 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        body.push_str(WORDS[(seed >> 60) as usize]);
+    }
+    body
+}
+
 /// A story of `origin` for `plan`'s `phase`, as a county's CMS sends it to `POST /v1/stories`.
 fn contribution(origin: &str, id: &str, plan: &str, phase: &str, kind: &str, headline: &str) -> Value {
     json!({
@@ -102,7 +132,7 @@ fn contribution(origin: &str, id: &str, plan: &str, phase: &str, kind: &str, hea
         "version": 1,
         "originCounty": origin,
         "headline": headline,
-        "body": format!("{headline}。{id} 的正文，各不相同。"),
+        "body": distinct_body(headline, id),
         "category": "CATEGORY_MAJOR_PROJECT",
         "sharing": {"counties": [YONGCHUAN, JIANGJIN, LUXIAN, XUZHOU]},
         "coverage": {"planId": plan, "phase": phase, "kind": kind}
@@ -131,7 +161,19 @@ async fn used(t: &TestSystem, county: &str, origin: &str, story: &str) {
 
 /// The chain's items of a plan as `county` reads it: (phase, story, approved version, used by).
 async fn chain(t: &TestSystem, county: &str, plan: &str) -> Vec<(String, String, u64, usize)> {
-    let (status, view) = get_as(t, county, &format!("/v1/coverage/plans/{plan}")).await;
+    chain_at(t, &t.http_base(), county, plan).await
+}
+
+/// [`chain`] from the coverage service at `base`.
+async fn chain_at(t: &TestSystem, base: &str, county: &str, plan: &str) -> Vec<(String, String, u64, usize)> {
+    let response = reqwest::Client::new()
+        .get(format!("{base}/v1/coverage/plans/{plan}"))
+        .bearer_auth(t.token_for(county).await)
+        .send()
+        .await
+        .expect("coverage answers");
+    let status = response.status().as_u16();
+    let view: Value = response.json().await.unwrap_or(Value::Null);
     assert_eq!(status, 200, "{view}");
     let mut items = Vec::new();
     for phase in view["chain"].as_array().unwrap() {
@@ -444,4 +486,100 @@ async fn two_counties_claiming_one_phase_at_once_on_two_replicas_one_wins_and_th
     assert_eq!(taken, 2, "one event per phase: the loser changed nothing");
     shutdown.cancel();
     assert!(second.stopped(Duration::from_secs(10)).await);
+}
+
+/// The coverage service as its own `bashu` process on `http_port`, with retries fast enough
+/// for a test.
+fn spawn_coverage(t: &TestSystem, http_port: u16) -> tokio::process::Child {
+    bashu_tests::spawn_bashu_with(
+        "coverage",
+        &t.nats.url(),
+        &t.config.nats.prefix,
+        http_port,
+        Duration::from_secs(2),
+        &[
+            ("BASHU_COVERAGE__CONSUMER__ACK_WAIT_MS", "2000"),
+            ("BASHU_COVERAGE__CONSUMER__BACKOFF_MS", "[100]"),
+            ("BASHU_COVERAGE__FLAG_INTERVAL_MS", "200"),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn kill_minus_nine_of_the_coverage_service_mid_plan_loses_nothing_and_the_ledger_is_exact() {
+    let t = TestSystem::start_configured(&[Target::Ingest, Target::Moderation], fast_coverage).await;
+    let http = bashu::http_client();
+    let port = bashu_test_support::free_port();
+    let mut coverage = spawn_coverage(&t, port);
+    bashu_tests::wait_ready(&http, port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let as_county = |county: &'static str, path: String, body: Value| {
+        let (t, http, base) = (&t, &http, base.clone());
+        async move {
+            let token = t.token_for(county).await;
+            let response = http.post(format!("{base}{path}")).bearer_auth(token).json(&body).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        }
+    };
+    let plan = "yukun-kill";
+    let due = time::OffsetDateTime::now_utc() + time::Duration::hours(5);
+    as_county(YONGCHUAN, "/v1/coverage/plans".into(), railway_plan(plan, due)).await;
+    for county in [JIANGJIN, LUXIAN, XUZHOU] {
+        as_county(county, format!("/v1/coverage/plans/{plan}/answer"), json!({"answer": "accepted"})).await;
+    }
+    as_county(YONGCHUAN, format!("/v1/coverage/plans/{plan}/state"), json!({"state": "active"})).await;
+
+    // Stories and reuse notes keep coming while the coverage service is killed twice: ingest and
+    // moderation do not need it, and the ledger catches up from its durable consumer.
+    let counties = [YONGCHUAN, JIANGJIN, LUXIAN, XUZHOU];
+    let load = async {
+        let mut uses = 0;
+        for n in 0..24 {
+            let origin = counties[n % 4];
+            let id = format!("kill-{n}");
+            submit(&t, &contribution(origin, &id, plan, "experience", "CONTRIBUTION_KIND_TEXT", &format!("第{n}篇")))
+                .await;
+            if n % 2 == 0 {
+                used(&t, counties[(n + 1) % 4], origin, &id).await;
+                uses += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        uses
+    };
+    let kills = async {
+        for _ in 0..2 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            coverage.start_kill().unwrap();
+            coverage.wait().await.unwrap();
+            coverage = spawn_coverage(&t, port);
+            bashu_tests::wait_ready(&http, port).await;
+        }
+    };
+    let (expected_uses, ()) = tokio::join!(load, kills);
+    eventually("every story and reuse is in the ledger", || async {
+        let items = chain_at(&t, &base, YONGCHUAN, plan).await;
+        items.len() == 24
+            && items.iter().all(|(_, _, approved, _)| *approved == 1)
+            && items.iter().map(|(_, _, _, uses)| uses).sum::<usize>() == expected_uses
+    })
+    .await;
+
+    let store = bashu_coverage_core::PlanStore::open(&t.bus).await.unwrap();
+    for contribution in store.contributions(plan).await.unwrap() {
+        assert_eq!(contribution.approved_versions, [1], "{}", contribution.story_id);
+        assert_eq!(contribution.submitted_at.len(), 1, "{}", contribution.story_id);
+        assert!(contribution.used_by.len() <= 1, "{}", contribution.story_id);
+    }
+    let events: Vec<PlanEvent> =
+        t.bus.operations().read_all(bashu_bus::COVERAGE, &t.bus.subjects().all_coverage()).await.unwrap();
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=5).collect::<Vec<_>>(), "the plan's five changes, each once, in order");
+    let dead: std::collections::BTreeMap<String, u64> = t
+        .bus
+        .operations()
+        .subject_counts(bashu_bus::DEAD_LETTERS, &format!("{}.bashu.dlq.>", t.config.nats.prefix))
+        .await
+        .unwrap();
+    assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
 }

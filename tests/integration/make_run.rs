@@ -38,5 +38,8 @@ async fn make_run_without_nats_authorization_starts_and_stops_cleanly() {
     assert!(said.contains("stopped nats-server and bashu"), "{said}");
     // The demo's editor finds, in traditional characters, the story a partner shared.
     assert!(said.contains("pool of 500153 荣昌区, searching"), "{said}");
+    assert!(said.contains("coverage plan yukun-rail-"), "{said}");
+    assert!(said.contains("PHASE_STATUS_DELIVERED"), "{said}");
+    assert!(said.contains("coverage settlement of yukun-rail-"), "{said}");
     assert!(said.contains("【跨省】【夜市】") || said.contains("【跨省夜市】"), "{said}");
 }

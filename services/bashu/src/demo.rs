@@ -89,7 +89,8 @@ async fn seed_desks(store: &bashu_registry::RegistryStore) -> bashu_registry::Re
 
 /// The counties that get a demo token: the demo stories' origins and the counties whose feeds
 /// the demo reads.
-pub const DEMO_COUNTIES: &[&str] = &["511083", "510703", "500153", "510781", "500117", "500101"];
+pub const DEMO_COUNTIES: &[&str] =
+    &["511083", "510703", "500153", "510781", "500117", "500101", "500118", "500116", "510521", "511504"];
 
 /// Issues a token for each demo county (every start: old demo tokens stay until revoked).
 async fn seed_county_tokens(
@@ -250,13 +251,19 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     let response = http.post(format!("{}/v1/stories", args.http)).bearer_auth(token).json(&bad).send().await?;
     println!("submitted a bad story → HTTP {} {}", response.status(), response.text().await.unwrap_or_default());
 
+    // The railway plan takes a few seconds (a phase must fall due): it runs beside the rest.
+    let coverage = tokio::spawn(demo_coverage(http.clone(), args.http.clone(), credentials.county_tokens.clone(), run));
     let jiangyou = credentials.county_tokens.get("510781").cloned().unwrap_or_default();
     demo_alert(live, &http, &args, credentials.desks, &jiangyou, &names).await?;
     let rongchang = credentials.county_tokens.get("500153").cloned().unwrap_or_default();
     demo_pool(&http, &args, &rongchang, &names).await;
 
     match args.for_seconds {
-        Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+        Some(seconds) => {
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            // The settlement is printed before the demo ends.
+            let _ = tokio::time::timeout(Duration::from_secs(30), coverage).await;
+        }
         None => {
             println!("reading feeds of {} — Ctrl-C to stop", args.watch.join(", "));
             tokio::signal::ctrl_c().await?;
@@ -430,6 +437,170 @@ async fn read_feed(
             Err(error) => println!("feed {county}: skipped a message on {}: {error}", message.subject),
         }
         message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
+    }
+    Ok(())
+}
+
+/// The counties along the Chongqing–Kunming railway's Sichuan–Chongqing section in the demo plan:
+/// 永川区 proposes it; 江津区, 泸县 and 叙州区 join.
+const RAILWAY: [&str; 4] = ["500118", "500116", "510521", "511504"];
+
+/// The demo's joint coverage plan "渝昆高铁川渝段开通" (docs/coverage.md): proposed, joined,
+/// phases claimed, stories in each phase (the last phase's only story comes after its due time,
+/// so it is late), then closed and settled, the settlement printed.
+async fn demo_coverage(
+    http: reqwest::Client,
+    base: String,
+    tokens: std::collections::BTreeMap<String, String>,
+    run: u64,
+) {
+    if let Err(error) = railway_plan(&http, &base, &tokens, run).await {
+        println!("coverage demo stopped: {error}");
+    }
+}
+
+async fn railway_plan(
+    http: &reqwest::Client,
+    base: &str,
+    tokens: &std::collections::BTreeMap<String, String>,
+    run: u64,
+) -> anyhow::Result<()> {
+    let [yongchuan, jiangjin, luxian, xuzhou] = RAILWAY;
+    let token = |county: &str| tokens.get(county).cloned().unwrap_or_default();
+    let call = |county: &str, path: String, body: serde_json::Value| {
+        let request = http.post(format!("{base}{path}")).bearer_auth(token(county)).json(&body);
+        async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let answer: serde_json::Value = response.json().await.unwrap_or_default();
+            anyhow::ensure!(status.is_success(), "{status} {answer}");
+            Ok::<_, anyhow::Error>(answer)
+        }
+    };
+    let at = |seconds: i64| {
+        let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+        t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    };
+    let plan = format!("yukun-rail-{run}");
+    let phase = |name: &str, title: &str, due: i64, kinds: &[&str]| json!({"name": name, "title": title, "dueAt": at(due), "kinds": kinds});
+    call(
+        yongchuan,
+        "/v1/coverage/plans".into(),
+        json!({
+            "planId": plan,
+            "topic": "渝昆高铁川渝段开通",
+            "description": "沿线区县联合报道：前方体验采访、中期专家解读、后期影响评估。",
+            "category": "CATEGORY_MAJOR_PROJECT",
+            "windowStart": at(-3600),
+            "windowEnd": at(3 * 86_400),
+            "phases": [
+                phase("experience", "前方体验采访", 6, &["CONTRIBUTION_KIND_TEXT", "CONTRIBUTION_KIND_VIDEO", "CONTRIBUTION_KIND_LIVE"]),
+                phase("expert", "中期专家解读", 6, &["CONTRIBUTION_KIND_TEXT"]),
+                phase("impact", "后期影响评估", 7, &["CONTRIBUTION_KIND_TEXT"]),
+            ],
+            "invitees": {"counties": [jiangjin, luxian, xuzhou]},
+            "weights": {
+                "proposerSharePercent": 10,
+                "phaseSharePercent": {"experience": 40, "expert": 30, "impact": 20},
+                "kindPoints": {"text": 10, "video": 20, "live": 30},
+                "onTimeBonusPercent": 20,
+                "reusePoints": 2
+            }
+        }),
+    )
+    .await?;
+    for county in [jiangjin, luxian, xuzhou] {
+        call(county, format!("/v1/coverage/plans/{plan}/answer"), json!({"answer": "accepted"})).await?;
+    }
+    for (county, phase) in [(yongchuan, "experience"), (luxian, "expert"), (xuzhou, "impact")] {
+        call(county, format!("/v1/coverage/plans/{plan}/phases/{phase}/claim"), json!({})).await?;
+    }
+    call(yongchuan, format!("/v1/coverage/plans/{plan}/state"), json!({"state": "active"})).await?;
+    println!("coverage plan {plan} 渝昆高铁川渝段开通: proposed by 500118 永川区, joined by 江津区, 泸县, 叙州区");
+
+    let story = |origin: &str, id: &str, phase: &str, kind: &str, headline: &str| {
+        json!({
+            "id": format!("{id}-{run}"),
+            "version": 1,
+            "originCounty": origin,
+            "headline": headline,
+            "body": format!("{headline}。（演示稿件 {run}）"),
+            "category": "CATEGORY_MAJOR_PROJECT",
+            "sharing": {"counties": RAILWAY},
+            "coverage": {"planId": plan, "phase": phase, "kind": kind}
+        })
+    };
+    let on_time = [
+        story(yongchuan, "yc-ride", "experience", "CONTRIBUTION_KIND_VIDEO", "记者乘首班车体验渝昆高铁"),
+        story(luxian, "lx-station", "experience", "CONTRIBUTION_KIND_TEXT", "泸县站开通首日客流"),
+        story(jiangjin, "jj-live", "experience", "CONTRIBUTION_KIND_LIVE", "江津站直播：首班车进站"),
+        story(luxian, "lx-expert", "expert", "CONTRIBUTION_KIND_TEXT", "专家解读高铁对川南的意义"),
+        story(jiangjin, "jj-expert", "expert", "CONTRIBUTION_KIND_TEXT", "江津专家谈沿线产业"),
+    ];
+    for story in &on_time {
+        let origin = story["originCounty"].as_str().unwrap_or_default();
+        call(origin, "/v1/stories".into(), story.clone()).await?;
+    }
+    // The impact phase's story comes after its due time: the phase is flagged, the story late.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let late = story(xuzhou, "xz-impact", "impact", "CONTRIBUTION_KIND_TEXT", "渝昆高铁对叙州经济的影响");
+    call(xuzhou, "/v1/stories".into(), late).await?;
+    // 江津区 reuses 永川区's video, as its editor would mark it in the content pool.
+    let used = json!({"originCounty": yongchuan, "storyId": format!("yc-ride-{run}"), "placement": "江津融媒客户端"});
+    for _ in 0..50 {
+        if call(jiangjin, "/v1/pool/used".into(), used.clone()).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..100 {
+        let view: serde_json::Value = http
+            .get(format!("{base}/v1/coverage/plans/{plan}"))
+            .bearer_auth(token(yongchuan))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let items: Vec<&serde_json::Value> = view["chain"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["items"].as_array().into_iter().flatten())
+            .collect();
+        if items.len() == 6 && items.iter().all(|i| i["approvedVersion"].as_u64() == Some(1)) {
+            for phase in view["chain"].as_array().into_iter().flatten() {
+                println!(
+                    "  phase {:<10} {} {}",
+                    phase["phase"]["name"].as_str().unwrap_or_default(),
+                    phase["phase"]["title"].as_str().unwrap_or_default(),
+                    phase["status"].as_str().unwrap_or_default()
+                );
+                for item in phase["items"].as_array().into_iter().flatten() {
+                    println!(
+                        "    {} {:<22} {:<5} {}",
+                        item["originCounty"].as_str().unwrap_or_default(),
+                        item["storyId"].as_str().unwrap_or_default(),
+                        item["kind"].as_str().unwrap_or_default(),
+                        if item["onTime"].as_bool() == Some(true) { "on time" } else { "LATE" }
+                    );
+                }
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    call(yongchuan, format!("/v1/coverage/plans/{plan}/state"), json!({"state": "closed"})).await?;
+    let settlement: serde_json::Value = http
+        .get(format!("{base}/v1/coverage/plans/{plan}/settlement?pool=100000"))
+        .bearer_auth(token(yongchuan))
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!("coverage settlement of {plan}, pool 100000:");
+    for share in settlement["shares"].as_array().into_iter().flatten() {
+        let hundredths: u64 = share["amountHundredths"].as_str().unwrap_or("0").parse().unwrap_or(0);
+        println!("  {} {:>10}.{:02}", share["county"].as_str().unwrap_or_default(), hundredths / 100, hundredths % 100);
     }
     Ok(())
 }
