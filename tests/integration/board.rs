@@ -411,3 +411,72 @@ async fn the_pool_tab_in_headless_chromium() {
         "the page's mark as used reached the bus: {notes:?}"
     );
 }
+
+#[tokio::test]
+async fn the_coverage_tab_in_headless_chromium() {
+    use crate::coverage::{contribution, fast_coverage, post_as, railway_plan, submit};
+    let dir = browser_test_dir();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(std::path::Path::new(&chromium).exists(), "no Chromium at {chromium}: run `make test-tools`");
+    let targets = [Target::Admin, Target::Ingest, Target::Moderation, Target::Coverage];
+    let t = TestSystem::start_configured(&targets, fast_coverage).await;
+    let (_, viewer) = t.issue_staff_token("coverage-viewer", StaffRole::Viewer, vec![], "").await;
+
+    // The railway plan, every phase due in two seconds: experience and expert delivered in time,
+    // impact with nothing in it.
+    let plan = "yukun-board";
+    let proposal = railway_plan(plan, time::OffsetDateTime::now_utc() + time::Duration::seconds(2));
+    assert_eq!(post_as(&t, "500118", "/v1/coverage/plans", proposal).await.0, 200);
+    for county in ["500116", "510521", "511504"] {
+        let path = format!("/v1/coverage/plans/{plan}/answer");
+        assert_eq!(post_as(&t, county, &path, json!({"answer": "accepted"})).await.0, 200);
+    }
+    let claim = format!("/v1/coverage/plans/{plan}/phases/impact/claim");
+    assert_eq!(post_as(&t, "511504", &claim, json!({})).await.0, 200);
+    assert_eq!(
+        post_as(&t, "500118", &format!("/v1/coverage/plans/{plan}/state"), json!({"state": "active"})).await.0,
+        200
+    );
+    submit(
+        &t,
+        &contribution("500118", "yc-ride", plan, "experience", "CONTRIBUTION_KIND_VIDEO", "记者乘首班车体验渝昆高铁"),
+    )
+    .await;
+    submit(
+        &t,
+        &contribution("510521", "lx-expert", plan, "expert", "CONTRIBUTION_KIND_TEXT", "专家解读高铁对川南的意义"),
+    )
+    .await;
+    let store = bashu_coverage_core::PlanStore::open(&t.bus).await.unwrap();
+    bashu_tests::eventually("the experience phase is delivered and the impact phase flagged late", || async {
+        let plan = store.plan(plan).await.unwrap().unwrap().value;
+        let delivered = plan.phases[0].first_delivered_at.is_some() && plan.phases[1].first_delivered_at.is_some();
+        delivered && plan.phases[2].late_flagged_at.is_some()
+    })
+    .await;
+
+    let screenshot = artifact("duty-board-coverage.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let output = tokio::process::Command::new("node")
+        .arg(dir.join("coverage.e2e.mjs"))
+        .current_dir(&dir)
+        .env("BOARD_URL", format!("{}/board/", t.http_base()))
+        .env("BOARD_TOKEN", &viewer)
+        .env("PLAN_ID", plan)
+        .env("BOARD_SCREENSHOT", &screenshot)
+        .env("CHROMIUM", &chromium)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    // A hang guard, not a speed check.
+    let output = tokio::time::timeout(Duration::from_secs(180), output)
+        .await
+        .expect("the browser script finished within three minutes")
+        .expect("node runs (Debian's nodejs)");
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+    assert!(output.status.success(), "the browser script failed after {lines:?} (its error is above)");
+    assert_eq!(lines[..3], [format!("plan {plan}"), "delivered experience".into(), "late impact".into()]);
+    assert!(lines[3].starts_with("done "), "{lines:?}");
+    let png = std::fs::read(&screenshot).expect("the screenshot was kept");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "the screenshot is a real picture");
+}

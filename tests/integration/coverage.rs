@@ -23,7 +23,7 @@ const LUXIAN: &str = "510521";
 const XUZHOU: &str = "511504";
 const RONGCHANG: &str = "500153";
 
-fn fast_coverage(config: &mut Config) {
+pub(crate) fn fast_coverage(config: &mut Config) {
     config.coverage.consumer = config.moderation.consumer.clone();
     config.coverage.flag_interval_ms = 200;
     config.coverage.due_soon_warning_ms = 3_000;
@@ -54,12 +54,12 @@ async fn call(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn post_as(t: &TestSystem, county: &str, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post_as(t: &TestSystem, county: &str, path: &str, body: Value) -> (u16, Value) {
     let bearer = format!("Bearer {}", t.token_for(county).await);
     call(t, reqwest::Method::POST, path, &bearer, Some(body)).await
 }
 
-async fn get_as(t: &TestSystem, county: &str, path: &str) -> (u16, Value) {
+pub(crate) async fn get_as(t: &TestSystem, county: &str, path: &str) -> (u16, Value) {
     let bearer = format!("Bearer {}", t.token_for(county).await);
     call(t, reqwest::Method::GET, path, &bearer, None).await
 }
@@ -69,7 +69,7 @@ fn rfc3339(at: time::OffsetDateTime) -> String {
 }
 
 /// The railway plan of docs/coverage.md, its phases due at `due`.
-fn railway_plan(id: &str, due: time::OffsetDateTime) -> Value {
+pub(crate) fn railway_plan(id: &str, due: time::OffsetDateTime) -> Value {
     let now = time::OffsetDateTime::now_utc();
     let phase = |name: &str, title: &str, kinds: &[&str]| json!({"name": name, "title": title, "dueAt": rfc3339(due), "kinds": kinds});
     json!({
@@ -126,7 +126,7 @@ fn distinct_body(headline: &str, id: &str) -> String {
 }
 
 /// A story of `origin` for `plan`'s `phase`, as a county's CMS sends it to `POST /v1/stories`.
-fn contribution(origin: &str, id: &str, plan: &str, phase: &str, kind: &str, headline: &str) -> Value {
+pub(crate) fn contribution(origin: &str, id: &str, plan: &str, phase: &str, kind: &str, headline: &str) -> Value {
     json!({
         "id": id,
         "version": 1,
@@ -139,7 +139,7 @@ fn contribution(origin: &str, id: &str, plan: &str, phase: &str, kind: &str, hea
     })
 }
 
-async fn submit(t: &TestSystem, story: &Value) {
+pub(crate) async fn submit(t: &TestSystem, story: &Value) {
     let origin = story["originCounty"].as_str().unwrap();
     let (status, answer) = post_as(t, origin, "/v1/stories", story.clone()).await;
     assert_eq!(status, 202, "{answer}");

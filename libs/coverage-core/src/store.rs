@@ -49,7 +49,7 @@ const CAS_ATTEMPTS: usize = 64;
 
 impl PlanStore {
     /// The bucket on a provisioned bus.
-    pub async fn open(bus: &Bus) -> Result<Self, Error> {
+    pub async fn open(bus: &Bus) -> Result<Self, bashu_bus::Error> {
         Ok(Self { bus: bus.clone(), kv: bus.coverage().bucket().await? })
     }
 

@@ -257,8 +257,14 @@ impl AdminService {
             nats_users: bashu_registry::NatsUsers::open(&bus, shared.counties.clone()).await?,
             egress: shared.config.egress.clone(),
         });
-        let duty_board =
-            bashu_board::Board::start(bus, &shared.counties, shared.staff.clone(), shared.shutdown.clone()).await?;
+        let duty_board = bashu_board::Board::start(
+            bus,
+            &shared.counties,
+            shared.staff.clone(),
+            (shared.config.coverage.due_soon_warning_ms / 1000) as i64,
+            shared.shutdown.clone(),
+        )
+        .await?;
         Ok(Self { admin, duty_board, operator_view })
     }
 }

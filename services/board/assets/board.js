@@ -2,6 +2,7 @@
 // events fed from the bus). No framework and no build: what runs is what is in this file.
 
 import { startPool } from "./pool.js";
+import { showCoverage, startCoverage } from "./coverage.js";
 
 const STATES = [
   ["sent", "已发送", "sent", "…"],
@@ -76,7 +77,9 @@ async function start() {
   $("show-alerts").addEventListener("click", () => showView("alerts"));
   $("show-stories").addEventListener("click", () => showView("stories"));
   $("show-pool").addEventListener("click", () => showView("pool"));
+  $("show-coverage").addEventListener("click", () => showView("coverage"));
   startPool(countyName);
+  startCoverage(countyName);
   $("show-all").addEventListener("change", () => {
     board.tilesOf = null;
     renderDetail();
@@ -129,7 +132,10 @@ function showLogin(message) {
   board.chains.clear();
   board.selected = null;
   board.tilesOf = null;
-  for (const id of ["alerts-view", "stories-view", "pool-view", "views", "who", "alert-detail"]) $(id).hidden = true;
+  showCoverage(false);
+  for (const id of ["alerts-view", "stories-view", "pool-view", "coverage-view", "views", "who", "alert-detail"]) {
+    $(id).hidden = true;
+  }
   $("login").hidden = false;
   $("login-error").textContent = message;
   setConnection("idle", "");
@@ -151,10 +157,11 @@ async function signedIn(who) {
 }
 
 function showView(name) {
-  for (const view of ["alerts", "stories", "pool"]) {
+  for (const view of ["alerts", "stories", "pool", "coverage"]) {
     $(`${view}-view`).hidden = name !== view;
     $(`show-${view}`).setAttribute("aria-pressed", String(name === view));
   }
+  showCoverage(name === "coverage");
 }
 
 // ---- the live stream ----------------------------------------------------------------------------

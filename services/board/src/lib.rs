@@ -39,6 +39,8 @@ const MAX_OPEN_BOARDS: usize = 256;
 const TICK: Duration = Duration::from_secs(5);
 /// How often an open page's token is checked again, so revoking it closes the page.
 const RECHECK: Duration = Duration::from_secs(30);
+/// Plans the coverage view shows at most (the newest).
+const MAX_PLANS_SHOWN: usize = 50;
 /// The login form's body: a token and some JSON around it.
 const MAX_LOGIN_BYTES: usize = 4096;
 
@@ -47,6 +49,7 @@ const INDEX_HTML: &str = include_str!("../assets/index.html");
 const BOARD_CSS: &str = include_str!("../assets/board.css");
 const BOARD_JS: &str = include_str!("../assets/board.js");
 const POOL_JS: &str = include_str!("../assets/pool.js");
+const COVERAGE_JS: &str = include_str!("../assets/coverage.js");
 
 /// The duty board's routes and the live state they share.
 #[derive(Clone)]
@@ -56,6 +59,10 @@ pub struct Board {
 
 struct Inner {
     live: Arc<Live>,
+    /// Joint coverage plans, read for the coverage view.
+    plans: bashu_coverage_core::PlanStore,
+    /// How long before its due time a phase with nothing delivered shows as due soon.
+    due_soon_warning_seconds: i64,
     staff: StaffTokens,
     counties_json: String,
     open_boards: Arc<Semaphore>,
@@ -69,8 +76,10 @@ impl Board {
         bus: Bus,
         counties: &Counties,
         staff: StaffTokens,
+        due_soon_warning_seconds: i64,
         shutdown: CancellationToken,
     ) -> Result<Self, bashu_bus::Error> {
+        let plans = bashu_coverage_core::PlanStore::open(&bus).await?;
         // The board only counts the queue; claims are not its business, so the claim time is moot.
         let review = bashu_moderation_core::ReviewQueue::new(bus.stories().moderation_bucket().await?);
         let entries: Vec<view::CountyEntry> = counties.all().iter().map(view::CountyEntry::from).collect();
@@ -78,6 +87,8 @@ impl Board {
         Ok(Self {
             inner: Arc::new(Inner {
                 live: Live::start(bus, review, shutdown.clone()),
+                plans,
+                due_soon_warning_seconds,
                 staff,
                 counties_json,
                 open_boards: Arc::new(Semaphore::new(MAX_OPEN_BOARDS)),
@@ -94,6 +105,8 @@ impl Board {
             .route("/board/board.css", get(|| async { asset("text/css; charset=utf-8", BOARD_CSS) }))
             .route("/board/board.js", get(|| async { asset("text/javascript; charset=utf-8", BOARD_JS) }))
             .route("/board/pool.js", get(|| async { asset("text/javascript; charset=utf-8", POOL_JS) }))
+            .route("/board/coverage.js", get(|| async { asset("text/javascript; charset=utf-8", COVERAGE_JS) }))
+            .route("/board/coverage", get(coverage))
             .route("/board/session", get(who).post(sign_in).delete(sign_out))
             .route("/board/counties", get(counties))
             .route("/board/events", get(events))
@@ -149,6 +162,28 @@ async fn counties(State(board): State<Board>, jar: CookieJar) -> Result<Response
     session::signed_in(&board.inner.staff, &jar).await?;
     let headers = [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "private, max-age=3600")];
     Ok((headers, board.inner.counties_json.clone()).into_response())
+}
+
+/// `GET /board/coverage`: the proposed and active joint coverage plans with their phases, the
+/// newest first (the page asks again every few seconds while the view is open).
+async fn coverage(State(board): State<Board>, jar: CookieJar) -> Result<Response, Refused> {
+    session::signed_in(&board.inner.staff, &jar).await?;
+    let inner = &board.inner;
+    let mut plans = inner.plans.plans().await.map_err(|_| Refused::Unavailable)?;
+    plans.retain(|p| {
+        use bashu_proto::coverage::v1::PlanState;
+        matches!(p.state(), PlanState::Proposed | PlanState::Active)
+    });
+    plans.sort_by_key(|p| std::cmp::Reverse(p.created_at.map(|t| (t.seconds, t.nanos))));
+    let now = bashu_proto::time::now();
+    let mut shown = Vec::with_capacity(plans.len());
+    for plan in plans.into_iter().take(MAX_PLANS_SHOWN) {
+        let contributions = inner.plans.contributions(&plan.id).await.map_err(|_| Refused::Unavailable)?;
+        let chain = bashu_coverage_core::chain_of(&plan, &contributions, now, inner.due_soon_warning_seconds);
+        let view = bashu_proto::coverage::v1::PlanView { plan: Some(plan), chain };
+        shown.extend(view::PlanView::new(&view));
+    }
+    Ok(Json(json!({ "now_ms": now_ms(), "plans": shown })).into_response())
 }
 
 /// `GET /board/events`: the live stream. First `snapshot` (every chain worth showing, the
@@ -242,9 +277,13 @@ mod tests {
     /// elsewhere, so no asset names another host.
     #[test]
     fn the_page_loads_nothing_from_another_host() {
-        for (name, text) in
-            [("index.html", INDEX_HTML), ("board.css", BOARD_CSS), ("board.js", BOARD_JS), ("pool.js", POOL_JS)]
-        {
+        for (name, text) in [
+            ("index.html", INDEX_HTML),
+            ("board.css", BOARD_CSS),
+            ("board.js", BOARD_JS),
+            ("pool.js", POOL_JS),
+            ("coverage.js", COVERAGE_JS),
+        ] {
             for needle in ["http://", "https://", "//cdn", "@import", "url(http"] {
                 assert!(!text.contains(needle), "{name} contains {needle:?}");
             }

@@ -297,3 +297,65 @@ mod tests {
         assert_eq!(view.counties[0].acknowledged_by, "值班员");
     }
 }
+
+/// A joint coverage plan as the board shows it: its phases in order, how each stands against its
+/// due time, and whether it was flagged.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub(crate) struct PlanView {
+    id: String,
+    topic: String,
+    proposer: String,
+    state: String,
+    accepted: usize,
+    invited: usize,
+    window_end_ms: Option<i64>,
+    phases: Vec<PhaseView>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+struct PhaseView {
+    name: String,
+    title: String,
+    owner: String,
+    due_ms: Option<i64>,
+    /// `open`, `due_soon`, `late` or `delivered`.
+    status: String,
+    /// Flagged late at some point (a late delivery does not undo it).
+    flagged_late: bool,
+    contributions: usize,
+    late_contributions: usize,
+}
+
+impl PlanView {
+    pub(crate) fn new(chain: &bashu_proto::coverage::v1::PlanView) -> Option<Self> {
+        use bashu_proto::coverage::v1::Answer;
+        let plan = chain.plan.as_ref()?;
+        let short = |name: &str, prefix: &str| name.trim_start_matches(prefix).to_lowercase();
+        Some(Self {
+            id: plan.id.clone(),
+            topic: plan.topic.clone(),
+            proposer: plan.proposer.clone(),
+            state: short(plan.state().as_str_name(), "PLAN_STATE_"),
+            accepted: plan.participants.iter().filter(|p| p.answer() == Answer::Accepted).count(),
+            invited: plan.participants.len(),
+            window_end_ms: millis(&plan.window_end),
+            phases: chain
+                .chain
+                .iter()
+                .filter_map(|phase_chain| {
+                    let phase = phase_chain.phase.as_ref()?;
+                    Some(PhaseView {
+                        name: phase.name.clone(),
+                        title: phase.title.clone(),
+                        owner: phase.owner.clone(),
+                        due_ms: millis(&phase.due_at),
+                        status: short(phase_chain.status().as_str_name(), "PHASE_STATUS_"),
+                        flagged_late: phase.late_flagged_at.is_some(),
+                        contributions: phase_chain.items.len(),
+                        late_contributions: phase_chain.items.iter().filter(|i| !i.on_time).count(),
+                    })
+                })
+                .collect(),
+        })
+    }
+}
