@@ -178,6 +178,67 @@ async fn each_identity_may_do_only_its_own_part() {
     })
     .await
     .expect("B's alert feed has the alert");
+    // A joint coverage plan of A's that B follows: B reads the plan's channel through its own
+    // channel consumer, under its own identity.
+    let tokens = bashu_registry::CountyTokens::open(admin, Arc::new(Counties::builtin().unwrap())).await.unwrap();
+    let b_token = tokens.issue(B, "test").await.unwrap().token;
+    let http = bashu::http_client();
+    let coverage = |token: &str, path: &str, body: serde_json::Value| {
+        http.post(format!("http://{}/v1/coverage/plans{path}", system.http_addr))
+            .bearer_auth(token.to_owned())
+            .json(&body)
+            .send()
+    };
+    let due = |hours: i64| {
+        let at = time::OffsetDateTime::now_utc() + time::Duration::hours(hours);
+        at.format(&time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let plan = json!({
+        "planId": "secure-plan", "topic": "安全测试", "category": "CATEGORY_MAJOR_PROJECT",
+        "windowStart": due(-1), "windowEnd": due(48),
+        "phases": [{"name": "only", "title": "唯一阶段", "dueAt": due(24), "kinds": ["CONTRIBUTION_KIND_TEXT"]}],
+        "invitees": {"counties": [B]},
+        "weights": {"proposerSharePercent": 0, "phaseSharePercent": {"only": 100}, "kindPoints": {"text": 1}}
+    });
+    for (who, path, body) in [
+        (&token, "", plan),
+        (&b_token, "/secure-plan/answer", json!({"answer": "accepted"})),
+        (&token, "/secure-plan/state", json!({"state": "active"})),
+        (&b_token, "/secure-plan/channel", json!({"subscribe": true})),
+    ] {
+        let answer = coverage(who, path, body).await.unwrap();
+        assert!(answer.status().is_success(), "{path}: {}", answer.text().await.unwrap_or_default());
+    }
+    let mut planned = story_json("secure-plan-1", A, json!({"counties": [B]}));
+    planned["coverage"] = json!({"planId": "secure-plan", "phase": "only", "kind": "CONTRIBUTION_KIND_TEXT"});
+    let answer = http
+        .post(format!("http://{}/v1/stories", system.http_addr))
+        .bearer_auth(&token)
+        .json(&planned)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.text().await.unwrap_or_default());
+    let channels = subjects.stream_name(bashu_bus::CHANNELS);
+    let channel_of_b: jetstream::consumer::PullConsumer = as_b
+        .js
+        .get_consumer_from_stream(format!("channel-{B}"), &channels)
+        .await
+        .expect("B reads its channel consumer");
+    let item = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let mut batch =
+                channel_of_b.fetch().max_messages(10).expires(Duration::from_secs(1)).messages().await.unwrap();
+            if let Some(Ok(message)) = batch.next().await {
+                message.ack().await.unwrap();
+                return bashu_proto::coverage::v1::ChannelItem::decode(message.payload.clone()).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("B's channel has the plan's story");
+    assert_eq!((item.county.as_str(), item.story.unwrap().id.as_str()), (B, "secure-plan-1"));
+
     let operator = bashu_tests::bearer_channel(&format!("http://{}", system.grpc_addr), bashu_tests::OPERATOR_TOKEN)
         .await
         .unwrap();
@@ -239,6 +300,17 @@ async fn each_identity_may_do_only_its_own_part() {
         as_a,
         "fetch from B's consumer",
         client.publish(format!("$JS.API.CONSUMER.MSG.NEXT.{feeds}.feed-{B}"), "1".into())
+    );
+    refused!(
+        as_a,
+        "fetch from B's channel consumer",
+        client.publish(format!("$JS.API.CONSUMER.MSG.NEXT.{channels}.channel-{B}"), "1".into())
+    );
+    refused!(as_a, "subscribe to B's channels", client.subscribe(subjects.channels_of(B).unwrap()));
+    refused!(
+        as_a,
+        "publish into B's channel",
+        client.publish(subjects.channel_item(B, "secure-plan").unwrap(), "x".into())
     );
     refused!(
         as_a,

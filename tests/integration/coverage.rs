@@ -583,3 +583,122 @@ async fn kill_minus_nine_of_the_coverage_service_mid_plan_loses_nothing_and_the_
         .unwrap();
     assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
 }
+
+/// Every channel item in `county`'s own consumer, as the county reads it: a plain JetStream
+/// client fetching `channel-<county>` on the `CHANNELS` stream, raw protobuf.
+async fn channel_items(t: &TestSystem, county: &str) -> Vec<bashu_proto::coverage::v1::ChannelItem> {
+    use futures::StreamExt as _;
+    let js = async_nats::jetstream::new(async_nats::connect(t.nats.url()).await.unwrap());
+    let stream = format!("{}_CHANNELS", t.config.nats.prefix.to_uppercase());
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        js.get_consumer_from_stream(format!("channel-{county}"), stream).await.expect("the county's channel consumer");
+    let mut batch = consumer.fetch().max_messages(100).expires(Duration::from_millis(300)).messages().await.unwrap();
+    let mut items = Vec::new();
+    while let Some(Ok(message)) = batch.next().await {
+        items.push(bashu_proto::coverage::v1::ChannelItem::decode(message.payload.clone()).expect("a ChannelItem"));
+        message.ack().await.unwrap();
+    }
+    items
+}
+
+/// The next `count` items of `county`'s channel consumer, waiting for them (a minute at most).
+async fn channel_items_until(
+    t: &TestSystem,
+    county: &str,
+    count: usize,
+) -> Vec<bashu_proto::coverage::v1::ChannelItem> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut items = Vec::new();
+    while items.len() < count {
+        assert!(tokio::time::Instant::now() < deadline, "{county}'s channel got {items:?}, not {count} items");
+        items.extend(channel_items(t, county).await);
+    }
+    items
+}
+
+#[tokio::test]
+async fn a_channel_carries_each_countys_share_of_the_plan_with_corrections_and_kills_and_a_ninjs_package() {
+    let targets = [Target::Ingest, Target::Moderation, Target::Distribution, Target::Coverage];
+    let t = TestSystem::start_configured(&targets, fast_coverage).await;
+    let plan = "yukun-channel";
+    let mut proposal = railway_plan(plan, time::OffsetDateTime::now_utc() + time::Duration::hours(5));
+    proposal["invitees"]["counties"] = json!([JIANGJIN, LUXIAN, XUZHOU]);
+    assert_eq!(post_as(&t, YONGCHUAN, "/v1/coverage/plans", proposal).await.0, 200);
+    for county in [JIANGJIN, LUXIAN, XUZHOU] {
+        let path = format!("/v1/coverage/plans/{plan}/answer");
+        assert_eq!(post_as(&t, county, &path, json!({"answer": "accepted"})).await.0, 200);
+    }
+    assert_eq!(
+        post_as(&t, YONGCHUAN, &format!("/v1/coverage/plans/{plan}/state"), json!({"state": "active"})).await.0,
+        200
+    );
+    let channel = format!("/v1/coverage/plans/{plan}/channel");
+    // 叙州 follows before anything is delivered; 荣昌, not invited, cannot follow.
+    assert_eq!(post_as(&t, XUZHOU, &channel, json!({"subscribe": true})).await.0, 200);
+    let (status, answer) = post_as(&t, RONGCHANG, &channel, json!({"subscribe": true})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, answer) = post_as(&t, XUZHOU, &channel, json!({"subscribe": "yes"})).await;
+    assert_eq!((status, answer["error"]["fields"][0]["field"].as_str()), (400, Some("subscribe")));
+
+    // 永川's story is shared with 江津 and 泸县 only; 泸县's with everyone in the plan.
+    let mut ride =
+        contribution(YONGCHUAN, "yc-ride", plan, "experience", "CONTRIBUTION_KIND_VIDEO", "记者乘首班车体验渝昆高铁");
+    ride["sharing"] = json!({"counties": [JIANGJIN, LUXIAN]});
+    submit(&t, &ride).await;
+    let expert =
+        contribution(LUXIAN, "lx-expert", plan, "expert", "CONTRIBUTION_KIND_TEXT", "专家解读高铁对川南的意义");
+    submit(&t, &expert).await;
+    eventually("叙州 has 泸县's story in its channel", || async {
+        t.bus
+            .operations()
+            .subject_counts(bashu_bus::CHANNELS, &format!("{}.bashu.channel.{XUZHOU}.>", t.config.nats.prefix))
+            .await
+            .unwrap()
+            .values()
+            .sum::<u64>()
+            == 1
+    })
+    .await;
+    let items = channel_items(&t, XUZHOU).await;
+    assert_eq!(items.len(), 1, "not 永川's story: it was not shared with 叙州");
+    assert_eq!(items[0].story.as_ref().unwrap().id, "lx-expert");
+    assert_eq!((items[0].county.as_str(), items[0].plan_id.as_str()), (XUZHOU, plan));
+
+    // 江津 follows later: it gets what it missed, both stories (it received both).
+    assert_eq!(post_as(&t, JIANGJIN, &channel, json!({"subscribe": true})).await.0, 200);
+    let mut ids: Vec<String> =
+        channel_items(&t, JIANGJIN).await.iter().map(|i| i.story.as_ref().unwrap().id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["lx-expert", "yc-ride"]);
+
+    // A correction of 永川's story and a kill of 泸县's reach the followers who had them.
+    let mut corrected = ride.clone();
+    corrected["version"] = json!(2);
+    corrected["headline"] = json!("记者乘首班车体验渝昆高铁（更正）");
+    submit(&t, &corrected).await;
+    let mut kill = expert.clone();
+    kill["version"] = json!(2);
+    kill["status"] = json!("PUBLICATION_STATUS_CANCELED");
+    submit(&t, &kill).await;
+    let jiangjin = channel_items_until(&t, JIANGJIN, 2).await;
+    let versions: std::collections::BTreeSet<(String, u32, i32)> =
+        jiangjin.iter().map(|i| i.story.as_ref().unwrap()).map(|s| (s.id.clone(), s.version, s.status)).collect();
+    assert_eq!(versions, [("lx-expert".into(), 2, 3), ("yc-ride".into(), 2, 1)].into(), "{jiangjin:?}");
+    let xuzhou = channel_items_until(&t, XUZHOU, 1).await;
+    assert_eq!(xuzhou.len(), 1);
+    assert_eq!(xuzhou[0].story.as_ref().unwrap().status(), bashu_proto::story::v1::PublicationStatus::Canceled);
+
+    // The package for 江津's website: 永川's corrected story; the withdrawn one is left out.
+    let (status, package) = get_as(&t, JIANGJIN, &format!("/v1/coverage/plans/{plan}/channel.ninjs")).await;
+    assert_eq!(status, 200, "{package}");
+    assert_eq!(bashu_ninjs::validate_official(&package), Ok(()), "{package}");
+    assert_eq!(package["type"], "composite");
+    assert_eq!(package["uri"], format!("urn:bashu:coverage:{plan}"));
+    let associations = package["associations"].as_array().unwrap();
+    assert_eq!(associations.len(), 1, "{package}");
+    assert_eq!(associations[0]["uri"], format!("urn:bashu:story:{YONGCHUAN}:yc-ride"));
+    assert_eq!(associations[0]["version"], "2");
+    // 叙州's package is empty: the one story it could see was withdrawn.
+    let (_, package) = get_as(&t, XUZHOU, &format!("/v1/coverage/plans/{plan}/channel.ninjs")).await;
+    assert_eq!(package["associations"], json!([]));
+}

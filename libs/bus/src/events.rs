@@ -3,7 +3,7 @@
 use bashu_proto::{
     admin::v1::AuditEvent,
     alert::v1::{AlertAcknowledgement, AlertDelivery, AlertEscalation, AlertIssued, AlertReceipt},
-    coverage::v1::PlanEvent,
+    coverage::v1::{ChannelItem, PlanEvent},
     moderation::v1::ReviewRecorded,
     story::v1::{
         DecisionNotice, ModerationDecision, Story, StoryDelivery, StoryPublished, StoryReceipt, StorySubmitted,
@@ -202,6 +202,18 @@ impl Event for PlanEvent {
         Ok(Route {
             subject: subjects.coverage_plan(&self.plan_id)?,
             msg_id: format!("coverage.{}.{}", self.plan_id, self.sequence),
+        })
+    }
+}
+
+impl Event for ChannelItem {
+    const TYPE: &'static str = "bashu.coverage.v1.ChannelItem";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        let story = story(Self::TYPE, self.story.as_ref())?;
+        Ok(Route {
+            subject: subjects.channel_item(&self.county, &self.plan_id)?,
+            msg_id: format!("channel.{}.{}", self.county, story_key(&story.origin_county, &story.id, story.version)),
         })
     }
 }
@@ -477,8 +489,14 @@ pub enum ContributionSource {
     Submitted(Box<StorySubmitted>),
     /// Moderation decided on one (boxed: it carries the story).
     Decided(Box<ModerationDecision>),
+    /// Distribution placed a version in its audience's feeds.
+    Published(StoryPublished),
     /// A county used a story it received; the county is the subject's.
     Used(StoryUse),
+    /// A reuse note that is not its county's own (it names another county, or does not decode):
+    /// passed over here, since the `county-uses` consumer already dead-letters it with the
+    /// reason, once.
+    RefusedNote(String),
 }
 
 impl Incoming for ContributionSource {
@@ -492,8 +510,9 @@ impl Incoming for ContributionSource {
             Some(("decided", _)) => {
                 ModerationDecision::decode(payload).map(|e| Self::Decided(Box::new(e))).map_err(|e| e.to_string())
             }
-            Some(("used", _)) => from_county(arrival, payload).map(Self::Used),
-            _ => Err(format!("{} is not a submission, decision or reuse note", arrival.subject)),
+            Some(("published", _)) => StoryPublished::decode(payload).map(Self::Published).map_err(|e| e.to_string()),
+            Some(("used", _)) => Ok(from_county(arrival, payload).map_or_else(Self::RefusedNote, Self::Used)),
+            _ => Err(format!("{} is not a submission, decision, publication or reuse note", arrival.subject)),
         }
     }
 }
@@ -527,5 +546,49 @@ mod tests {
         assert!(matches!(arrive(&feed_story, delivery.encode_to_vec()), Ok(FeedEvent::Story(d)) if d == delivery));
         assert!(matches!(arrive(&feed_decision, notice.encode_to_vec()), Ok(FeedEvent::Decision(n)) if n == notice));
         assert!(arrive("t1.bashu.feed.500153.gossip", Vec::new()).is_err(), "an unknown kind is refused, named");
+    }
+
+    #[test]
+    fn the_coverage_ledger_tells_every_source_apart_by_its_subject_and_binds_a_reuse_note_to_its_county() {
+        use bashu_proto::story::v1::{StoryPublished, StorySubmitted, StoryUse};
+
+        use super::ContributionSource;
+        let subjects = Subjects::new("t1").unwrap();
+        let arrive = |subject: &str, payload: Vec<u8>| {
+            ContributionSource::decode_incoming(
+                Arrival { subjects: &subjects, subject, event_type: None },
+                payload.into(),
+            )
+        };
+        let story = Story { id: "s-1".into(), origin_county: "500118".into(), version: 1, ..Default::default() };
+        let submitted = StorySubmitted { story: Some(story.clone()), ..Default::default() };
+        let decided =
+            ModerationDecision { story: Some(story), verdict: Verdict::Approved as i32, ..Default::default() };
+        let published = StoryPublished { story_id: "s-1".into(), version: 1, ..Default::default() };
+        let used = StoryUse { story_id: "s-1".into(), origin_county: "500118".into(), ..Default::default() };
+        let at = |kind: &str, token: &str| format!("t1.bashu.story.{kind}.{token}");
+        assert!(
+            matches!(arrive(&at("submitted", "500118"), submitted.encode_to_vec()), Ok(ContributionSource::Submitted(s)) if *s == submitted)
+        );
+        assert!(
+            matches!(arrive(&at("decided", "500118"), decided.encode_to_vec()), Ok(ContributionSource::Decided(d)) if *d == decided)
+        );
+        assert!(
+            matches!(arrive(&at("published", "500118"), published.encode_to_vec()), Ok(ContributionSource::Published(p)) if p == published)
+        );
+        let Ok(ContributionSource::Used(note)) = arrive(&at("used", "500116"), used.encode_to_vec()) else {
+            panic!("a reuse note decodes");
+        };
+        assert_eq!(note.county, "500116", "the county is the subject's");
+        let mut forged = used.clone();
+        forged.county = "510521".into();
+        assert!(
+            matches!(arrive(&at("used", "500116"), forged.encode_to_vec()), Ok(ContributionSource::RefusedNote(reason)) if reason.contains("speaks only for itself")),
+            "a note for another county is passed over (county-uses dead-letters it)"
+        );
+        assert!(
+            arrive(&at("receipt", "500116"), Vec::new()).is_err(),
+            "what the ledger does not read is refused, named"
+        );
     }
 }

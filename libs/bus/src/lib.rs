@@ -31,10 +31,10 @@ pub use operate::{ConsumerFigures, Operations, RangeMessage, Sequenced, Stored, 
 pub use permissions::{Permissions, SERVICES, county_inbox, desk_inbox};
 pub use subjects::{Subject, SubjectFilter, Subjects};
 pub use topology::{
-    ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, AUDIT, AlertTopology, COVERAGE, COVERAGE_BUCKET, CREDENTIALS_BUCKET,
-    ConsumerSpec, CoverageTopology, DEAD_LETTERS, DISTRIBUTION_BUCKET, FEEDS, INGEST_BUCKET, INGEST_FEEDS_BUCKET,
-    MEDIA_STORE, MODERATION_BUCKET, REGISTRY_BUCKET, RegistryTopology, Retry, RetryConfig, STORIES, StoryTopology,
-    Topology,
+    ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, AUDIT, AlertTopology, CHANNELS, COVERAGE, COVERAGE_BUCKET,
+    CREDENTIALS_BUCKET, ConsumerSpec, CoverageTopology, DEAD_LETTERS, DISTRIBUTION_BUCKET, FEEDS, INGEST_BUCKET,
+    INGEST_FEEDS_BUCKET, MEDIA_STORE, MODERATION_BUCKET, REGISTRY_BUCKET, RegistryTopology, Retry, RetryConfig,
+    STORIES, StoryTopology, Topology,
 };
 
 use async_nats::{HeaderMap, jetstream};

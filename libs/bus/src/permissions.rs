@@ -8,7 +8,7 @@
 //! permissions say.
 
 use crate::{
-    ALERT_FEEDS, FEEDS, Result, Subjects,
+    ALERT_FEEDS, CHANNELS, FEEDS, Result, Subjects,
     topology::{
         ALERT_STATE_BUCKET, COVERAGE_BUCKET, DISTRIBUTION_BUCKET, INGEST_BUCKET, INGEST_FEEDS_BUCKET, MEDIA_STORE,
         MODERATION_BUCKET,
@@ -43,11 +43,16 @@ pub fn desk_inbox(desk: &str) -> String {
 
 impl Permissions {
     /// A county: its own receipts, acknowledgements, takedown confirmations and reuse notes; its
-    /// own two durable consumers (fetch, info, ack); its live alerts; its own inbox.
+    /// own three durable consumers (story feed, alert feed, channels: fetch, info, ack); its live alerts; its own inbox.
     pub fn county(subjects: &Subjects, county: &str) -> Result<Self> {
         let feeds = subjects.name(FEEDS);
         let alert_feeds = subjects.name(ALERT_FEEDS);
-        let consumers = [(feeds, format!("feed-{county}")), (alert_feeds, format!("alerts-{county}"))];
+        let channels = subjects.name(CHANNELS);
+        let consumers = [
+            (feeds, format!("feed-{county}")),
+            (alert_feeds, format!("alerts-{county}")),
+            (channels, format!("channel-{county}")),
+        ];
         let mut publish = vec![
             subjects.story_receipt(county)?.into(),
             subjects.story_takedown(county)?.into(),
@@ -121,6 +126,8 @@ impl Permissions {
             ],
             "coverage" => vec![
                 subjects.pattern("coverage.plan.*"),
+                // Each following county's copy of a plan's channel.
+                subjects.pattern("channel.*.*"),
                 // Every change to a plan, with the county or staff member who made it.
                 subjects.pattern("audit.coverage"),
                 kv(COVERAGE_BUCKET),

@@ -375,9 +375,24 @@ impl Subjects {
     }
 
     /// The story ledger's subjects a plan's contributions are recorded from: submissions,
-    /// decisions and reuse notes.
+    /// decisions, publications (who received each version) and reuse notes.
     pub fn coverage_contribution_sources(&self) -> Vec<SubjectFilter> {
-        vec![self.all_story_submitted(), self.all_story_decided(), self.all_story_uses()]
+        vec![self.all_story_submitted(), self.all_story_decided(), self.all_story_published(), self.all_story_uses()]
+    }
+
+    /// `bashu.channel.<county>.<plan>`: a county's copy of a plan's channel (专题).
+    pub fn channel_item(&self, county: &str, plan: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("channel.{}.{}", token(county)?, token(plan)?)))
+    }
+
+    /// `bashu.channel.<county>.>`: every channel a county follows.
+    pub fn channels_of(&self, county: &str) -> Result<SubjectFilter> {
+        Ok(self.filter(&format!("channel.{}.>", token(county)?)))
+    }
+
+    /// `bashu.channel.>`: every county's channels.
+    pub fn all_channels(&self) -> SubjectFilter {
+        self.filter("channel.>")
     }
 
     /// `bashu.audit.<service>`: changes made through a service's API.

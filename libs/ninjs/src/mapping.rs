@@ -41,6 +41,48 @@ fn media_kind(media_type: &str) -> &'static str {
     }
 }
 
+/// A package of stories as one ninjs 3.2 item of type `composite`, its `associations` the
+/// stories in order (each rendered as [`story_to_ninjs`] for `receiving_county`, named
+/// `item-<n>`, relation `bashu:package-item`): a joint coverage plan's channel (专题) for a
+/// website. `uri` names the package, `version` grows when it changes.
+pub fn package_to_ninjs(
+    uri: &str,
+    version: u64,
+    headline: &str,
+    summary: &str,
+    stories: &[Story],
+    receiving_county: &str,
+    created: Timestamp,
+) -> Value {
+    let associations: Vec<Value> = stories
+        .iter()
+        .enumerate()
+        .map(|(i, story)| {
+            let delivery = Delivery { receiving_county, approvals: &[] };
+            let mut item = story_to_ninjs(story, Some(delivery));
+            if let Value::Object(map) = &mut item {
+                map.insert("name".into(), json!(format!("item-{}", i + 1)));
+                map.insert("rel".into(), json!("bashu:package-item"));
+            }
+            item
+        })
+        .collect();
+    let mut document = json!({
+        "uri": uri,
+        "standard": {"name": "ninjs", "version": "3.2"},
+        "type": "composite",
+        "version": version.to_string(),
+        "versionCreated": time(Some(created)).unwrap_or_else(|| json!("1970-01-01T00:00:00Z")),
+        "pubStatus": "usable",
+        "headlines": [{"role": "main", "value": headline}],
+        "associations": associations,
+    });
+    if !summary.is_empty() {
+        document["descriptions"] = json!([{"role": "summary", "value": summary}]);
+    }
+    document
+}
+
 /// Renders a story as ninjs 3.2 in the Bashu profile.
 pub fn story_to_ninjs(story: &Story, delivery: Option<Delivery<'_>>) -> Value {
     let attribution = story.attribution.clone().unwrap_or_default();

@@ -285,6 +285,7 @@ mod tests {
                 origin_county: origin.into(),
                 audience: audience.iter().map(|c| c.to_string()).collect(),
                 published_at: None,
+                coverage: None,
             }),
             subject: String::new(),
             stored_at: SystemTime::now(),

@@ -12,8 +12,9 @@ use axum::{
 use bashu_coverage_core::Error as Refusal;
 use bashu_proto::{
     coverage::v1::{
-        Answer, AnswerInvitationRequest, ChangeStateRequest, ConsentWeightsRequest, GetPlanRequest, ListPlansRequest,
-        ListPlansResponse, PlanState, PlanView, ProposePlanRequest, ProposeWeightsRequest, SettleRequest, Settlement,
+        Answer, AnswerInvitationRequest, ChangeStateRequest, ChannelPackage, ConsentWeightsRequest,
+        GetChannelPackageRequest, GetPlanRequest, ListPlansRequest, ListPlansResponse, PlanState, PlanView,
+        ProposePlanRequest, ProposeWeightsRequest, SettleRequest, Settlement, SubscribeChannelRequest,
         TakePhaseRequest, Weights,
         coverage_service_server::{CoverageService, CoverageServiceServer},
     },
@@ -70,6 +71,8 @@ impl CoverageApi {
             .route("/v1/coverage/plans/{plan}/weights", post(http_weights))
             .route("/v1/coverage/plans/{plan}/weights/consent", post(http_consent))
             .route("/v1/coverage/plans/{plan}/settlement", get(http_settlement))
+            .route("/v1/coverage/plans/{plan}/channel", post(http_channel))
+            .route("/v1/coverage/plans/{plan}/channel.ninjs", get(http_channel_package))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.clone())
     }
@@ -224,6 +227,36 @@ async fn http_consent(
     Ok(Json(api.coverage.consent_weights(&caller, &plan).await?))
 }
 
+/// `POST /v1/coverage/plans/{plan}/channel` with `{"subscribe": true}` (or `false`).
+async fn http_channel(
+    State(api): State<CoverageApi>,
+    headers: HeaderMap,
+    Path(plan): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<PlanView>, Error> {
+    let caller = api.caller(authorization(&headers)).await?;
+    let value: serde_json::Value = json_body(&body)?;
+    let map = value.as_object().ok_or_else(|| Refusal::invalid("body", "a JSON object"))?;
+    if let Some(other) = map.keys().find(|k| k.as_str() != "subscribe") {
+        return Err(Refusal::invalid(other.clone(), "unknown field").into());
+    }
+    let subscribe = map
+        .get("subscribe")
+        .and_then(serde_json::Value::as_bool)
+        .ok_or_else(|| Refusal::invalid("subscribe", "required: true or false"))?;
+    Ok(Json(api.coverage.subscribe_channel(&caller, &plan, subscribe).await?))
+}
+
+/// `GET /v1/coverage/plans/{plan}/channel.ninjs`: the channel as one ninjs package.
+async fn http_channel_package(
+    State(api): State<CoverageApi>,
+    headers: HeaderMap,
+    Path(plan): Path<String>,
+) -> Result<Json<serde_json::Value>, Error> {
+    let caller = api.caller(authorization(&headers)).await?;
+    Ok(Json(api.coverage.channel_package(&caller, &plan).await?))
+}
+
 /// `GET /v1/coverage/plans/{plan}/settlement?pool=100000[&format=csv]`.
 async fn http_settlement(
     State(api): State<CoverageApi>,
@@ -318,6 +351,24 @@ impl CoverageService for CoverageApi {
     ) -> Result<tonic::Response<PlanView>, Status> {
         let caller = self.caller(grpc_authorization(&request)).await?;
         Ok(tonic::Response::new(self.coverage.consent_weights(&caller, &request.into_inner().plan_id).await?))
+    }
+
+    async fn subscribe_channel(
+        &self,
+        request: Request<SubscribeChannelRequest>,
+    ) -> Result<tonic::Response<PlanView>, Status> {
+        let caller = self.caller(grpc_authorization(&request)).await?;
+        let r = request.into_inner();
+        Ok(tonic::Response::new(self.coverage.subscribe_channel(&caller, &r.plan_id, r.subscribe).await?))
+    }
+
+    async fn get_channel_package(
+        &self,
+        request: Request<GetChannelPackageRequest>,
+    ) -> Result<tonic::Response<ChannelPackage>, Status> {
+        let caller = self.caller(grpc_authorization(&request)).await?;
+        let package = self.coverage.channel_package(&caller, &request.into_inner().plan_id).await?;
+        Ok(tonic::Response::new(ChannelPackage { ninjs_json: package.to_string() }))
     }
 
     async fn settle(&self, request: Request<SettleRequest>) -> Result<tonic::Response<Settlement>, Status> {

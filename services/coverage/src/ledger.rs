@@ -13,7 +13,9 @@ pub(crate) fn order_key(event: &ContributionSource) -> String {
     match event {
         ContributionSource::Submitted(submitted) => story_name(submitted.story.as_ref()),
         ContributionSource::Decided(decision) => story_name(decision.story.as_ref()),
+        ContributionSource::Published(published) => format!("{}.{}", published.origin_county, published.story_id),
         ContributionSource::Used(used) => format!("{}.{}", used.origin_county, used.story_id),
+        ContributionSource::RefusedNote(_) => String::new(),
     }
 }
 
@@ -58,10 +60,12 @@ impl Coverage {
                         c.withdrawn |= withdrawn;
                         if c.approved_versions.last() == Some(&story.version) {
                             c.media = story.media.len() as u32;
+                            c.newest = Some(story.clone());
                         }
                         true
                     })
                     .await?;
+                self.fan_out(&plan, &contribution).await?;
                 if !withdrawn {
                     let phase = story.coverage.as_ref().map(|c| c.phase.clone()).unwrap_or_default();
                     // Delivered when the county sent it, not when moderation got to it.
@@ -69,6 +73,29 @@ impl Coverage {
                     self.note_first_delivery(&plan, &phase, at).await?;
                 }
             }
+            ContributionSource::Published(published) => {
+                let Some(coverage) = &published.coverage else { return Ok(()) };
+                let store = &self.inner.store;
+                let (origin, id) = (&published.origin_county, &published.story_id);
+                // The plan the story first named (a version processed elsewhere may bind it first).
+                let plan = store.bind_story(origin, id, &coverage.plan_id).await.map_err(Error::from)?;
+                let contribution = store
+                    .merge_contribution(&plan, origin, id, |c| {
+                        let mut changed = false;
+                        for county in &published.audience {
+                            let highest = c.delivered_versions.entry(county.clone()).or_default();
+                            if *highest < published.version {
+                                *highest = published.version;
+                                changed = true;
+                            }
+                        }
+                        changed
+                    })
+                    .await
+                    .map_err(Error::from)?;
+                self.fan_out(&plan, &contribution).await?;
+            }
+            ContributionSource::RefusedNote(_) => {}
             ContributionSource::Used(used) => {
                 if used.county == used.origin_county {
                     return Ok(());

@@ -4,6 +4,7 @@
 //! plan's pool is divided by its weights (docs/coverage.md).
 
 mod api;
+mod channel;
 mod error;
 mod flags;
 mod ledger;

@@ -6,8 +6,8 @@ use bashu_coverage_core::{Error as Refusal, check_weights, is_participant, new_p
 use bashu_proto::{
     admin::v1::AuditEvent,
     coverage::v1::{
-        Answer, InvitationAnswered, Plan, PlanEvent, PlanProposed, PlanState, PlanStateChanged, PlanView,
-        ProposePlanRequest, Settlement, Weights, WeightsConsented, WeightsProposal, WeightsProposed,
+        Answer, ChannelSubscription, InvitationAnswered, Plan, PlanEvent, PlanProposed, PlanState, PlanStateChanged,
+        PlanView, ProposePlanRequest, Settlement, Weights, WeightsConsented, WeightsProposal, WeightsProposed,
         plan_event::Change,
     },
     time::now,
@@ -323,6 +323,44 @@ impl Coverage {
             Ok(Some(Change::WeightsConsented(WeightsConsented { county: county.clone(), in_force })))
         })
         .await
+    }
+
+    /// The caller's county follows (or stops following) the plan's channel; a new follower gets
+    /// everything the channel already holds for it.
+    pub(crate) async fn subscribe_channel(
+        &self,
+        caller: &Caller,
+        id: &str,
+        subscribe: bool,
+    ) -> Result<PlanView, Error> {
+        let county = caller.county()?.to_owned();
+        let view = self
+            .apply_change(caller, id, "SubscribeChannel", |plan| {
+                if participant_answer(plan, &county).is_none() {
+                    return Err(not_found(id));
+                }
+                if plan.state() == PlanState::Cancelled && subscribe {
+                    return Err(Refusal::conflict("wrong_state", format!("plan {id} was cancelled")));
+                }
+                let following = plan.channel_subscribers.contains(&county);
+                if following == subscribe {
+                    return Ok(None);
+                }
+                if subscribe {
+                    plan.channel_subscribers.push(county.clone());
+                } else {
+                    plan.channel_subscribers.retain(|c| c != &county);
+                }
+                Ok(Some(Change::ChannelSubscription(ChannelSubscription {
+                    county: county.clone(),
+                    subscribed: subscribe,
+                })))
+            })
+            .await?;
+        if subscribe && let Some(plan) = &view.plan {
+            self.catch_up(plan, &county).await?;
+        }
+        Ok(view)
     }
 
     /// Divides `pool` among a closed plan's participants: for staff and the plan's participants.

@@ -136,6 +136,7 @@ impl Distributor {
             origin_county: story.origin_county.clone(),
             audience: outbox.receivers.clone(),
             published_at: outbox.recorded_at,
+            coverage: story.coverage.clone(),
         };
         let (delivered, recorded) = tokio::join!(self.bus.publish_all(&deliveries), self.bus.publish(&published));
         delivered?;
@@ -176,6 +177,7 @@ impl Distributor {
                     origin_county: story.origin_county.clone(),
                     audience: Vec::new(),
                     published_at: Some(from_system_time(now)),
+                    coverage: story.coverage.clone(),
                 };
                 return self.bus.publish(&superseded).await.map(drop).map_err(Error::from);
             }

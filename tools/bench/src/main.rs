@@ -2,6 +2,7 @@
 //! measured in the same run, so that each result is a ratio and not a noisy absolute.
 
 mod alerts;
+mod coverage;
 mod lexicon;
 mod pipeline;
 mod pool;
@@ -49,6 +50,9 @@ enum Scenario {
     /// The shared content pool: indexing rate, size, memory and search latency, beside a bare
     /// tantivy index of the same stories.
     Pool(pool::Options),
+    /// What a joint coverage plan costs the story pipeline: the same stories in a plan of 20
+    /// counties and outside it, in one run.
+    Coverage(coverage::Options),
     /// Moderation's lexicon scan rate (MB/s), normalisation included.
     Lexicon {
         /// Terms in the lexicon.
@@ -87,6 +91,14 @@ fn main() -> anyhow::Result<()> {
                 report::json("pool", &result)?;
             } else {
                 report::print_pool(&result);
+            }
+        }
+        Scenario::Coverage(options) => {
+            let result = runtime.block_on(coverage::run(&options))?;
+            if cli.json {
+                report::json("coverage", &result)?;
+            } else {
+                report::print_coverage(&result);
             }
         }
         Scenario::Lexicon { terms, body_bytes } => {

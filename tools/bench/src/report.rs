@@ -2,7 +2,7 @@
 //! tools.
 
 use crate::{
-    alerts, lexicon, pipeline, pool,
+    alerts, coverage, lexicon, pipeline, pool,
     stats::{self, Summary},
 };
 
@@ -212,4 +212,40 @@ pub(crate) fn print_pool(result: &pool::PoolResult) {
             query.p99_ratio
         );
     }
+}
+
+pub(crate) fn print_coverage(result: &coverage::CoverageResult) {
+    println!(
+        "joint coverage: {} stories per batch from {} counties, each shared with all of them; {} follow the channel",
+        result.stories, result.participants, result.followers
+    );
+    println!("{:<34} {:>14} {:>14} {:>8}", "", "no plan", "in the plan", "ratio");
+    let rates = |batches: &[coverage::Batch]| {
+        let mut rates: Vec<f64> = batches.iter().map(|b| b.per_second).collect();
+        rates.sort_by(f64::total_cmp);
+        rates
+    };
+    let (without, with) = (rates(&result.without_plan), rates(&result.with_plan));
+    let median = |rates: &[f64]| rates.get(rates.len() / 2).copied().unwrap_or(0.0);
+    println!(
+        "{:<34} {:>14.0} {:>14.0} {:>8.2}",
+        "stories/s to every feed (median)",
+        median(&without),
+        median(&with),
+        result.throughput_ratio
+    );
+    println!(
+        "{:<34} {:>14} {:>14}",
+        "  spread over runs",
+        format!("{:.0}–{:.0}", without.first().unwrap_or(&0.0), without.last().unwrap_or(&0.0)),
+        format!("{:.0}–{:.0}", with.first().unwrap_or(&0.0), with.last().unwrap_or(&0.0))
+    );
+    println!(
+        "{:<34} {:>14} {:>14} {:>8.2}",
+        "submission answered, ms p50 / p99",
+        format!("{:.1} / {:.1}", result.submit_without.median.p50, result.submit_without.median.p99),
+        format!("{:.1} / {:.1}", result.submit_with.median.p50, result.submit_with.median.p99),
+        result.submit_with.median.p99 / result.submit_without.median.p99.max(f64::EPSILON)
+    );
+    println!("{:<34} {:>14} {:>14.0}", "ledger done after the feeds, ms", "", result.ledger_lag_ms);
 }

@@ -8,6 +8,9 @@ use crate::{Bus, Result};
 
 /// Every plan's changes (`bashu.coverage.plan.<plan>`), in order.
 pub const COVERAGE: &str = "COVERAGE";
+/// Every county's copy of the channels it follows (`bashu.channel.<county>.<plan>`); one
+/// durable consumer per county.
+pub const CHANNELS: &str = "CHANNELS";
 /// The plans (`plan.<id>`), what each story contributed (`contribution.<plan>.<origin>.<id>`),
 /// which plan a story belongs to (`story.<origin>.<id>`) and every reuse note
 /// (`use.<origin>.<id>.<county>`) (key-value bucket).
@@ -29,15 +32,43 @@ impl Bus {
 impl CoverageTopology<'_> {
     pub(crate) fn stream_configs(&self) -> Vec<stream::Config> {
         let s = &self.bus.subjects;
-        vec![stream::Config {
-            name: s.name(COVERAGE),
-            description: Some("joint coverage plans' changes".into()),
-            subjects: vec![s.all_coverage().into()],
-            // As long as the story ledger the contributions come from.
-            max_age: 400 * DAY,
-            duplicate_window: DAY,
-            ..stream_base(&self.bus.topology)
-        }]
+        let base = stream_base(&self.bus.topology);
+        vec![
+            stream::Config {
+                name: s.name(COVERAGE),
+                description: Some("joint coverage plans' changes".into()),
+                subjects: vec![s.all_coverage().into()],
+                // As long as the story ledger the contributions come from.
+                max_age: 400 * DAY,
+                duplicate_window: DAY,
+                ..base.clone()
+            },
+            stream::Config {
+                name: s.name(CHANNELS),
+                description: Some("every county's copy of the channels it follows".into()),
+                subjects: vec![s.all_channels().into()],
+                // As long as the feeds.
+                max_age: 90 * DAY,
+                // Longer than any redelivery of the ledger's input.
+                duplicate_window: std::time::Duration::from_secs(3600),
+                ..base
+            },
+        ]
+    }
+
+    /// A county's own channel consumer, `channel-<code>`, which the county reads and acks.
+    pub fn county_channel_consumer(&self, county: &str) -> Result<ConsumerSpec> {
+        Ok(ConsumerSpec::county(
+            self.bus,
+            CHANNELS,
+            format!("channel-{county}"),
+            self.bus.subjects.channels_of(county)?,
+        ))
+    }
+
+    /// Creates (or updates) a county's channel consumer: done when it first follows a channel.
+    pub async fn provision_channel_consumer(&self, county: &str) -> Result<()> {
+        self.bus.provision_county_consumers(CHANNELS, vec![self.county_channel_consumer(county)?]).await
     }
 
     /// The plans and their contributions.

@@ -9,7 +9,7 @@ mod registry;
 mod stories;
 
 pub use alerts::{ALERT_FEEDS, ALERT_STATE_BUCKET, ALERTS, AlertTopology};
-pub use coverage::{COVERAGE, COVERAGE_BUCKET, CoverageTopology};
+pub use coverage::{CHANNELS, COVERAGE, COVERAGE_BUCKET, CoverageTopology};
 pub use registry::{CREDENTIALS_BUCKET, REGISTRY_BUCKET, RegistryTopology};
 pub use stories::{
     DISTRIBUTION_BUCKET, FEEDS, INGEST_BUCKET, INGEST_FEEDS_BUCKET, MEDIA_STORE, MODERATION_BUCKET, STORIES,
@@ -34,7 +34,7 @@ pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
 pub const AUDIT: &str = "AUDIT";
 
 /// Every stream, for operators' views.
-pub(crate) const STREAMS: [&str; 7] = [STORIES, FEEDS, ALERTS, ALERT_FEEDS, COVERAGE, DEAD_LETTERS, AUDIT];
+pub(crate) const STREAMS: [&str; 8] = [STORIES, FEEDS, ALERTS, ALERT_FEEDS, COVERAGE, CHANNELS, DEAD_LETTERS, AUDIT];
 
 pub(crate) const DAY: Duration = Duration::from_secs(24 * 3600);
 
