@@ -39,8 +39,9 @@ build:
 ## make bench: bashu-bench (release build) with the raw NATS baseline in the same run; see docs/performance.md.
 ## BENCH_SCENARIOS picks some of alerts, pipeline, pipeline-sync-always (the pipeline with
 ## nats-server fsyncing before every ack, as production runs), pool (the content pool's index beside
-## a bare tantivy index) and lexicon; BENCH_ARGS goes to each.
-BENCH_SCENARIOS ?= alerts pipeline pipeline-sync-always pool lexicon
+## a bare tantivy index), coverage (a joint coverage plan's cost to the pipeline) and lexicon;
+## BENCH_ARGS goes to each.
+BENCH_SCENARIOS ?= alerts pipeline pipeline-sync-always pool coverage lexicon
 bench: tools
 	$(CARGO) build --release -p bashu-bench -p bashu
 	@for scenario in $(BENCH_SCENARIOS); do \

@@ -125,6 +125,7 @@ async fn the_operations_walkthrough_runs_as_written() {
         .env("BASHUCTL_ENDPOINT", t.grpc_endpoint())
         .env("BASHUCTL_TOKEN", OPERATOR_TOKEN)
         .env("LONGCHANG_CMS_URL", &cms_url)
+        .env("BASHU_HTTP", t.http_base())
         .env_remove("BASHUCTL_TOKEN_FILE")
         .env_remove("BASHUCTL_CONFIG")
         .output()

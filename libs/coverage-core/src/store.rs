@@ -42,7 +42,12 @@ pub struct Versioned<T> {
 pub struct PlanStore {
     bus: Bus,
     kv: kv::Store,
+    /// Story → plan bindings this replica has seen (`story.<origin>.<id>` → plan id).
+    bindings: std::sync::Arc<dashmap::DashMap<String, String>>,
 }
+
+/// Bindings a replica remembers before it forgets them all and asks the bucket again.
+const MAX_REMEMBERED_BINDINGS: usize = 100_000;
 
 /// How many times a change is tried again after another writer got there first.
 const CAS_ATTEMPTS: usize = 64;
@@ -50,7 +55,7 @@ const CAS_ATTEMPTS: usize = 64;
 impl PlanStore {
     /// The bucket on a provisioned bus.
     pub async fn open(bus: &Bus) -> Result<Self, bashu_bus::Error> {
-        Ok(Self { bus: bus.clone(), kv: bus.coverage().bucket().await? })
+        Ok(Self { bus: bus.clone(), kv: bus.coverage().bucket().await?, bindings: Default::default() })
     }
 
     async fn read<T: Message + Default>(&self, key: &str) -> Result<Option<Versioned<T>>, Error> {
@@ -188,16 +193,25 @@ impl PlanStore {
     }
 
     /// Notes that a story belongs to `plan` (first writer wins; a story stays in its plan).
-    /// Returns the plan it belongs to.
-    pub async fn bind_story(&self, origin: &str, story: &str, plan: &str) -> Result<String, Error> {
+    /// Returns the plan it belongs to, and whether this call made the binding. A binding never
+    /// changes, so each replica remembers the ones it has seen and asks the bucket once.
+    pub async fn bind_story(&self, origin: &str, story: &str, plan: &str) -> Result<(String, bool), Error> {
         let key = story_key(origin, story);
-        match self.kv.create(&key, bytes::Bytes::copy_from_slice(plan.as_bytes())).await {
-            Ok(_) => Ok(plan.to_owned()),
-            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-                Ok(self.story_plan(origin, story).await?.unwrap_or_else(|| plan.to_owned()))
-            }
-            Err(error) => Err(Error::store(error)),
+        if let Some(bound) = self.bindings.get(&key) {
+            return Ok((bound.clone(), false));
         }
+        let (bound, created) = match self.kv.create(&key, bytes::Bytes::copy_from_slice(plan.as_bytes())).await {
+            Ok(_) => (plan.to_owned(), true),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                (self.story_plan(origin, story).await?.unwrap_or_else(|| plan.to_owned()), false)
+            }
+            Err(error) => return Err(Error::store(error)),
+        };
+        if self.bindings.len() >= MAX_REMEMBERED_BINDINGS {
+            self.bindings.clear();
+        }
+        self.bindings.insert(key, bound.clone());
+        Ok((bound, created))
     }
 
     /// The plan a story belongs to, if any.

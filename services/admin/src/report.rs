@@ -1,6 +1,7 @@
 //! The collaboration report (考核) for a period: per county, per alliance and for the region,
 //! stories contributed and received (and how many crossed the provincial border), reuse,
-//! corrections, confirmed takedowns, and alert receipt and acknowledgement times. It is computed
+//! corrections, confirmed takedowns, alert receipt and acknowledgement times, and joint coverage
+//! (plan stories contributed and received, plans taken part in). It is computed
 //! from the ledgers (`STORIES`, `ALERTS`), so it needs no state of its own and can be produced
 //! again for any period they still hold.
 
@@ -47,6 +48,10 @@ struct Tally {
     /// `(confirming county, story)`.
     kills_confirmed: BTreeSet<(String, StoryKey)>,
     alerts: Vec<AlertPair>,
+    /// Stories contributed to joint coverage plans, and those plans.
+    joint_contributed: BTreeSet<StoryKey>,
+    joint_plans: BTreeSet<String>,
+    joint_received: BTreeSet<StoryKey>,
 }
 
 impl Tally {
@@ -60,6 +65,9 @@ impl Tally {
         self.corrections_received.extend(other.corrections_received.iter().cloned());
         self.kills_confirmed.extend(other.kills_confirmed.iter().cloned());
         self.alerts.extend_from_slice(&other.alerts);
+        self.joint_contributed.extend(other.joint_contributed.iter().cloned());
+        self.joint_plans.extend(other.joint_plans.iter().cloned());
+        self.joint_received.extend(other.joint_received.iter().cloned());
     }
 
     fn line(&self, id: &str, name: &str) -> CollaborationLine {
@@ -76,6 +84,9 @@ impl Tally {
             corrections_received: count(self.corrections_received.len()),
             kills_confirmed: count(self.kills_confirmed.len()),
             alerts: Some(alert_times(&self.alerts)),
+            joint_contributed: count(self.joint_contributed.len()),
+            joint_plans: count(self.joint_plans.len()),
+            joint_received: count(self.joint_received.len()),
         }
     }
 }
@@ -139,9 +150,17 @@ fn compile(
                 if published.version > 1 {
                     tally.corrections_issued.insert((key.clone(), published.version));
                 }
+                let plan = published.coverage.as_ref().map(|c| c.plan_id.clone());
+                if let Some(plan) = &plan {
+                    tally.joint_contributed.insert(key.clone());
+                    tally.joint_plans.insert(plan.clone());
+                }
                 for receiver in &published.audience {
                     let tally = tallies.entry(receiver.clone()).or_default();
                     tally.received.insert(key.clone());
+                    if plan.is_some() {
+                        tally.joint_received.insert(key.clone());
+                    }
                     if province(receiver) != province(&origin) {
                         tally.received_cross.insert(key.clone());
                     }
@@ -321,5 +340,40 @@ mod tests {
         assert_eq!((alliance.received, alliance.received_cross_province, alliance.corrections_received), (1, 1, 1));
         let region = report.region.unwrap();
         assert_eq!((region.contributed, region.received, region.contributed_cross_province), (2, 2, 1));
+    }
+
+    #[test]
+    fn joint_coverage_counts_plan_stories_and_plans_per_county_and_alliance() {
+        let counties = Counties::builtin().unwrap();
+        let in_plan = |origin: &str, id: &str, version: u32, plan: &str, audience: &[&str]| {
+            let mut stored = published(origin, id, version, audience);
+            if let StoryLedgerEvent::Published(p) = &mut stored.event {
+                p.coverage = Some(bashu_proto::story::v1::CoverageRef { plan_id: plan.into(), ..Default::default() });
+            }
+            stored
+        };
+        let stories = [
+            in_plan("500118", "ride", 1, "yukun-rail", &["500116", "510521"]),
+            in_plan("500118", "ride", 2, "yukun-rail", &["500116", "510521"]),
+            in_plan("500118", "forum", 1, "expo-2026", &["500116"]),
+            in_plan("510521", "station", 1, "yukun-rail", &["500118"]),
+            published("500118", "own", 1, &["500116"]),
+        ];
+        let alliance = Alliance {
+            id: "line".into(),
+            name: "沿线".into(),
+            members: vec!["500118".into(), "510521".into()],
+            note: String::new(),
+        };
+        let period = (SystemTime::UNIX_EPOCH, SystemTime::now());
+        let report = compile(&counties, &[alliance], &stories, &[], period);
+        let line = |code: &str| report.counties.iter().find(|l| l.id == code).unwrap().clone();
+        let joint = |l: CollaborationLine| (l.joint_contributed, l.joint_plans, l.joint_received);
+        assert_eq!(joint(line("500118")), (2, 2, 1), "a correction is the same story");
+        assert_eq!(joint(line("500116")), (0, 0, 2));
+        assert_eq!(joint(line("510521")), (1, 1, 1));
+        assert_eq!(line("500118").contributed, 3, "a plan story is a story besides");
+        assert_eq!(joint(report.alliances[0].clone()), (3, 2, 2));
+        assert_eq!(joint(report.region.unwrap()), (3, 2, 3));
     }
 }

@@ -78,10 +78,17 @@ impl Coverage {
                 let store = &self.inner.store;
                 let (origin, id) = (&published.origin_county, &published.story_id);
                 // The plan the story first named (a version processed elsewhere may bind it first).
-                let plan = store.bind_story(origin, id, &coverage.plan_id).await.map_err(Error::from)?;
+                let (plan, bound_now) = store.bind_story(origin, id, &coverage.plan_id).await.map_err(Error::from)?;
+                let uses = if bound_now { store.uses(origin, id).await.map_err(Error::from)? } else { Vec::new() };
                 let contribution = store
                     .merge_contribution(&plan, origin, id, |c| {
                         let mut changed = false;
+                        for (county, at) in &uses {
+                            if county != origin && !c.used_by.contains_key(county) {
+                                c.used_by.insert(county.clone(), bashu_proto::Timestamp { seconds: *at, nanos: 0 });
+                                changed = true;
+                            }
+                        }
                         for county in &published.audience {
                             let highest = c.delivered_versions.entry(county.clone()).or_default();
                             if *highest < published.version {
@@ -130,8 +137,10 @@ impl Coverage {
     ) -> Result<(String, bashu_proto::coverage::v1::Contribution), Error> {
         let coverage = story.coverage.clone().unwrap_or_default();
         let store = &self.inner.store;
-        let plan = store.bind_story(&story.origin_county, &story.id, &coverage.plan_id).await?;
-        let uses = store.uses(&story.origin_county, &story.id).await?;
+        let (plan, bound_now) = store.bind_story(&story.origin_county, &story.id, &coverage.plan_id).await?;
+        // Reuse notes written before the binding: read once, by whoever made it. A note written
+        // after it finds the binding and merges itself.
+        let uses = if bound_now { store.uses(&story.origin_county, &story.id).await? } else { Vec::new() };
         let contribution = store
             .merge_contribution(&plan, &story.origin_county, &story.id, |c| {
                 let mut changed = merge(c);
@@ -155,13 +164,18 @@ impl Coverage {
         Ok((plan, contribution))
     }
 
-    /// Notes in the plan when its phase got its first approved contribution (once).
+    /// Notes in the plan when its phase got its first approved contribution (once; a phase this
+    /// replica knows to be delivered is not read again).
     async fn note_first_delivery(
         &self,
         plan: &str,
         phase: &str,
         at: Option<bashu_proto::Timestamp>,
     ) -> Result<(), Error> {
+        let key = format!("{plan}.{phase}");
+        if self.inner.delivered_phases.contains(&key) {
+            return Ok(());
+        }
         let at = at.unwrap_or_else(bashu_proto::time::now);
         let result = self
             .inner
@@ -176,8 +190,12 @@ impl Coverage {
             })
             .await;
         match result {
+            Ok(_) => {
+                self.inner.delivered_phases.insert(key);
+                Ok(())
+            }
             // A plan deleted by an operator: the contribution is recorded all the same.
-            Ok(_) | Err(bashu_coverage_core::Error::NotFound(_)) => Ok(()),
+            Err(bashu_coverage_core::Error::NotFound(_)) => Ok(()),
             Err(error) => Err(error.into()),
         }
     }

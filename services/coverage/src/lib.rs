@@ -73,6 +73,9 @@ struct Inner {
     registry: RegistryView,
     tokens: CountyTokens,
     staff: StaffTokens,
+    /// `<plan>.<phase>` of phases this replica knows have a delivery (that only ever becomes
+    /// true): their plan need not be read again for it.
+    delivered_phases: dashmap::DashSet<String>,
 }
 
 impl Coverage {
@@ -86,7 +89,8 @@ impl Coverage {
         staff: StaffTokens,
     ) -> Result<Self, Error> {
         let store = PlanStore::open(&bus).await?;
-        Ok(Self { inner: Arc::new(Inner { config, bus, store, counties, registry, tokens, staff }) })
+        let delivered_phases = dashmap::DashSet::new();
+        Ok(Self { inner: Arc::new(Inner { config, bus, store, counties, registry, tokens, staff, delivered_phases }) })
     }
 
     /// The doors counties and staff use: HTTP `/v1/coverage/…` and gRPC

@@ -379,10 +379,13 @@ fn report_row(line: &CollaborationLine) -> Vec<String> {
         alerts.receipt_p95_ms.to_string(),
         alerts.ack_median_ms.to_string(),
         alerts.ack_p95_ms.to_string(),
+        line.joint_plans.to_string(),
+        line.joint_contributed.to_string(),
+        line.joint_received.to_string(),
     ]
 }
 
-const REPORT_HEADER: [&str; 18] = [
+const REPORT_HEADER: [&str; 21] = [
     "id",
     "name",
     "contributed",
@@ -401,6 +404,9 @@ const REPORT_HEADER: [&str; 18] = [
     "receipt_p95_ms",
     "ack_median_ms",
     "ack_p95_ms",
+    "joint_plans",
+    "joint_contributed",
+    "joint_received",
 ];
 
 /// Runs `bashuctl report`.
@@ -467,6 +473,9 @@ pub(crate) async fn report(channel: StaffChannel, out: Out, args: ReportArgs) ->
                 "receipt p95 ms",
                 "ack p50 ms",
                 "ack p95 ms",
+                "joint plans",
+                "joint given",
+                "joint taken",
             ];
             let active = report
                 .counties
