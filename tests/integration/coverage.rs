@@ -702,3 +702,88 @@ async fn a_channel_carries_each_countys_share_of_the_plan_with_corrections_and_k
     let (_, package) = get_as(&t, XUZHOU, &format!("/v1/coverage/plans/{plan}/channel.ninjs")).await;
     assert_eq!(package["associations"], json!([]));
 }
+
+#[tokio::test]
+async fn new_weights_take_effect_only_when_every_participant_consented_and_each_step_is_audited() {
+    let t = start().await;
+    let plan = "yukun-weights";
+    let proposal = railway_plan(plan, time::OffsetDateTime::now_utc() + time::Duration::hours(5));
+    assert_eq!(post_as(&t, YONGCHUAN, "/v1/coverage/plans", proposal.clone()).await.0, 200);
+    for county in [JIANGJIN, LUXIAN] {
+        let path = format!("/v1/coverage/plans/{plan}/answer");
+        assert_eq!(post_as(&t, county, &path, json!({"answer": "accepted"})).await.0, 200);
+    }
+    // 叙州 has not answered: its consent is not needed; the three who accepted must all agree.
+    let mut weights = proposal["weights"].clone();
+    weights["proposerSharePercent"] = json!(0);
+    weights["phaseSharePercent"] = json!({"experience": 50, "expert": 30, "impact": 20});
+    let (status, view) = post_as(&t, JIANGJIN, &format!("/v1/coverage/plans/{plan}/weights"), weights).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["plan"]["weights"]["proposerSharePercent"], 10, "not in force yet");
+    assert_eq!(view["plan"]["weightsProposal"]["consented"], json!([JIANGJIN]));
+    let consent = format!("/v1/coverage/plans/{plan}/weights/consent");
+    let (status, answer) = post_as(&t, XUZHOU, &consent, json!({})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("not_participant")));
+    let (_, view) = post_as(&t, YONGCHUAN, &consent, json!({})).await;
+    assert_eq!(view["plan"]["weights"]["proposerSharePercent"], 10, "still one consent missing");
+    let (status, view) = post_as(&t, LUXIAN, &consent, json!({})).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["plan"]["weights"]["proposerSharePercent"], 0, "in force once all consented");
+    assert_eq!(view["plan"]["weights"]["phaseSharePercent"]["experience"], 50);
+    assert!(view["plan"]["weightsProposal"].is_null(), "{view}");
+    let (status, answer) = post_as(&t, LUXIAN, &consent, json!({})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("no_weights_proposal")));
+
+    // Every change is in the audit log with the county whose token made it.
+    let audit: Vec<bashu_proto::admin::v1::AuditEvent> =
+        t.bus.operations().read_all(bashu_bus::AUDIT, &t.bus.subjects().audit("coverage").unwrap()).await.unwrap();
+    let steps: Vec<(String, String)> =
+        audit.iter().map(|a| (a.actor.clone(), a.method.rsplit('/').next().unwrap_or_default().to_owned())).collect();
+    let expected = [
+        (YONGCHUAN, "ProposePlan"),
+        (JIANGJIN, "AnswerInvitation"),
+        (LUXIAN, "AnswerInvitation"),
+        (JIANGJIN, "ProposeWeights"),
+        (YONGCHUAN, "ConsentWeights"),
+        (LUXIAN, "ConsentWeights"),
+    ]
+    .map(|(actor, method)| (actor.to_owned(), method.to_owned()));
+    assert_eq!(steps, expected);
+    let last = audit.last().unwrap();
+    assert_eq!((last.role.as_str(), last.service.as_str()), ("county", "coverage"));
+    assert!(last.before_json.contains("weightsProposal") && !last.after_json.contains("weightsProposal"), "{last:?}");
+}
+
+#[tokio::test]
+async fn a_plan_event_left_in_the_outbox_by_a_crash_is_published_by_any_replica() {
+    let t = start().await;
+    // What a writer leaves when it dies between storing the plan and publishing its event.
+    let mut plan = bashu_proto::coverage::v1::Plan {
+        id: "yukun-crash".into(),
+        proposer: YONGCHUAN.into(),
+        topic: "渝昆高铁川渝段开通".into(),
+        state: bashu_proto::coverage::v1::PlanState::Proposed as i32,
+        sequence: 1,
+        updated_at: Some(bashu_proto::Timestamp { seconds: bashu_proto::time::now().seconds - 60, nanos: 0 }),
+        ..Default::default()
+    };
+    let event = PlanEvent {
+        plan_id: plan.id.clone(),
+        sequence: 1,
+        actor: YONGCHUAN.into(),
+        at: plan.updated_at,
+        change: Some(Change::Proposed(Box::new(bashu_proto::coverage::v1::PlanProposed {
+            plan: Some(Box::new(plan.clone())),
+        }))),
+    };
+    plan.outbox = Some(Box::new(event));
+    let store = bashu_coverage_core::PlanStore::open(&t.bus).await.unwrap();
+    store.create_plan(&plan).await.unwrap();
+    eventually("the phase timer published the event and emptied the outbox", || async {
+        let events: Vec<PlanEvent> =
+            t.bus.operations().read_all(bashu_bus::COVERAGE, &t.bus.subjects().all_coverage()).await.unwrap();
+        let stored = store.plan("yukun-crash").await.unwrap().unwrap().value;
+        events.len() == 1 && events[0].sequence == 1 && stored.outbox.is_none()
+    })
+    .await;
+}

@@ -41,5 +41,6 @@ async fn make_run_without_nats_authorization_starts_and_stops_cleanly() {
     assert!(said.contains("coverage plan yukun-rail-"), "{said}");
     assert!(said.contains("PHASE_STATUS_DELIVERED"), "{said}");
     assert!(said.contains("coverage settlement of yukun-rail-"), "{said}");
+    assert!(said.contains("a ninjs package of 6 stories"), "江津 received all six: {said}");
     assert!(said.contains("【跨省】【夜市】") || said.contains("【跨省夜市】"), "{said}");
 }

@@ -516,6 +516,8 @@ async fn railway_plan(
         call(county, format!("/v1/coverage/plans/{plan}/phases/{phase}/claim"), json!({})).await?;
     }
     call(yongchuan, format!("/v1/coverage/plans/{plan}/state"), json!({"state": "active"})).await?;
+    // 江津's website follows the plan's channel (专题).
+    call(jiangjin, format!("/v1/coverage/plans/{plan}/channel"), json!({"subscribe": true})).await?;
     println!("coverage plan {plan} 渝昆高铁川渝段开通: proposed by 500118 永川区, joined by 江津区, 泸县, 叙州区");
 
     let story = |origin: &str, id: &str, phase: &str, kind: &str, headline: &str| {
@@ -589,6 +591,15 @@ async fn railway_plan(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let package: serde_json::Value = http
+        .get(format!("{base}/v1/coverage/plans/{plan}/channel.ninjs"))
+        .bearer_auth(token(jiangjin))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let items = package["associations"].as_array().map_or(0, Vec::len);
+    println!("coverage channel of {plan} for 500116 江津区: a ninjs package of {items} stories");
     call(yongchuan, format!("/v1/coverage/plans/{plan}/state"), json!({"state": "closed"})).await?;
     let settlement: serde_json::Value = http
         .get(format!("{base}/v1/coverage/plans/{plan}/settlement?pool=100000"))
