@@ -1,7 +1,12 @@
 //! The duty board (`/board/` on the admin target): who may open it, what its live stream
 //! carries, and the whole page in Debian's headless Chromium (tests/browser/board.e2e.mjs).
 
-use std::{collections::BTreeSet, path::PathBuf, process::Stdio, time::Duration};
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
 
 use bashu::Target;
 use bashu_proto::{
@@ -335,11 +340,35 @@ async fn the_duty_board_in_headless_chromium() {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "the screenshot is a real picture");
 }
 
-#[tokio::test]
-async fn the_pool_tab_in_headless_chromium() {
+/// Runs one of `tests/browser/`'s scripts in headless Chromium against `t`'s board, with `env`
+/// besides the board's URL and where to keep the screenshot; the lines it printed.
+async fn run_browser_script(t: &TestSystem, script: &str, screenshot: &Path, env: &[(&str, &str)]) -> Vec<String> {
     let dir = browser_test_dir();
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(std::path::Path::new(&chromium).exists(), "no Chromium at {chromium}: run `make test-tools`");
+    assert!(Path::new(&chromium).exists(), "no Chromium at {chromium}: run `make test-tools`");
+    let _ = std::fs::remove_file(screenshot);
+    let output = tokio::process::Command::new("node")
+        .arg(dir.join(script))
+        .current_dir(&dir)
+        .env("BOARD_URL", format!("{}/board/", t.http_base()))
+        .env("BOARD_SCREENSHOT", screenshot)
+        .env("CHROMIUM", &chromium)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    // A hang guard, not a speed check.
+    let output = tokio::time::timeout(Duration::from_secs(180), output)
+        .await
+        .expect("the browser script finished within three minutes")
+        .expect("node runs (Debian's nodejs)");
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+    assert!(output.status.success(), "{script} failed after {lines:?} (its error is above)");
+    lines
+}
+
+#[tokio::test]
+async fn the_pool_tab_in_headless_chromium() {
     let t = TestSystem::start_with(&[Target::Admin, Target::Ingest, Target::Moderation, Target::Distribution]).await;
     let (_, viewer) = t.issue_staff_token("pool-viewer", StaffRole::Viewer, vec![], "").await;
     let story = |id: &str, origin: &str, headline: &str, to: &str| {
@@ -380,25 +409,8 @@ async fn the_pool_tab_in_headless_chromium() {
     bashu_tests::eventually("the pool counted the reuse", reused).await;
 
     let screenshot = artifact("duty-board-pool.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let output = tokio::process::Command::new("node")
-        .arg(dir.join("pool.e2e.mjs"))
-        .current_dir(&dir)
-        .env("BOARD_URL", format!("{}/board/", t.http_base()))
-        .env("BOARD_TOKEN", &viewer)
-        .env("COUNTY_TOKEN", &county_token)
-        .env("BOARD_SCREENSHOT", &screenshot)
-        .env("CHROMIUM", &chromium)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    // A hang guard, not a speed check.
-    let output = tokio::time::timeout(Duration::from_secs(180), output)
-        .await
-        .expect("the browser script finished within three minutes")
-        .expect("node runs (Debian's nodejs)");
-    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
-    assert!(output.status.success(), "the browser script failed after {lines:?} (its error is above)");
+    let env = [("BOARD_TOKEN", viewer.as_str()), ("COUNTY_TOKEN", county_token.as_str())];
+    let lines = run_browser_script(&t, "pool.e2e.mjs", &screenshot, &env).await;
     assert_eq!(lines[0], "found rail-1");
     assert_eq!(lines[1], "filtered 1", "only 隆昌's story is from Sichuan among what 500153 was given");
     assert_eq!(lines[2], "used rail-1");
@@ -415,9 +427,6 @@ async fn the_pool_tab_in_headless_chromium() {
 #[tokio::test]
 async fn the_coverage_tab_in_headless_chromium() {
     use crate::coverage::{contribution, fast_coverage, post_as, railway_plan, submit};
-    let dir = browser_test_dir();
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(std::path::Path::new(&chromium).exists(), "no Chromium at {chromium}: run `make test-tools`");
     let targets = [Target::Admin, Target::Ingest, Target::Moderation, Target::Coverage];
     let t = TestSystem::start_configured(&targets, fast_coverage).await;
     let (_, viewer) = t.issue_staff_token("coverage-viewer", StaffRole::Viewer, vec![], "").await;
@@ -456,25 +465,8 @@ async fn the_coverage_tab_in_headless_chromium() {
     .await;
 
     let screenshot = artifact("duty-board-coverage.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let output = tokio::process::Command::new("node")
-        .arg(dir.join("coverage.e2e.mjs"))
-        .current_dir(&dir)
-        .env("BOARD_URL", format!("{}/board/", t.http_base()))
-        .env("BOARD_TOKEN", &viewer)
-        .env("PLAN_ID", plan)
-        .env("BOARD_SCREENSHOT", &screenshot)
-        .env("CHROMIUM", &chromium)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    // A hang guard, not a speed check.
-    let output = tokio::time::timeout(Duration::from_secs(180), output)
-        .await
-        .expect("the browser script finished within three minutes")
-        .expect("node runs (Debian's nodejs)");
-    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
-    assert!(output.status.success(), "the browser script failed after {lines:?} (its error is above)");
+    let lines =
+        run_browser_script(&t, "coverage.e2e.mjs", &screenshot, &[("BOARD_TOKEN", &viewer), ("PLAN_ID", plan)]).await;
     assert_eq!(lines[..3], [format!("plan {plan}"), "delivered experience".into(), "late impact".into()]);
     assert!(lines[3].starts_with("done "), "{lines:?}");
     let png = std::fs::read(&screenshot).expect("the screenshot was kept");

@@ -117,23 +117,23 @@ impl Coverage {
             Err(Refusal::Conflict { code: "plan_exists", .. }) => {
                 let stored = self.inner.store.plan(&plan.id).await?.map(|p| p.value);
                 return match stored {
-                    Some(stored) if same_proposal(&stored, &plan) => self.view_of(caller, stored).await,
+                    Some(stored) if same_proposal(&stored, &plan) => self.view_of(stored).await,
                     _ => Err(Refusal::conflict("plan_exists", format!("plan id {} is taken", plan.id)).into()),
                 };
             }
             Err(error) => return Err(error.into()),
         }
         self.published(&plan, None, &event, caller, "ProposePlan").await?;
-        self.view_of(caller, plan).await
+        self.view_of(plan).await
     }
 
     /// One plan with its chain, if the caller may see it.
     pub(crate) async fn view(&self, caller: &Caller, id: &str) -> Result<PlanView, Error> {
         let plan = self.inner.store.plan(id).await?.map(|p| p.value).filter(|p| caller.may_read(p));
-        self.view_of(caller, plan.ok_or_else(|| not_found(id))?).await
+        self.view_of(plan.ok_or_else(|| not_found(id))?).await
     }
 
-    pub(crate) async fn view_of(&self, _caller: &Caller, plan: Plan) -> Result<PlanView, Error> {
+    pub(crate) async fn view_of(&self, plan: Plan) -> Result<PlanView, Error> {
         let contributions = self.inner.store.contributions(&plan.id).await?;
         let chain = bashu_coverage_core::chain_of(&plan, &contributions, now(), self.inner.config.warning_seconds());
         Ok(PlanView { plan: Some(shown(plan)), chain })
@@ -152,7 +152,7 @@ impl Coverage {
         plans.sort_by_key(|p| std::cmp::Reverse(p.created_at.map(|t| (t.seconds, t.nanos))));
         let mut views = Vec::with_capacity(plans.len());
         for plan in plans {
-            views.push(self.view_of(caller, plan).await?);
+            views.push(self.view_of(plan).await?);
         }
         Ok(views)
     }
@@ -391,6 +391,8 @@ impl Coverage {
             .inner
             .store
             .change_plan(id, |plan| {
+                // Each attempt starts afresh: an attempt that lost to another writer leaves nothing.
+                (previous, before) = (None, None);
                 let snapshot = plan.clone();
                 let Some(change) = change(plan)? else { return Ok(false) };
                 let at = now();
@@ -412,7 +414,7 @@ impl Coverage {
             self.published(&plan, previous.as_deref(), &event, caller, method).await?;
             self.audit(caller, method, &before, &plan, &event).await?;
         }
-        self.view_of(caller, plan).await
+        self.view_of(plan).await
     }
 
     /// Publishes what the record's outbox held before this change (if a crash kept it there),
