@@ -192,6 +192,11 @@ async fn chain_at(t: &TestSystem, base: &str, county: &str, plan: &str) -> Vec<(
 
 #[tokio::test]
 async fn the_railway_plan_from_proposal_to_settlement_gives_the_worked_examples_numbers() {
+    // On the heap: the whole walk is one large future, more than a test thread's stack holds.
+    Box::pin(the_railway_plan()).await;
+}
+
+async fn the_railway_plan() {
     let t = start().await;
     let plan = "yukun-rail";
     let due = time::OffsetDateTime::now_utc() + time::Duration::seconds(8);
@@ -288,6 +293,15 @@ async fn the_railway_plan_from_proposal_to_settlement_gives_the_worked_examples_
     let expected = vec![("impact".to_owned(), 1, XUZHOU.to_owned()), ("impact".to_owned(), 2, XUZHOU.to_owned())];
     eventually("the impact phase is flagged due soon, then late", || async { flags().await.1 == expected }).await;
     let (events, _) = flags().await;
+    // 叙州, the impact phase's lead, was told on its own channel consumer, twice.
+    let notices = Box::pin(notices_until(&t, XUZHOU, 2)).await;
+    let told: Vec<(String, String, i32)> =
+        notices.iter().map(|n| (n.county.clone(), n.topic.clone(), n.flagged.as_ref().map_or(0, |f| f.flag))).collect();
+    assert_eq!(
+        told,
+        [(XUZHOU.into(), "渝昆高铁川渝段开通".into(), 1), (XUZHOU.into(), "渝昆高铁川渝段开通".into(), 2)],
+        "due soon, then late"
+    );
     let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, (1..=events.len() as u64).collect::<Vec<_>>(), "every change once, in order");
 
@@ -585,20 +599,47 @@ async fn kill_minus_nine_of_the_coverage_service_mid_plan_loses_nothing_and_the_
     assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
 }
 
-/// Every channel item in `county`'s own consumer, as the county reads it: a plain JetStream
-/// client fetching `channel-<county>` on the `CHANNELS` stream, raw protobuf.
-async fn channel_items(t: &TestSystem, county: &str) -> Vec<bashu_proto::coverage::v1::ChannelItem> {
+/// Every message in `county`'s own channel consumer, as the county reads it: a plain JetStream
+/// client fetching `channel-<county>` on the `CHANNELS` stream, raw protobuf told apart by the
+/// subject as docs/coverage.md says (`….flag`: a notice about a phase it leads; else a story).
+async fn channel_messages(
+    t: &TestSystem,
+    county: &str,
+) -> (Vec<bashu_proto::coverage::v1::ChannelItem>, Vec<bashu_proto::coverage::v1::PhaseNotice>) {
     use futures::StreamExt as _;
     let js = async_nats::jetstream::new(async_nats::connect(t.nats.url()).await.unwrap());
     let stream = format!("{}_CHANNELS", t.config.nats.prefix.to_uppercase());
     let consumer: async_nats::jetstream::consumer::PullConsumer =
         js.get_consumer_from_stream(format!("channel-{county}"), stream).await.expect("the county's channel consumer");
     let mut batch = consumer.fetch().max_messages(100).expires(Duration::from_millis(300)).messages().await.unwrap();
-    let mut items = Vec::new();
+    let (mut items, mut notices) = (Vec::new(), Vec::new());
     while let Some(Ok(message)) = batch.next().await {
-        items.push(bashu_proto::coverage::v1::ChannelItem::decode(message.payload.clone()).expect("a ChannelItem"));
+        if message.subject.ends_with(".flag") {
+            notices
+                .push(bashu_proto::coverage::v1::PhaseNotice::decode(message.payload.clone()).expect("a PhaseNotice"));
+        } else {
+            items.push(bashu_proto::coverage::v1::ChannelItem::decode(message.payload.clone()).expect("a ChannelItem"));
+        }
         message.ack().await.unwrap();
     }
+    (items, notices)
+}
+
+/// The next `count` phase notices of `county`'s channel consumer (a minute at most).
+async fn notices_until(t: &TestSystem, county: &str, count: usize) -> Vec<bashu_proto::coverage::v1::PhaseNotice> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut notices = Vec::new();
+    while notices.len() < count {
+        assert!(tokio::time::Instant::now() < deadline, "{county} was told {notices:?}, not {count} notices");
+        notices.extend(channel_messages(t, county).await.1);
+    }
+    notices
+}
+
+/// The stories in `county`'s channel consumer (no notice expected: it leads no phase).
+async fn channel_items(t: &TestSystem, county: &str) -> Vec<bashu_proto::coverage::v1::ChannelItem> {
+    let (items, notices) = channel_messages(t, county).await;
+    assert!(notices.is_empty(), "{county} leads no phase: {notices:?}");
     items
 }
 

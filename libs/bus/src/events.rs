@@ -3,7 +3,7 @@
 use bashu_proto::{
     admin::v1::AuditEvent,
     alert::v1::{AlertAcknowledgement, AlertDelivery, AlertEscalation, AlertIssued, AlertReceipt},
-    coverage::v1::{ChannelItem, PlanEvent},
+    coverage::v1::{ChannelItem, PhaseNotice, PlanEvent},
     moderation::v1::ReviewRecorded,
     story::v1::{
         DecisionNotice, ModerationDecision, Story, StoryDelivery, StoryPublished, StoryReceipt, StorySubmitted,
@@ -215,6 +215,42 @@ impl Event for ChannelItem {
             subject: subjects.channel_item(&self.county, &self.plan_id)?,
             msg_id: format!("channel.{}.{}", self.county, story_key(&story.origin_county, &story.id, story.version)),
         })
+    }
+}
+
+impl Event for PhaseNotice {
+    const TYPE: &'static str = "bashu.coverage.v1.PhaseNotice";
+
+    fn route(&self, subjects: &Subjects) -> Result<Route> {
+        let flagged = self.flagged.as_ref().ok_or(Error::MissingField { event: Self::TYPE, field: "flagged" })?;
+        Ok(Route {
+            subject: subjects.channel_flag(&self.county, &self.plan_id)?,
+            msg_id: format!("flag.{}.{}.{}.{}", self.county, self.plan_id, flagged.phase, flagged.flag),
+        })
+    }
+}
+
+/// Everything a county's channel consumer (`channel-<county>`) carries, told apart by the
+/// subject: the stories of the plans it follows, and notices about the phases it leads.
+#[derive(Debug)]
+pub enum ChannelEvent {
+    /// A story version of a plan's channel.
+    Item(Box<ChannelItem>),
+    /// A phase the county leads is due soon, or late.
+    Notice(PhaseNotice),
+}
+
+impl Incoming for ChannelEvent {
+    const NAME: &'static str = "channel message";
+
+    fn decode_incoming(arrival: Arrival<'_>, payload: Bytes) -> std::result::Result<Self, String> {
+        match arrival.subjects.channel_entry(arrival.subject) {
+            Some(("item", _)) => {
+                ChannelItem::decode(payload).map(|i| Self::Item(Box::new(i))).map_err(|e| e.to_string())
+            }
+            Some(("flag", _)) => PhaseNotice::decode(payload).map(Self::Notice).map_err(|e| e.to_string()),
+            _ => Err(format!("{} carries nothing a channel reader knows", arrival.subject)),
+        }
     }
 }
 
@@ -546,6 +582,24 @@ mod tests {
         assert!(matches!(arrive(&feed_story, delivery.encode_to_vec()), Ok(FeedEvent::Story(d)) if d == delivery));
         assert!(matches!(arrive(&feed_decision, notice.encode_to_vec()), Ok(FeedEvent::Decision(n)) if n == notice));
         assert!(arrive("t1.bashu.feed.500153.gossip", Vec::new()).is_err(), "an unknown kind is refused, named");
+    }
+
+    #[test]
+    fn a_channel_reader_tells_stories_from_phase_notices_by_the_subject() {
+        use bashu_proto::coverage::v1::{ChannelItem, PhaseNotice};
+
+        use super::ChannelEvent;
+        let subjects = Subjects::new("t1").unwrap();
+        let arrive = |subject: &str, payload: Vec<u8>| {
+            ChannelEvent::decode_incoming(Arrival { subjects: &subjects, subject, event_type: None }, payload.into())
+        };
+        let item = ChannelItem { plan_id: "rail".into(), county: "511504".into(), ..Default::default() };
+        let notice = PhaseNotice { plan_id: "rail".into(), county: "511504".into(), ..Default::default() };
+        let item_subject = subjects.channel_item("511504", "rail").unwrap();
+        let flag_subject = subjects.channel_flag("511504", "rail").unwrap();
+        assert!(matches!(arrive(&item_subject, item.encode_to_vec()), Ok(ChannelEvent::Item(i)) if *i == item));
+        assert!(matches!(arrive(&flag_subject, notice.encode_to_vec()), Ok(ChannelEvent::Notice(n)) if n == notice));
+        assert!(arrive("t1.bashu.channel.511504.rail.gossip", Vec::new()).is_err(), "an unknown kind is refused");
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub use async_nats;
 pub use consume::{DeadLetter, Delivery, Failure, Handler, error_chain};
 pub use error::{Error, Operation, Result};
 pub use events::{
-    AlertTrackingEvent, Arrival, ContributionSource, CountyMessage, Event, FeedEvent, FromCounty, Incoming, Route,
-    StoryLedgerEvent,
+    AlertTrackingEvent, Arrival, ChannelEvent, ContributionSource, CountyMessage, Event, FeedEvent, FromCounty,
+    Incoming, Route, StoryLedgerEvent,
 };
 pub use follow::{Followed, follow_keys};
 pub use operate::{ConsumerFigures, Operations, RangeMessage, Sequenced, Stored, StreamFigures};

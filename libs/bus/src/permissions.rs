@@ -126,8 +126,8 @@ impl Permissions {
             ],
             "coverage" => vec![
                 subjects.pattern("coverage.plan.*"),
-                // Each following county's copy of a plan's channel.
-                subjects.pattern("channel.*.*"),
+                // Each following county's copy of a plan's channel, and a phase owner's notices.
+                subjects.pattern("channel.>"),
                 // Every change to a plan, with the county or staff member who made it.
                 subjects.pattern("audit.coverage"),
                 kv(COVERAGE_BUCKET),

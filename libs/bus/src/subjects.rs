@@ -385,6 +385,21 @@ impl Subjects {
         Ok(self.concrete(&format!("channel.{}.{}", token(county)?, token(plan)?)))
     }
 
+    /// `bashu.channel.<county>.<plan>.flag`: a phase the county leads was flagged.
+    pub fn channel_flag(&self, county: &str, plan: &str) -> Result<Subject> {
+        Ok(self.concrete(&format!("channel.{}.{}.flag", token(county)?, token(plan)?)))
+    }
+
+    /// What a channel subject carries (`item` or `flag`) and its plan, if it is one.
+    pub fn channel_entry<'a>(&self, subject: &'a str) -> Option<(&'static str, &'a str)> {
+        let rest = subject.strip_prefix(self.subject_prefix.as_str())?.strip_prefix("bashu.channel.")?;
+        match rest.split('.').collect::<Vec<_>>().as_slice() {
+            [_, plan] => Some(("item", plan)),
+            [_, plan, "flag"] => Some(("flag", plan)),
+            _ => None,
+        }
+    }
+
     /// `bashu.channel.<county>.>`: every channel a county follows.
     pub fn channels_of(&self, county: &str) -> Result<SubjectFilter> {
         Ok(self.filter(&format!("channel.{}.>", token(county)?)))

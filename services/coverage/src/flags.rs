@@ -35,7 +35,7 @@ impl Coverage {
             if let Some(event) =
                 plan.outbox.as_ref().filter(|_| plan.updated_at.is_some_and(|u| u.seconds < stale_outbox))
             {
-                self.inner.bus.publish(event.as_ref()).await?;
+                self.publish_event(&plan, event).await?;
                 self.clear_outbox(&plan.id, event.sequence).await?;
             }
             if plan.state() != PlanState::Active {

@@ -6,9 +6,9 @@ use bashu_coverage_core::{Error as Refusal, check_weights, is_participant, new_p
 use bashu_proto::{
     admin::v1::AuditEvent,
     coverage::v1::{
-        Answer, ChannelSubscription, InvitationAnswered, Plan, PlanEvent, PlanProposed, PlanState, PlanStateChanged,
-        PlanView, ProposePlanRequest, Settlement, Weights, WeightsConsented, WeightsProposal, WeightsProposed,
-        plan_event::Change,
+        Answer, ChannelSubscription, InvitationAnswered, PhaseNotice, Plan, PlanEvent, PlanProposed, PlanState,
+        PlanStateChanged, PlanView, ProposePlanRequest, Settlement, Weights, WeightsConsented, WeightsProposal,
+        WeightsProposed, plan_event::Change,
     },
     time::now,
 };
@@ -428,13 +428,32 @@ impl Coverage {
         method: &str,
     ) -> Result<(), Error> {
         if let Some(previous) = previous {
-            self.inner.bus.publish(previous).await?;
+            self.publish_event(plan, previous).await?;
         }
-        self.inner.bus.publish(event).await?;
+        self.publish_event(plan, event).await?;
         if event.sequence == 1 {
             self.audit(caller, method, &Plan::default(), plan, event).await?;
         }
         self.clear_outbox(&plan.id, event.sequence).await
+    }
+
+    /// Publishes a plan's event, and for a flagged phase the notice to its owner (on the owner's
+    /// channel consumer, made for it if need be). Both are idempotent: a repeat stores nothing.
+    pub(crate) async fn publish_event(&self, plan: &Plan, event: &PlanEvent) -> Result<(), Error> {
+        self.inner.bus.publish(event).await?;
+        if let Some(Change::PhaseFlagged(flagged)) = &event.change
+            && !flagged.owner.is_empty()
+        {
+            self.inner.bus.coverage().provision_channel_consumer(&flagged.owner).await?;
+            let notice = PhaseNotice {
+                plan_id: plan.id.clone(),
+                county: flagged.owner.clone(),
+                topic: plan.topic.clone(),
+                flagged: Some(flagged.clone()),
+            };
+            self.inner.bus.publish(&notice).await?;
+        }
+        Ok(())
     }
 
     /// Empties the outbox of plan `id` if it still holds event `sequence`.
