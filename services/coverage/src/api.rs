@@ -124,19 +124,9 @@ fn optional_string(body: &[u8], field: &'static str) -> Result<Option<String>, E
     }
 }
 
+/// The query string's pairs, percent-decoded.
 fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    url_decode(query.unwrap_or_default())
-}
-
-fn url_decode(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (name.to_owned(), value.to_owned())
-        })
-        .collect()
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect()
 }
 
 async fn http_propose(
