@@ -8,7 +8,7 @@ use bashu_proto::{
 
 /// How `phase` stands at `now`: delivered once anything in it was approved; otherwise open, due
 /// within `warning_seconds`, or late.
-pub fn phase_status(phase: &Phase, now: Timestamp, warning_seconds: i64) -> PhaseStatus {
+pub(crate) fn phase_status(phase: &Phase, now: Timestamp, warning_seconds: i64) -> PhaseStatus {
     if phase.first_delivered_at.is_some() {
         return PhaseStatus::Delivered;
     }

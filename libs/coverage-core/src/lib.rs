@@ -9,10 +9,8 @@ mod plan;
 mod settlement;
 mod store;
 
-pub use chain::{chain_of, earned_flag, phase_status};
+pub use chain::{chain_of, earned_flag};
 pub use error::Error;
-pub use plan::{
-    MAX_PHASES, check_contribution, check_weights, is_participant, new_plan, participant_answer, plan_id_problem,
-};
-pub use settlement::{contribution_points, settle, settlement_csv};
-pub use store::{PlanStore, Versioned, contribution_key, plan_key};
+pub use plan::{check_contribution, check_weights, is_participant, new_plan, participant_answer, plan_id_problem};
+pub use settlement::{settle, settlement_csv};
+pub use store::{PlanStore, Versioned};

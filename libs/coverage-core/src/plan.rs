@@ -13,7 +13,7 @@ use bashu_registry::{Counties, RegistrySnapshot};
 use crate::Error;
 
 /// Phases a plan may have.
-pub const MAX_PHASES: usize = 12;
+const MAX_PHASES: usize = 12;
 const MAX_TOPIC: usize = 200;
 const MAX_DESCRIPTION: usize = 5_000;
 const MAX_TITLE: usize = 100;

@@ -29,7 +29,7 @@ const MAX_POOL: i64 = 1_000_000_000_000;
 
 /// What `contribution` earns in `plan` under `weights`, in hundredths of a point, with its
 /// evidence.
-pub fn contribution_points(plan: &Plan, weights: &Weights, contribution: &Contribution) -> SettlementEntry {
+fn contribution_points(plan: &Plan, weights: &Weights, contribution: &Contribution) -> SettlementEntry {
     let phase = plan.phases.iter().find(|p| p.name == contribution.phase);
     let kind = contribution.kind().short_name();
     let approved = !contribution.approved_versions.is_empty();

@@ -9,12 +9,12 @@ use prost::Message;
 use crate::Error;
 
 /// A plan's key: `plan.<id>`.
-pub fn plan_key(id: &str) -> String {
+fn plan_key(id: &str) -> String {
     format!("plan.{id}")
 }
 
 /// What `story` contributed to `plan`: `contribution.<plan>.<origin>.<id>`.
-pub fn contribution_key(plan: &str, origin: &str, story: &str) -> String {
+fn contribution_key(plan: &str, origin: &str, story: &str) -> String {
     format!("contribution.{plan}.{origin}.{story}")
 }
 

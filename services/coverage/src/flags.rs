@@ -51,8 +51,8 @@ impl Coverage {
     /// Raises `flag` on a phase unless it was raised already (by this replica or another).
     async fn raise(&self, plan: &str, phase: &str, flag: PhaseFlag) -> Result<(), crate::Error> {
         let warning = self.inner.config.warning_seconds();
-        let view = self
-            .apply_as_timer(plan, |p| {
+        let (_, raised_here) = self
+            .apply_change(&Caller::Timer, plan, "FlagPhase", |p| {
                 let Some(target) = p.phases.iter_mut().find(|f| f.name == phase) else { return Ok(None) };
                 let raised = match flag {
                     PhaseFlag::Late => target.late_flagged_at.is_some(),
@@ -74,20 +74,10 @@ impl Coverage {
                 })))
             })
             .await?;
-        if let Some(owner) =
-            view.plan.as_ref().and_then(|p| p.phases.iter().find(|f| f.name == phase)).map(|f| &f.owner)
-        {
-            tracing::info!(plan, phase, owner = %owner, flag = flag.as_str_name(), "coverage phase flagged");
+        if raised_here {
+            tracing::info!(plan, phase, flag = flag.as_str_name(), "coverage phase flagged");
         }
         Ok(())
-    }
-
-    async fn apply_as_timer(
-        &self,
-        plan: &str,
-        change: impl FnMut(&mut Plan) -> Result<Option<Change>, bashu_coverage_core::Error>,
-    ) -> Result<bashu_proto::coverage::v1::PlanView, crate::Error> {
-        self.apply_change(&Caller::Timer, plan, "FlagPhase", change).await
     }
 }
 

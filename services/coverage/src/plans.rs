@@ -123,7 +123,8 @@ impl Coverage {
             }
             Err(error) => return Err(error.into()),
         }
-        self.published(&plan, None, &event, caller, "ProposePlan").await?;
+        self.published(&plan, None, &event).await?;
+        self.audit(caller, "ProposePlan", &Plan::default(), &plan, &event).await?;
         self.view_of(plan).await
     }
 
@@ -163,29 +164,31 @@ impl Coverage {
         if !matches!(answer, Answer::Accepted | Answer::Declined) {
             return Err(Refusal::invalid("answer", "ANSWER_ACCEPTED or ANSWER_DECLINED").into());
         }
-        self.apply_change(caller, id, "AnswerInvitation", |plan| {
-            let Some(participant) = plan.participants.iter_mut().find(|p| p.county == county) else {
-                return Err(not_found(id));
-            };
-            if participant.answer() == answer {
-                return Ok(None);
-            }
-            if county == plan.proposer {
-                return Err(Refusal::conflict("wrong_state", "the proposer takes part in its own plan"));
-            }
-            open(plan)?;
-            if answer == Answer::Declined && plan.phases.iter().any(|p| p.owner == county) {
-                return Err(Refusal::conflict(
-                    "wrong_state",
-                    format!("county {county} leads a phase of plan {id}: its proposer reassigns it first"),
-                ));
-            }
-            let participant = plan.participants.iter_mut().find(|p| p.county == county).expect("found above");
-            participant.answer = answer as i32;
-            participant.answered_at = Some(now());
-            Ok(Some(Change::Answered(InvitationAnswered { county: county.clone(), answer: answer as i32 })))
-        })
-        .await
+        let (plan, _) = self
+            .apply_change(caller, id, "AnswerInvitation", |plan| {
+                let Some(participant) = plan.participants.iter_mut().find(|p| p.county == county) else {
+                    return Err(not_found(id));
+                };
+                if participant.answer() == answer {
+                    return Ok(None);
+                }
+                if county == plan.proposer {
+                    return Err(Refusal::conflict("wrong_state", "the proposer takes part in its own plan"));
+                }
+                open(plan)?;
+                if answer == Answer::Declined && plan.phases.iter().any(|p| p.owner == county) {
+                    return Err(Refusal::conflict(
+                        "wrong_state",
+                        format!("county {county} leads a phase of plan {id}: its proposer reassigns it first"),
+                    ));
+                }
+                let participant = plan.participants.iter_mut().find(|p| p.county == county).expect("found above");
+                participant.answer = answer as i32;
+                participant.answered_at = Some(now());
+                Ok(Some(Change::Answered(InvitationAnswered { county: county.clone(), answer: answer as i32 })))
+            })
+            .await?;
+        self.view_of(plan).await
     }
 
     /// The caller's county claims `phase`, or (the proposer) assigns it to `assign_to`.
@@ -198,43 +201,45 @@ impl Coverage {
     ) -> Result<PlanView, Error> {
         let county = caller.county()?.to_owned();
         let owner = if assign_to.is_empty() { county.clone() } else { assign_to.to_owned() };
-        self.apply_change(caller, id, "TakePhase", |plan| {
-            if participant_answer(plan, &county).is_none() {
-                return Err(not_found(id));
-            }
-            open(plan)?;
-            accepted(plan, &county)?;
-            let assigned = owner != county;
-            if assigned && county != plan.proposer {
-                return Err(Refusal::Forbidden(format!(
-                    "only the proposer of plan {id} assigns phases; county {county} may claim one for itself"
-                )));
-            }
-            if assigned && !is_participant(plan, &owner) {
-                return Err(Refusal::invalid("assignTo", format!("county {owner} has not accepted plan {id}")));
-            }
-            let Some(target) = plan.phases.iter_mut().find(|p| p.name == phase) else {
-                return Err(Refusal::invalid("phase", format!("plan {id} has no phase {phase:?}")));
-            };
-            if target.owner == owner {
-                return Ok(None);
-            }
-            // A claim takes only a free phase; the proposer's assignment may also reassign one.
-            if !target.owner.is_empty() && !assigned {
-                return Err(Refusal::conflict(
-                    "phase_taken",
-                    format!("phase {phase} of plan {id} is led by county {}", target.owner),
-                ));
-            }
-            target.owner = owner.clone();
-            target.owned_since = Some(now());
-            Ok(Some(Change::PhaseTaken(bashu_proto::coverage::v1::PhaseTaken {
-                phase: phase.to_owned(),
-                owner: owner.clone(),
-                assigned,
-            })))
-        })
-        .await
+        let (plan, _) = self
+            .apply_change(caller, id, "TakePhase", |plan| {
+                if participant_answer(plan, &county).is_none() {
+                    return Err(not_found(id));
+                }
+                open(plan)?;
+                accepted(plan, &county)?;
+                let assigned = owner != county;
+                if assigned && county != plan.proposer {
+                    return Err(Refusal::Forbidden(format!(
+                        "only the proposer of plan {id} assigns phases; county {county} may claim one for itself"
+                    )));
+                }
+                if assigned && !is_participant(plan, &owner) {
+                    return Err(Refusal::invalid("assignTo", format!("county {owner} has not accepted plan {id}")));
+                }
+                let Some(target) = plan.phases.iter_mut().find(|p| p.name == phase) else {
+                    return Err(Refusal::invalid("phase", format!("plan {id} has no phase {phase:?}")));
+                };
+                if target.owner == owner {
+                    return Ok(None);
+                }
+                // A claim takes only a free phase; the proposer's assignment may also reassign one.
+                if !target.owner.is_empty() && !assigned {
+                    return Err(Refusal::conflict(
+                        "phase_taken",
+                        format!("phase {phase} of plan {id} is led by county {}", target.owner),
+                    ));
+                }
+                target.owner = owner.clone();
+                target.owned_since = Some(now());
+                Ok(Some(Change::PhaseTaken(bashu_proto::coverage::v1::PhaseTaken {
+                    phase: phase.to_owned(),
+                    owner: owner.clone(),
+                    assigned,
+                })))
+            })
+            .await?;
+        self.view_of(plan).await
     }
 
     /// The proposer activates, closes or cancels its plan.
@@ -245,84 +250,90 @@ impl Coverage {
                 Refusal::invalid("state", "PLAN_STATE_ACTIVE, PLAN_STATE_CLOSED or PLAN_STATE_CANCELLED").into()
             );
         }
-        self.apply_change(caller, id, "ChangeState", |plan| {
-            if participant_answer(plan, &county).is_none() {
-                return Err(not_found(id));
-            }
-            if county != plan.proposer {
-                return Err(Refusal::Forbidden(format!(
-                    "only the proposer of plan {id}, {}, changes its state",
-                    plan.proposer
-                )));
-            }
-            let from = plan.state();
-            if from == to {
-                return Ok(None);
-            }
-            let allowed = matches!(
-                (from, to),
-                (PlanState::Proposed, PlanState::Active)
-                    | (PlanState::Active, PlanState::Closed)
-                    | (PlanState::Proposed | PlanState::Active, PlanState::Cancelled)
-            );
-            if !allowed {
-                return Err(Refusal::conflict(
-                    "wrong_state",
-                    format!("plan {id} is {}: it cannot become {}", state_name(from), state_name(to)),
-                ));
-            }
-            plan.state = to as i32;
-            Ok(Some(Change::StateChanged(PlanStateChanged { from: from as i32, to: to as i32 })))
-        })
-        .await
+        let (plan, _) = self
+            .apply_change(caller, id, "ChangeState", |plan| {
+                if participant_answer(plan, &county).is_none() {
+                    return Err(not_found(id));
+                }
+                if county != plan.proposer {
+                    return Err(Refusal::Forbidden(format!(
+                        "only the proposer of plan {id}, {}, changes its state",
+                        plan.proposer
+                    )));
+                }
+                let from = plan.state();
+                if from == to {
+                    return Ok(None);
+                }
+                let allowed = matches!(
+                    (from, to),
+                    (PlanState::Proposed, PlanState::Active)
+                        | (PlanState::Active, PlanState::Closed)
+                        | (PlanState::Proposed | PlanState::Active, PlanState::Cancelled)
+                );
+                if !allowed {
+                    return Err(Refusal::conflict(
+                        "wrong_state",
+                        format!("plan {id} is {}: it cannot become {}", state_name(from), state_name(to)),
+                    ));
+                }
+                plan.state = to as i32;
+                Ok(Some(Change::StateChanged(PlanStateChanged { from: from as i32, to: to as i32 })))
+            })
+            .await?;
+        self.view_of(plan).await
     }
 
     /// A participant proposes new weights; in force once every participant consented.
     pub(crate) async fn propose_weights(&self, caller: &Caller, id: &str, weights: Weights) -> Result<PlanView, Error> {
         let county = caller.county()?.to_owned();
-        self.apply_change(caller, id, "ProposeWeights", |plan| {
-            if participant_answer(plan, &county).is_none() {
-                return Err(not_found(id));
-            }
-            accepted(plan, &county)?;
-            if plan.state() == PlanState::Cancelled {
-                return Err(Refusal::conflict("wrong_state", format!("plan {id} was cancelled")));
-            }
-            check_weights(plan, &weights)?;
-            plan.weights_proposal = Some(WeightsProposal {
-                weights: Some(weights.clone()),
-                proposed_by: county.clone(),
-                proposed_at: Some(now()),
-                consented: vec![county.clone()],
-            });
-            put_in_force_if_agreed(plan);
-            Ok(Some(Change::WeightsProposed(WeightsProposed { weights: Some(weights.clone()) })))
-        })
-        .await
+        let (plan, _) = self
+            .apply_change(caller, id, "ProposeWeights", |plan| {
+                if participant_answer(plan, &county).is_none() {
+                    return Err(not_found(id));
+                }
+                accepted(plan, &county)?;
+                if plan.state() == PlanState::Cancelled {
+                    return Err(Refusal::conflict("wrong_state", format!("plan {id} was cancelled")));
+                }
+                check_weights(plan, &weights)?;
+                plan.weights_proposal = Some(WeightsProposal {
+                    weights: Some(weights.clone()),
+                    proposed_by: county.clone(),
+                    proposed_at: Some(now()),
+                    consented: vec![county.clone()],
+                });
+                put_in_force_if_agreed(plan);
+                Ok(Some(Change::WeightsProposed(WeightsProposed { weights: Some(weights.clone()) })))
+            })
+            .await?;
+        self.view_of(plan).await
     }
 
     /// The caller's county consents to the proposed weights.
     pub(crate) async fn consent_weights(&self, caller: &Caller, id: &str) -> Result<PlanView, Error> {
         let county = caller.county()?.to_owned();
-        self.apply_change(caller, id, "ConsentWeights", |plan| {
-            if participant_answer(plan, &county).is_none() {
-                return Err(not_found(id));
-            }
-            accepted(plan, &county)?;
-            let Some(proposal) = plan.weights_proposal.as_mut() else {
-                return Err(Refusal::conflict(
-                    "no_weights_proposal",
-                    format!("plan {id} has no weights waiting for consent"),
-                ));
-            };
-            if proposal.consented.contains(&county) {
-                return Ok(None);
-            }
-            proposal.consented.push(county.clone());
-            let in_force = put_in_force_if_agreed(plan);
-            Ok(Some(Change::WeightsConsented(WeightsConsented { county: county.clone(), in_force })))
-        })
-        .await
+        let (plan, _) = self
+            .apply_change(caller, id, "ConsentWeights", |plan| {
+                if participant_answer(plan, &county).is_none() {
+                    return Err(not_found(id));
+                }
+                accepted(plan, &county)?;
+                let Some(proposal) = plan.weights_proposal.as_mut() else {
+                    return Err(Refusal::conflict(
+                        "no_weights_proposal",
+                        format!("plan {id} has no weights waiting for consent"),
+                    ));
+                };
+                if proposal.consented.contains(&county) {
+                    return Ok(None);
+                }
+                proposal.consented.push(county.clone());
+                let in_force = put_in_force_if_agreed(plan);
+                Ok(Some(Change::WeightsConsented(WeightsConsented { county: county.clone(), in_force })))
+            })
+            .await?;
+        self.view_of(plan).await
     }
 
     /// The caller's county follows (or stops following) the plan's channel; a new follower gets
@@ -334,7 +345,7 @@ impl Coverage {
         subscribe: bool,
     ) -> Result<PlanView, Error> {
         let county = caller.county()?.to_owned();
-        let view = self
+        let (plan, _) = self
             .apply_change(caller, id, "SubscribeChannel", |plan| {
                 if participant_answer(plan, &county).is_none() {
                     return Err(not_found(id));
@@ -357,10 +368,10 @@ impl Coverage {
                 })))
             })
             .await?;
-        if subscribe && let Some(plan) = &view.plan {
-            self.catch_up(plan, &county).await?;
+        if subscribe {
+            self.catch_up(&plan, &county).await?;
         }
-        Ok(view)
+        self.view_of(plan).await
     }
 
     /// Divides `pool` among a closed plan's participants: for staff and the plan's participants.
@@ -376,14 +387,15 @@ impl Coverage {
     }
 
     /// Applies `change` to plan `id` by compare-and-set; when it changed something, publishes
-    /// the event it recorded (after any earlier one still in the outbox) and audits it.
+    /// the event it recorded (after any earlier one still in the outbox) and audits it. The plan
+    /// as it now stands, and whether this call changed it.
     pub(crate) async fn apply_change(
         &self,
         caller: &Caller,
         id: &str,
         method: &str,
         mut change: impl FnMut(&mut Plan) -> Result<Option<Change>, Refusal>,
-    ) -> Result<PlanView, Error> {
+    ) -> Result<(Plan, bool), Error> {
         let actor = caller.actor();
         let mut previous = None;
         let mut before = None;
@@ -410,30 +422,21 @@ impl Coverage {
                 Ok(true)
             })
             .await?;
+        let changed = before.is_some();
         if let (Some(before), Some(event)) = (before, plan.outbox.clone()) {
-            self.published(&plan, previous.as_deref(), &event, caller, method).await?;
+            self.published(&plan, previous.as_deref(), &event).await?;
             self.audit(caller, method, &before, &plan, &event).await?;
         }
-        self.view_of(plan).await
+        Ok((plan, changed))
     }
 
     /// Publishes what the record's outbox held before this change (if a crash kept it there),
     /// then this change's event, then empties the outbox if nothing changed the plan since.
-    async fn published(
-        &self,
-        plan: &Plan,
-        previous: Option<&PlanEvent>,
-        event: &PlanEvent,
-        caller: &Caller,
-        method: &str,
-    ) -> Result<(), Error> {
+    async fn published(&self, plan: &Plan, previous: Option<&PlanEvent>, event: &PlanEvent) -> Result<(), Error> {
         if let Some(previous) = previous {
             self.publish_event(plan, previous).await?;
         }
         self.publish_event(plan, event).await?;
-        if event.sequence == 1 {
-            self.audit(caller, method, &Plan::default(), plan, event).await?;
-        }
         self.clear_outbox(&plan.id, event.sequence).await
     }
 

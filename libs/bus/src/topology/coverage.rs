@@ -86,15 +86,4 @@ impl CoverageTopology<'_> {
         let sources = self.bus.subjects.coverage_contribution_sources();
         ConsumerSpec::of_subjects(self.bus, STORIES, "coverage-ledger", sources, retry)
     }
-
-    /// Every change of every plan after stream sequence `after`, then each new one: what the
-    /// duty board and the tests follow.
-    pub async fn follow_plan_events(
-        &self,
-        after: u64,
-    ) -> Result<
-        impl futures::Stream<Item = Result<crate::Sequenced<bashu_proto::coverage::v1::PlanEvent>>> + Send + use<>,
-    > {
-        self.bus.follow_after(COVERAGE, self.bus.subjects.all_coverage(), after).await
-    }
 }
