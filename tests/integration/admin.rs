@@ -185,6 +185,68 @@ async fn every_change_is_audited_with_who_before_and_after_and_no_secret() {
     assert_eq!(alliances.len(), 2, "the demo alliance and chengyu");
 }
 
+/// Two admin replicas changing one alliance at the same time, many times over: the audit log's
+/// entries form one chain, each `before` exactly one other entry's `after`, though neither
+/// replica's live view need have caught up with the other's writes.
+#[tokio::test]
+async fn two_admin_replicas_changing_one_record_at_once_audit_exactly_what_each_replaced() {
+    let t = TestSystem::start_with(&[Target::Admin]).await;
+    let mut second_config = t.config.clone();
+    second_config.http.listen = "127.0.0.1:0".parse().unwrap();
+    second_config.grpc.listen = "127.0.0.1:0".parse().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let second = bashu::System::start(&second_config, &[Target::Admin], shutdown.clone()).await.unwrap();
+    let replicas = [
+        RegistryServiceClient::new(t.operator_channel().await),
+        RegistryServiceClient::new(
+            bashu_tests::bearer_channel(&format!("http://{}", second.grpc_addr), bashu_tests::OPERATOR_TOKEN)
+                .await
+                .unwrap(),
+        ),
+    ];
+    const CHANGES: usize = 16;
+    let changes = (0..CHANGES).map(|i| {
+        let mut replica = replicas[i % 2].clone();
+        async move {
+            let alliance = Alliance {
+                id: "yuxi".into(),
+                name: "渝西".into(),
+                members: vec!["500101".into(), "500102".into()],
+                note: format!("change {i}"),
+            };
+            replica.put_alliance(alliance).await.map(drop)
+        }
+    });
+    for answer in futures::future::join_all(changes).await {
+        answer.unwrap();
+    }
+
+    let events = AuditServiceClient::new(t.operator_channel().await)
+        .list_audit_events(ListAuditEventsRequest { limit: 100 })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let note = |json: &str| -> Option<String> {
+        (!json.is_empty()).then(|| serde_json::from_str::<serde_json::Value>(json).unwrap()["note"].to_string())
+    };
+    let replaced: Vec<(Option<String>, String)> = events
+        .iter()
+        .filter(|e| e.target == "alliance yuxi")
+        .map(|e| (note(&e.before_json), note(&e.after_json).unwrap()))
+        .collect();
+    assert_eq!(replaced.len(), CHANGES);
+    // Follow the chain from the change that created the alliance: it must visit every change once.
+    let mut current = None;
+    for step in 0..CHANGES {
+        let next: Vec<&String> = replaced.iter().filter(|(before, _)| *before == current).map(|(_, a)| a).collect();
+        assert_eq!(next.len(), 1, "step {step}: exactly one change replaced {current:?}: {replaced:?}");
+        current = Some(next[0].clone());
+    }
+    shutdown.cancel();
+    assert!(second.stopped(std::time::Duration::from_secs(10)).await);
+}
+
 async fn submit(t: &TestSystem, id: &str, origin: &str, counties: &[&str]) {
     let (status, answer) = t.post_story(&story_json(id, origin, json!({ "counties": counties }))).await;
     assert_eq!(status, 202, "{answer}");

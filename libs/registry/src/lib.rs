@@ -16,4 +16,4 @@ pub use credentials::{CountyTokens, IssuedToken, Refusal, bearer, digests_equal,
 pub use error::{Error, Result};
 pub use nats_users::{IssuedNatsUser, NatsUsers, ServiceKey, authorization};
 pub use staff::{Caller, IssuedStaffToken, StaffTokens, StaticStaff};
-pub use store::{RegistrySnapshot, RegistryStore, RegistryView, WHOLE_REGION, demo_seed};
+pub use store::{RegistrySnapshot, RegistryStore, RegistryView, Replaced, WHOLE_REGION, demo_seed};

@@ -181,6 +181,19 @@ impl RegistryView {
     }
 }
 
+/// A write as the bucket saw it: what the key held just before (None: nothing) and what it holds
+/// now. Audit logs take `before` from here, not from a live view that may not have caught up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replaced<T> {
+    /// The value replaced, if any.
+    pub before: Option<T>,
+    /// The value stored.
+    pub stored: T,
+}
+
+/// How often a write reads again after another writer changed the key under it.
+const CAS_ATTEMPTS: usize = 16;
+
 /// Reads and writes alliances and partnerships, validating them against the counties.
 #[derive(Clone)]
 pub struct RegistryStore {
@@ -203,7 +216,7 @@ impl RegistryStore {
 
     /// Validates and stores an alliance (old member codes become current ones, repeats are
     /// dropped). Returns what was stored.
-    pub async fn put_alliance(&self, alliance: Alliance) -> Result<Alliance> {
+    pub async fn put_alliance(&self, alliance: Alliance) -> Result<Replaced<Alliance>> {
         if !valid_id(&alliance.id) {
             return Err(Error::Invalid { field: "id".into(), reason: "1-32 of a-z, 0-9 and -".into() });
         }
@@ -221,21 +234,17 @@ impl RegistryStore {
             });
         }
         let stored = Alliance { members: members.into_iter().collect(), ..alliance };
-        self.put(format!("{ALLIANCE_KEY}{}", stored.id), stored.encode_to_vec()).await?;
-        Ok(stored)
+        self.replace(&format!("{ALLIANCE_KEY}{}", stored.id), |_| Ok(stored.clone())).await
     }
 
-    /// Removes an alliance.
-    pub async fn delete_alliance(&self, id: &str) -> Result<()> {
-        self.kv
-            .delete(format!("{ALLIANCE_KEY}{id}"))
-            .await
-            .map_err(|e| Error::Store { operation: "delete", source: e.into() })
+    /// Removes an alliance; returns it (None: there was none).
+    pub async fn delete_alliance(&self, id: &str) -> Result<Option<Alliance>> {
+        self.remove(&format!("{ALLIANCE_KEY}{id}")).await
     }
 
     /// Validates and stores a bilateral partnership. Returns what was stored (codes current,
     /// the lower code first).
-    pub async fn put_partnership(&self, partnership: Partnership) -> Result<Partnership> {
+    pub async fn put_partnership(&self, partnership: Partnership) -> Result<Replaced<Partnership>> {
         let a = self.current_code("county_a".into(), &partnership.county_a)?;
         let b = self.current_code("county_b".into(), &partnership.county_b)?;
         if a == b {
@@ -243,45 +252,87 @@ impl RegistryStore {
         }
         let (county_a, county_b) = if a < b { (a, b) } else { (b, a) };
         let stored = Partnership { county_a, county_b, note: partnership.note };
-        self.put(format!("{PARTNERSHIP_KEY}{}.{}", stored.county_a, stored.county_b), stored.encode_to_vec()).await?;
-        Ok(stored)
+        self.replace(&format!("{PARTNERSHIP_KEY}{}.{}", stored.county_a, stored.county_b), |_| Ok(stored.clone())).await
     }
 
-    /// Ends a bilateral partnership (codes in either order, old codes resolved); false if there
-    /// was none.
-    pub async fn delete_partnership(&self, county_a: &str, county_b: &str) -> Result<bool> {
+    /// Ends a bilateral partnership (codes in either order, old codes resolved); returns it
+    /// (None: there was none).
+    pub async fn delete_partnership(&self, county_a: &str, county_b: &str) -> Result<Option<Partnership>> {
         let a = self.current_code("county_a".into(), county_a)?;
         let b = self.current_code("county_b".into(), county_b)?;
         let (a, b) = if a < b { (a, b) } else { (b, a) };
-        let key = format!("{PARTNERSHIP_KEY}{a}.{b}");
-        let exists = self.kv.get(&key).await.map_err(|e| Error::Store { operation: "get", source: e.into() })?;
-        if exists.is_none() {
-            return Ok(false);
+        self.remove(&format!("{PARTNERSHIP_KEY}{a}.{b}")).await
+    }
+
+    /// Replaces a desk's public key (empty: the desk can no longer sign).
+    pub async fn set_desk_key(&self, id: &str, public_key: Vec<u8>) -> Result<Replaced<Desk>> {
+        self.replace(&format!("{DESK_KEY}{id}"), |desk: Option<&Desk>| match desk {
+            Some(desk) => Ok(Desk { public_key: public_key.clone(), ..desk.clone() }),
+            None => Err(Error::Invalid { field: "desk_id".into(), reason: format!("no desk {id:?}") }),
+        })
+        .await
+    }
+
+    /// The value at `key` as the bucket holds it now, with its revision.
+    async fn read<T: Message + Default>(&self, key: &str) -> Result<Option<(T, u64)>> {
+        let entry = self.kv.entry(key).await.map_err(|e| Error::Store { operation: "get", source: e.into() })?;
+        match entry {
+            Some(entry) if matches!(entry.operation, Operation::Put) => {
+                let value = T::decode(entry.value).map_err(|source| Error::Corrupt { key: key.to_owned(), source })?;
+                Ok(Some((value, entry.revision)))
+            }
+            _ => Ok(None),
         }
-        self.kv.delete(key).await.map_err(|e| Error::Store { operation: "delete", source: e.into() })?;
-        Ok(true)
     }
 
-    /// Replaces a desk's public key (empty: the desk can no longer sign). Returns the desk.
-    pub async fn set_desk_key(&self, id: &str, public_key: Vec<u8>) -> Result<Desk> {
-        let key = format!("{DESK_KEY}{id}");
-        let bytes = self
-            .kv
-            .get(&key)
-            .await
-            .map_err(|e| Error::Store { operation: "get", source: e.into() })?
-            .ok_or_else(|| Error::Invalid { field: "desk_id".into(), reason: format!("no desk {id:?}") })?;
-        let desk = Desk::decode(bytes).map_err(|source| Error::Corrupt { key: key.clone(), source })?;
-        self.put_desk(Desk { public_key, ..desk }).await
+    /// Stores `next(current)` at `key` by compare-and-set, reading again when another writer
+    /// (another admin replica, a county's own door) changed the key in between, so `before` is
+    /// exactly what this write replaced.
+    async fn replace<T: Message + Default + Clone>(
+        &self,
+        key: &str,
+        mut next: impl FnMut(Option<&T>) -> Result<T>,
+    ) -> Result<Replaced<T>> {
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self.read::<T>(key).await?;
+            let stored = next(current.as_ref().map(|(value, _)| value))?;
+            let bytes = stored.encode_to_vec().into();
+            let written = match &current {
+                Some((_, revision)) => match self.kv.update(key, bytes, *revision).await {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => false,
+                    Err(e) => return Err(Error::Store { operation: "update", source: e.into() }),
+                },
+                None => match self.kv.create(key, bytes).await {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(Error::Store { operation: "create", source: e.into() }),
+                },
+            };
+            if written {
+                return Ok(Replaced { before: current.map(|(value, _)| value), stored });
+            }
+        }
+        Err(Error::Store { operation: "update", source: format!("{key} kept changing under this write").into() })
     }
 
-    async fn put(&self, key: String, value: Vec<u8>) -> Result<()> {
-        self.kv.put(key, value.into()).await.map(drop).map_err(|e| Error::Store { operation: "put", source: e.into() })
+    /// Deletes `key` by compare-and-set; returns what it held (None: nothing, nothing done).
+    async fn remove<T: Message + Default>(&self, key: &str) -> Result<Option<T>> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some((value, revision)) = self.read::<T>(key).await? else { return Ok(None) };
+            match self.kv.delete_expect_revision(key, Some(revision)).await {
+                Ok(()) => return Ok(Some(value)),
+                Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => continue,
+                Err(e) => return Err(Error::Store { operation: "delete", source: e.into() }),
+            }
+        }
+        Err(Error::Store { operation: "delete", source: format!("{key} kept changing under this delete").into() })
     }
 
     /// Validates and stores an emergency desk: a 32-byte ed25519 key, and areas that are
-    /// `region` or the code of a province, prefecture or county of the region.
-    pub async fn put_desk(&self, desk: Desk) -> Result<Desk> {
+    /// `region` or the code of a province, prefecture or county of the region. A desk given
+    /// without a key keeps the one it has: keys change through [`Self::set_desk_key`].
+    pub async fn put_desk(&self, desk: Desk) -> Result<Replaced<Desk>> {
         let invalid = |field: &str, reason: &str| Error::Invalid { field: field.into(), reason: reason.into() };
         let invalid_at = |field: String, reason: &str| Error::Invalid { field, reason: reason.into() };
         if !valid_id(&desk.id) {
@@ -326,9 +377,15 @@ impl RegistryStore {
         if desk.require_xml_signature && desk.xml_signature_certificates.is_empty() {
             return Err(invalid("require_xml_signature", "needs at least one certificate to verify signatures with"));
         }
-        let stored = Desk { areas: areas.into_iter().collect(), senders, ..desk };
-        self.put(format!("{DESK_KEY}{}", stored.id), stored.encode_to_vec()).await?;
-        Ok(stored)
+        let checked = Desk { areas: areas.into_iter().collect(), senders, ..desk };
+        self.replace(&format!("{DESK_KEY}{}", checked.id), |existing: Option<&Desk>| {
+            let mut stored = checked.clone();
+            if let Some(existing) = existing.filter(|_| stored.public_key.is_empty()) {
+                stored.public_key = existing.public_key.clone();
+            }
+            Ok(stored)
+        })
+        .await
     }
 
     /// A desk's CAP senders: at least one, each as CAP allows it (no spaces, commas, `<` or `&`),
@@ -368,7 +425,7 @@ impl RegistryStore {
     }
 
     /// Validates and stores a county's subscription (replacing any earlier one).
-    pub async fn put_subscription(&self, subscription: Subscription) -> Result<Subscription> {
+    pub async fn put_subscription(&self, subscription: Subscription) -> Result<Replaced<Subscription>> {
         let county = self.current_code("county".into(), &subscription.county)?;
         for (i, category) in subscription.categories.iter().enumerate() {
             if bashu_proto::story::v1::Category::from_str_name(category).is_none_or(|c| c as i32 == 0) {
@@ -387,13 +444,12 @@ impl RegistryStore {
             }
         }
         let stored = Subscription { county, ..subscription };
-        self.put(format!("{SUBSCRIPTION_KEY}{}", stored.county), stored.encode_to_vec()).await?;
-        Ok(stored)
+        self.replace(&format!("{SUBSCRIPTION_KEY}{}", stored.county), |_| Ok(stored.clone())).await
     }
 
     /// Validates and stores a county's webhook (replacing any earlier one); its URL must be one
     /// `egress` permits (https, and not an inside address, unless configured otherwise).
-    pub async fn put_webhook(&self, webhook: Webhook, egress: &bashu_egress::Config) -> Result<Webhook> {
+    pub async fn put_webhook(&self, webhook: Webhook, egress: &bashu_egress::Config) -> Result<Replaced<Webhook>> {
         let county = self.current_code("county".into(), &webhook.county)?;
         if webhook.url.len() > 2048 || webhook.url.chars().any(char::is_whitespace) {
             return Err(Error::Invalid { field: "url".into(), reason: "an https:// URL of at most 2048 bytes".into() });
@@ -405,21 +461,18 @@ impl RegistryStore {
             return Err(Error::Invalid { field: "secret".into(), reason: "at least 32 random bytes".into() });
         }
         let format = if webhook.format == 0 { WebhookFormat::Ninjs as i32 } else { webhook.format };
-        let key = format!("{WEBHOOK_KEY}{county}");
-        let earlier = self.kv.get(&key).await.map_err(|e| Error::Store { operation: "get", source: e.into() })?;
-        let registered_at = match earlier {
-            Some(bytes) => Webhook::decode(bytes).map_err(|source| Error::Corrupt { key, source })?.registered_at,
-            None => None,
-        }
-        .or_else(|| Some(bashu_proto::time::now()));
-        let stored = Webhook { county, format, registered_at, ..webhook };
-        self.put(format!("{WEBHOOK_KEY}{}", stored.county), stored.encode_to_vec()).await?;
-        Ok(stored)
+        let checked = Webhook { county, format, ..webhook };
+        self.replace(&format!("{WEBHOOK_KEY}{}", checked.county), |earlier: Option<&Webhook>| {
+            // A county replacing its webhook keeps the date it first registered one.
+            let registered_at = earlier.and_then(|w| w.registered_at).or_else(|| Some(bashu_proto::time::now()));
+            Ok(Webhook { registered_at, ..checked.clone() })
+        })
+        .await
     }
 
     /// Validates and stores what a county's submissions fall back to (replacing any earlier
     /// defaults): a category that exists, and a sharing policy that names someone who exists.
-    pub async fn put_ingest_defaults(&self, defaults: IngestDefaults) -> Result<IngestDefaults> {
+    pub async fn put_ingest_defaults(&self, defaults: IngestDefaults) -> Result<Replaced<IngestDefaults>> {
         let county = self.current_code("county".into(), &defaults.county)?;
         if Category::try_from(defaults.category).is_err() {
             return Err(Error::Invalid { field: "category".into(), reason: "not a story category".into() });
@@ -429,8 +482,7 @@ impl RegistryStore {
             None => None,
         };
         let stored = IngestDefaults { county, sharing, ..defaults };
-        self.put(format!("{INGEST_DEFAULTS_KEY}{}", stored.county), stored.encode_to_vec()).await?;
-        Ok(stored)
+        self.replace(&format!("{INGEST_DEFAULTS_KEY}{}", stored.county), |_| Ok(stored.clone())).await
     }
 
     /// A sharing policy whose alliances exist and whose counties carry current codes.
@@ -459,20 +511,14 @@ impl RegistryStore {
         Ok(SharingPolicy { counties: counties.into_iter().collect(), ..sharing })
     }
 
-    /// Removes an emergency desk (its areas and its key).
-    pub async fn delete_desk(&self, id: &str) -> Result<()> {
-        self.kv
-            .delete(format!("{DESK_KEY}{id}"))
-            .await
-            .map_err(|e| Error::Store { operation: "delete", source: e.into() })
+    /// Removes an emergency desk (its areas and its key); returns it (None: there was none).
+    pub async fn delete_desk(&self, id: &str) -> Result<Option<Desk>> {
+        self.remove(&format!("{DESK_KEY}{id}")).await
     }
 
-    /// Removes a county's webhook.
-    pub async fn delete_webhook(&self, county: &str) -> Result<()> {
-        self.kv
-            .delete(format!("{WEBHOOK_KEY}{county}"))
-            .await
-            .map_err(|e| Error::Store { operation: "delete", source: e.into() })
+    /// Removes a county's webhook; returns it (None: there was none).
+    pub async fn delete_webhook(&self, county: &str) -> Result<Option<Webhook>> {
+        self.remove(&format!("{WEBHOOK_KEY}{county}")).await
     }
 
     /// Reads the whole graph once.

@@ -26,14 +26,12 @@ fn base64(bytes: &[u8]) -> String {
 impl Admin {
     /// Gives a desk a new public key (empty: none, the desk cannot sign), audited.
     async fn replace_desk_key(&self, who: &Who, desk_id: &str, public_key: Vec<u8>) -> Result<(), Error> {
-        let before = self
-            .registry
-            .current()
-            .desk(desk_id)
-            .map(json)
-            .ok_or_else(|| Error::NotFound(format!("no desk {desk_id:?}")))?;
-        let stored = self.store.set_desk_key(desk_id, public_key).await.map_err(Error::from)?;
-        self.audit(who, format!("desk key {desk_id}"), Some(before), Some(json(&stored))).await
+        let changed = self.store.set_desk_key(desk_id, public_key).await.map_err(|error| match error {
+            bashu_registry::Error::Invalid { .. } => Error::NotFound(format!("no desk {desk_id:?}")),
+            other => Error::from(other),
+        })?;
+        self.audit(who, format!("desk key {desk_id}"), changed.before.as_ref().map(json), Some(json(&changed.stored)))
+            .await
     }
 }
 

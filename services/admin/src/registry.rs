@@ -11,6 +11,7 @@ use bashu_proto::{
     },
     registry::v1::{Alliance, Desk, Partnership, Subscription, Webhook},
 };
+use bashu_registry::Replaced;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -21,14 +22,6 @@ use crate::{
 /// A webhook as the audit log and the API show it: without its key.
 fn without_secret(webhook: &Webhook) -> Webhook {
     Webhook { secret: Vec::new(), ..webhook.clone() }
-}
-
-impl Admin {
-    /// The current code of a county code, or the code as given when it is not one (the store's
-    /// checks then report it).
-    fn current_code(&self, code: &str) -> String {
-        self.counties.resolve(code).map(|r| r.county.code.clone()).unwrap_or_else(|_| code.to_owned())
-    }
 }
 
 #[tonic::async_trait]
@@ -90,10 +83,8 @@ impl RegistryService for Admin {
 
     async fn put_alliance(&self, request: Request<Alliance>) -> Result<Response<Alliance>, Status> {
         let who = Who::of(&request)?;
-        let alliance = request.into_inner();
-        let before = self.registry.current().alliance(&alliance.id).map(json);
-        let stored = self.store.put_alliance(alliance).await.map_err(Error::from)?;
-        self.audit(&who, format!("alliance {}", stored.id), before, Some(json(&stored))).await?;
+        let Replaced { before, stored } = self.store.put_alliance(request.into_inner()).await.map_err(Error::from)?;
+        self.audit(&who, format!("alliance {}", stored.id), before.as_ref().map(json), Some(json(&stored))).await?;
         Ok(Response::new(stored))
     }
 
@@ -104,29 +95,21 @@ impl RegistryService for Admin {
         let who = Who::of(&request)?;
         let id = request.into_inner().id;
         let before = self
-            .registry
-            .current()
-            .alliance(&id)
-            .map(json)
+            .store
+            .delete_alliance(&id)
+            .await
+            .map_err(Error::from)?
             .ok_or_else(|| Error::NotFound(format!("no alliance {id:?}")))?;
-        self.store.delete_alliance(&id).await.map_err(Error::from)?;
-        self.audit(&who, format!("alliance {id}"), Some(before), None).await?;
+        self.audit(&who, format!("alliance {id}"), Some(json(&before)), None).await?;
         Ok(Response::new(DeleteAllianceResponse {}))
     }
 
     async fn put_partnership(&self, request: Request<Partnership>) -> Result<Response<Partnership>, Status> {
         let who = Who::of(&request)?;
-        let partnership = request.into_inner();
-        let (a, b) = (self.current_code(&partnership.county_a), self.current_code(&partnership.county_b));
-        let before = self
-            .registry
-            .current()
-            .partnerships()
-            .find(|p| (p.county_a == a && p.county_b == b) || (p.county_a == b && p.county_b == a))
-            .map(json);
-        let stored = self.store.put_partnership(partnership).await.map_err(Error::from)?;
-        self.audit(&who, format!("partnership {}-{}", stored.county_a, stored.county_b), before, Some(json(&stored)))
-            .await?;
+        let Replaced { before, stored } =
+            self.store.put_partnership(request.into_inner()).await.map_err(Error::from)?;
+        let target = format!("partnership {}-{}", stored.county_a, stored.county_b);
+        self.audit(&who, target, before.as_ref().map(json), Some(json(&stored))).await?;
         Ok(Response::new(stored))
     }
 
@@ -137,61 +120,52 @@ impl RegistryService for Admin {
         let who = Who::of(&request)?;
         let DeletePartnershipRequest { county_a, county_b } = request.into_inner();
         let before = self
-            .registry
-            .current()
-            .partnerships()
-            .find(|p| {
-                (p.county_a == county_a && p.county_b == county_b) || (p.county_a == county_b && p.county_b == county_a)
-            })
-            .map(json);
-        if !self.store.delete_partnership(&county_a, &county_b).await.map_err(Error::from)? {
-            return Err(Error::NotFound(format!("no partnership between {county_a} and {county_b}")).into());
-        }
-        self.audit(&who, format!("partnership {county_a}-{county_b}"), before, None).await?;
+            .store
+            .delete_partnership(&county_a, &county_b)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| Error::NotFound(format!("no partnership between {county_a} and {county_b}")))?;
+        let target = format!("partnership {}-{}", before.county_a, before.county_b);
+        self.audit(&who, target, Some(json(&before)), None).await?;
         Ok(Response::new(DeletePartnershipResponse {}))
     }
 
     async fn put_desk(&self, request: Request<Desk>) -> Result<Response<Desk>, Status> {
         let who = Who::of(&request)?;
-        let mut desk = request.into_inner();
-        let existing = self.registry.current().desk(&desk.id).cloned();
-        // Changing a desk's areas or contact keeps the key it has; keys change through
-        // CredentialService.
-        if desk.public_key.is_empty()
-            && let Some(existing) = &existing
-        {
-            desk.public_key = existing.public_key.clone();
-        }
-        let stored = self.store.put_desk(desk).await.map_err(Error::from)?;
-        self.audit(&who, format!("desk {}", stored.id), existing.as_ref().map(json), Some(json(&stored))).await?;
+        // Changing a desk's areas or contact keeps the key it has (the store sees to it); keys
+        // change through CredentialService.
+        let Replaced { before, stored } = self.store.put_desk(request.into_inner()).await.map_err(Error::from)?;
+        self.audit(&who, format!("desk {}", stored.id), before.as_ref().map(json), Some(json(&stored))).await?;
         Ok(Response::new(stored))
     }
 
     async fn delete_desk(&self, request: Request<DeleteDeskRequest>) -> Result<Response<DeleteDeskResponse>, Status> {
         let who = Who::of(&request)?;
         let id = request.into_inner().id;
-        let before =
-            self.registry.current().desk(&id).map(json).ok_or_else(|| Error::NotFound(format!("no desk {id:?}")))?;
-        self.store.delete_desk(&id).await.map_err(Error::from)?;
-        self.audit(&who, format!("desk {id}"), Some(before), None).await?;
+        let before = self
+            .store
+            .delete_desk(&id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| Error::NotFound(format!("no desk {id:?}")))?;
+        self.audit(&who, format!("desk {id}"), Some(json(&before)), None).await?;
         Ok(Response::new(DeleteDeskResponse {}))
     }
 
     async fn put_subscription(&self, request: Request<Subscription>) -> Result<Response<Subscription>, Status> {
         let who = Who::of(&request)?;
-        let subscription = request.into_inner();
-        let before = self.registry.current().subscription(&self.current_code(&subscription.county)).map(json);
-        let stored = self.store.put_subscription(subscription).await.map_err(Error::from)?;
-        self.audit(&who, format!("subscription {}", stored.county), before, Some(json(&stored))).await?;
+        let Replaced { before, stored } =
+            self.store.put_subscription(request.into_inner()).await.map_err(Error::from)?;
+        self.audit(&who, format!("subscription {}", stored.county), before.as_ref().map(json), Some(json(&stored)))
+            .await?;
         Ok(Response::new(stored))
     }
 
     async fn put_webhook(&self, request: Request<Webhook>) -> Result<Response<Webhook>, Status> {
         let who = Who::of(&request)?;
-        let webhook = request.into_inner();
-        let before =
-            self.registry.current().webhook(&self.current_code(&webhook.county)).map(|w| json(&without_secret(w)));
-        let stored = self.store.put_webhook(webhook, &self.egress).await.map_err(Error::from)?;
+        let Replaced { before, stored } =
+            self.store.put_webhook(request.into_inner(), &self.egress).await.map_err(Error::from)?;
+        let before = before.map(|w| json(&without_secret(&w)));
         let shown = without_secret(&stored);
         self.audit(&who, format!("webhook {}", stored.county), before, Some(json(&shown))).await?;
         Ok(Response::new(shown))
@@ -205,13 +179,12 @@ impl RegistryService for Admin {
         let code = request.into_inner().county;
         let county = self.counties.resolve(&code).map_err(Error::from)?.county.code.clone();
         let before = self
-            .registry
-            .current()
-            .webhook(&county)
-            .map(|w| json(&without_secret(w)))
+            .store
+            .delete_webhook(&county)
+            .await
+            .map_err(Error::from)?
             .ok_or_else(|| Error::NotFound(format!("county {county} has no webhook")))?;
-        self.store.delete_webhook(&county).await.map_err(Error::from)?;
-        self.audit(&who, format!("webhook {county}"), Some(before), None).await?;
+        self.audit(&who, format!("webhook {county}"), Some(json(&without_secret(&before))), None).await?;
         Ok(Response::new(DeleteWebhookResponse {}))
     }
 }

@@ -25,8 +25,7 @@ impl Ingest {
                 defaults.county
             )));
         }
-        let before = self.inner.registry.current().ingest_defaults(county).cloned();
-        let stored = self
+        let changed = self
             .inner
             .registry_store
             .put_ingest_defaults(IngestDefaults { county: county.to_owned(), ..defaults })
@@ -37,8 +36,9 @@ impl Ingest {
                 }
                 other => Error::store(other),
             })?;
-        self.audit(county, "PUT /v1/ingest-defaults", format!("ingest defaults of {county}"), before, &stored).await?;
-        Ok(stored)
+        let target = format!("ingest defaults of {county}");
+        self.audit(county, "PUT /v1/ingest-defaults", target, changed.before, &changed.stored).await?;
+        Ok(changed.stored)
     }
 
     /// Fills what the story leaves out from its origin's defaults.
