@@ -92,7 +92,10 @@ async fn a_subscription_filters_new_stories_but_never_a_correction() {
         })
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the services see the subscription", || async {
+        t.system.registry.current().subscription("500153").is_some()
+    })
+    .await;
     submit(&t, &story_json("policy", "511083", json!({"partners": true}))).await;
     eventually("published", || async { t.published_count().await == 1 }).await;
     assert!(t.feed_counts().await.is_empty(), "500153 takes only emergencies");
@@ -108,7 +111,10 @@ async fn a_subscription_filters_new_stories_but_never_a_correction() {
         })
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the services see the changed subscription", || async {
+        t.system.registry.current().subscription("500153").is_some_and(|s| s.categories == ["CATEGORY_POLICY"])
+    })
+    .await;
     let mut correction = emergency.clone();
     correction["version"] = json!(2);
     submit(&t, &correction).await;

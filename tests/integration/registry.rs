@@ -103,8 +103,12 @@ async fn known_tokens_are_checked_from_memory_and_a_revoked_one_fails_its_very_n
     assert_eq!(tokens.authenticate(&issued.token).await.unwrap(), Ok("510781".to_owned()));
 
     // Once the watch has it, checking it sends nothing to the server.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let sent = || bus.client().statistics().out_messages.load(Ordering::Relaxed);
+    bashu_tests::eventually("the watch has brought the token", || async {
+        let before = sent();
+        tokens.authenticate(&issued.token).await.unwrap() == Ok("510781".to_owned()) && sent() == before
+    })
+    .await;
     let before = sent();
     for _ in 0..200 {
         assert_eq!(tokens.authenticate(&issued.token).await.unwrap(), Ok("510781".to_owned()));

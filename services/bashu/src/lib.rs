@@ -181,6 +181,8 @@ pub struct System {
     pub grpc_addr: SocketAddr,
     /// With `registry.seed_demo`: the demo desks' keys and the demo counties' credentials.
     pub demo: demo::Seeded,
+    /// The registry as every service of this process sees it (a live view of the bucket).
+    pub registry: bashu_registry::RegistryView,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -235,6 +237,7 @@ impl System {
 
         let tracker = TaskTracker::new();
         tracker.spawn(credentials.follow(shutdown.clone()));
+        let view = registry.clone();
         let shared =
             targets::Shared { config, counties, store, registry, tokens, staff, guard, shutdown: shutdown.clone() };
         let mut http = Router::new();
@@ -273,7 +276,7 @@ impl System {
         let grpc_addr = serve_grpc(&tracker, config.grpc.listen, tls, grpc, shutdown.clone()).await?;
         tracker.close();
         info!(%http_addr, %grpc_addr, "bashu ready");
-        Ok(Self { http_addr, grpc_addr, demo, tracker, shutdown })
+        Ok(Self { http_addr, grpc_addr, demo, registry: view, tracker, shutdown })
     }
 
     /// Waits until every task has stopped after shutdown, or `grace` has passed; true if all stopped.
