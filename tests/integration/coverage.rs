@@ -833,13 +833,30 @@ async fn a_plan_event_left_in_the_outbox_by_a_crash_is_published_by_any_replica(
         }))),
     };
     plan.outbox = Some(Box::new(event));
+    plan.outbox_audit = Some(bashu_proto::admin::v1::AuditEvent {
+        id: "coverage-yukun-crash-1".into(),
+        actor: YONGCHUAN.into(),
+        role: "county".into(),
+        method: "/bashu.coverage.v1.CoverageService/ProposePlan".into(),
+        target: "coverage plan yukun-crash".into(),
+        at: plan.updated_at,
+        service: "coverage".into(),
+        ..Default::default()
+    });
     let store = bashu_coverage_core::PlanStore::open(&t.bus).await.unwrap();
     store.create_plan(&plan).await.unwrap();
-    eventually("the phase timer published the event and emptied the outbox", || async {
+    eventually("the phase timer published the event and its audit entry and emptied the outbox", || async {
         let events: Vec<PlanEvent> =
             t.bus.operations().read_all(bashu_bus::COVERAGE, &t.bus.subjects().all_coverage()).await.unwrap();
+        let audit: Vec<bashu_proto::admin::v1::AuditEvent> =
+            t.bus.operations().read_all(bashu_bus::AUDIT, &t.bus.subjects().audit("coverage").unwrap()).await.unwrap();
         let stored = store.plan("yukun-crash").await.unwrap().unwrap().value;
-        events.len() == 1 && events[0].sequence == 1 && stored.outbox.is_none()
+        let audited = audit.iter().any(|a| a.id == "coverage-yukun-crash-1" && a.actor == YONGCHUAN);
+        events.len() == 1
+            && events[0].sequence == 1
+            && audited
+            && stored.outbox.is_none()
+            && stored.outbox_audit.is_none()
     })
     .await;
 }

@@ -136,6 +136,7 @@ pub fn new_plan(
         updated_at: Some(now),
         sequence: 1,
         outbox: None,
+        outbox_audit: None,
         channel_subscribers: Vec::new(),
     };
     let weights = request.weights.ok_or_else(|| Error::invalid("weights", "required: how a settlement divides"))?;

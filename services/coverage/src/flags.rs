@@ -1,8 +1,8 @@
 //! The phase timer: every replica looks over the active plans now and then and flags a phase
 //! with nothing delivered to its owner, once when it is due soon and once when it is late. The
 //! flag is a change to the plan made by compare-and-set, so however many replicas look, each
-//! flag is raised once; and a plan whose outbox still holds an event (its writer died before
-//! publishing it) has it published here.
+//! flag is raised once; and a plan whose outbox still holds an event and its audit entry (its
+//! writer died before publishing them) has them published here.
 
 use bashu_coverage_core::earned_flag;
 use bashu_proto::{
@@ -11,7 +11,10 @@ use bashu_proto::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{Coverage, plans::Caller};
+use crate::{
+    Coverage,
+    plans::{Caller, Outbox},
+};
 
 impl Coverage {
     /// Flags phases until `shutdown`.
@@ -32,11 +35,11 @@ impl Coverage {
         let warning = self.inner.config.warning_seconds();
         let stale_outbox = at.seconds - (2 * self.flag_interval().as_secs() as i64).max(2);
         for plan in self.inner.store.plans().await? {
-            if let Some(event) =
-                plan.outbox.as_ref().filter(|_| plan.updated_at.is_some_and(|u| u.seconds < stale_outbox))
+            if let Some(outbox) =
+                Outbox::of(&plan).filter(|_| plan.updated_at.is_some_and(|u| u.seconds < stale_outbox))
             {
-                self.publish_event(&plan, event).await?;
-                self.clear_outbox(&plan.id, event.sequence).await?;
+                self.publish_outbox(&plan, &outbox).await?;
+                self.clear_outbox(&plan.id, outbox.event.sequence).await?;
             }
             if plan.state() != PlanState::Active {
                 continue;

@@ -1,6 +1,6 @@
 //! Every change to a plan: checked against who is asking and the plan's state, made by
-//! compare-and-set, published as the plan's next event (through the record's outbox, so a crash
-//! between the record and the publish loses nothing) and audited with the caller's name.
+//! compare-and-set, published as the plan's next event and audited with the caller's name, both
+//! through the record's outbox, so a crash between the record and the publish loses neither.
 
 use bashu_coverage_core::{Error as Refusal, check_weights, is_participant, new_plan, participant_answer};
 use bashu_proto::{
@@ -95,7 +95,33 @@ fn accepted(plan: &Plan, county: &str) -> Result<(), Refusal> {
 /// What a caller is shown of a plan: the record without its outbox.
 pub(crate) fn shown(mut plan: Plan) -> Plan {
     plan.outbox = None;
+    plan.outbox_audit = None;
     plan
+}
+
+/// A change's event and its audit entry, as a plan record's outbox holds them until published.
+pub(crate) struct Outbox {
+    pub(crate) event: PlanEvent,
+    pub(crate) audit: Option<AuditEvent>,
+}
+
+impl Outbox {
+    /// What the record holds, if anything.
+    pub(crate) fn of(plan: &Plan) -> Option<Self> {
+        plan.outbox.as_deref().map(|event| Self { event: event.clone(), audit: plan.outbox_audit.clone() })
+    }
+
+    /// Takes it out of the record.
+    fn take(plan: &mut Plan) -> Option<Self> {
+        let event = plan.outbox.take()?;
+        Some(Self { event: *event, audit: plan.outbox_audit.take() })
+    }
+
+    /// Puts it into the record.
+    fn put(&self, plan: &mut Plan) {
+        plan.outbox = Some(Box::new(self.event.clone()));
+        plan.outbox_audit = self.audit.clone();
+    }
 }
 
 impl Coverage {
@@ -111,7 +137,9 @@ impl Coverage {
             at: Some(at),
             change: Some(Change::Proposed(Box::new(PlanProposed { plan: Some(Box::new(plan.clone())) }))),
         };
-        plan.outbox = Some(Box::new(event.clone()));
+        let audit = audit_entry(caller, "ProposePlan", &Plan::default(), &plan, &event);
+        let outbox = Outbox { event, audit: Some(audit) };
+        outbox.put(&mut plan);
         match self.inner.store.create_plan(&plan).await {
             Ok(_) => {}
             Err(Refusal::Conflict { code: "plan_exists", .. }) => {
@@ -123,8 +151,7 @@ impl Coverage {
             }
             Err(error) => return Err(error.into()),
         }
-        self.published(&plan, None, &event).await?;
-        self.audit(caller, "ProposePlan", &Plan::default(), &plan, &event).await?;
+        self.published(&plan, None, &outbox).await?;
         self.view_of(plan).await
     }
 
@@ -387,8 +414,8 @@ impl Coverage {
     }
 
     /// Applies `change` to plan `id` by compare-and-set; when it changed something, publishes
-    /// the event it recorded (after any earlier one still in the outbox) and audits it. The plan
-    /// as it now stands, and whether this call changed it.
+    /// the event and audit entry it recorded (after any earlier ones still in the outbox). The
+    /// plan as it now stands, and whether this call changed it.
     pub(crate) async fn apply_change(
         &self,
         caller: &Caller,
@@ -398,51 +425,62 @@ impl Coverage {
     ) -> Result<(Plan, bool), Error> {
         let actor = caller.actor();
         let mut previous = None;
-        let mut before = None;
+        let mut changed = false;
         let plan = self
             .inner
             .store
             .change_plan(id, |plan| {
                 // Each attempt starts afresh: an attempt that lost to another writer leaves nothing.
-                (previous, before) = (None, None);
+                (previous, changed) = (None, false);
                 let snapshot = plan.clone();
                 let Some(change) = change(plan)? else { return Ok(false) };
                 let at = now();
-                previous = plan.outbox.take();
-                before = Some(snapshot);
+                previous = Outbox::take(plan);
                 plan.sequence += 1;
                 plan.updated_at = Some(at);
-                plan.outbox = Some(Box::new(PlanEvent {
+                let event = PlanEvent {
                     plan_id: plan.id.clone(),
                     sequence: plan.sequence,
                     actor: actor.clone(),
                     at: Some(at),
                     change: Some(change),
-                }));
+                };
+                let audit = audit_entry(caller, method, &snapshot, plan, &event);
+                Outbox { event, audit: Some(audit) }.put(plan);
+                changed = true;
                 Ok(true)
             })
             .await?;
-        let changed = before.is_some();
-        if let (Some(before), Some(event)) = (before, plan.outbox.clone()) {
-            self.published(&plan, previous.as_deref(), &event).await?;
-            self.audit(caller, method, &before, &plan, &event).await?;
+        if changed && let Some(outbox) = Outbox::of(&plan) {
+            self.published(&plan, previous.as_ref(), &outbox).await?;
         }
         Ok((plan, changed))
     }
 
     /// Publishes what the record's outbox held before this change (if a crash kept it there),
-    /// then this change's event, then empties the outbox if nothing changed the plan since.
-    async fn published(&self, plan: &Plan, previous: Option<&PlanEvent>, event: &PlanEvent) -> Result<(), Error> {
+    /// then this change's event and audit entry, then empties the outbox if nothing changed the
+    /// plan since.
+    async fn published(&self, plan: &Plan, previous: Option<&Outbox>, outbox: &Outbox) -> Result<(), Error> {
         if let Some(previous) = previous {
-            self.publish_event(plan, previous).await?;
+            self.publish_outbox(plan, previous).await?;
         }
-        self.publish_event(plan, event).await?;
-        self.clear_outbox(&plan.id, event.sequence).await
+        self.publish_outbox(plan, outbox).await?;
+        self.clear_outbox(&plan.id, outbox.event.sequence).await
+    }
+
+    /// Publishes an outbox's event and its audit entry. Both are idempotent (message ids from
+    /// the plan and the sequence): publishing them again stores nothing.
+    pub(crate) async fn publish_outbox(&self, plan: &Plan, outbox: &Outbox) -> Result<(), Error> {
+        self.publish_event(plan, &outbox.event).await?;
+        if let Some(audit) = &outbox.audit {
+            self.inner.bus.publish(audit).await?;
+        }
+        Ok(())
     }
 
     /// Publishes a plan's event, and for a flagged phase the notice to its owner (on the owner's
     /// channel consumer, made for it if need be). Both are idempotent: a repeat stores nothing.
-    pub(crate) async fn publish_event(&self, plan: &Plan, event: &PlanEvent) -> Result<(), Error> {
+    async fn publish_event(&self, plan: &Plan, event: &PlanEvent) -> Result<(), Error> {
         self.inner.bus.publish(event).await?;
         if let Some(Change::PhaseFlagged(flagged)) = &event.change
             && !flagged.owner.is_empty()
@@ -466,42 +504,31 @@ impl Coverage {
             .change_plan(id, |plan| {
                 let holds = plan.outbox.as_ref().is_some_and(|e| e.sequence == sequence);
                 if holds {
-                    plan.outbox = None;
+                    Outbox::take(plan);
                 }
                 Ok(holds)
             })
             .await?;
         Ok(())
     }
+}
 
-    async fn audit(
-        &self,
-        caller: &Caller,
-        method: &str,
-        before: &Plan,
-        after: &Plan,
-        event: &PlanEvent,
-    ) -> Result<(), Error> {
-        let json = |plan: &Plan| {
-            if plan.id.is_empty() {
-                String::new()
-            } else {
-                serde_json::to_string(&shown(plan.clone())).unwrap_or_default()
-            }
-        };
-        let audit = AuditEvent {
-            id: format!("coverage-{}-{}", event.plan_id, event.sequence),
-            actor: caller.actor(),
-            role: caller.role(),
-            method: format!("/bashu.coverage.v1.CoverageService/{method}"),
-            target: format!("coverage plan {}", event.plan_id),
-            at: event.at,
-            before_json: json(before),
-            after_json: json(after),
-            service: "coverage".into(),
-        };
-        self.inner.bus.publish(&audit).await?;
-        Ok(())
+/// The audit entry of a change by `caller` (the plans as callers are shown them, before and
+/// after), identified by the plan and the change's sequence.
+fn audit_entry(caller: &Caller, method: &str, before: &Plan, after: &Plan, event: &PlanEvent) -> AuditEvent {
+    let json = |plan: &Plan| {
+        if plan.id.is_empty() { String::new() } else { serde_json::to_string(&shown(plan.clone())).unwrap_or_default() }
+    };
+    AuditEvent {
+        id: format!("coverage-{}-{}", event.plan_id, event.sequence),
+        actor: caller.actor(),
+        role: caller.role(),
+        method: format!("/bashu.coverage.v1.CoverageService/{method}"),
+        target: format!("coverage plan {}", event.plan_id),
+        at: event.at,
+        before_json: json(before),
+        after_json: json(after),
+        service: "coverage".into(),
     }
 }
 
