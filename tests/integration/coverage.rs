@@ -431,6 +431,7 @@ async fn refusals() {
     // Someone else's plan id.
     let (status, answer) = post_as(&t, LUXIAN, "/v1/coverage/plans", railway_plan(plan, due)).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("plan_exists")));
+    Box::pin(times_out_of_range_are_refused(&t, due)).await;
 
     // Staff: a viewer reads, changes nothing; a reviewer is not for coverage at all (gRPC).
     let (_, viewer) = t.issue_staff_token("谢敏", StaffRole::Viewer, vec![], "").await;
@@ -462,6 +463,57 @@ async fn refusals() {
     let sequence = |view: &Value| view["plan"]["sequence"].as_str().unwrap().parse::<u64>().unwrap();
     assert_eq!(sequence(&after), sequence(&before) + 1);
     assert_eq!(after["plan"]["weights"], before["plan"]["weights"]);
+}
+
+/// A plan whose times are out of range, over HTTP and over gRPC (where a client can send times
+/// JSON could never spell): refused by field, nothing stored.
+async fn times_out_of_range_are_refused(t: &TestSystem, due: time::OffsetDateTime) {
+    // A window longer than a year.
+    let mut bad = railway_plan("yukun-bad", due);
+    bad["windowEnd"] = json!(rfc3339(time::OffsetDateTime::now_utc() + time::Duration::days(400)));
+    let (status, answer) = post_as(t, YONGCHUAN, "/v1/coverage/plans", bad).await;
+    assert_eq!((status, answer["error"]["fields"][0]["field"].as_str()), (400, Some("windowEnd")), "{answer}");
+    // Over gRPC, times JSON could never spell: refused by name, nothing stored.
+    let channel = tonic::transport::Channel::from_shared(t.grpc_endpoint()).unwrap().connect().await.unwrap();
+    let mut as_county = CoverageServiceClient::new(channel);
+    let grpc_plan = || serde_json::from_value::<ProposePlanRequest>(railway_plan("yukun-bad", due)).unwrap();
+    let mut far = grpc_plan();
+    far.window_start.as_mut().unwrap().seconds = i64::MIN;
+    let mut torn = grpc_plan();
+    torn.phases[2].due_at.as_mut().unwrap().nanos = -1;
+    for (request, field) in [(far, "windowStart"), (torn, "phases[2].dueAt")] {
+        let refused = as_county.propose_plan(t.as_county(YONGCHUAN, request).await).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert!(refused.message().starts_with(field), "{field}: {}", refused.message());
+    }
+    assert_eq!(get_as(t, YONGCHUAN, "/v1/coverage/plans/yukun-bad").await.0, 404, "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_county_may_have_only_so_many_open_plans_and_closing_one_makes_room() {
+    let t = start().await;
+    let due = time::OffsetDateTime::now_utc() + time::Duration::hours(5);
+    let limit = bashu_coverage_core::MAX_OPEN_PLANS_PER_PROPOSER;
+    let first = railway_plan("q-0", due);
+    assert_eq!(post_as(&t, YONGCHUAN, "/v1/coverage/plans", first.clone()).await.0, 200);
+    for i in 1..limit {
+        let (status, answer) = post_as(&t, YONGCHUAN, "/v1/coverage/plans", railway_plan(&format!("q-{i}"), due)).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (status, answer) = post_as(&t, YONGCHUAN, "/v1/coverage/plans", railway_plan("q-more", due)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("too_many_open_plans")), "{answer}");
+    let channel = tonic::transport::Channel::from_shared(t.grpc_endpoint()).unwrap().connect().await.unwrap();
+    let request = serde_json::from_value::<ProposePlanRequest>(railway_plan("q-grpc", due)).unwrap();
+    let refused =
+        CoverageServiceClient::new(channel).propose_plan(t.as_county(YONGCHUAN, request).await).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+    // Another county is not held back by Yongchuan's plans; a resend of an open plan still answers.
+    assert_eq!(post_as(&t, LUXIAN, "/v1/coverage/plans", railway_plan("luxian-own", due)).await.0, 200);
+    assert_eq!(post_as(&t, YONGCHUAN, "/v1/coverage/plans", first).await.0, 200);
+    let (status, answer) = post_as(&t, YONGCHUAN, "/v1/coverage/plans/q-0/state", json!({"state": "cancelled"})).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = post_as(&t, YONGCHUAN, "/v1/coverage/plans", railway_plan("q-more", due)).await;
+    assert_eq!(status, 200, "a cancelled plan makes room: {answer}");
 }
 
 #[tokio::test]

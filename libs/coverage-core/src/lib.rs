@@ -11,6 +11,9 @@ mod store;
 
 pub use chain::{chain_of, earned_flag};
 pub use error::Error;
-pub use plan::{check_contribution, check_weights, is_participant, new_plan, participant_answer, plan_id_problem};
+pub use plan::{
+    MAX_OPEN_PLANS_PER_PROPOSER, check_contribution, check_weights, is_participant, new_plan, participant_answer,
+    plan_id_problem,
+};
 pub use settlement::{settle, settlement_csv};
 pub use store::{PlanStore, Versioned};

@@ -18,6 +18,14 @@ const MAX_TOPIC: usize = 200;
 const MAX_DESCRIPTION: usize = 5_000;
 const MAX_TITLE: usize = 100;
 const MAX_POINTS: u32 = 10_000;
+/// The longest time window a plan may span: a year's coverage (a season of events).
+const MAX_WINDOW_SECONDS: i64 = 366 * 24 * 3600;
+/// Times a plan may name: 2000-01-01 up to 2100-01-01 (UTC). Anything else is a client's bug,
+/// and would not even print as a date.
+const EARLIEST: i64 = 946_684_800;
+const LATEST: i64 = 4_102_444_800;
+/// How many plans a county may have proposed and not yet closed or cancelled.
+pub const MAX_OPEN_PLANS_PER_PROPOSER: usize = 50;
 
 /// Why `id` is not a plan id (3-48 of `[a-z0-9-]`), if it is not one.
 pub fn plan_id_problem(id: &str) -> Option<String> {
@@ -26,8 +34,13 @@ pub fn plan_id_problem(id: &str) -> Option<String> {
     (!valid).then(|| "3-48 of a-z, 0-9 and '-'".to_owned())
 }
 
-fn seconds(t: &Option<Timestamp>) -> Option<i64> {
-    t.as_ref().map(|t| t.seconds)
+/// The seconds of a time a request names, if it names one that is a real time of this century.
+fn checked_seconds(field: &str, t: &Option<Timestamp>) -> Result<Option<i64>, Error> {
+    let Some(t) = t else { return Ok(None) };
+    if !(EARLIEST..LATEST).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(Error::invalid(field, "a time from 2000-01-01 to 2099-12-31 (UTC)"));
+    }
+    Ok(Some(t.seconds))
 }
 
 /// The plan `proposer` asked for, every field checked and the invitees resolved to counties.
@@ -52,11 +65,16 @@ pub fn new_plan(
         Ok(Category::Unspecified) | Err(_) => return Err(Error::invalid("category", "a story category is required")),
         Ok(_) => {}
     }
-    let (Some(start), Some(end)) = (seconds(&request.window_start), seconds(&request.window_end)) else {
+    let (Some(start), Some(end)) =
+        (checked_seconds("windowStart", &request.window_start)?, checked_seconds("windowEnd", &request.window_end)?)
+    else {
         return Err(Error::invalid("windowStart", "the time window needs a start and an end"));
     };
     if end <= start {
         return Err(Error::invalid("windowEnd", "must be after windowStart"));
+    }
+    if end - start > MAX_WINDOW_SECONDS {
+        return Err(Error::invalid("windowEnd", "a plan spans at most 366 days"));
     }
     if request.phases.is_empty() || request.phases.len() > MAX_PHASES {
         return Err(Error::invalid("phases", format!("1-{MAX_PHASES} phases")));
@@ -77,7 +95,7 @@ pub fn new_plan(
         if spec.title.trim().is_empty() || spec.title.chars().count() > MAX_TITLE {
             return Err(Error::invalid(field("title"), format!("1-{MAX_TITLE} characters")));
         }
-        let Some(due) = seconds(&spec.due_at) else {
+        let Some(due) = checked_seconds(&field("dueAt"), &spec.due_at)? else {
             return Err(Error::invalid(field("dueAt"), "required"));
         };
         if due < start || due > end {

@@ -43,6 +43,7 @@ impl Error {
             Error::Coverage(E::NotFound(_)) => tonic::Code::NotFound,
             Error::Coverage(E::Conflict { code: "plan_exists", .. }) => tonic::Code::AlreadyExists,
             Error::Coverage(E::Conflict { code: "busy", .. }) => tonic::Code::Aborted,
+            Error::Coverage(E::Conflict { code: "too_many_open_plans", .. }) => tonic::Code::ResourceExhausted,
             Error::Coverage(E::Conflict { .. }) => tonic::Code::FailedPrecondition,
             Error::Coverage(error) if error.is_transient() => tonic::Code::Unavailable,
             Error::Coverage(_) => tonic::Code::Internal,
@@ -57,7 +58,10 @@ impl Error {
             tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
             tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
             tonic::Code::NotFound => StatusCode::NOT_FOUND,
-            tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition | tonic::Code::Aborted => StatusCode::CONFLICT,
+            tonic::Code::AlreadyExists
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::Aborted
+            | tonic::Code::ResourceExhausted => StatusCode::CONFLICT,
             tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }

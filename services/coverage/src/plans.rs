@@ -2,7 +2,9 @@
 //! compare-and-set, published as the plan's next event and audited with the caller's name, both
 //! through the record's outbox, so a crash between the record and the publish loses neither.
 
-use bashu_coverage_core::{Error as Refusal, check_weights, is_participant, new_plan, participant_answer};
+use bashu_coverage_core::{
+    Error as Refusal, MAX_OPEN_PLANS_PER_PROPOSER, check_weights, is_participant, new_plan, participant_answer,
+};
 use bashu_proto::{
     admin::v1::AuditEvent,
     coverage::v1::{
@@ -130,6 +132,7 @@ impl Coverage {
         let county = caller.county()?.to_owned();
         let at = now();
         let mut plan = new_plan(request, &county, &self.inner.counties, &self.inner.registry.current(), at)?;
+        self.check_open_plans(&county, &plan.id).await?;
         let event = PlanEvent {
             plan_id: plan.id.clone(),
             sequence: 1,
@@ -153,6 +156,33 @@ impl Coverage {
         }
         self.published(&plan, None, &outbox).await?;
         self.view_of(plan).await
+    }
+
+    /// Refuses a new plan from a county that has as many open plans as it may (a resend of one
+    /// of them passes, and answers as before). A soft bound: two proposals at the very same
+    /// moment may both pass it.
+    async fn check_open_plans(&self, county: &str, id: &str) -> Result<(), Error> {
+        let open: Vec<String> = self
+            .inner
+            .store
+            .plans()
+            .await?
+            .into_iter()
+            .filter(|p| p.proposer == county && matches!(p.state(), PlanState::Proposed | PlanState::Active))
+            .map(|p| p.id)
+            .collect();
+        if open.len() >= MAX_OPEN_PLANS_PER_PROPOSER && !open.iter().any(|open| open == id) {
+            return Err(Refusal::conflict(
+                "too_many_open_plans",
+                format!(
+                    "county {county} has {} plans proposed or under way, the most a county may have: close or \
+                     cancel one first",
+                    open.len()
+                ),
+            )
+            .into());
+        }
+        Ok(())
     }
 
     /// One plan with its chain, if the caller may see it.
