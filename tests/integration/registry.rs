@@ -146,3 +146,83 @@ async fn known_tokens_are_checked_from_memory_and_a_revoked_one_fails_its_very_n
     println!("a revocation reached another process's token cache within {} µs (slowest of 50)", slowest.as_micros());
     shutdown.cancel();
 }
+
+fn desk(id: &str, senders: &[&str]) -> bashu_proto::registry::v1::Desk {
+    bashu_proto::registry::v1::Desk {
+        id: id.into(),
+        name: format!("{id} desk"),
+        public_key: vec![7; 32],
+        areas: vec!["5107".into()],
+        contact: "值班室".into(),
+        senders: senders.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Two operators on two admin replicas give one CAP sender to two desks at the same moment:
+/// one desk gets it, the other is refused by name; freed senders (a deleted desk, a sender
+/// dropped) can be given again at once.
+#[tokio::test]
+async fn one_cap_sender_goes_to_one_desk_even_when_two_operators_race_for_it() {
+    let t = TestSystem::start_with(&[bashu::Target::Admin]).await;
+    let mut second_config = t.config.clone();
+    second_config.http.listen = "127.0.0.1:0".parse().unwrap();
+    second_config.grpc.listen = "127.0.0.1:0".parse().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let second = bashu::System::start(&second_config, &[bashu::Target::Admin], shutdown.clone()).await.unwrap();
+    let mut first = RegistryServiceClient::new(t.operator_channel().await);
+    let mut other = RegistryServiceClient::new(
+        bashu_tests::bearer_channel(&format!("http://{}", second.grpc_addr), bashu_tests::OPERATOR_TOKEN)
+            .await
+            .unwrap(),
+    );
+    for round in 0..8 {
+        let sender = format!("mianyang-{round}@bashu.example");
+        let (a, b) = tokio::join!(
+            first.put_desk(desk(&format!("race-a-{round}"), &[&sender])),
+            other.put_desk(desk(&format!("race-b-{round}"), &[&sender]))
+        );
+        let (won, lost) = match (a, b) {
+            (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won.into_inner(), lost),
+            (a, b) => panic!("round {round}: exactly one desk gets {sender}: {a:?} {b:?}"),
+        };
+        assert_eq!(lost.code(), tonic::Code::InvalidArgument);
+        assert!(lost.message().contains(&format!("{sender} is desk {}'s sender", won.id)), "{}", lost.message());
+        let desks = first.list_desks(bashu_proto::admin::v1::ListDesksRequest {}).await.unwrap().into_inner().desks;
+        let holders: Vec<&str> = desks.iter().filter(|d| d.senders.contains(&sender)).map(|d| d.id.as_str()).collect();
+        assert_eq!(holders, [won.id.as_str()], "round {round}");
+    }
+
+    // A deleted desk's sender, and a sender a desk no longer lists, are free at once.
+    first.put_desk(desk("old", &["old@bashu.example", "kept@bashu.example"])).await.unwrap();
+    first.put_desk(desk("old", &["kept@bashu.example"])).await.unwrap();
+    other.put_desk(desk("new", &["old@bashu.example"])).await.expect("a dropped sender is free");
+    let refused = other.put_desk(desk("new", &["old@bashu.example", "kept@bashu.example"])).await.unwrap_err();
+    assert!(refused.message().contains("kept@bashu.example is desk old's sender"), "{}", refused.message());
+    first.delete_desk(bashu_proto::admin::v1::DeleteDeskRequest { id: "old".into() }).await.unwrap();
+    other
+        .put_desk(desk("new", &["old@bashu.example", "kept@bashu.example"]))
+        .await
+        .expect("a deleted desk's senders are free");
+    shutdown.cancel();
+    assert!(second.stopped(std::time::Duration::from_secs(10)).await);
+}
+
+/// A writer that died between claiming a sender and writing its desk leaves a claim no desk
+/// lists: honoured for the grace period (that writer may still be at work), then taken over.
+#[tokio::test]
+async fn a_sender_claim_left_by_a_dead_writer_lapses_after_its_grace() {
+    use sha2::{Digest, Sha256};
+    let t = TestSystem::start_with(&[]).await;
+    let bucket = t.bus.registry().bucket().await.unwrap();
+    let sender = "ghost@bashu.example";
+    let key = format!("desk-sender.{}", hex::encode(Sha256::digest(sender.as_bytes())));
+    bucket.create(&key, "ghost".into()).await.unwrap();
+
+    let refused = t.registry_store().await.put_desk(desk("living", &[sender])).await.unwrap_err();
+    assert!(refused.to_string().contains("senders[0]"), "{refused}");
+    assert!(format!("{refused:?}").contains("is desk ghost's sender"), "{refused:?}");
+    let taken = t.registry_store().await.with_sender_claim_grace(0).put_desk(desk("living", &[sender])).await.unwrap();
+    assert_eq!(taken.stored.senders, [sender]);
+    assert_eq!(bucket.get(&key).await.unwrap().as_deref(), Some(&b"living"[..]), "the claim is the living desk's");
+}

@@ -25,6 +25,13 @@ const DESK_KEY: &str = "desk.";
 const SUBSCRIPTION_KEY: &str = "subscription.";
 const WEBHOOK_KEY: &str = "webhook.";
 const INGEST_DEFAULTS_KEY: &str = "ingest-defaults.";
+/// `desk-sender.<sha256 of the sender>`: which desk holds a CAP sender. Created by
+/// compare-and-set before the desk is written, so two desks can never both take one sender.
+const SENDER_CLAIM_KEY: &str = "desk-sender.";
+/// How long a claim is honoured when its desk does not (yet) list the sender: long enough for the
+/// claiming write to finish, short enough that a writer that died between the claim and the desk
+/// blocks no one for long.
+const SENDER_CLAIM_GRACE_SECONDS: i64 = 60;
 
 /// The area value of a desk responsible for the whole region.
 pub const WHOLE_REGION: &str = "region";
@@ -199,12 +206,23 @@ const CAS_ATTEMPTS: usize = 16;
 pub struct RegistryStore {
     kv: kv::Store,
     counties: Arc<Counties>,
+    sender_claim_grace_seconds: i64,
 }
 
 impl RegistryStore {
     /// Opens the registry bucket on `bus`.
     pub async fn open(bus: &Bus, counties: Arc<Counties>) -> Result<Self> {
-        Ok(Self { kv: bus.registry().bucket().await?, counties })
+        Ok(Self {
+            kv: bus.registry().bucket().await?,
+            counties,
+            sender_claim_grace_seconds: SENDER_CLAIM_GRACE_SECONDS,
+        })
+    }
+
+    /// The same store, honouring a sender claim its desk does not list for `seconds` rather than
+    /// a minute (a test of a writer that died between the claim and the desk).
+    pub fn with_sender_claim_grace(self, seconds: i64) -> Self {
+        Self { sender_claim_grace_seconds: seconds, ..self }
     }
 
     fn current_code(&self, field: String, code: &str) -> Result<String> {
@@ -377,15 +395,90 @@ impl RegistryStore {
         if desk.require_xml_signature && desk.xml_signature_certificates.is_empty() {
             return Err(invalid("require_xml_signature", "needs at least one certificate to verify signatures with"));
         }
-        let checked = Desk { areas: areas.into_iter().collect(), senders, ..desk };
-        self.replace(&format!("{DESK_KEY}{}", checked.id), |existing: Option<&Desk>| {
-            let mut stored = checked.clone();
-            if let Some(existing) = existing.filter(|_| stored.public_key.is_empty()) {
-                stored.public_key = existing.public_key.clone();
+        let mut claimed = Vec::new();
+        for sender in &senders {
+            let field = format!("senders[{}]", desk.senders.iter().position(|s| s == sender).unwrap_or_default());
+            match self.claim_sender(&desk.id, sender, field).await {
+                Ok(true) => claimed.push(sender.clone()),
+                Ok(false) => {}
+                Err(error) => {
+                    self.release_senders(&desk.id, &claimed).await;
+                    return Err(error);
+                }
             }
-            Ok(stored)
-        })
-        .await
+        }
+        let checked = Desk { areas: areas.into_iter().collect(), senders, ..desk };
+        let written = self
+            .replace(&format!("{DESK_KEY}{}", checked.id), |existing: Option<&Desk>| {
+                let mut stored = checked.clone();
+                if let Some(existing) = existing.filter(|_| stored.public_key.is_empty()) {
+                    stored.public_key = existing.public_key.clone();
+                }
+                Ok(stored)
+            })
+            .await;
+        match &written {
+            Ok(Replaced { before: Some(before), stored }) => {
+                let dropped: Vec<String> =
+                    before.senders.iter().filter(|s| !stored.senders.contains(s)).cloned().collect();
+                self.release_senders(&stored.id, &dropped).await;
+            }
+            Ok(_) => {}
+            Err(_) => self.release_senders(&checked.id, &claimed).await,
+        }
+        written
+    }
+
+    /// Claims `sender` for desk `desk_id`; true if this call made the claim, false if the desk
+    /// held it already. Refused when another desk holds it: one that lists it, or one whose claim
+    /// is younger than the grace period (its write may be under way).
+    async fn claim_sender(&self, desk_id: &str, sender: &str, field: String) -> Result<bool> {
+        let key = sender_claim_key(sender);
+        let store_error =
+            |operation, e: Box<dyn std::error::Error + Send + Sync>| Error::Store { operation, source: e };
+        for _ in 0..CAS_ATTEMPTS {
+            let entry = self.kv.entry(&key).await.map_err(|e| store_error("get", e.into()))?;
+            let Some(entry) = entry.filter(|e| matches!(e.operation, Operation::Put)) else {
+                match self.kv.create(&key, desk_id.as_bytes().to_vec().into()).await {
+                    Ok(_) => return Ok(true),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(store_error("create", e.into())),
+                }
+            };
+            let holder = String::from_utf8_lossy(&entry.value).into_owned();
+            if holder == desk_id {
+                return Ok(false);
+            }
+            let listed = self
+                .read::<Desk>(&format!("{DESK_KEY}{holder}"))
+                .await?
+                .is_some_and(|(desk, _)| desk.senders.iter().any(|s| s == sender));
+            let age = unix_now() - entry.created.unix_timestamp();
+            if listed || age < self.sender_claim_grace_seconds {
+                return Err(Error::Invalid { field, reason: format!("{sender} is desk {holder}'s sender") });
+            }
+            // Left by a writer that died before writing its desk, or by a desk that no longer
+            // lists it: taken over.
+            match self.kv.update(&key, desk_id.as_bytes().to_vec().into(), entry.revision).await {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(e) => return Err(store_error("update", e.into())),
+            }
+        }
+        Err(Error::Store { operation: "update", source: format!("{key} kept changing under this claim").into() })
+    }
+
+    /// Gives up desk `desk_id`'s claims on `senders` (those another desk took since are left
+    /// alone). Best effort: a claim left behind lapses once its desk no longer lists the sender.
+    async fn release_senders(&self, desk_id: &str, senders: &[String]) {
+        for sender in senders {
+            let key = sender_claim_key(sender);
+            let Ok(Some(entry)) = self.kv.entry(&key).await else { continue };
+            let held = matches!(entry.operation, Operation::Put) && entry.value.as_ref() == desk_id.as_bytes();
+            if held && let Err(error) = self.kv.delete_expect_revision(&key, Some(entry.revision)).await {
+                warn!(desk = desk_id, error = %error, "a desk's sender claim was not released; it lapses by itself");
+            }
+        }
     }
 
     /// A desk's CAP senders: at least one, each as CAP allows it (no spaces, commas, `<` or `&`),
@@ -511,9 +604,14 @@ impl RegistryStore {
         Ok(SharingPolicy { counties: counties.into_iter().collect(), ..sharing })
     }
 
-    /// Removes an emergency desk (its areas and its key); returns it (None: there was none).
+    /// Removes an emergency desk (its areas, its key and its senders); returns it (None: there
+    /// was none).
     pub async fn delete_desk(&self, id: &str) -> Result<Option<Desk>> {
-        self.remove(&format!("{DESK_KEY}{id}")).await
+        let removed = self.remove::<Desk>(&format!("{DESK_KEY}{id}")).await?;
+        if let Some(desk) = &removed {
+            self.release_senders(id, &desk.senders).await;
+        }
+        Ok(removed)
     }
 
     /// Removes a county's webhook; returns it (None: there was none).
@@ -585,6 +683,15 @@ impl RegistryStore {
         })?;
         Ok(changes)
     }
+}
+
+fn sender_claim_key(sender: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{SENDER_CLAIM_KEY}{}", hex::encode(Sha256::digest(sender.as_bytes())))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 fn valid_id(id: &str) -> bool {
