@@ -363,11 +363,7 @@ async fn run_browser_script(t: &TestSystem, script: &str, screenshot: &Path, env
         .expect("the browser script finished within three minutes")
         .expect("node runs (Debian's nodejs)");
     let lines: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
-    assert!(
-        output.status.success(),
-        "{script} failed after {lines:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{script} failed after {lines:?}: {}", String::from_utf8_lossy(&output.stderr));
     lines
 }
 

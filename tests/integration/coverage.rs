@@ -912,3 +912,76 @@ async fn a_plan_event_left_in_the_outbox_by_a_crash_is_published_by_any_replica(
     })
     .await;
 }
+
+/// With one pod per service, the admin pod does not serve `CoverageService`: bashuctl reaches
+/// the coverage pod at its own address, given on the command line, in the environment or in the
+/// config file, as docs/operations.md says.
+#[tokio::test]
+async fn bashuctl_reaches_the_coverage_service_at_its_own_endpoint() {
+    let t = TestSystem::start_with(&[Target::Admin]).await;
+    let mut own_pod = t.config.clone();
+    own_pod.http.listen = "127.0.0.1:0".parse().unwrap();
+    own_pod.grpc.listen = "127.0.0.1:0".parse().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let coverage = bashu::System::start(&own_pod, &[Target::Coverage], shutdown.clone()).await.unwrap();
+    let due = time::OffsetDateTime::now_utc() + time::Duration::hours(5);
+    let proposed = reqwest::Client::new()
+        .post(format!("http://{}/v1/coverage/plans", coverage.http_addr))
+        .bearer_auth(t.token_for(YONGCHUAN).await)
+        .json(&railway_plan("own-pod", due))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proposed.status(), 200);
+
+    let home = tempfile::tempdir().unwrap();
+    let own_address = format!("http://{}", coverage.grpc_addr);
+    let bashuctl = |args: Vec<String>, env: Vec<(&'static str, String)>| {
+        let (home, admin) = (home.path().to_owned(), t.grpc_endpoint());
+        async move {
+            let output = tokio::process::Command::new(bashu_tests::workspace_binary("bashuctl"))
+                .args(&args)
+                .env_clear()
+                .env("HOME", home)
+                .env("BASHUCTL_ENDPOINT", admin)
+                .env("BASHUCTL_TOKEN", bashu_tests::OPERATOR_TOKEN)
+                .envs(env)
+                .output()
+                .await
+                .unwrap();
+            let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+            (output.status.code(), text(&output.stdout), text(&output.stderr))
+        }
+    };
+    let list = || vec!["coverage".to_owned(), "list".to_owned()];
+
+    let (code, _, stderr) = bashuctl(list(), vec![]).await;
+    assert_eq!(code, Some(1), "the admin pod has no coverage service: {stderr}");
+    assert!(stderr.contains("Unimplemented"), "{stderr}");
+
+    let flag = vec!["--endpoint-for".to_owned(), format!("coverage={own_address}")];
+    let (code, stdout, stderr) = bashuctl([flag, list()].concat(), vec![]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("own-pod") && stdout.contains("渝昆高铁川渝段开通"), "{stdout}");
+
+    let (code, stdout, stderr) =
+        bashuctl(list(), vec![("BASHUCTL_ENDPOINT_FOR", format!("coverage={own_address}"))]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("own-pod"), "{stdout}");
+
+    let config = home.path().join(".config/bashuctl");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.toml"), format!("[endpoints]\ncoverage = \"{own_address}\"\n")).unwrap();
+    let (code, stdout, stderr) = bashuctl(list(), vec![]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("own-pod"), "{stdout}");
+
+    // Only the services bashuctl calls directly can be given an address.
+    let (code, _, stderr) =
+        bashuctl([vec!["--endpoint-for".to_owned(), "pool=http://127.0.0.1:1".to_owned()], list()].concat(), vec![])
+            .await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("moderation, alerts, ingest, coverage"), "{stderr}");
+    shutdown.cancel();
+    assert!(coverage.stopped(Duration::from_secs(10)).await);
+}

@@ -24,7 +24,10 @@ Exit codes:
 
 The endpoint and token come from --endpoint/--token, else BASHUCTL_ENDPOINT/BASHUCTL_TOKEN
 (or BASHUCTL_TOKEN_FILE), else ~/.config/bashuctl/config.toml (endpoint, token or token_file,
-ca_file). An https:// endpoint is checked against the system's CAs, or --ca-file.";
+ca_file, and an [endpoints] table). An https:// endpoint is checked against the system's CAs, or
+--ca-file. When the services run in their own pods, review, alert issue|validate|ack, story and
+coverage talk to moderation, alerts, ingest and coverage: give their addresses with
+--endpoint-for SERVICE=URL (or BASHUCTL_ENDPOINT_FOR, comma-separated, or [endpoints]).";
 
 /// Runs Bashu: counties, alliances, credentials, review, alerts, the bus, replay and reports.
 #[derive(Parser)]
@@ -33,6 +36,9 @@ pub(crate) struct Cli {
     /// The admin gRPC endpoint [default: http://127.0.0.1:50051].
     #[arg(long, global = true, env = "BASHUCTL_ENDPOINT")]
     endpoint: Option<String>,
+    /// SERVICE=URL: where moderation, alerts, ingest or coverage listen, when not at --endpoint.
+    #[arg(long, global = true, env = "BASHUCTL_ENDPOINT_FOR", value_delimiter = ',', value_name = "SERVICE=URL")]
+    endpoint_for: Vec<String>,
     /// A staff token.
     #[arg(long, global = true, env = "BASHUCTL_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -140,11 +146,18 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         clap_complete::generate(shell, &mut Cli::command(), "bashuctl", &mut std::io::stdout());
         return Ok(());
     }
-    let settings = Settings::resolve(cli.endpoint, cli.token, cli.token_file, cli.config, cli.ca_file)?;
+    let settings =
+        Settings::resolve(cli.endpoint, cli.endpoint_for, cli.token, cli.token_file, cli.config, cli.ca_file)?;
     if let Command::Story(command) = cli.command {
         // A county acts with its own token, not a staff token.
-        return desk::story(settings.channel().await?, out, command).await;
+        return desk::story(settings.for_service("ingest").channel().await?, out, command).await;
     }
+    let settings = match &cli.command {
+        Command::Review(_) => settings.for_service("moderation"),
+        Command::Alert(command) if command.is_the_desks() => settings.for_service("alerts"),
+        Command::Coverage(_) => settings.for_service("coverage"),
+        _ => settings,
+    };
     let channel = settings.connect().await?;
     match cli.command {
         Command::County(command) => registry::county(channel, out, command).await,

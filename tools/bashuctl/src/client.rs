@@ -1,7 +1,7 @@
 //! Where bashuctl connects and as whom (flags, then environment, then the config file), the
 //! authenticated channel, and how a failure becomes a message and an exit code.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
 
 use figment::{
     Figment,
@@ -17,6 +17,11 @@ use tonic::{
 /// The default admin endpoint: `make run`'s gRPC listener.
 pub(crate) const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:50051";
 
+/// The services some commands talk to directly (their `bashu --target` names), when each runs in
+/// its own pods: `review` → moderation, `alert issue|validate|ack` → alerts, `story` → ingest,
+/// `coverage` → coverage. Everything else is the admin API.
+pub(crate) const OWN_ENDPOINT_SERVICES: [&str; 4] = ["moderation", "alerts", "ingest", "coverage"];
+
 /// What the config file may say (`~/.config/bashuctl/config.toml` or `--config`).
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +35,8 @@ pub(crate) struct FileSettings {
     /// The CA certificate (PEM) that signed an `https://` endpoint's certificate, when it is not
     /// one the system trusts.
     pub(crate) ca_file: Option<PathBuf>,
+    /// Endpoints of services reached apart from the admin API, by service (`coverage = "…"`).
+    pub(crate) endpoints: BTreeMap<String, String>,
 }
 
 /// The endpoint and token in force.
@@ -37,6 +44,8 @@ pub(crate) struct FileSettings {
 pub(crate) struct Settings {
     /// The admin gRPC endpoint.
     pub(crate) endpoint: String,
+    /// Where the services of [`OWN_ENDPOINT_SERVICES`] are, when not at `endpoint`.
+    endpoints: BTreeMap<String, String>,
     token: Option<String>,
     ca_file: Option<PathBuf>,
 }
@@ -109,6 +118,7 @@ impl Settings {
     /// then the config file.
     pub(crate) fn resolve(
         endpoint: Option<String>,
+        endpoint_for: Vec<String>,
         token: Option<String>,
         token_file: Option<PathBuf>,
         config: Option<PathBuf>,
@@ -141,7 +151,27 @@ impl Settings {
             },
         };
         let endpoint = endpoint.or(file.endpoint).unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
-        Ok(Self { endpoint, token, ca_file: ca_file.or(file.ca_file) })
+        let mut endpoints = file.endpoints;
+        for given in endpoint_for {
+            let (service, url) = given.split_once('=').ok_or_else(|| {
+                Failure::usage(format!("--endpoint-for {given}: SERVICE=URL, e.g. coverage=https://…"))
+            })?;
+            endpoints.insert(service.trim().to_owned(), url.trim().to_owned());
+        }
+        if let Some(service) = endpoints.keys().find(|s| !OWN_ENDPOINT_SERVICES.contains(&s.as_str())) {
+            return Err(Failure::usage(format!(
+                "endpoint for {service:?}: bashuctl reaches only {} apart from the admin API",
+                OWN_ENDPOINT_SERVICES.join(", ")
+            )));
+        }
+        Ok(Self { endpoint, endpoints, token, ca_file: ca_file.or(file.ca_file) })
+    }
+
+    /// The settings for a command that talks to `service` directly: its own endpoint if one is
+    /// given, else the admin endpoint (every service in one process, as `make run` has it).
+    pub(crate) fn for_service(&self, service: &str) -> Self {
+        let endpoint = self.endpoints.get(service).cloned().unwrap_or_else(|| self.endpoint.clone());
+        Self { endpoint, ..self.clone() }
     }
 
     /// A channel to the endpoint: TLS for `https://` (the system's roots, or `ca_file`).

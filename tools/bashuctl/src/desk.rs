@@ -166,6 +166,14 @@ fn chain_table(chain: &AlertChain, waiting: bool) {
 }
 
 /// Runs `bashuctl alert …`.
+impl AlertCommand {
+    /// Whether the alerts service answers it (issue, validate, acknowledge: the desk's side)
+    /// rather than the admin API (the board, a chain's status).
+    pub(crate) fn is_the_desks(&self) -> bool {
+        matches!(self, Self::Issue { .. } | Self::Validate { .. } | Self::Ack { .. })
+    }
+}
+
 pub(crate) async fn alert(channel: StaffChannel, out: Out, command: AlertCommand) -> Result<(), Failure> {
     match command {
         AlertCommand::Board { active } => {
