@@ -13,9 +13,6 @@ run: tools build
 	scripts/run-local.sh
 
 ## make test: every test, against real nats-server processes.
-# Debug-build test futures are large (a whole scenario is one future): 8 MiB test threads leave
-# room where the default 2 MiB is close to the edge.
-test: export RUST_MIN_STACK = 8388608
 test: tools test-tools
 	$(CARGO) build --quiet --workspace --bins
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \

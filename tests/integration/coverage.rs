@@ -30,8 +30,11 @@ pub(crate) fn fast_coverage(config: &mut Config) {
 }
 
 async fn start() -> TestSystem {
-    TestSystem::start_configured(&[Target::Ingest, Target::Moderation, Target::Coverage, Target::Admin], fast_coverage)
-        .await
+    TestSystem::start_configured(
+        &[Target::Ingest, Target::Moderation, Target::Distribution, Target::Coverage, Target::Admin],
+        fast_coverage,
+    )
+    .await
 }
 
 /// `method` on a coverage path as `county` (or with a raw `authorization`); status and JSON.
@@ -276,6 +279,21 @@ async fn the_railway_plan() {
             ]
     })
     .await;
+    // 荣昌 was never given yc-ride, yet says it used it: the note is recorded and counts for
+    // nothing (not in the chain, not in the settlement below).
+    used(&t, RONGCHANG, YONGCHUAN, "yc-ride").await;
+    let store = bashu_coverage_core::PlanStore::open(&t.bus).await.unwrap();
+    eventually("the stranger's note reached the ledger", || async {
+        store
+            .contributions(plan)
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.story_id == "yc-ride" && c.used_by.contains_key(RONGCHANG))
+    })
+    .await;
+    let yc_ride = chain(&t, YONGCHUAN, plan).await.into_iter().find(|(_, story, _, _)| story == "yc-ride").unwrap();
+    assert_eq!(yc_ride.3, 1, "only 江津, which was given it, counts as reusing it");
 
     let flags = || async {
         let events: Vec<PlanEvent> =
@@ -587,7 +605,8 @@ fn spawn_coverage(t: &TestSystem, http_port: u16) -> tokio::process::Child {
 
 #[tokio::test]
 async fn kill_minus_nine_of_the_coverage_service_mid_plan_loses_nothing_and_the_ledger_is_exact() {
-    let t = TestSystem::start_configured(&[Target::Ingest, Target::Moderation], fast_coverage).await;
+    let t =
+        TestSystem::start_configured(&[Target::Ingest, Target::Moderation, Target::Distribution], fast_coverage).await;
     let http = bashu::http_client();
     let port = bashu_test_support::free_port();
     let mut coverage = spawn_coverage(&t, port);

@@ -52,10 +52,16 @@ pub(crate) fn on_time(contribution: &Contribution, phase: &Phase) -> bool {
     }
 }
 
-/// Counties other than the origin that used it, in code order.
+/// Counties other than the origin that used it, in code order: only those it reached. A county
+/// may send a "used" note for any story id on its own subject; one it was never given earns the
+/// origin nothing (else two counties could inflate each other's share of a settlement).
 pub(crate) fn reusers(contribution: &Contribution) -> Vec<String> {
-    let mut counties: Vec<String> =
-        contribution.used_by.keys().filter(|c| **c != contribution.origin_county).cloned().collect();
+    let mut counties: Vec<String> = contribution
+        .used_by
+        .keys()
+        .filter(|c| **c != contribution.origin_county && contribution.delivered_versions.contains_key(*c))
+        .cloned()
+        .collect();
     counties.sort();
     counties
 }

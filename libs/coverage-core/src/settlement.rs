@@ -252,8 +252,10 @@ mod tests {
         }
     }
 
+    /// Reached `counties` and was used by them.
     fn used_by(mut c: Contribution, counties: &[&str]) -> Contribution {
         c.used_by = counties.iter().map(|county| (county.to_string(), at(5_000))).collect();
+        c.delivered_versions = counties.iter().map(|county| (county.to_string(), 1)).collect();
         c
     }
 
@@ -270,6 +272,16 @@ mod tests {
             withdrawn,
             contribution(XUZHOU, "xz-impact", "impact", Text, 3_600),
         ]
+    }
+
+    #[test]
+    fn a_used_note_from_a_county_the_story_never_reached_earns_nothing() {
+        let mut contributions = railway_contributions();
+        // Rongchang was never given yc-ride, yet says it used it.
+        contributions[0].used_by.insert("500153".into(), at(5_000));
+        let settlement = settle(&railway_plan(), &contributions, 100_000, at(9_000)).unwrap();
+        let honest = settle(&railway_plan(), &railway_contributions(), 100_000, at(9_000)).unwrap();
+        assert_eq!(settlement.shares, honest.shares, "the note changed nothing");
     }
 
     #[test]
