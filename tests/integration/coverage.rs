@@ -1004,3 +1004,50 @@ async fn bashuctl_reaches_the_coverage_service_at_its_own_endpoint() {
     shutdown.cancel();
     assert!(coverage.stopped(Duration::from_secs(10)).await);
 }
+
+/// The in-memory index of plans the phase timer and the board read: caught up with what the
+/// bucket held, then every new plan and every change, as the bucket has them.
+#[tokio::test]
+async fn the_plan_index_follows_every_plan_and_every_change() {
+    let t = TestSystem::start_with(&[]).await;
+    let store = bashu_coverage_core::PlanStore::open(&t.bus).await.unwrap();
+    let plan = |id: &str| bashu_proto::coverage::v1::Plan {
+        id: id.into(),
+        proposer: YONGCHUAN.into(),
+        topic: "渝昆高铁川渝段开通".into(),
+        state: bashu_proto::coverage::v1::PlanState::Proposed as i32,
+        sequence: 1,
+        ..Default::default()
+    };
+    store.create_plan(&plan("before-the-index")).await.unwrap();
+    let index = bashu_coverage_core::PlanIndex::default();
+    assert!(index.plans().is_none(), "not caught up before it follows anything");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let (store, index, shutdown) = (store.clone(), index.clone(), shutdown.clone());
+        async move { store.follow_plans(index, shutdown).await }
+    });
+    let ids = |index: &bashu_coverage_core::PlanIndex| {
+        index.plans().map(|plans| plans.into_iter().map(|p| (p.id, p.state)).collect::<Vec<_>>())
+    };
+    let proposed = bashu_proto::coverage::v1::PlanState::Proposed as i32;
+    let active = bashu_proto::coverage::v1::PlanState::Active as i32;
+    eventually("the index has what the bucket held", || async {
+        ids(&index) == Some(vec![("before-the-index".into(), proposed)])
+    })
+    .await;
+    store.create_plan(&plan("after")).await.unwrap();
+    store
+        .change_plan("before-the-index", |p| {
+            p.state = active;
+            Ok(true)
+        })
+        .await
+        .unwrap();
+    eventually("the index has the new plan and the change", || async {
+        ids(&index) == Some(vec![("after".into(), proposed), ("before-the-index".into(), active)])
+    })
+    .await;
+    assert_eq!(store.plans_in(&index).await.unwrap(), store.plans().await.unwrap(), "the same as the bucket's");
+    shutdown.cancel();
+}

@@ -5,12 +5,14 @@
 
 mod chain;
 mod error;
+mod index;
 mod plan;
 mod settlement;
 mod store;
 
 pub use chain::{chain_of, earned_flag};
 pub use error::Error;
+pub use index::PlanIndex;
 pub use plan::{
     MAX_OPEN_PLANS_PER_PROPOSER, check_contribution, check_weights, is_participant, new_plan, participant_answer,
     plan_id_problem,

@@ -41,7 +41,7 @@ pub struct Versioned<T> {
 #[derive(Clone)]
 pub struct PlanStore {
     bus: Bus,
-    kv: kv::Store,
+    pub(crate) kv: kv::Store,
     /// Story → plan bindings this replica has seen (`story.<origin>.<id>` → plan id).
     bindings: std::sync::Arc<dashmap::DashMap<String, String>>,
 }

@@ -61,6 +61,8 @@ struct Inner {
     live: Arc<Live>,
     /// Joint coverage plans, read for the coverage view.
     plans: bashu_coverage_core::PlanStore,
+    /// Every plan, followed into memory: a page asking every few seconds lists none from the bucket.
+    plan_index: bashu_coverage_core::PlanIndex,
     /// How long before its due time a phase with nothing delivered shows as due soon.
     due_soon_warning_seconds: i64,
     staff: StaffTokens,
@@ -80,6 +82,11 @@ impl Board {
         shutdown: CancellationToken,
     ) -> Result<Self, bashu_bus::Error> {
         let plans = bashu_coverage_core::PlanStore::open(&bus).await?;
+        let plan_index = bashu_coverage_core::PlanIndex::default();
+        tokio::spawn({
+            let (plans, index, shutdown) = (plans.clone(), plan_index.clone(), shutdown.clone());
+            async move { plans.follow_plans(index, shutdown).await }
+        });
         // The board only counts the queue; claims are not its business, so the claim time is moot.
         let review = bashu_moderation_core::ReviewQueue::new(bus.stories().moderation_bucket().await?);
         let entries: Vec<view::CountyEntry> = counties.all().iter().map(view::CountyEntry::from).collect();
@@ -88,6 +95,7 @@ impl Board {
             inner: Arc::new(Inner {
                 live: Live::start(bus, review, shutdown.clone()),
                 plans,
+                plan_index,
                 due_soon_warning_seconds,
                 staff,
                 counties_json,
@@ -169,7 +177,7 @@ async fn counties(State(board): State<Board>, jar: CookieJar) -> Result<Response
 async fn coverage(State(board): State<Board>, jar: CookieJar) -> Result<Response, Refused> {
     session::signed_in(&board.inner.staff, &jar).await?;
     let inner = &board.inner;
-    let mut plans = inner.plans.plans().await.map_err(|_| Refused::Unavailable)?;
+    let mut plans = inner.plans.plans_in(&inner.plan_index).await.map_err(|_| Refused::Unavailable)?;
     plans.retain(|p| {
         use bashu_proto::coverage::v1::PlanState;
         matches!(p.state(), PlanState::Proposed | PlanState::Active)

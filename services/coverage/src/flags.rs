@@ -1,4 +1,5 @@
-//! The phase timer: every replica looks over the active plans now and then and flags a phase
+//! The phase timer: every replica looks over the active plans now and then (in its followed
+//! index of plans, so a round reads nothing from the bucket unless it flags) and flags a phase
 //! with nothing delivered to its owner, once when it is due soon and once when it is late. The
 //! flag is a change to the plan made by compare-and-set, so however many replicas look, each
 //! flag is raised once; and a plan whose outbox still holds an event and its audit entry (its
@@ -34,7 +35,7 @@ impl Coverage {
         let at = now();
         let warning = self.inner.config.warning_seconds();
         let stale_outbox = at.seconds - (2 * self.flag_interval().as_secs() as i64).max(2);
-        for plan in self.inner.store.plans().await? {
+        for plan in self.inner.store.plans_in(&self.inner.plans).await? {
             if let Some(outbox) =
                 Outbox::of(&plan).filter(|_| plan.updated_at.is_some_and(|u| u.seconds < stale_outbox))
             {

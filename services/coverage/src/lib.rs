@@ -13,7 +13,7 @@ mod plans;
 use std::{sync::Arc, time::Duration};
 
 use bashu_bus::{Bus, RetryConfig};
-use bashu_coverage_core::PlanStore;
+use bashu_coverage_core::{PlanIndex, PlanStore};
 use bashu_registry::{Counties, CountyTokens, RegistryView, StaffTokens};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +69,8 @@ struct Inner {
     config: Config,
     bus: Bus,
     store: PlanStore,
+    /// Every plan, followed into memory while the service runs: what the phase timer reads.
+    plans: PlanIndex,
     counties: Arc<Counties>,
     registry: RegistryView,
     tokens: CountyTokens,
@@ -90,7 +92,10 @@ impl Coverage {
     ) -> Result<Self, Error> {
         let store = PlanStore::open(&bus).await?;
         let delivered_phases = dashmap::DashSet::new();
-        Ok(Self { inner: Arc::new(Inner { config, bus, store, counties, registry, tokens, staff, delivered_phases }) })
+        let plans = PlanIndex::default();
+        Ok(Self {
+            inner: Arc::new(Inner { config, bus, store, plans, counties, registry, tokens, staff, delivered_phases }),
+        })
     }
 
     /// The doors counties and staff use: HTTP `/v1/coverage/…` and gRPC
@@ -106,6 +111,11 @@ impl Coverage {
 
     /// Records contributions and flags phases until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), bashu_bus::Error> {
+        let (store, index) = (self.inner.store.clone(), self.inner.plans.clone());
+        let follow = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { store.follow_plans(index, shutdown).await }
+        });
         let flags = tokio::spawn(self.clone().flag_phases(shutdown.clone()));
         let ledger = self.clone();
         let spec = self.consumer().in_parallel(16);
@@ -124,6 +134,7 @@ impl Coverage {
             )
             .await;
         flags.await.ok();
+        follow.await.ok();
         result
     }
 
