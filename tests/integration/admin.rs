@@ -191,11 +191,7 @@ async fn every_change_is_audited_with_who_before_and_after_and_no_secret() {
 #[tokio::test]
 async fn two_admin_replicas_changing_one_record_at_once_audit_exactly_what_each_replaced() {
     let t = TestSystem::start_with(&[Target::Admin]).await;
-    let mut second_config = t.config.clone();
-    second_config.http.listen = "127.0.0.1:0".parse().unwrap();
-    second_config.grpc.listen = "127.0.0.1:0".parse().unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let second = bashu::System::start(&second_config, &[Target::Admin], shutdown.clone()).await.unwrap();
+    let (second, shutdown) = t.start_beside(&[Target::Admin]).await;
     let replicas = [
         RegistryServiceClient::new(t.operator_channel().await),
         RegistryServiceClient::new(

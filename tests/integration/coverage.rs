@@ -537,11 +537,7 @@ async fn a_county_may_have_only_so_many_open_plans_and_closing_one_makes_room() 
 #[tokio::test]
 async fn two_counties_claiming_one_phase_at_once_on_two_replicas_one_wins_and_the_other_is_told() {
     let t = start().await;
-    let mut second_config = t.config.clone();
-    second_config.http.listen = "127.0.0.1:0".parse().unwrap();
-    second_config.grpc.listen = "127.0.0.1:0".parse().unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let second = bashu::System::start(&second_config, &[Target::Coverage], shutdown.clone()).await.unwrap();
+    let (second, shutdown) = t.start_beside(&[Target::Coverage]).await;
     let plan = "yukun-race";
     let due = time::OffsetDateTime::now_utc() + time::Duration::hours(5);
     assert_eq!(post_as(&t, YONGCHUAN, "/v1/coverage/plans", railway_plan(plan, due)).await.0, 200);
@@ -938,11 +934,7 @@ async fn a_plan_event_left_in_the_outbox_by_a_crash_is_published_by_any_replica(
 #[tokio::test]
 async fn bashuctl_reaches_the_coverage_service_at_its_own_endpoint() {
     let t = TestSystem::start_with(&[Target::Admin]).await;
-    let mut own_pod = t.config.clone();
-    own_pod.http.listen = "127.0.0.1:0".parse().unwrap();
-    own_pod.grpc.listen = "127.0.0.1:0".parse().unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let coverage = bashu::System::start(&own_pod, &[Target::Coverage], shutdown.clone()).await.unwrap();
+    let (coverage, shutdown) = t.start_beside(&[Target::Coverage]).await;
     let due = time::OffsetDateTime::now_utc() + time::Duration::hours(5);
     let proposed = reqwest::Client::new()
         .post(format!("http://{}/v1/coverage/plans", coverage.http_addr))

@@ -165,11 +165,7 @@ fn desk(id: &str, senders: &[&str]) -> bashu_proto::registry::v1::Desk {
 #[tokio::test]
 async fn one_cap_sender_goes_to_one_desk_even_when_two_operators_race_for_it() {
     let t = TestSystem::start_with(&[bashu::Target::Admin]).await;
-    let mut second_config = t.config.clone();
-    second_config.http.listen = "127.0.0.1:0".parse().unwrap();
-    second_config.grpc.listen = "127.0.0.1:0".parse().unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let second = bashu::System::start(&second_config, &[bashu::Target::Admin], shutdown.clone()).await.unwrap();
+    let (second, shutdown) = t.start_beside(&[bashu::Target::Admin]).await;
     let mut first = RegistryServiceClient::new(t.operator_channel().await);
     let mut other = RegistryServiceClient::new(
         bashu_tests::bearer_channel(&format!("http://{}", second.grpc_addr), bashu_tests::OPERATOR_TOKEN)

@@ -607,6 +607,17 @@ impl TestSystem {
         RegistryStore::open(&self.bus, Arc::new(Counties::builtin().expect("registry"))).await.expect("registry store")
     }
 
+    /// Another replica (or another pod's services) beside this system: `targets` on the same NATS
+    /// and prefix, on listeners of their own. Cancel the token to stop it.
+    pub async fn start_beside(&self, targets: &[Target]) -> (System, CancellationToken) {
+        let mut config = self.config.clone();
+        config.http.listen = "127.0.0.1:0".parse().expect("an address");
+        config.grpc.listen = "127.0.0.1:0".parse().expect("an address");
+        let shutdown = CancellationToken::new();
+        let system = System::start(&config, targets, shutdown.clone()).await.expect("the other system starts");
+        (system, shutdown)
+    }
+
     /// Distribution on a connection of its own, as its own process would have: abort the task to
     /// kill it (-9), cancel the token to stop it gracefully.
     pub async fn start_distribution(&self) -> (tokio::task::JoinHandle<()>, CancellationToken) {
