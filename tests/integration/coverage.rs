@@ -1043,3 +1043,58 @@ async fn the_plan_index_follows_every_plan_and_every_change() {
     assert_eq!(store.plans_in(&index).await.unwrap(), store.plans().await.unwrap(), "the same as the bucket's");
     shutdown.cancel();
 }
+
+/// A phase's first delivery is when the county sent its story, whatever order the ledger hears
+/// of it: here the approval comes first (as after a crash, when the submission is redelivered
+/// late), then the submission, which moves the delivery back to when the story was sent.
+#[tokio::test]
+async fn a_phase_is_delivered_when_its_story_was_sent_whatever_order_the_ledger_hears_it() {
+    use bashu_proto::story::v1::{CoverageRef, ModerationDecision, Story, StorySubmitted, Verdict};
+    let t = TestSystem::start_configured(&[Target::Coverage], fast_coverage).await;
+    let plan = "yukun-order";
+    let due = time::OffsetDateTime::now_utc() + time::Duration::hours(5);
+    assert_eq!(post_as(&t, YONGCHUAN, "/v1/coverage/plans", railway_plan(plan, due)).await.0, 200);
+    let story = Story {
+        id: "yc-first".into(),
+        version: 1,
+        origin_county: YONGCHUAN.into(),
+        headline: "首班车体验".into(),
+        coverage: Some(CoverageRef {
+            plan_id: plan.into(),
+            phase: "experience".into(),
+            kind: bashu_proto::story::v1::ContributionKind::Text as i32,
+        }),
+        ..Default::default()
+    };
+    let now = bashu_proto::time::now();
+    let sent = bashu_proto::Timestamp { seconds: now.seconds - 600, nanos: 0 };
+    let decision = ModerationDecision {
+        story: Some(story.clone()),
+        verdict: Verdict::Approved as i32,
+        decided_at: Some(now),
+        ..Default::default()
+    };
+    let delivered = || async {
+        let (_, view) = get_as(&t, YONGCHUAN, &format!("/v1/coverage/plans/{plan}")).await;
+        view["plan"]["phases"][0]["firstDeliveredAt"].as_str().map(str::to_owned)
+    };
+    let rfc = |t: bashu_proto::Timestamp| serde_json::to_value(t).unwrap().as_str().unwrap().to_owned();
+    t.bus.publish(&decision).await.unwrap();
+    eventually("the approval alone marks the phase delivered", || async { delivered().await == Some(rfc(now)) }).await;
+    let submitted = StorySubmitted { story: Some(story), received_at: Some(sent), ..Default::default() };
+    t.bus.publish(&submitted).await.unwrap();
+    eventually("the submission moves the delivery back to when it was sent", || async {
+        delivered().await == Some(rfc(sent))
+    })
+    .await;
+    // A later approval of the same phase (another story) does not move it forward again.
+    let mut other = decision.clone();
+    other.story.as_mut().unwrap().id = "yc-second".into();
+    t.bus.publish(&other).await.unwrap();
+    eventually("the second story is in the ledger", || async {
+        let store = bashu_coverage_core::PlanStore::open(&t.bus).await.unwrap();
+        store.contributions(plan).await.unwrap().len() == 2
+    })
+    .await;
+    assert_eq!(delivered().await, Some(rfc(sent)));
+}

@@ -31,18 +31,25 @@ impl Coverage {
             ContributionSource::Submitted(submitted) => {
                 let Some(story) = submitted.story.filter(|s| s.coverage.is_some()) else { return Ok(()) };
                 let received = submitted.received_at.unwrap_or_else(bashu_proto::time::now);
-                self.merge(&story, |c| {
-                    let earlier = c
-                        .submitted_at
-                        .get(&story.version)
-                        .is_some_and(|t| (t.seconds, t.nanos) <= (received.seconds, received.nanos));
-                    if earlier {
-                        return false;
-                    }
-                    c.submitted_at.insert(story.version, received);
-                    true
-                })
-                .await?;
+                let (plan, contribution) = self
+                    .merge(&story, |c| {
+                        let earlier = c
+                            .submitted_at
+                            .get(&story.version)
+                            .is_some_and(|t| (t.seconds, t.nanos) <= (received.seconds, received.nanos));
+                        if earlier {
+                            return false;
+                        }
+                        c.submitted_at.insert(story.version, received);
+                        true
+                    })
+                    .await?;
+                // Its approval came first (a redelivery after a crash, say): the phase was
+                // delivered when the county sent it, which only now is known.
+                if contribution.approved_versions.contains(&story.version) && !contribution.withdrawn {
+                    let phase = story.coverage.as_ref().map(|c| c.phase.clone()).unwrap_or_default();
+                    self.note_delivery(&plan, &phase, Some(received)).await?;
+                }
             }
             ContributionSource::Decided(decision) => {
                 if decision.verdict() != Verdict::Approved {
@@ -70,7 +77,7 @@ impl Coverage {
                     let phase = story.coverage.as_ref().map(|c| c.phase.clone()).unwrap_or_default();
                     // Delivered when the county sent it, not when moderation got to it.
                     let at = contribution.submitted_at.get(&story.version).copied().or(decision.decided_at);
-                    self.note_first_delivery(&plan, &phase, at).await?;
+                    self.note_delivery(&plan, &phase, at).await?;
                 }
             }
             ContributionSource::Published(published) => {
@@ -164,34 +171,34 @@ impl Coverage {
         Ok((plan, contribution))
     }
 
-    /// Notes in the plan when its phase got its first approved contribution (once; a phase this
-    /// replica knows to be delivered is not read again).
-    async fn note_first_delivery(
-        &self,
-        plan: &str,
-        phase: &str,
-        at: Option<bashu_proto::Timestamp>,
-    ) -> Result<(), Error> {
+    /// Notes in the plan that its phase had an approved contribution sent at `at`: the phase's
+    /// first delivery is the earliest such time, whatever order the events come in (a phase this
+    /// replica knows to be delivered no later is not read again).
+    async fn note_delivery(&self, plan: &str, phase: &str, at: Option<bashu_proto::Timestamp>) -> Result<(), Error> {
+        let at = at.unwrap_or_else(bashu_proto::time::now);
+        let when = (at.seconds, at.nanos);
         let key = format!("{plan}.{phase}");
-        if self.inner.delivered_phases.contains(&key) {
+        if self.inner.delivered_phases.get(&key).is_some_and(|known| *known <= when) {
             return Ok(());
         }
-        let at = at.unwrap_or_else(bashu_proto::time::now);
+        let mut earliest = when;
         let result = self
             .inner
             .store
             .change_plan(plan, |p| {
                 let Some(phase) = p.phases.iter_mut().find(|f| f.name == phase) else { return Ok(false) };
-                if phase.first_delivered_at.is_some() {
+                if let Some(known) = phase.first_delivered_at.filter(|t| (t.seconds, t.nanos) <= when) {
+                    earliest = (known.seconds, known.nanos);
                     return Ok(false);
                 }
+                earliest = when;
                 phase.first_delivered_at = Some(at);
                 Ok(true)
             })
             .await;
         match result {
             Ok(_) => {
-                self.inner.delivered_phases.insert(key);
+                self.inner.delivered_phases.insert(key, earliest);
                 Ok(())
             }
             // A plan deleted by an operator: the contribution is recorded all the same.

@@ -75,9 +75,9 @@ struct Inner {
     registry: RegistryView,
     tokens: CountyTokens,
     staff: StaffTokens,
-    /// `<plan>.<phase>` of phases this replica knows have a delivery (that only ever becomes
-    /// true): their plan need not be read again for it.
-    delivered_phases: dashmap::DashSet<String>,
+    /// `<plan>.<phase>` of phases this replica knows have a delivery, with the earliest delivery
+    /// time it knows (which only ever moves earlier): a later one need not read the plan again.
+    delivered_phases: dashmap::DashMap<String, (i64, i32)>,
 }
 
 impl Coverage {
@@ -91,7 +91,7 @@ impl Coverage {
         staff: StaffTokens,
     ) -> Result<Self, Error> {
         let store = PlanStore::open(&bus).await?;
-        let delivered_phases = dashmap::DashSet::new();
+        let delivered_phases = dashmap::DashMap::new();
         let plans = PlanIndex::default();
         Ok(Self {
             inner: Arc::new(Inner { config, bus, store, plans, counties, registry, tokens, staff, delivered_phases }),
