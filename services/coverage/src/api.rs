@@ -109,19 +109,27 @@ fn one_string(body: &[u8], field: &'static str) -> Result<String, Error> {
 
 /// `{"<field>": "<value>"}`, `{}` or no body at all: a string a request may carry.
 fn optional_string(body: &[u8], field: &'static str) -> Result<Option<String>, Error> {
+    match only_field(body, field)? {
+        None => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(Refusal::invalid(field, "a string").into()),
+    }
+}
+
+/// The value of the one field a small request's JSON object may carry (None: `{}` or no body);
+/// any other field is refused by name.
+fn only_field(body: &[u8], field: &'static str) -> Result<Option<serde_json::Value>, Error> {
     if body.is_empty() {
         return Ok(None);
     }
     let value: serde_json::Value = json_body(body)?;
-    let map = value.as_object().ok_or_else(|| Refusal::invalid("body", "a JSON object"))?;
+    let serde_json::Value::Object(mut map) = value else {
+        return Err(Refusal::invalid("body", "a JSON object").into());
+    };
     if let Some(other) = map.keys().find(|k| k.as_str() != field) {
         return Err(Refusal::invalid(other.clone(), "unknown field").into());
     }
-    match map.get(field) {
-        None => Ok(None),
-        Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
-        Some(_) => Err(Refusal::invalid(field, "a string").into()),
-    }
+    Ok(map.remove(field))
 }
 
 /// The query string's pairs, percent-decoded.
@@ -225,14 +233,8 @@ async fn http_channel(
     body: axum::body::Bytes,
 ) -> Result<Json<PlanView>, Error> {
     let caller = api.caller(authorization(&headers)).await?;
-    let value: serde_json::Value = json_body(&body)?;
-    let map = value.as_object().ok_or_else(|| Refusal::invalid("body", "a JSON object"))?;
-    if let Some(other) = map.keys().find(|k| k.as_str() != "subscribe") {
-        return Err(Refusal::invalid(other.clone(), "unknown field").into());
-    }
-    let subscribe = map
-        .get("subscribe")
-        .and_then(serde_json::Value::as_bool)
+    let subscribe = only_field(&body, "subscribe")?
+        .and_then(|value| value.as_bool())
         .ok_or_else(|| Refusal::invalid("subscribe", "required: true or false"))?;
     Ok(Json(api.coverage.subscribe_channel(&caller, &plan, subscribe).await?))
 }
